@@ -1,0 +1,3 @@
+from bosco.cli import main
+
+main()

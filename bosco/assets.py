@@ -1,0 +1,140 @@
+"""Glob expansion, ordering and ``Asset`` records (DESIGN §4 glob rules, §5 keys)."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wcmatch import glob as wcglob
+
+from bosco.manifest import Manifest
+
+GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NODIR
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One declared source file.
+
+    ``path`` is absolute; ``rel`` is relative to its section's basePath (the key suffix, DESIGN §5);
+    ``repo_rel`` is relative to the repo (used in source maps). ``source_map`` marks files ending with
+    the section's ``sourceMapExtension`` in a js/css bundle: maps of the section's code, not code.
+    """
+
+    path: Path
+    rel: str
+    repo_rel: str
+    type: str
+    tag: str
+    already_minified: bool = False
+    source_map: bool = False
+
+
+@dataclass(frozen=True)
+class BundleInput:
+    """Everything declared for one (type, tag) of a service, in order, with glob errors."""
+
+    type: str
+    tag: str
+    assets: tuple[Asset, ...]
+    errors: tuple[str, ...] = field(default=())
+
+    @property
+    def code(self) -> tuple[Asset, ...]:
+        """The assets that are code (source maps excluded)."""
+        return tuple(a for a in self.assets if not a.source_map)
+
+
+@dataclass(frozen=True)
+class Collected:
+    """The assets of one service: bundles in declaration order, then library and site files as
+    ``(asset key, Asset)`` pairs (``vendor/library/<path>``, ``asset/<path>``)."""
+
+    bundles: tuple[BundleInput, ...]
+    libraries: tuple[tuple[str, Asset], ...]
+    site_assets: tuple[tuple[str, Asset], ...]
+    errors: tuple[str, ...]
+
+
+def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]], str | None]:
+    """Expand one glob relative to ``repo/base``.
+
+    Returns ``([(absolute path, path relative to base)], error)``: files only, dotfiles excluded,
+    ``**`` recursive, braces allowed, sorted by the relative POSIX path (code-point order, the same on
+    every machine). The error is set when the pattern matches nothing, is absolute, climbs with
+    ``..``, or a match resolves outside the repo (symlink escape).
+    """
+    if pattern.startswith("/") or posixpath.isabs(pattern) or ".." in pattern.split("/"):
+        return [], f"{pattern}: must be relative to basePath and stay inside the repository"
+    folder = repo / base if base else repo
+    if not folder.is_dir():
+        return [], f"{pattern}: basePath folder {folder} does not exist"
+    repo_real = repo.resolve()
+    matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=0))
+    result = []
+    for rel in matches:
+        path = folder / rel
+        real = path.resolve()
+        if real != repo_real and repo_real not in real.parents:
+            return [], f"{rel}: resolves outside the repository ({real})"
+        result.append((path, rel.replace("\\", "/")))
+    if not result:
+        return [], f"{pattern}: no file matches under {folder}"
+    return result, None
+
+
+def _repo_rel(base: str, rel: str) -> str:
+    return f"{base}/{rel}" if base else rel
+
+
+def collect(repo: Path, manifest: Manifest, tag: str | None = None) -> Collected:
+    """Expand every glob of ``manifest``. ``tag`` limits bundles to that tag (libraries and site
+    assets are always collected). A file matched twice in one bundle keeps its first position."""
+    order: list[tuple[str, str]] = []
+    assets: dict[tuple[str, str], dict[str, Asset]] = {}
+    errors: dict[tuple[str, str], list[str]] = {}
+    for section in manifest.sections:
+        for spec in section.bundles:
+            if tag is not None and spec.tag != tag:
+                continue
+            ident = (spec.type, spec.tag)
+            if ident not in assets:
+                order.append(ident)
+                assets[ident], errors[ident] = {}, []
+            for pattern in spec.globs:
+                found, error = expand(repo, section.base_path, pattern)
+                if error:
+                    errors[ident].append(error)
+                for path, rel in found:
+                    repo_rel = _repo_rel(section.base_path, rel)
+                    is_map = spec.type in ("js", "css") and rel.endswith(section.source_map_extension)
+                    assets[ident].setdefault(
+                        repo_rel,
+                        Asset(path, rel, repo_rel, spec.type, spec.tag, section.already_minified, is_map),
+                    )
+    bundles = tuple(
+        BundleInput(t, g, tuple(assets[(t, g)].values()), tuple(errors[(t, g)])) for t, g in order
+    )
+    shared_errors: list[str] = []
+
+    def shared(specs, prefix: str, kind: str) -> tuple[tuple[str, Asset], ...]:
+        out: dict[str, tuple[str, Asset]] = {}
+        for spec in specs:
+            found, error = expand(repo, spec.base_path, spec.glob)
+            if error:
+                shared_errors.append(f"{kind}: {error}")
+            for path, rel in found:
+                key = f"{prefix}/{rel}"
+                out.setdefault(key, (key, Asset(path, rel, _repo_rel(spec.base_path, rel), kind, kind)))
+        return tuple(out.values())
+
+    libraries = shared(manifest.libraries, "vendor/library", "library")
+    site = shared(manifest.site_assets, "asset", "site")
+    return Collected(bundles, libraries, site, tuple(shared_errors))
+
+
+def missing_assets(repo: Path, manifest: Manifest) -> list[str]:
+    """The glob errors of ``manifest`` (empty when every declared asset exists)."""
+    collected = collect(repo, manifest)
+    return [e for b in collected.bundles for e in b.errors] + list(collected.errors)

@@ -1,0 +1,265 @@
+"""The ``bosco`` command line: parse options, call the library, print with rich (DESIGN §7).
+
+Results go to stdout, progress and logs to stderr. Exit codes: 0 success, 1 failure, 2 usage.
+Shared options are accepted before and after the command name (``bosco -e tes cdn`` and
+``bosco cdn -e tes``); the value given after the command wins.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bosco import __version__
+from bosco.bundle import CSS_MINIFIERS
+from bosco.config import Config, load_config
+from bosco.errors import BoscoError
+from bosco.pipeline import BuildOptions, build_asset_set
+from bosco.publish.local import write_directory
+from bosco.workspace import Service, discover_services, filter_services, find_root
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class Context:
+    """Shared option values, merged from before and after the command name."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.values.get(name)
+        return default if value is None or value == () else value
+
+
+SHARED_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option("--workspace", "-W", type=click.Path(file_okay=False, path_type=Path),
+                 help="Workspace folder (default: nearest ancestor with .bosco/, else the current folder)."),
+    click.option("--environment", "-e", help="Environment: first segment of published keys and "
+                 "selector of .bosco/<env>.json (default: local)."),
+    click.option("--repo", "-r", help="Only services whose name matches this regular expression."),
+    click.option("--tag", "-t", help="Only services whose manifest tags include this tag."),
+    click.option("--service", "-s", "service", is_flag=True, default=None,
+                 help="Only the service the current folder is in."),
+    click.option("--verbose", "-v", is_flag=True, default=None, help="Show tracebacks and build output."),
+]
+
+
+def shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the shared options to a command; their values are merged into the ``Context``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context().find_object(Context)
+        assert ctx is not None
+        for name in ("workspace", "environment", "repo", "tag", "service", "verbose"):
+            value = kwargs.pop(name, None)
+            if value is not None:
+                ctx.values[name] = value
+        return func(*args, **kwargs)
+
+    for option in reversed(SHARED_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+class BoscoGroup(click.Group):
+    """Turns BoscoError into one red line, a hint and exit code 1 (traceback only with -v)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BoscoError as exc:
+            state = ctx.find_object(Context)
+            if state and state.get("verbose"):
+                err.print(traceback.format_exc(), markup=False)
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            if exc.hint:
+                err.print(f"[dim]hint: {exc.hint}[/]")
+            ctx.exit(1)
+
+
+@click.group(cls=BoscoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bosco")
+@click.pass_context
+def cli(ctx: click.Context, **kwargs: Any) -> None:
+    """bosco: serve (cdn) and publish (build, s3push) the static assets of a multi-repo workspace."""
+    ctx.obj = Context({k: v for k, v in kwargs.items() if v is not None})
+
+
+for _option in SHARED_OPTIONS:
+    cli.params.append(_option(lambda: None).__click_params__[0])  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every command needs: the root, the resolved config and the selected services."""
+
+    root: Path
+    environment: str
+    config: Config
+    services: list[Service]
+    warnings: list[str]
+
+
+def setup(overrides: dict[str, Any] | None = None) -> Setup:
+    """Resolve root, config and the filtered services from the shared options."""
+    ctx = click.get_current_context().find_object(Context)
+    assert ctx is not None
+    root = find_root(Path.cwd(), ctx.get("workspace"))
+    environment = ctx.get("environment", "local")
+    config = load_config(root, environment, overrides)
+    services, warnings = discover_services(root, config)
+    services = filter_services(services, ctx.get("repo"), ctx.get("tag"),
+                               Path.cwd() if ctx.get("service") else None)
+    return Setup(root, environment, config, services, warnings)
+
+
+def css_minifier(config: Config) -> str:
+    name = config.get("css.minifier", "rcssmin")
+    if name not in CSS_MINIFIERS:
+        raise BoscoError(f"css.minifier {name!r} is unknown", f"use one of: {', '.join(CSS_MINIFIERS)}")
+    if name == "csscompressor":
+        err.print("[yellow]warning:[/] css.minifier csscompressor 0.9.5 is known to corrupt modern CSS "
+                  "(clamp() arithmetic, @supports not (, whitespace in data-URI SVGs); rcssmin is the default")
+    return name
+
+
+def build_with_progress(state: Setup, options: BuildOptions):
+    """Build the asset set showing a rich progress bar on stderr."""
+    columns = (TextColumn("building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=len(state.services))
+        return build_asset_set(state.services, options, state.warnings,
+                               lambda s: progress.update(task, advance=1, description=s.name))
+
+
+def print_problems(asset_set) -> None:
+    for warning in asset_set.warnings + tuple(w for s in asset_set.services for w in s.warnings):
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for error in asset_set.errors:
+        err.print(f"[red]error:[/] {error}", highlight=False, markup=True)
+
+
+@cli.command()
+@click.argument("mode", required=False, type=click.Choice(["minify"]))
+@click.option("--host", help="Interface to listen on (default: cdn.host, 127.0.0.1).")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default: cdn.port, 7334).")
+@click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
+@shared_options
+def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool) -> None:
+    """Serve every service's assets from one local pseudo-CDN (build `local`).
+
+    With MODE `minify`, JS and CSS are served as minified bundles with source maps; otherwise each
+    source file is served at its own key and the fragments list them one by one.
+    """
+    from bosco.server import AssetHolder, CdnServer
+
+    overrides: dict[str, Any] = {"cdn": {}}
+    if host:
+        overrides["cdn"]["host"] = host
+    if port is not None:
+        overrides["cdn"]["port"] = port
+    state = setup(overrides)
+    minify = mode == "minify"
+    minifier = css_minifier(state.config)
+    holder = AssetHolder()
+    server = CdnServer(holder, state.config.get("cdn.host", "127.0.0.1"), int(state.config.get("cdn.port", 7334)))
+    base_url = (state.config.get("cdn.url") or f"http://localhost:{server.port}").rstrip("/")
+    holder.base_url = base_url
+    options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
+                           rebuild=rebuild, title=f"bosco cdn: {state.root.name}")
+
+    def build() -> None:
+        asset_set = build_with_progress(state, options)
+        print_problems(asset_set)
+        holder.swap(asset_set)
+        count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
+        err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
+                  f"({'minified bundles' if minify else 'source files'})")
+        out.print(f"{base_url}/")
+
+    def ready() -> None:
+        threading.Thread(target=build, daemon=True).start()
+
+    err.print(f"listening on http://{server.host}:{server.port}/ (Ctrl-C to stop)")
+    server.run(on_ready=ready)
+
+
+@cli.command("build")
+@click.argument("bundle", required=False)
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the asset set to (one file per asset key).")
+@click.option("--build", "-b", "build_name", default="default", show_default=True,
+              help="Build (release) identifier inside each service's keys.")
+@click.option("--no-minify", is_flag=True, help="Concatenate JS/CSS bundles without minifying.")
+@click.option("--base-url", help="URL prefix for fragment links when aws.cdn is not configured "
+              "(default: root-relative /<key>).")
+@click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
+@shared_options
+def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
+                  rebuild: bool) -> None:
+    """Write the asset set that s3push would publish into a folder.
+
+    BUNDLE limits bundles to one tag. Fragment URLs use <aws.cdn>/<env>/<key> when aws.cdn is set,
+    else --base-url, else /<key>. Exits 1 (writing nothing) when any service has an error.
+    """
+    state = setup()
+    cdn_url = state.config.get("aws.cdn")
+    base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else (base_url or "").rstrip("/")
+    options = BuildOptions(build=build_name, minify=not no_minify, bundle=True, base_url=base, tag=bundle,
+                           css_minifier=css_minifier(state.config), rebuild=rebuild,
+                           sri=bool(state.config.get("fragments.sri", True)),
+                           title=f"bosco build {state.environment}/{build_name}")
+    asset_set = build_with_progress(state, options)
+    print_problems(asset_set)
+    if asset_set.errors:
+        raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
+                         "fix the errors above and run again")
+    keys = write_directory(asset_set, out_dir)
+    size = sum(len(o.data) for o in asset_set.outputs.values())
+    err.print(f"[green]wrote[/] {len(keys)} files ({size:,} bytes) for {len(state.services)} services to {out_dir}")
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
+@shared_options
+def config_command(as_json: bool) -> None:
+    """Print the resolved configuration (secrets masked) and the files it came from."""
+    state = setup()
+    values = state.config.masked()
+    if as_json:
+        out.print_json(json.dumps(values))
+        return
+    err.print(f"workspace: {state.root}   environment: {state.environment}")
+    for source in state.config.sources:
+        err.print(f"  read {source}")
+    for dotted, value in _flatten(values):
+        out.print(f"{dotted} = {json.dumps(value)}", markup=False)
+
+
+def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict) and node:
+        return [item for k, v in node.items() for item in _flatten(v, f"{prefix}{k}.")]
+    return [(prefix[:-1], node)]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="bosco")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

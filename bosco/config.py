@@ -1,0 +1,130 @@
+"""Layered configuration (DESIGN §6).
+
+Layers, lowest to highest: built-in ``DEFAULTS``; the user file; ``<root>/.bosco/bosco.json``;
+``<root>/.bosco/<environment>.json``; ``BOSCO_*`` environment variables; command-line options.
+Objects deep-merge (``deepmerge``), the higher layer winning per key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deepmerge import Merger
+
+from bosco.errors import ConfigError
+from bosco.jsonfile import load_json
+
+DEFAULTS: dict[str, Any] = {
+    "cdn": {"host": "127.0.0.1", "port": 7334, "url": None},
+    "css": {"minifier": "rcssmin"},
+    "fragments": {"sri": True},
+    "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000},
+}
+
+SECRET_WORDS = ("secret", "password", "token", "credential")
+SECRET_KEYS = {"key", "aws.key", "aws.secret", "accesskeyid", "secretaccesskey"}
+MASK = "****"
+
+# Objects merge key by key; lists and scalars from the higher layer replace the lower one.
+_merger = Merger([(dict, ["merge"])], ["override"], ["override"])
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration: ``values`` is the merged JSON object, ``sources`` the files read."""
+
+    values: dict[str, Any]
+    sources: tuple[str, ...] = field(default=())
+
+    def get(self, dotted: str, default: Any = None) -> Any:
+        """Return the value at a dotted key such as ``"cdn.port"``, or ``default`` when absent/None."""
+        node: Any = self.values
+        for part in dotted.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return default if node is None else node
+
+    def masked(self) -> dict[str, Any]:
+        """A copy of ``values`` with every secret replaced by ``"****"`` (for printing)."""
+        return _mask(self.values, "")
+
+
+def _is_secret(path: str) -> bool:
+    leaf = path.rsplit(".", 1)[-1].lower()
+    return path.lower() in SECRET_KEYS or leaf in SECRET_KEYS or any(w in leaf for w in SECRET_WORDS)
+
+
+def _mask(node: Any, path: str) -> Any:
+    if isinstance(node, Mapping):
+        return {k: _mask(v, f"{path}.{k}" if path else k) for k, v in node.items()}
+    if path and node not in (None, "") and _is_secret(path):
+        return MASK
+    return node
+
+
+def user_config_files(env: Mapping[str, str]) -> list[Path]:
+    """The user-level files, lowest precedence first: ``~/.bosco/bosco.json`` then the XDG one."""
+    home = Path(env.get("HOME", str(Path.home())))
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    return [home / ".bosco" / "bosco.json", xdg / "bosco" / "bosco.json"]
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """Turn ``BOSCO_<SECTION>_<KEY>=value`` variables into ``{section: {key: value}}``.
+
+    ``BOSCO_CDN_PORT=8000`` gives ``{"cdn": {"port": 8000}}``; values are parsed as JSON when they
+    parse (numbers, booleans), else kept as strings. Section and key are lower-cased.
+    """
+    result: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith("BOSCO_") or name.count("_") < 2:
+            continue
+        section, key = name[len("BOSCO_"):].lower().split("_", 1)
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        result.setdefault(section, {})[key] = value
+    return result
+
+
+def _layer(path: Path) -> dict[str, Any]:
+    data = load_json(path, ConfigError, "fix the JSON or remove the file")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def load_config(
+    root: Path | None,
+    environment: str,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Resolve the configuration for the workspace at ``root`` and ``environment``.
+
+    ``overrides`` are command-line values as a nested object (highest layer); ``env`` defaults to
+    ``os.environ``. Raises ``ConfigError`` naming the file (with line:column) when a layer is not
+    valid JSON or not an object.
+    """
+    env = os.environ if env is None else env
+    values = copy.deepcopy(DEFAULTS)
+    files = list(user_config_files(env))
+    if root is not None:
+        files += [root / ".bosco" / "bosco.json", root / ".bosco" / f"{environment}.json"]
+    sources = []
+    for path in files:
+        if path.is_file():
+            _merger.merge(values, _layer(path))
+            sources.append(str(path))
+    _merger.merge(values, env_overrides(env))
+    if overrides:
+        _merger.merge(values, copy.deepcopy(dict(overrides)))
+    return Config(values, tuple(sources))

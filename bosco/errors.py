@@ -1,0 +1,41 @@
+"""The bosco exception hierarchy (DESIGN §7): every error a user can cause is a BoscoError.
+
+The CLI prints ``str(error)`` as one red line, then ``error.hint`` when set, and exits 1.
+"""
+
+from __future__ import annotations
+
+
+class BoscoError(Exception):
+    """Base of all user-facing errors.
+
+    ``message`` names the file (and line/column for JSON) when there is one; ``hint`` says what to do.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(BoscoError):
+    """A configuration file or option is invalid."""
+
+
+class ManifestError(BoscoError):
+    """A ``bosco-service.json`` is not valid JSON or does not follow DESIGN §4."""
+
+
+class AssetError(BoscoError):
+    """A declared asset is missing, unreadable, or resolves outside its repository."""
+
+
+class BuildCommandError(BoscoError):
+    """A service's external ``build.command`` failed (non-zero exit or could not start)."""
+
+
+class BundleError(BoscoError):
+    """A bundle could not be produced (for example a minifier failure)."""
+
+
+class PublishError(BoscoError):
+    """Writing a release to its target failed."""

@@ -1,0 +1,43 @@
+"""Fragment and page rendering with the Jinja2 templates in ``templates/`` (package ``bosco.templates``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from bosco import __version__
+from bosco.assetset import ServiceBuild
+
+_env = Environment(
+    loader=FileSystemLoader(str(resources.files("bosco.templates"))),
+    autoescape=select_autoescape(["html", "j2"]),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def url_for(base_url: str, key: str) -> str:
+    """URL of an asset key: ``<base_url>/<key>``; an empty ``base_url`` gives root-relative ``/<key>``."""
+    return f"{base_url.rstrip('/')}/{key}"
+
+
+def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]]) -> str:
+    """The HTML fragment of one bundle: one ``<script>`` (``js``) or ``<link>`` (``css``) line per
+    ``(url, integrity)`` pair, in order; ``integrity`` adds ``integrity``/``crossorigin`` attributes."""
+    return _env.get_template(f"fragment.{type_}.html").render(tags=tags)
+
+
+def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str) -> str:
+    """The index page: every service, bundle and asset with links; errors in red."""
+    return _env.get_template("index.html").render(
+        services=services, base=base_url, warnings=warnings, title=title, url=url_for, version=__version__
+    )
+
+
+def render_repos(services: Sequence[ServiceBuild], base_url: str) -> str:
+    """The ``/repos`` page: services with their ``package.json`` description."""
+    return _env.get_template("repos.html").render(services=services, base=base_url, version=__version__)

@@ -1,0 +1,203 @@
+"""``bosco-service.json`` -> a typed ``Manifest`` (DESIGN §4), validated with file-named errors."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bosco.errors import ManifestError
+from bosco.jsonfile import load_json
+
+MANIFEST_NAME = "bosco-service.json"
+TYPES = ("js", "css", "img", "html", "swf", "fonts", "pdf", "json")
+SECTION_OPTIONS = ("basePath", "alreadyMinified", "sourceMapExtension")
+HINT = f"fix {MANIFEST_NAME} (format: DESIGN.md §4)"
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """The globs one section declares for one bundle: ``type`` (``js``…), ``tag`` and ordered globs."""
+
+    type: str
+    tag: str
+    globs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One ``assets`` block or one ``files.<tag>`` entry.
+
+    ``base_path`` is normalised to a repo-relative POSIX path (``""`` for the repo root): Bosco's
+    ``/public``, ``public``, ``public/`` and ``./public`` all become ``"public"``.
+    """
+
+    base_path: str
+    already_minified: bool
+    source_map_extension: str
+    bundles: tuple[BundleSpec, ...]
+
+
+@dataclass(frozen=True)
+class GlobSpec:
+    """A ``libraries[]`` or ``siteAssets[]`` entry: one glob under one base path."""
+
+    base_path: str
+    glob: str
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """``build``: ``command`` is a shell string or an argv tuple; ``watch_*`` serve ``bosco cdn -w``."""
+
+    command: str | tuple[str, ...] | None
+    watch_command: str | tuple[str, ...] | None
+    ready: str
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A loaded manifest. ``warnings`` lists ignored content (unknown types) as readable lines."""
+
+    path: Path
+    name: str | None
+    tags: tuple[str, ...]
+    sections: tuple[Section, ...]
+    libraries: tuple[GlobSpec, ...]
+    site_assets: tuple[GlobSpec, ...]
+    build: BuildSpec | None
+    warnings: tuple[str, ...]
+
+
+def normalize_base_path(value: Any, where: str, path: Path) -> str:
+    """Normalise a ``basePath`` to a repo-relative POSIX path; ``..`` escaping the repo is an error."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ManifestError(f"{path}: {where} must be a string", HINT)
+    rel = posixpath.normpath(value.replace("\\", "/").strip().lstrip("/") or ".")
+    if rel == ".." or rel.startswith("../"):
+        raise ManifestError(f"{path}: {where} {value!r} points outside the repository", HINT)
+    return "" if rel == "." else rel
+
+
+def _command(value: Any, where: str, path: Path) -> str | tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ManifestError(f"{path}: {where} must be a shell string or a list of strings", HINT)
+
+
+def _globs(value: Any, where: str, path: Path) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestError(f"{path}: {where} must be a list of glob strings", HINT)
+    return tuple(value)
+
+
+def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list[str]) -> Section:
+    if not isinstance(block, dict):
+        raise ManifestError(f"{path}: {where} must be an object", HINT)
+    bundles = []
+    for type_, value in block.items():
+        if type_ in SECTION_OPTIONS:
+            continue
+        if type_ not in TYPES:
+            warnings.append(f"{path}: unknown asset type {where}.{type_} ignored (known: {', '.join(TYPES)})")
+            continue
+        if tag is not None:
+            bundles.append(BundleSpec(type_, tag, _globs(value, f"{where}.{type_}", path)))
+            continue
+        if not isinstance(value, dict):
+            raise ManifestError(f"{path}: {where}.{type_} must map bundle tags to lists of globs", HINT)
+        for t, globs in value.items():
+            bundles.append(BundleSpec(type_, t, _globs(globs, f"{where}.{type_}.{t}", path)))
+    ext = block.get("sourceMapExtension", ".map")
+    if not isinstance(ext, str) or not ext:
+        raise ManifestError(f"{path}: {where}.sourceMapExtension must be a non-empty string", HINT)
+    minified = block.get("alreadyMinified", False)
+    if not isinstance(minified, bool):
+        raise ManifestError(f"{path}: {where}.alreadyMinified must be true or false", HINT)
+    base = normalize_base_path(block.get("basePath"), f"{where}.basePath", path)
+    return Section(base, minified, ext, tuple(bundles))
+
+
+def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ManifestError(f"{path}: {where} must be a list of {{basePath, glob}} objects", HINT)
+    specs = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("glob"), str):
+            raise ManifestError(f"{path}: {where}[{i}] must be an object with a string 'glob'", HINT)
+        base = normalize_base_path(item.get("basePath"), f"{where}[{i}].basePath", path)
+        specs.append(GlobSpec(base, item["glob"]))
+    return tuple(specs)
+
+
+def _build(value: Any, path: Path) -> BuildSpec | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ManifestError(f"{path}: build must be an object", HINT)
+    watch = value.get("watch") or {}
+    if not isinstance(watch, dict):
+        raise ManifestError(f"{path}: build.watch must be an object", HINT)
+    ready = watch.get("ready", "finished")
+    timeout = watch.get("timeout", 10000)
+    if not isinstance(ready, str) or not ready:
+        raise ManifestError(f"{path}: build.watch.ready must be a non-empty string", HINT)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
+        raise ManifestError(f"{path}: build.watch.timeout must be a positive number of milliseconds", HINT)
+    return BuildSpec(
+        _command(value.get("command"), "build.command", path),
+        _command(watch.get("command"), "build.watch.command", path),
+        ready,
+        timeout,
+    )
+
+
+def parse_manifest(data: Any, path: Path) -> Manifest:
+    """Validate already-parsed manifest JSON. Raises ``ManifestError`` naming ``path`` and the key."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: must hold a JSON object", HINT)
+    warnings: list[str] = []
+    service = data.get("service") or {}
+    if not isinstance(service, dict):
+        raise ManifestError(f"{path}: service must be an object", HINT)
+    name = service.get("name")
+    if name is not None and (not isinstance(name, str) or not name or "/" in name):
+        raise ManifestError(f"{path}: service.name must be a non-empty string without '/'", HINT)
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ManifestError(f"{path}: tags must be a list of strings", HINT)
+    sections = []
+    if data.get("assets") is not None:
+        sections.append(_section(data["assets"], "assets", None, path, warnings))
+    files = data.get("files") or {}
+    if not isinstance(files, dict):
+        raise ManifestError(f"{path}: files must map bundle tags to objects", HINT)
+    for tag, block in files.items():
+        sections.append(_section(block, f"files.{tag}", tag, path, warnings))
+    return Manifest(
+        path=path,
+        name=name,
+        tags=tuple(tags),
+        sections=tuple(sections),
+        libraries=_glob_specs(data.get("libraries"), "libraries", path),
+        site_assets=_glob_specs(data.get("siteAssets"), "siteAssets", path),
+        build=_build(data.get("build"), path),
+        warnings=tuple(warnings),
+    )
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load and validate ``path``. Raises ``ManifestError`` (``file:line:col`` for invalid JSON)."""
+    return parse_manifest(load_json(path, ManifestError, HINT), path)

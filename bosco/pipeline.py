@@ -1,0 +1,163 @@
+"""The build stages wired together: service -> collected assets -> bundles -> fragments -> AssetSet.
+
+Every function here takes plain data and returns frozen data, so tests call it without the CLI and
+``bosco cdn -w`` can rebuild one service and swap it in (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bosco.assets import BundleInput, collect, missing_assets
+from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
+from bosco.builds import run_build
+from bosco.bundle import build_bundle
+from bosco.errors import BoscoError
+from bosco.fragments import render_fragment, render_index, url_for
+from bosco.jsonfile import read_text
+from bosco.workspace import Service
+
+INDEX_KEY = "index.html"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build an asset set.
+
+    ``build`` is the release segment of keys (``local`` in cdn); ``minify`` minifies JS/CSS;
+    ``bundle`` serves JS/CSS as one file per bundle (else each source file at its own key, and
+    fragments list them); ``base_url`` prefixes fragment URLs (``""`` = root-relative ``/<key>``);
+    ``tag`` limits bundles to one tag; ``rebuild`` forces ``build.command``; ``sri`` adds integrity
+    attributes to fragments.
+    """
+
+    build: str = "local"
+    minify: bool = False
+    bundle: bool = False
+    base_url: str = ""
+    tag: str | None = None
+    css_minifier: str = "rcssmin"
+    rebuild: bool = False
+    sri: bool = False
+    title: str = "bosco"
+
+
+def sri(data: bytes) -> str:
+    """Subresource-integrity value ``sha384-<base64>`` of ``data`` (W3C SRI)."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
+
+
+def _description(repo: Path) -> str | None:
+    try:
+        value = json.loads(read_text(repo / "package.json")).get("description")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _fragment(service: str, options: BuildOptions, b: BundleInput, outputs: list[Output]) -> Output:
+    key = f"{service}/{options.build}/html/{b.tag}.{b.type}.html"
+    tags = [(url_for(options.base_url, o.key), sri(o.data) if options.sri else None) for o in outputs]
+    return Output(key, render_fragment(b.type, tags).encode("utf-8"), "fragment", service)
+
+
+def _single(service: str, build: str, asset, kind: str = "file", key: str | None = None) -> Output:
+    key = key or f"{service}/{build}/{asset.rel}"
+    return Output(key, asset.path.read_bytes(), kind, service, (f"{service}/{asset.repo_rel}",))
+
+
+def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
+    """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
+    command, missing file or bundle failure becomes an error line on the returned ServiceBuild."""
+    description = _description(service.path)
+    if service.manifest is None:
+        return ServiceBuild(service.name, str(service.path), (), errors=(service.error or "",),
+                            description=description)
+    manifest = service.manifest
+    errors: list[str] = []
+    if manifest.build and manifest.build.command and (options.rebuild or missing_assets(service.path, manifest)):
+        try:
+            run_build(service.name, service.path, manifest.build)
+        except BoscoError as exc:
+            errors.append(str(exc))
+    collected = collect(service.path, manifest, options.tag)
+    outputs: list[Output] = []
+    reports: list[BundleReport] = []
+    for b in collected.bundles:
+        bundle_errors = list(b.errors)
+        bundle_key = None
+        files: list[Output] = []
+        code_type = b.type in ("js", "css")
+        if code_type and options.bundle:
+            if b.code:
+                bundle_key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
+                try:
+                    result = build_bundle(service.name, service.path, b.type, b.tag, b.assets,
+                                          options.minify, options.css_minifier)
+                except BoscoError as exc:
+                    bundle_errors.append(str(exc))
+                    bundle_key = None
+                else:
+                    sources = tuple(f"{service.name}/{a.repo_rel}" for a in b.code)
+                    main = Output(bundle_key, result.code, "bundle", service.name, sources)
+                    files.append(main)
+                    outputs.append(main)
+                    outputs.append(Output(bundle_key + ".map", json.dumps(result.source_map).encode(),
+                                          "map", service.name, sources))
+                    bundle_errors += result.warnings
+        else:
+            for asset in b.assets:
+                out = _single(service.name, options.build, asset)
+                outputs.append(out)
+                if not asset.source_map:
+                    files.append(out)
+        fragment_key = None
+        if code_type:
+            fragment = _fragment(service.name, options, b, files)
+            fragment_key = fragment.key
+            outputs.append(fragment)
+        reports.append(BundleReport(
+            b.type, b.tag, bundle_key, tuple(o.key for o in files if o.key != bundle_key), fragment_key,
+            tuple(bundle_errors), tuple(f"{service.name}/{a.repo_rel}" for a in b.code),
+        ))
+    for key, asset in collected.libraries:
+        outputs.append(_single(service.name, options.build, asset, "library", key))
+    for key, asset in collected.site_assets:
+        outputs.append(_single(service.name, options.build, asset, "site", key))
+    errors += collected.errors
+    return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
+                        manifest.warnings, description)
+
+
+def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str]) -> Output:
+    """The ``index.html`` page of an asset set."""
+    html = render_index(services, options.base_url, warnings, options.title)
+    return Output(INDEX_KEY, html.encode("utf-8"), "page")
+
+
+def assemble(services: Sequence[ServiceBuild], options: BuildOptions,
+             warnings: Sequence[str] = ()) -> AssetSet:
+    """Combine service builds and render the index page into one AssetSet."""
+    all_warnings = tuple(warnings) + AssetSet.assemble(tuple(services)).warnings
+    index = index_output(services, options, all_warnings)
+    return replace(AssetSet.assemble(tuple(services), (index,)), warnings=all_warnings)
+
+
+def build_asset_set(
+    services: Sequence[Service],
+    options: BuildOptions,
+    warnings: Sequence[str] = (),
+    progress: Callable[[Service], None] | None = None,
+) -> AssetSet:
+    """Build every service in order (``progress`` is called after each) and assemble the set."""
+    builds = []
+    for service in services:
+        builds.append(build_service(service, options))
+        if progress:
+            progress(service)
+    return assemble(builds, options, warnings)

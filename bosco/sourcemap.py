@@ -1,0 +1,130 @@
+"""Source Map v3 (https://sourcemaps.info/spec.html): a streaming writer and a mappings decoder.
+
+No maintained Python package both writes and decodes v3 mappings without pulling in a toolchain,
+and the Base64 VLQ code is a few lines, so bosco owns it (as the bundle issue allowed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B64_INDEX = {c: i for i, c in enumerate(_B64)}
+
+
+def vlq(value: int) -> str:
+    """Base64 VLQ of one signed integer (the sign in the lowest bit, 5 bits per digit)."""
+    n = (-value << 1) | 1 if value < 0 else value << 1
+    out = []
+    while True:
+        digit = n & 31
+        n >>= 5
+        if n:
+            out.append(_B64[digit | 32])
+        else:
+            out.append(_B64[digit])
+            return "".join(out)
+
+
+def decode_mappings(mappings: str) -> list[list[tuple[int, ...]]]:
+    """Decode a ``mappings`` string into lines of absolute segments.
+
+    Each segment is ``(gen_col,)`` or ``(gen_col, source, src_line, src_col[, name])``, all 0-based.
+    Raises ``ValueError`` on a character outside Base64.
+    """
+    lines: list[list[tuple[int, ...]]] = []
+    src = src_line = src_col = name = 0
+    for line_text in mappings.split(";"):
+        gen_col = 0
+        segments: list[tuple[int, ...]] = []
+        for seg_text in line_text.split(","):
+            if not seg_text:
+                continue
+            values, shift, acc = [], 0, 0
+            for ch in seg_text:
+                digit = _B64_INDEX[ch]
+                acc += (digit & 31) << shift
+                if digit & 32:
+                    shift += 5
+                else:
+                    values.append(-(acc >> 1) if acc & 1 else acc >> 1)
+                    shift = acc = 0
+            gen_col += values[0]
+            if len(values) >= 4:
+                src += values[1]
+                src_line += values[2]
+                src_col += values[3]
+                if len(values) >= 5:
+                    name += values[4]
+                    segments.append((gen_col, src, src_line, src_col, name))
+                else:
+                    segments.append((gen_col, src, src_line, src_col))
+            else:
+                segments.append((gen_col,))
+        lines.append(segments)
+    return lines
+
+
+class MapWriter:
+    """Builds one source map; segments must be added in generated order (line, then column).
+
+    ``add_source`` registers a source name (``<service>/<repo path>``) with its content and returns
+    its index; ``segment`` adds one mapping; ``lines`` adds a run of line-to-line mappings cheaply.
+    """
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.sources: list[str] = []
+        self.contents: list[str | None] = []
+        self._index: dict[str, int] = {}
+        self._parts: list[str] = []
+        self._line = 0
+        self._col = 0
+        self._line_has_segment = False
+        self._src = self._src_line = self._src_col = 0
+
+    def add_source(self, name: str, content: str | None) -> int:
+        if name not in self._index:
+            self._index[name] = len(self.sources)
+            self.sources.append(name)
+            self.contents.append(content)
+        return self._index[name]
+
+    def _goto(self, line: int, col: int) -> None:
+        if line < self._line or (line == self._line and self._line_has_segment and col < self._col):
+            raise ValueError(f"segment {line}:{col} added after {self._line}:{self._col}")
+        if line > self._line:
+            self._parts.append(";" * (line - self._line))
+            self._line, self._col, self._line_has_segment = line, 0, False
+        if self._line_has_segment:
+            self._parts.append(",")
+
+    def segment(self, line: int, col: int, src: int, src_line: int, src_col: int) -> None:
+        """Map generated ``line:col`` to ``src_line:src_col`` of source ``src`` (all 0-based)."""
+        self._goto(line, col)
+        self._parts.append(
+            vlq(col - self._col) + vlq(src - self._src) + vlq(src_line - self._src_line)
+            + vlq(src_col - self._src_col)
+        )
+        self._col, self._src, self._src_line, self._src_col = col, src, src_line, src_col
+        self._line_has_segment = True
+
+    def lines(self, line: int, src: int, count: int, src_line: int = 0) -> None:
+        """Map ``count`` generated lines from ``line`` on, column 0, to source lines from ``src_line``."""
+        if count <= 0:
+            return
+        self.segment(line, 0, src, src_line, 0)
+        if count > 1:
+            self._parts.append(";AACA" * (count - 1))
+            self._line += count - 1
+            self._src_line += count - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": 3,
+            "file": self.file,
+            "sources": list(self.sources),
+            "sourcesContent": list(self.contents),
+            "names": [],
+            "mappings": "".join(self._parts),
+        }

@@ -1,0 +1,111 @@
+"""Workspace root discovery, service discovery and ``-r/-t/-s`` filtering (DESIGN §2)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bosco.config import Config
+from bosco.errors import BoscoError, ConfigError, ManifestError
+from bosco.manifest import MANIFEST_NAME, Manifest, load_manifest
+
+
+@dataclass(frozen=True)
+class Service:
+    """One repo with a manifest. ``manifest`` is None when it failed to load; ``error`` says why."""
+
+    name: str
+    path: Path
+    manifest: Manifest | None
+    error: str | None = None
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.manifest.tags if self.manifest else ()
+
+
+def find_root(cwd: Path, explicit: Path | None = None) -> Path:
+    """The workspace root: ``explicit`` (``--workspace``) when given, else the nearest ancestor of
+    ``cwd`` (itself included) holding a ``.bosco/`` folder, else ``cwd``.
+
+    Raises ``ConfigError`` when ``explicit`` is not a directory.
+    """
+    if explicit is not None:
+        if not explicit.is_dir():
+            raise ConfigError(f"{explicit}: workspace folder does not exist", "pass an existing --workspace")
+        return explicit.resolve()
+    cwd = cwd.resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / ".bosco").is_dir():
+            return folder
+    return cwd
+
+
+def load_service(repo: Path) -> Service:
+    """Load the service in ``repo``; a broken manifest gives a Service with ``error`` set."""
+    try:
+        manifest = load_manifest(repo / MANIFEST_NAME)
+    except ManifestError as exc:
+        return Service(repo.name, repo, None, str(exc))
+    return Service(manifest.name or repo.name, repo, manifest)
+
+
+def discover_services(root: Path, config: Config) -> tuple[list[Service], list[str]]:
+    """All services of the workspace, in order, and warnings.
+
+    Services are the immediate subfolders of ``root`` holding a ``bosco-service.json`` (sorted by
+    folder name), or exactly the config's ``repos`` list in its order when that is set (a listed repo
+    without a manifest is a warning). Raises ``BoscoError`` when two services share a name.
+    """
+    warnings: list[str] = []
+    repos = config.get("repos")
+    if repos is not None:
+        if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
+            raise ConfigError(f"{root / '.bosco' / 'bosco.json'}: repos must be a list of folder names")
+        folders = []
+        for name in repos:
+            if (root / name / MANIFEST_NAME).is_file():
+                folders.append(root / name)
+            else:
+                warnings.append(f"repo {name} (from repos) has no {root / name / MANIFEST_NAME}; skipped")
+    else:
+        folders = sorted(p.parent for p in root.glob(f"*/{MANIFEST_NAME}") if not p.parent.name.startswith("."))
+    services = [load_service(folder) for folder in folders]
+    seen: dict[str, Path] = {}
+    for service in services:
+        if service.name in seen:
+            raise BoscoError(
+                f"two services are named {service.name!r}: {seen[service.name]} and {service.path}",
+                "give one of them a different service.name in its bosco-service.json",
+            )
+        seen[service.name] = service.path
+    return services, warnings
+
+
+def filter_services(
+    services: list[Service],
+    repo: str | None = None,
+    tag: str | None = None,
+    current: Path | None = None,
+) -> list[Service]:
+    """Keep services whose name matches regex ``repo`` (``-r``, searched anywhere in the name), whose
+    manifest ``tags`` include ``tag`` (``-t``), and, when ``current`` is given (``-s``), only the service
+    whose folder contains that path. Raises ``BoscoError`` for an invalid regex or when ``-s`` is used
+    outside any service.
+    """
+    result = services
+    if repo:
+        try:
+            pattern = re.compile(repo)
+        except re.error as exc:
+            raise BoscoError(f"-r {repo!r} is not a valid regular expression: {exc}") from exc
+        result = [s for s in result if pattern.search(s.name)]
+    if tag:
+        result = [s for s in result if tag in s.tags]
+    if current is not None:
+        current = current.resolve()
+        result = [s for s in result if current == s.path.resolve() or s.path.resolve() in current.parents]
+        if not result:
+            raise BoscoError(f"{current} is not inside any service of the workspace", "run -s inside a service")
+    return result
