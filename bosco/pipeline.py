@@ -107,8 +107,8 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
                     main = Output(bundle_key, result.code, "bundle", service.name, sources)
                     files.append(main)
                     outputs.append(main)
-                    outputs.append(Output(bundle_key + ".map", json.dumps(result.source_map).encode(),
-                                          "map", service.name, sources))
+                    source_map = json.dumps(result.source_map, separators=(",", ":")).encode()
+                    outputs.append(Output(bundle_key + ".map", source_map, "map", service.name, sources))
                     bundle_errors += result.warnings
         else:
             for asset in b.assets:

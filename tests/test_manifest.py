@@ -1,0 +1,123 @@
+"""Manifest loading and validation (DESIGN §4), errors naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bosco.assets import collect, expand
+from bosco.errors import ManifestError
+from bosco.manifest import BuildSpec, load_manifest
+
+
+def write(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_invalid_json_names_file_line_and_column(tmp_path):
+    path = write(tmp_path / "svc" / "bosco-service.json", '{\n  "service": {"name": "x"},\n  "tags": [1,]\n}\n')
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value) == f"{path}:3:14: invalid JSON: Expecting value"
+    assert info.value.hint == "fix bosco-service.json (format: DESIGN.md §4)"
+
+
+def test_manifest_with_bom_loads(tmp_path):
+    path = tmp_path / "bosco-service.json"
+    path.write_bytes("\ufeff".encode() + b'{"service": {"name": "bom"}}')
+    assert load_manifest(path).name == "bom"
+
+
+@pytest.mark.parametrize("base", ["/public", "public", "public/", "./public", "public/./"])
+def test_base_path_forms_all_resolve_inside_the_repo(tmp_path, base):
+    path = write(tmp_path / "bosco-service.json", {"assets": {"basePath": base, "js": {"top": ["a.js"]}}})
+    write(tmp_path / "public" / "a.js", "1;")
+    manifest = load_manifest(path)
+    assert manifest.sections[0].base_path == "public"
+    [bundle] = collect(tmp_path, manifest).bundles
+    assert [a.path for a in bundle.assets] == [tmp_path / "public" / "a.js"]
+    assert bundle.assets[0].rel == "a.js" and bundle.assets[0].repo_rel == "public/a.js"
+
+
+@pytest.mark.parametrize("base", ["..", "../other", "public/../../x"])
+def test_base_path_escaping_the_repo_is_an_error(tmp_path, base):
+    path = write(tmp_path / "bosco-service.json", {"assets": {"basePath": base, "js": {"top": ["a.js"]}}})
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value) == f"{path}: assets.basePath {base!r} points outside the repository"
+
+
+def test_glob_escaping_the_repo_is_an_error_entry(tmp_path):
+    (tmp_path / "repo").mkdir()
+    assert expand(tmp_path / "repo", "", "../x.js") == (
+        [], "../x.js: must be relative to basePath and stay inside the repository")
+    assert expand(tmp_path / "repo", "", "/etc/passwd")[1] == (
+        "/etc/passwd: must be relative to basePath and stay inside the repository")
+
+
+def test_symlink_escaping_the_repo_is_an_error_entry(tmp_path):
+    outside = write(tmp_path / "secret.js", "secret")
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "link.js").symlink_to(outside)
+    assert expand(tmp_path / "repo", "", "*.js") == ([], f"link.js: resolves outside the repository ({outside})")
+
+
+def test_glob_matching_nothing_is_an_error_entry(tmp_path):
+    (tmp_path / "repo" / "js").mkdir(parents=True)
+    assert expand(tmp_path / "repo", "js", "missing.js") == (
+        [], f"missing.js: no file matches under {tmp_path / 'repo' / 'js'}")
+
+
+def test_braces_and_globstar(tmp_path):
+    for name in ["a/x.js", "a/b/y.js", "c/z.css", "c/w.js"]:
+        write(tmp_path / name, "")
+    found, error = expand(tmp_path, "", "{a/**/*.js,c/*.css}")
+    assert error is None
+    assert [rel for _, rel in found] == ["a/b/y.js", "a/x.js", "c/z.css"]
+
+
+def test_every_shape_is_typed(tmp_path):
+    path = write(tmp_path / "bosco-service.json", {
+        "service": {"name": "svc"},
+        "tags": ["a", "b"],
+        "assets": {"basePath": "/public", "alreadyMinified": True, "sourceMapExtension": ".smap",
+                   "js": {"top": "one.js"}, "doc": {"x": ["y"]}},
+        "files": {"upload": {"basePath": "src", "css": ["*.css"]}},
+        "libraries": [{"basePath": "lib", "glob": "**/*.js"}],
+        "siteAssets": [{"glob": "*.ico"}],
+        "build": {"command": ["python3", "build.py"], "watch": {"command": "npm run watch", "ready": "done"}},
+    })
+    manifest = load_manifest(path)
+    assert manifest.name == "svc" and manifest.tags == ("a", "b")
+    assets, upload = manifest.sections
+    assert (assets.base_path, assets.already_minified, assets.source_map_extension) == ("public", True, ".smap")
+    assert [(b.type, b.tag, b.globs) for b in assets.bundles] == [("js", "top", ("one.js",))]
+    assert [(b.type, b.tag, b.globs) for b in upload.bundles] == [("css", "upload", ("*.css",))]
+    assert upload.base_path == "src" and not upload.already_minified
+    assert [(g.base_path, g.glob) for g in manifest.libraries] == [("lib", "**/*.js")]
+    assert [(g.base_path, g.glob) for g in manifest.site_assets] == [("", "*.ico")]
+    assert manifest.build == BuildSpec(("python3", "build.py"), "npm run watch", "done", 10000)
+    assert manifest.warnings == (
+        f"{path}: unknown asset type assets.doc ignored (known: js, css, img, html, swf, fonts, pdf, json)",)
+
+
+@pytest.mark.parametrize("data, message", [
+    ([], "must hold a JSON object"),
+    ({"tags": "front"}, "tags must be a list of strings"),
+    ({"assets": {"js": ["a.js"]}}, "assets.js must map bundle tags to lists of globs"),
+    ({"assets": {"js": {"top": [1]}}}, "assets.js.top must be a list of glob strings"),
+    ({"files": {"t": {"alreadyMinified": "yes", "js": []}}}, "files.t.alreadyMinified must be true or false"),
+    ({"libraries": [{"basePath": "lib"}]}, "libraries[0] must be an object with a string 'glob'"),
+    ({"build": {"command": 5}}, "build.command must be a shell string or a list of strings"),
+    ({"build": {"watch": {"timeout": "10s"}}}, "build.watch.timeout must be a positive number of milliseconds"),
+    ({"service": {"name": "a/b"}}, "service.name must be a non-empty string without '/'"),
+])
+def test_bad_shapes_name_the_file_and_key(tmp_path, data, message):
+    path = write(tmp_path / "bosco-service.json", data)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value) == f"{path}: {message}"

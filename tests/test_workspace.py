@@ -1,0 +1,166 @@
+"""Workspace root and service discovery, filters, layered configuration, per-service errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from bosco.config import load_config
+from bosco.errors import BoscoError, ConfigError
+from bosco.workspace import discover_services, filter_services, find_root
+
+from conftest import FIXTURES, build
+
+KEYS = FIXTURES / "keys"
+
+
+def write(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def services_of(root: Path, **env):
+    services, warnings = discover_services(root, load_config(root, "local", env=env))
+    return services, warnings
+
+
+def test_root_is_nearest_ancestor_with_dot_bosco(tmp_path):
+    (tmp_path / ".bosco").mkdir()
+    (tmp_path / "svc" / "src").mkdir(parents=True)
+    assert find_root(tmp_path / "svc" / "src") == tmp_path
+    assert find_root(tmp_path / "svc", explicit=tmp_path / "svc") == tmp_path / "svc"
+
+
+def test_root_without_dot_bosco_is_the_current_folder(tmp_path):
+    assert find_root(tmp_path) == tmp_path
+
+
+def test_missing_explicit_workspace_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="workspace folder does not exist"):
+        find_root(tmp_path, explicit=tmp_path / "nope")
+
+
+def test_services_are_subfolders_with_manifests_sorted_and_named(tmp_path):
+    services, _ = services_of(KEYS)
+    assert [(s.name, s.path.name) for s in services] == [
+        ("svc-a", "svc-a"), ("svc-b", "svc-b"), ("custom-name", "svc-c"), ("svc-d", "svc-d")]
+
+
+def test_repos_list_restricts_and_orders(tmp_path):
+    for name in ["one", "two", "three"]:
+        write(tmp_path / name / "bosco-service.json", {})
+    write(tmp_path / ".bosco" / "bosco.json", {"repos": ["three", "one", "ghost"]})
+    services, warnings = services_of(tmp_path)
+    assert [s.name for s in services] == ["three", "one"]
+    assert warnings == [f"repo ghost (from repos) has no {tmp_path / 'ghost' / 'bosco-service.json'}; skipped"]
+
+
+def test_duplicate_service_names_are_an_error(tmp_path):
+    write(tmp_path / "a" / "bosco-service.json", {"service": {"name": "same"}})
+    write(tmp_path / "b" / "bosco-service.json", {"service": {"name": "same"}})
+    with pytest.raises(BoscoError, match="two services are named 'same'"):
+        services_of(tmp_path)
+
+
+def test_filters_repo_regex_tag_and_current_service():
+    services, _ = services_of(KEYS)
+    assert [s.name for s in filter_services(services, repo="svc-[ab]")] == ["svc-a", "svc-b"]
+    assert [s.name for s in filter_services(services, repo="^custom")] == ["custom-name"]
+    assert [s.name for s in filter_services(services, tag="front")] == ["svc-a", "custom-name"]
+    assert [s.name for s in filter_services(services, repo="svc", tag="front")] == ["svc-a"]
+    assert [s.name for s in filter_services(services, current=KEYS / "svc-c" / "web")] == ["custom-name"]
+    with pytest.raises(BoscoError, match="is not inside any service"):
+        filter_services(services, current=KEYS)
+    with pytest.raises(BoscoError, match="not a valid regular expression"):
+        filter_services(services, repo="(")
+
+
+def test_config_layers_merge_deeply_with_the_higher_winning(tmp_path):
+    home = tmp_path / "home"
+    write(home / ".config" / "bosco" / "bosco.json", {"cdn": {"port": 7000}, "aws": {"region": "eu-west-1"}})
+    write(tmp_path / "ws" / ".bosco" / "bosco.json", {"cdn": {"url": "http://cdn.local"}, "aws": {"bucket": "b"}})
+    write(tmp_path / "ws" / ".bosco" / "tes.json", {"aws": {"bucket": "tes-bucket", "cdn": "https://cdn.tes"}})
+    config = load_config(tmp_path / "ws", "tes", {"cdn": {"host": "0.0.0.0"}},
+                         env={"HOME": str(home), "BOSCO_AWS_MAXAGE": "60"})
+    assert config.get("cdn.port") == 7000
+    assert config.get("cdn.url") == "http://cdn.local"
+    assert config.get("cdn.host") == "0.0.0.0"
+    assert config.get("aws.region") == "eu-west-1"
+    assert config.get("aws.bucket") == "tes-bucket"
+    assert config.get("aws.maxage") == 60
+    assert config.get("css.minifier") == "rcssmin"
+    assert config.sources == (str(home / ".config/bosco/bosco.json"), str(tmp_path / "ws/.bosco/bosco.json"),
+                              str(tmp_path / "ws/.bosco/tes.json"))
+
+
+def test_config_masks_secrets(tmp_path):
+    write(tmp_path / ".bosco" / "bosco.json", {"aws": {"key": "AKIA123", "secret": "s3cr3t", "bucket": "b"},
+                                               "github": {"authToken": "ghp_x"}})
+    masked = load_config(tmp_path, "local", env={"HOME": str(tmp_path)}).masked()
+    assert masked["aws"]["key"] == "****" and masked["aws"]["secret"] == "****"
+    assert masked["github"]["authToken"] == "****"
+    assert masked["aws"]["bucket"] == "b"
+
+
+def test_invalid_config_json_names_file_line_column(tmp_path):
+    path = write(tmp_path / ".bosco" / "bosco.json", '{"cdn": {"port": 70,}}')
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
+    assert str(info.value).startswith(f"{path}:1:21: invalid JSON: Expecting property name enclosed in double quotes")
+
+
+def test_broken_manifest_does_not_stop_the_other_services(tmp_path):
+    write(tmp_path / "good" / "bosco-service.json", {"assets": {"js": {"top": ["a.js"]}}})
+    write(tmp_path / "good" / "a.js", "1;")
+    bad = write(tmp_path / "bad" / "bosco-service.json", '{"assets": ')
+    asset_set = build(tmp_path)
+    assert "good/local/a.js" in asset_set.outputs
+    assert asset_set.errors == [f"bad: {bad}:1:12: invalid JSON: Expecting value"]
+    index = asset_set.get("index.html").data.decode()
+    assert f'<p class="error">{bad}:1:12: invalid JSON: Expecting value</p>' in index
+
+
+def test_missing_file_is_an_error_entry_on_the_index_page(tmp_path):
+    write(tmp_path / "svc" / "bosco-service.json", {"assets": {"js": {"top": ["a.js", "gone.js"]}}})
+    write(tmp_path / "svc" / "a.js", "1;")
+    asset_set = build(tmp_path)
+    assert "svc/local/a.js" in asset_set.outputs
+    assert asset_set.errors == [f"svc: js/top: gone.js: no file matches under {tmp_path / 'svc'}"]
+    assert f'<div class="error">gone.js: no file matches under {tmp_path / "svc"}</div>' in (
+        asset_set.get("index.html").data.decode())
+
+
+BUILD_SCRIPT = (
+    "import pathlib; pathlib.Path('out').mkdir(exist_ok=True); pathlib.Path('out/app.js').write_text('built();')"
+)
+
+
+def build_service(tmp_path: Path, command) -> Path:
+    write(tmp_path / "svc" / "bosco-service.json",
+          {"assets": {"basePath": "out", "js": {"app": ["app.js"]}}, "build": {"command": command}})
+    return tmp_path
+
+
+def test_build_command_runs_when_assets_are_missing(tmp_path):
+    root = build_service(tmp_path, [sys.executable, "-c", BUILD_SCRIPT])
+    asset_set = build(root)
+    assert asset_set.errors == []
+    assert asset_set.get("svc/local/app.js").data == b"built();"
+
+
+def test_build_command_is_skipped_when_assets_exist_unless_rebuild(tmp_path):
+    root = build_service(tmp_path, f"{sys.executable} -c \"{BUILD_SCRIPT}\"")
+    write(tmp_path / "svc" / "out" / "app.js", "old();")
+    assert build(root).get("svc/local/app.js").data == b"old();"
+    assert build(root, rebuild=True).get("svc/local/app.js").data == b"built();"
+
+
+def test_failing_build_command_reports_exit_code_and_output_tail(tmp_path):
+    root = build_service(tmp_path, [sys.executable, "-c", "import sys; print('compiling'); print('boom'); sys.exit(3)"])
+    asset_set = build(root)
+    command = f"{sys.executable} -c import sys; print('compiling'); print('boom'); sys.exit(3)"
+    assert asset_set.errors[0] == f"svc: svc: build command `{command}` failed with exit code 3\ncompiling\nboom"
