@@ -62,7 +62,7 @@ def _blank(match: re.Match[str]) -> str:
 
 
 def _needs_semicolon(text: str) -> bool:
-    stripped = text.rstrip()
+    stripped = text[-4096:].rstrip()  # only the end matters; avoid copying megabytes
     last_line = stripped.rsplit("\n", 1)[-1]
     return not stripped.endswith(";") or "//" in last_line
 
@@ -139,7 +139,8 @@ def build_bundle(
         except (OSError, UnicodeDecodeError) as exc:
             raise BundleError(f"{service}: {asset.repo_rel}: cannot read as UTF-8 ({exc})") from exc
         own_map = _own_map(asset, text, maps, comment) if asset.already_minified else None
-        text = comment.sub(_blank, text)
+        if "sourceMappingURL" in text:  # the regex is slow over megabytes; most files have no comment
+            text = comment.sub(_blank, text)
         inputs.append((asset, text, own_map))
     parts: list[str] = []
     if not js and any(_CHARSET.match(text) for _, text, _ in inputs):
