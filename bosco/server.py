@@ -16,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 
 from bosco.assetset import AssetSet
 from bosco.errors import BoscoError
@@ -85,7 +85,10 @@ def create_app(holder: AssetHolder) -> Starlette:
         return Response(output.data, 200, headers, media_type=output.content_type)
 
     methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"]
-    return Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+    # Targets no route matches (``OPTIONS *``, absolute-form ``GET http://host/x``) get the same answers.
+    app.router.default = request_response(endpoint)
+    return app
 
 
 def bind(host: str, port: int) -> socket.socket:
