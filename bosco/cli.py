@@ -28,7 +28,7 @@ from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.publish.local import write_directory
 from bosco.workspace import Service, discover_services, filter_services, find_root
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # never hard-wrap paths in messages
 out = Console(highlight=False, soft_wrap=True)
 
 

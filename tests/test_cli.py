@@ -1,0 +1,344 @@
+"""The real ``bosco`` CLI (click's runner, and subprocesses where a process matters) on copies of the example."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bosco.cli import cli
+
+PUBLISHED = [
+    "app-checkout/default/css/checkout.css",
+    "app-checkout/default/css/checkout.css.map",
+    "app-checkout/default/html/checkout.css.html",
+    "app-checkout/default/html/checkout.js.html",
+    "app-checkout/default/html/vendor-min.js.html",
+    "app-checkout/default/js/checkout.js",
+    "app-checkout/default/js/checkout.js.map",
+    "app-checkout/default/js/vendor-min.js",
+    "app-checkout/default/js/vendor-min.js.map",
+    "app-home/default/css/main.css",
+    "app-home/default/css/main.css.map",
+    "app-home/default/fonts/inter.woff2",
+    "app-home/default/html/bottom.js.html",
+    "app-home/default/html/main.css.html",
+    "app-home/default/html/top.js.html",
+    "app-home/default/img/hero.jpg",
+    "app-home/default/img/icon-cart.svg",
+    "app-home/default/img/logo.png",
+    "app-home/default/js/bottom.js",
+    "app-home/default/js/bottom.js.map",
+    "app-home/default/js/top.js",
+    "app-home/default/js/top.js.map",
+    "app-reports/default/css/reports.css",
+    "app-reports/default/css/reports.css.map",
+    "app-reports/default/html/reports.css.html",
+    "app-reports/default/html/reports.js.html",
+    "app-reports/default/js/reports.js",
+    "app-reports/default/js/reports.js.map",
+    "asset/favicon.svg",
+    "index.html",
+    "vendor/library/dom-helpers/closest.js",
+    "vendor/library/es-shim/shim.js",
+]
+# Single files published as they are on disk: key -> path in the example workspace.
+VERBATIM = {
+    "app-home/default/fonts/inter.woff2": "app-home/public/fonts/inter.woff2",
+    "app-home/default/img/hero.jpg": "app-home/public/img/hero.jpg",
+    "app-home/default/img/icon-cart.svg": "app-home/public/img/icon-cart.svg",
+    "app-home/default/img/logo.png": "app-home/public/img/logo.png",
+    "asset/favicon.svg": "app-checkout/site/favicon.svg",
+    "vendor/library/dom-helpers/closest.js": "app-checkout/lib/dom-helpers/closest.js",
+    "vendor/library/es-shim/shim.js": "app-checkout/lib/es-shim/shim.js",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No user config and no BOSCO_* variables from the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith("BOSCO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    return dict(os.environ)
+
+
+def bosco(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def sri(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def error_lines(result: Result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_build_writes_exactly_the_published_key_set(example, tmp_path, monkeypatch):
+    monkeypatch.chdir(example)
+    out = tmp_path / "out"
+    result = bosco("build", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert files(out) == PUBLISHED
+    for key, source in VERBATIM.items():
+        assert (out / key).read_bytes() == (example / source).read_bytes(), key
+    assert result.stdout == ""
+    assert "wrote 32 files" in result.stderr and "for 4 services" in result.stderr
+
+
+def test_build_accepts_the_workspace_option_from_anywhere(example, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = bosco("build", "-W", example, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "out") == PUBLISHED
+
+
+def test_no_minify_concatenates_the_sources_unchanged(example, tmp_path):
+    assert bosco("-W", example, "build", "--out", tmp_path / "min").exit_code == 0
+    result = bosco("-W", example, "build", "--no-minify", "--out", tmp_path / "plain")
+    assert result.exit_code == 0, result.output
+    plain = tmp_path / "plain"
+    assert files(plain) == PUBLISHED
+    js = example / "app-home" / "public" / "js"
+    bottom = (plain / "app-home/default/js/bottom.js").read_text(encoding="utf-8")
+    names = ("lib/dom-ready.js", "lib/format.js", "app.js")
+    parts = [(js / name).read_text(encoding="utf-8-sig").rstrip() for name in names]  # BOMs are removed
+    positions = [bottom.index(part) for part in parts]
+    assert positions == sorted(positions)
+    for key in ("app-home/default/js/top.js", "app-home/default/css/main.css", "app-checkout/default/js/checkout.js"):
+        assert len((tmp_path / "min" / key).read_bytes()) < len((plain / key).read_bytes()), key
+    base_css = (example / "app-home/public/css/base.css").read_text(encoding="utf-8").rstrip()
+    assert base_css in (plain / "app-home/default/css/main.css").read_text(encoding="utf-8")
+    assert base_css not in (tmp_path / "min" / "app-home/default/css/main.css").read_text(encoding="utf-8")
+
+
+def test_build_option_sets_the_build_segment(example, tmp_path):
+    result = bosco("-W", example, "build", "-b", "55", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert files(tmp_path / "out") == sorted(k.replace("/default/", "/55/") for k in PUBLISHED)
+    fragment = (tmp_path / "out" / "app-home/55/html/top.js.html").read_text(encoding="utf-8")
+    assert fragment.startswith('<script src="/app-home/55/js/top.js" ')
+
+
+def test_bundle_argument_limits_bundles_to_one_tag(example, tmp_path):
+    result = bosco("-W", example, "build", "top", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    bundles = [k for k in files(tmp_path / "out") if "/default/" in k]
+    assert bundles == ["app-home/default/html/top.js.html", "app-home/default/js/top.js",
+                       "app-home/default/js/top.js.map"]
+
+
+def test_fragment_urls_are_root_relative_by_default(example, tmp_path):
+    out = tmp_path / "out"
+    assert bosco("-W", example, "build", "--out", out).exit_code == 0
+    top = sri((out / "app-home/default/js/top.js").read_bytes())
+    css = sri((out / "app-home/default/css/main.css").read_bytes())
+    assert (out / "app-home/default/html/top.js.html").read_text(encoding="utf-8") == (
+        f'<script src="/app-home/default/js/top.js" integrity="{top}" crossorigin="anonymous"></script>\n')
+    assert (out / "app-home/default/html/main.css.html").read_text(encoding="utf-8") == (
+        f'<link rel="stylesheet" href="/app-home/default/css/main.css" type="text/css" media="all" '
+        f'integrity="{css}" crossorigin="anonymous" />\n')
+
+
+def test_fragment_urls_use_base_url(example, tmp_path):
+    out = tmp_path / "out"
+    result = bosco("-W", example, "build", "--out", out, "--base-url", "https://static.example.com/assets/")
+    assert result.exit_code == 0, result.output
+    fragment = (out / "app-checkout/default/html/checkout.js.html").read_text(encoding="utf-8")
+    assert fragment.startswith('<script src="https://static.example.com/assets/app-checkout/default/js/checkout.js" ')
+    assert fragment.count("<script") == 1
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_fragment_urls_use_aws_cdn_and_environment(example, tmp_path, where):
+    (example / ".bosco" / "tes.json").write_text('{"aws": {"cdn": "https://cdn.example.com/"}}', encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["-e", "tes", "build", "--out", out] if where == "before" else ["build", "--out", out, "-e", "tes"]
+    # aws.cdn wins over --base-url
+    result = bosco("-W", example, *args, "--base-url", "https://ignored.example.com")
+    assert result.exit_code == 0, result.output
+    assert files(out) == PUBLISHED  # keys carry no environment; only URLs and S3 object keys do
+    fragment = (out / "app-home/default/html/main.css.html").read_text(encoding="utf-8")
+    url = "https://cdn.example.com/tes/app-home/default/css/main.css"
+    assert fragment.startswith(f'<link rel="stylesheet" href="{url}" ')
+    local = tmp_path / "local"
+    assert bosco("-W", example, "build", "--out", local).exit_code == 0  # tes.json is read only for -e tes
+    assert (local / "app-home/default/html/main.css.html").read_text(encoding="utf-8").startswith(
+        '<link rel="stylesheet" href="/app-home/default/css/main.css" ')
+
+
+def test_invalid_json_manifest_fails_naming_file_line_and_column(example, tmp_path):
+    manifest = example / "app-checkout" / "bosco-service.json"
+    manifest.write_text('{\n  "service": {"name": "app-checkout"},\n  "tags": ["front",]\n}\n', encoding="utf-8")
+    out = tmp_path / "out"
+    result = bosco("-W", example, "build", "--out", out)
+    assert result.exit_code == 1
+    assert f"error: app-checkout: {manifest}:3:20: invalid JSON: Expecting value" in error_lines(result)
+    assert error_lines(result)[-1] == f"error: 1 error(s); nothing written to {out}"
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_missing_file_fails_and_writes_nothing(example, tmp_path):
+    (example / "app-home" / "public" / "js" / "app.js").unlink()
+    out = tmp_path / "out"
+    result = bosco("-W", example, "build", "--out", out)
+    assert result.exit_code == 1
+    folder = example / "app-home" / "public"
+    assert f"error: app-home: js/bottom: js/app.js: no file matches under {folder}" in error_lines(result)
+    assert not out.exists()
+
+
+def test_failing_build_command_shows_its_exit_code_and_output(example, tmp_path):
+    (example / "app-reports" / "build.py").write_text(
+        "import sys\nprint('compiling charts')\nprint('chart.js: unexpected token', file=sys.stderr)\nsys.exit(3)\n",
+        encoding="utf-8")
+    out = tmp_path / "out"
+    result = bosco("-W", example, "build", "--out", out)
+    assert result.exit_code == 1
+    assert "error: app-reports: app-reports: build command `python3 build.py` failed with exit code 3" in (
+        error_lines(result))
+    assert "compiling charts\nchart.js: unexpected token\n" in result.stderr
+    assert not out.exists()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_module(*args: str, cwd: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bosco", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_busy_port_is_one_clear_error_line(example, isolated_env):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_module("cdn", "--port", str(port), cwd=example, env=isolated_env)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is already in use",
+        "hint: stop the other process or pass --port (or set cdn.port)",
+    ]
+
+
+def test_host_that_cannot_be_bound_is_one_clear_error_line(example, isolated_env):
+    port = free_port()
+    proc = run_module("cdn", "--host", "203.0.113.7", "--port", str(port), cwd=example, env=isolated_env)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == f"error: cannot listen on 203.0.113.7:{port}: Cannot assign requested address"
+    assert "Traceback" not in proc.stderr
+
+
+SECRETS = ("AKIAEXAMPLEKEY12345", "wJalrXUtnFEMI-secret-value", "env-secret-0987")
+
+
+def test_config_masks_secrets_and_shows_environment_overrides(example):
+    settings = json.loads((example / ".bosco" / "bosco.json").read_text(encoding="utf-8"))
+    settings["aws"] = {"key": SECRETS[0], "secret": SECRETS[1], "bucket": "shop-assets"}
+    (example / ".bosco" / "bosco.json").write_text(json.dumps(settings), encoding="utf-8")
+    env = {"BOSCO_CDN_PORT": "9123", "BOSCO_AWS_TOKEN": SECRETS[2]}
+    result = bosco("-W", example, "config", env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for line in ('aws.key = "****"', 'aws.secret = "****"', 'aws.token = "****"', 'aws.bucket = "shop-assets"',
+                 "cdn.port = 9123", 'cdn.host = "127.0.0.1"'):
+        assert line in lines
+    assert f"  read {example / '.bosco' / 'bosco.json'}" in result.stderr.splitlines()
+    as_json = bosco("-W", example, "-v", "config", "--json", env=env)
+    assert as_json.exit_code == 0
+    values = json.loads(as_json.stdout)
+    assert values["aws"]["secret"] == values["aws"]["key"] == values["aws"]["token"] == "****"
+    assert values["cdn"]["port"] == 9123
+    for secret in SECRETS:
+        assert secret not in result.output and secret not in as_json.output
+
+
+def test_config_error_names_the_file_line_and_column(example):
+    (example / ".bosco" / "bosco.json").write_text('{"cdn": {"port": 7334,}}', encoding="utf-8")
+    result = bosco("-W", example, "config")
+    assert result.exit_code == 1
+    assert error_lines(result)[0].startswith(f"error: {example / '.bosco' / 'bosco.json'}:1:23: invalid JSON")
+
+
+def published_services(out: Path) -> list[str]:
+    return sorted({k.split("/")[0] for k in files(out)} - {"index.html"})
+
+
+@pytest.mark.parametrize(("args", "services"), [
+    (["-r", "home"], ["app-home"]),
+    (["-r", "^app-(home|reports)$"], ["app-home", "app-reports"]),
+    (["-t", "checkout"], ["app-checkout", "asset", "vendor"]),
+    (["-t", "front"], ["app-checkout", "app-home", "asset", "vendor"]),
+    (["-t", "front", "-r", "home"], ["app-home"]),
+])
+def test_repo_and_tag_filters(example, tmp_path, args, services):
+    out = tmp_path / "out"
+    result = bosco("-W", example, "build", "--out", out, *args)
+    assert result.exit_code == 0, result.output
+    assert published_services(out) == services
+    assert (out / "index.html").is_file()
+
+
+def test_repo_filter_before_the_command_name(example, tmp_path):
+    result = bosco("-W", example, "-r", "reports", "build", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert published_services(tmp_path / "out") == ["app-reports"]
+
+
+def test_service_filter_uses_the_service_of_the_current_folder(example, tmp_path, monkeypatch):
+    monkeypatch.chdir(example / "app-home" / "public" / "js")
+    result = bosco("build", "-s", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert published_services(tmp_path / "out") == ["app-home"]
+    assert "for 1 services" in result.stderr
+
+
+def test_service_filter_outside_any_service_fails(example, tmp_path, monkeypatch):
+    monkeypatch.chdir(example)
+    result = bosco("-s", "build", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert error_lines(result) == [f"error: {example.resolve()} is not inside any service of the workspace"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_repo_regex_fails(example, tmp_path):
+    result = bosco("-W", example, "build", "--out", tmp_path / "out", "-r", "app-(")
+    assert result.exit_code == 1
+    assert error_lines(result)[0].startswith("error: -r 'app-(' is not a valid regular expression")
+
+
+@pytest.mark.parametrize("args", [["build"], ["no-such-command"], ["cdn", "maxify"], ["cdn", "--port", "70000"],
+                                  ["build", "--out"], ["--no-such-option", "config"]])
+def test_usage_errors_exit_2(example, args):
+    result = bosco("-W", example, *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Usage: ") or result.stderr.startswith("Error: ")
+
+
+def test_python_dash_m_bosco_help(tmp_path, isolated_env):
+    proc = run_module("--help", cwd=tmp_path, env=isolated_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: bosco [OPTIONS] COMMAND [ARGS]...")
+    for command in ("build", "cdn", "config"):
+        assert f"\n  {command} " in proc.stdout
