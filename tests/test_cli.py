@@ -9,8 +9,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -226,6 +230,64 @@ def free_port() -> int:
 def run_module(*args: str, cwd: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bosco", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
+
+
+@contextmanager
+def running_cdn(command: list[str], cwd: Path, env: dict[str, str], log: Path,
+                timeout: float = 120.0) -> Iterator[tuple[str, httpx.Response]]:
+    """Run ``command + ["--port", <free port>]`` (a ``bosco cdn`` process) with its output in ``log``; once its
+    index page answers (bounded wait), yield ``(base URL, index response)``; terminate it afterwards."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen([*command, "--port", str(port)], cwd=cwd, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{command} exited with {proc.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{command} did not answer within {timeout} s:\n{log.read_text()}")
+            try:
+                index = httpx.get(base + "/", timeout=timeout)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base, index
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(20)
+
+
+def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(example, tmp_path, isolated_env):
+    (example / "app-reports" / "build.py").write_text("print('compiling charts')\nraise SystemExit(3)\n",
+                                                     encoding="utf-8")
+    log = tmp_path / "cdn.log"
+    with running_cdn([sys.executable, "-m", "bosco", "cdn", "minify"], example, isolated_env, log) as (base, index):
+        assert index.status_code == 404
+        assert '<p class="error">app-reports: build command `python3 build.py` failed with exit code 3' in index.text
+        port = base.rsplit(":", 1)[1]
+        fragment = httpx.get(base + "/app-home/local/html/top.js.html")
+        assert fragment.status_code == 200
+        assert fragment.text.startswith(f'<script src="http://localhost:{port}/app-home/local/js/top.js"')
+        assert fragment.text.count("<script") == 1
+        bundle = httpx.get(base + "/app-home/local/js/top.js")
+        assert bundle.status_code == 200
+        assert bundle.text.endswith("//# sourceMappingURL=top.js.map\n")
+        source_map = httpx.get(base + "/app-home/local/js/top.js.map")
+        assert source_map.headers["content-type"] == "application/json; charset=utf-8"
+        assert source_map.json()["sources"] == ["app-home/public/js/polyfills.js"]
+        assert httpx.get(base + "/app-home/local/js/polyfills.js").status_code == 404  # bundled, not single
+        assert httpx.get(base + "/app-reports/local/js/reports.js").status_code == 404
+    output = log.read_text()
+    assert "error: app-reports: app-reports: build command `python3 build.py` failed with exit code 3" in output
+    assert "compiling charts" in output
+    assert "Traceback" not in output
 
 
 def test_busy_port_is_one_clear_error_line(example, isolated_env):

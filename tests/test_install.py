@@ -1,6 +1,6 @@
 """A non-editable ``pip install`` in a fresh venv serves the example workspace (templates packaged).
 
-This is the slow test of the suite (it builds and installs the package with pip, about a minute);
+This is the slow test of the suite (pip builds and installs the package: tens of seconds);
 it is marked ``slow`` and still runs by default because issue 2 requires it.
 """
 
@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from test_cli import running_cdn
 
 from conftest import REPO
 
@@ -34,25 +33,6 @@ def tracked_copy(dest: Path) -> Path:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / name)
     return dest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_index(base: str, proc: subprocess.Popen, log: Path) -> httpx.Response:
-    """Poll ``base/`` until the index page answers (bounded by START_TIMEOUT)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bosco cdn exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            return httpx.get(base + "/", timeout=START_TIMEOUT)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail(f"bosco cdn did not answer within {START_TIMEOUT} s:\n{log.read_text()}")
 
 
 def test_non_editable_install_serves_the_example_workspace(tmp_path):
@@ -74,14 +54,9 @@ def test_non_editable_install_serves_the_example_workspace(tmp_path):
     workspace = shutil.copytree(source / "examples" / "workspace", tmp_path / "workspace")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOSCO_")}
     env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = tmp_path / "cdn.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([str(bosco), "cdn", "--port", str(port)], cwd=workspace, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        index = wait_for_index(base, proc, log)
+    with running_cdn([str(bosco), "cdn"], workspace, env, log, START_TIMEOUT) as (base, index):
+        port = base.rsplit(":", 1)[1]
         assert index.status_code == 404
         for name in ("app-home", "app-checkout", "app-reports", "service-api"):
             assert f"<h2>{name}</h2>" in index.text
@@ -106,13 +81,6 @@ def test_non_editable_install_serves_the_example_workspace(tmp_path):
         repos = httpx.get(base + "/repos")
         assert repos.status_code == 200
         assert "JSON API behind the shop front ends; ships no front-end assets." in repos.text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(20)
     output = log.read_text()
     assert f"listening on http://127.0.0.1:{port}/" in output
     assert f"http://localhost:{port}/\n" in output
