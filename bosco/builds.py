@@ -16,7 +16,7 @@ def describe(command: str | tuple[str, ...]) -> str:
     return command if isinstance(command, str) else " ".join(command)
 
 
-def run_build(service: str, repo: Path, spec: BuildSpec) -> str:
+def run_build(repo: Path, spec: BuildSpec) -> str:
     """Run ``spec.command`` in ``repo`` (a string through the shell, a list as argv) and return its
     combined output. Raises ``BuildCommandError`` with the exit code and the last 20 output lines
     when it exits non-zero, or the reason when it cannot start."""
@@ -33,14 +33,14 @@ def run_build(service: str, repo: Path, spec: BuildSpec) -> str:
         )
     except OSError as exc:
         raise BuildCommandError(
-            f"{service}: build command `{describe(spec.command)}` could not start: {exc.strerror}",
+            f"build command `{describe(spec.command)}` could not start: {exc.strerror}",
             f"fix build.command in {repo / 'bosco-service.json'}",
         ) from exc
     output = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
         tail = "\n".join(output.rstrip().splitlines()[-TAIL_LINES:])
         raise BuildCommandError(
-            f"{service}: build command `{describe(spec.command)}` failed with exit code "
+            f"build command `{describe(spec.command)}` failed with exit code "
             f"{proc.returncode}" + (f"\n{tail}" if tail else ""),
             f"run it in {repo} to see the full output",
         )

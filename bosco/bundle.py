@@ -137,7 +137,7 @@ def build_bundle(
         try:
             text = read_text(asset.path)
         except (OSError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{service}: {asset.repo_rel}: cannot read as UTF-8 ({exc})") from exc
+            raise BundleError(f"{asset.path}: cannot read as UTF-8 ({exc})") from exc
         own_map = _own_map(asset, text, maps, comment) if asset.already_minified else None
         if "sourceMappingURL" in text:  # the regex is slow over megabytes; most files have no comment
             text = comment.sub(_blank, text)

@@ -82,10 +82,12 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
     errors: list[str] = []
     if manifest.build and manifest.build.command and (options.rebuild or missing_assets(service.path, manifest)):
         try:
-            run_build(service.name, service.path, manifest.build)
+            run_build(service.path, manifest.build)
         except BoscoError as exc:
             errors.append(str(exc))
     collected = collect(service.path, manifest, options.tag)
+    if errors:  # missing outputs of a failed build.command are consequences, not separate errors
+        collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
     outputs: list[Output] = []
     reports: list[BundleReport] = []
     for b in collected.bundles:

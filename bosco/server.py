@@ -68,6 +68,8 @@ def create_app(holder: AssetHolder) -> Starlette:
     async def endpoint(request: Request) -> Response:
         if request.method == "OPTIONS":
             return Response(b"", 200, CORS_HEADERS)
+        if request.method not in ("GET", "HEAD"):  # a pseudo-CDN is read-only
+            return Response(b"", 405, {**CORS_HEADERS, "Allow": "GET, HEAD, OPTIONS"})
         if not holder.ready.is_set():  # the first build is still running: wait for it
             await anyio.to_thread.run_sync(holder.ready.wait, BUILD_WAIT)
         assets = holder.current

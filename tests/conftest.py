@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bosco.config import load_config
@@ -55,3 +60,41 @@ def serve() -> Iterator[Callable[..., str]]:
     yield start
     for server in servers:
         server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_cdn(command: list[str], cwd: Path, env: dict[str, str], log: Path,
+                timeout: float = 120.0) -> Iterator[tuple[str, httpx.Response]]:
+    """Run ``command + ["--port", <free port>]`` (a ``bosco cdn`` process) with its output in ``log``; once its
+    index page answers (bounded wait), yield ``(base URL, index response)``; terminate it afterwards."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen([*command, "--port", str(port)], cwd=cwd, env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{command} exited with {proc.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{command} did not answer within {timeout} s:\n{log.read_text()}")
+            try:
+                index = httpx.get(base + "/", timeout=timeout)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base, index
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(20)

@@ -9,9 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,6 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bosco.cli import cli
+
+from conftest import free_port, running_cdn
 
 PUBLISHED = [
     "app-checkout/default/css/checkout.css",
@@ -215,53 +214,15 @@ def test_failing_build_command_shows_its_exit_code_and_output(example, tmp_path)
     out = tmp_path / "out"
     result = bosco("-W", example, "build", "--out", out)
     assert result.exit_code == 1
-    assert "error: app-reports: app-reports: build command `python3 build.py` failed with exit code 3" in (
+    assert "error: app-reports: build command `python3 build.py` failed with exit code 3" in (
         error_lines(result))
     assert "compiling charts\nchart.js: unexpected token\n" in result.stderr
     assert not out.exists()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run_module(*args: str, cwd: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bosco", *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout, check=False)
-
-
-@contextmanager
-def running_cdn(command: list[str], cwd: Path, env: dict[str, str], log: Path,
-                timeout: float = 120.0) -> Iterator[tuple[str, httpx.Response]]:
-    """Run ``command + ["--port", <free port>]`` (a ``bosco cdn`` process) with its output in ``log``; once its
-    index page answers (bounded wait), yield ``(base URL, index response)``; terminate it afterwards."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([*command, "--port", str(port)], cwd=cwd, env=env, stdout=log_file,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"{command} exited with {proc.returncode}:\n{log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command} did not answer within {timeout} s:\n{log.read_text()}")
-            try:
-                index = httpx.get(base + "/", timeout=timeout)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base, index
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(20)
 
 
 def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(example, tmp_path, isolated_env):
@@ -270,7 +231,7 @@ def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(exa
     log = tmp_path / "cdn.log"
     with running_cdn([sys.executable, "-m", "bosco", "cdn", "minify"], example, isolated_env, log) as (base, index):
         assert index.status_code == 404
-        assert '<p class="error">app-reports: build command `python3 build.py` failed with exit code 3' in index.text
+        assert '<p class="error">build command `python3 build.py` failed with exit code 3' in index.text
         port = base.rsplit(":", 1)[1]
         fragment = httpx.get(base + "/app-home/local/html/top.js.html")
         assert fragment.status_code == 200
@@ -285,7 +246,7 @@ def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(exa
         assert httpx.get(base + "/app-home/local/js/polyfills.js").status_code == 404  # bundled, not single
         assert httpx.get(base + "/app-reports/local/js/reports.js").status_code == 404
     output = log.read_text()
-    assert "error: app-reports: app-reports: build command `python3 build.py` failed with exit code 3" in output
+    assert "error: app-reports: build command `python3 build.py` failed with exit code 3" in output
     assert "compiling charts" in output
     assert "Traceback" not in output
 

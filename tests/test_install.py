@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_cli import running_cdn
 
-from conftest import REPO
+from conftest import REPO, running_cdn
 
 pytestmark = pytest.mark.slow
 

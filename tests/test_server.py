@@ -328,3 +328,13 @@ def test_requests_wait_for_the_first_build_then_see_swaps(example, example_set, 
         assert bundle.content == minified_set.get("app-home/local/js/bottom.js").data
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_writes_are_refused_with_405_and_cors(serve, example, method):
+    base = serve(build(example))
+    response = httpx.request(method, f"{base}/app-home/local/js/app.js", content=b"x")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.content == b""

@@ -163,4 +163,4 @@ def test_failing_build_command_reports_exit_code_and_output_tail(tmp_path):
     root = build_service(tmp_path, [sys.executable, "-c", "import sys; print('compiling'); print('boom'); sys.exit(3)"])
     asset_set = build(root)
     command = f"{sys.executable} -c import sys; print('compiling'); print('boom'); sys.exit(3)"
-    assert asset_set.errors[0] == f"svc: svc: build command `{command}` failed with exit code 3\ncompiling\nboom"
+    assert asset_set.errors[0] == f"svc: build command `{command}` failed with exit code 3\ncompiling\nboom"
