@@ -9,24 +9,31 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from bosco import __version__
+from bosco.assetset import AssetSet
 from bosco.bundle import CSS_MINIFIERS
 from bosco.config import Config, load_config
 from bosco.errors import BoscoError
 from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.publish.local import write_directory
 from bosco.workspace import Service, discover_services, filter_services, find_root
+
+if TYPE_CHECKING:
+    from bosco.watch import Rebuild
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # never hard-wrap paths in messages
 out = Console(highlight=False, soft_wrap=True)
@@ -136,14 +143,13 @@ def css_minifier(config: Config) -> str:
     return name
 
 
-def build_with_progress(state: Setup, options: BuildOptions):
-    """Build the asset set showing a rich progress bar on stderr."""
+def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]], AssetSet]) -> AssetSet:
+    """Run ``build(progress)`` showing a rich progress bar on stderr (``progress`` after each service)."""
     columns = (TextColumn("building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=len(state.services))
-        return build_asset_set(state.services, options, state.warnings,
-                               lambda s: progress.update(task, advance=1, description=s.name))
+        return build(lambda s: progress.update(task, advance=1, description=s.name))
 
 
 def print_problems(asset_set) -> None:
@@ -153,19 +159,68 @@ def print_problems(asset_set) -> None:
         err.print(f"[red]error:[/] {error}", highlight=False, markup=True)
 
 
+def watched_services(services: list[Service], pattern: str | None, cwd: Path) -> list[Service]:
+    """The services ``bosco cdn`` watches: those whose name matches regex ``pattern`` (``-w``), else
+    the service whose folder holds ``cwd`` (none outside every service). Raises ``BoscoError`` for
+    an invalid regex or one that matches no service."""
+    if pattern is None:
+        cwd = cwd.resolve()
+        return [s for s in services if cwd == s.path.resolve() or s.path.resolve() in cwd.parents]
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise BoscoError(f"-w {pattern!r} is not a valid regular expression: {exc}",
+                         'use e.g. -w "app-home|app-checkout"') from exc
+    matched = [s for s in services if regex.search(s.name)]
+    if not matched:
+        raise BoscoError(f"-w {pattern!r} matches none of the {len(services)} services",
+                         f"service names: {', '.join(s.name for s in services) or '(none)'}")
+    return matched
+
+
+def print_rebuild(rebuild: Rebuild) -> None:
+    """One terminal line per rebuild: service, what changed, time taken."""
+    if not rebuild.ok:
+        err.print(f"[red]{escape(rebuild.service)}: rebuild failed[/] in {rebuild.ms:.0f} ms; still serving the "
+                  f"last good build: {escape(rebuild.errors[0])}", highlight=False)
+        return
+    keys = rebuild.changed + tuple(f"-{k}" for k in rebuild.removed)
+    what = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "") if keys else "no change"
+    cause = ", ".join(rebuild.reasons[:2]) + (" …" if len(rebuild.reasons) > 2 else "")
+    err.print(f"[green]{escape(rebuild.service)}[/]: {escape(what)} ({escape(cause)}) in {rebuild.ms:.0f} ms",
+              highlight=False)
+
+
+def print_problem(service: str, message: str) -> None:
+    err.print(f"[yellow]{escape(service + ': ' if service else '')}{escape(message)}[/]", highlight=False)
+
+
+def print_output(service: str, line: str) -> None:
+    """A watch build's output line (its colours kept) prefixed with the service name."""
+    err.print(Text.assemble((f"{service} | ", "dim"), Text.from_ansi(line)), highlight=False)
+
+
 @cli.command()
 @click.argument("mode", required=False, type=click.Choice(["minify"]))
 @click.option("--host", help="Interface to listen on (default: cdn.host, 127.0.0.1).")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default: cdn.port, 7334).")
 @click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
+@click.option("--watch", "-w", "watch", metavar="REGEX",
+              help="Watch the services whose name matches REGEX and rebuild them on change (default: the "
+              "service the current folder is in).")
+@click.option("--livereload", is_flag=True,
+              help="Make the fragments of watched services reload the page (or swap CSS) after a rebuild.")
 @shared_options
-def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool) -> None:
+def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, watch: str | None,
+        livereload: bool) -> None:
     """Serve every service's assets from one local pseudo-CDN (build `local`).
 
     With MODE `minify`, JS and CSS are served as minified bundles with source maps; otherwise each
-    source file is served at its own key and the fragments list them one by one.
+    source file is served at its own key and the fragments list them one by one. With -w, watched
+    services are rebuilt as their files change.
     """
     from bosco.server import AssetHolder, CdnServer
+    from bosco.watch import WatchSession
 
     overrides: dict[str, Any] = {"cdn": {}}
     if host:
@@ -173,6 +228,9 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool) -> 
     if port is not None:
         overrides["cdn"]["port"] = port
     state = setup(overrides)
+    watched = watched_services(state.services, watch, Path.cwd())
+    if livereload and not watched:
+        err.print("[yellow]warning:[/] --livereload does nothing without watched services (-w REGEX)")
     minify = mode == "minify"
     minifier = css_minifier(state.config)
     holder = AssetHolder()
@@ -181,21 +239,33 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool) -> 
     holder.base_url = base_url
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
                            rebuild=rebuild, title=f"bosco cdn: {state.root.name}")
+    verbose = bool(click.get_current_context().find_object(Context).get("verbose"))  # type: ignore[union-attr]
+    session = WatchSession(
+        state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
+        on_rebuild=print_rebuild, on_problem=print_problem,
+        on_output=print_output if verbose else None,
+    )
 
     def build() -> None:
-        asset_set = build_with_progress(state, options)
+        asset_set = build_with_progress(state, session.build_all)
         print_problems(asset_set)
-        holder.swap(asset_set)
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
         err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
                   f"({'minified bundles' if minify else 'source files'})")
+        if watched:
+            session.start()
+            err.print(f"[green]watching[/] {', '.join(s.name for s in watched)}"
+                      + (" (live reload on)" if livereload else ""))
         out.print(f"{base_url}/")
 
     def ready() -> None:
         threading.Thread(target=build, daemon=True).start()
 
     err.print(f"listening on http://{server.host}:{server.port}/ (Ctrl-C to stop)")
-    server.run(on_ready=ready)
+    try:
+        server.run(on_ready=ready)
+    finally:
+        session.stop()
 
 
 @cli.command("build")
@@ -223,7 +293,8 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
                            css_minifier=css_minifier(state.config), rebuild=rebuild,
                            sri=bool(state.config.get("fragments.sri", True)),
                            title=f"bosco build {state.environment}/{build_name}")
-    asset_set = build_with_progress(state, options)
+    asset_set = build_with_progress(state, lambda progress: build_asset_set(state.services, options, state.warnings,
+                                                                            progress))
     print_problems(asset_set)
     if asset_set.errors:
         raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",

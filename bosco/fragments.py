@@ -25,10 +25,12 @@ def url_for(base_url: str, key: str) -> str:
     return f"{base_url.rstrip('/')}/{key}"
 
 
-def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]]) -> str:
+def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], livereload: str | None = None,
+                    service: str = "") -> str:
     """The HTML fragment of one bundle: one ``<script>`` (``js``) or ``<link>`` (``css``) line per
-    ``(url, integrity)`` pair, in order; ``integrity`` adds ``integrity``/``crossorigin`` attributes."""
-    return _env.get_template(f"fragment.{type_}.html").render(tags=tags)
+    ``(url, integrity)`` pair, in order; ``integrity`` adds ``integrity``/``crossorigin`` attributes.
+    ``livereload`` (a script URL) appends ``<script src=... data-bosco-service="<service>">``."""
+    return _env.get_template(f"fragment.{type_}.html").render(tags=tags, livereload=livereload, service=service)
 
 
 def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str) -> str:

@@ -33,7 +33,8 @@ class BuildOptions:
     ``bundle`` serves JS/CSS as one file per bundle (else each source file at its own key, and
     fragments list them); ``base_url`` prefixes fragment URLs (``""`` = root-relative ``/<key>``);
     ``tag`` limits bundles to one tag; ``rebuild`` forces ``build.command``; ``sri`` adds integrity
-    attributes to fragments.
+    attributes to fragments; ``livereload`` is the URL of the live-reload script that fragments
+    load (``bosco cdn -w --livereload``, watched services only), None for none.
     """
 
     build: str = "local"
@@ -45,6 +46,7 @@ class BuildOptions:
     rebuild: bool = False
     sri: bool = False
     title: str = "bosco"
+    livereload: str | None = None
 
 
 def sri(data: bytes) -> str:
@@ -63,7 +65,8 @@ def _description(repo: Path) -> str | None:
 def _fragment(service: str, options: BuildOptions, b: BundleInput, outputs: list[Output]) -> Output:
     key = f"{service}/{options.build}/html/{b.tag}.{b.type}.html"
     tags = [(url_for(options.base_url, o.key), sri(o.data) if options.sri else None) for o in outputs]
-    return Output(key, render_fragment(b.type, tags).encode("utf-8"), "fragment", service)
+    html = render_fragment(b.type, tags, options.livereload, service)
+    return Output(key, html.encode("utf-8"), "fragment", service)
 
 
 def _single(service: str, build: str, asset, kind: str = "file", key: str | None = None) -> Output:

@@ -6,16 +6,20 @@ mapping, so ``/../``, ``%2e%2e`` and absolute paths can only miss (404 with the 
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from importlib import resources
+from typing import Any
 
 import anyio
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, request_response
 
 from bosco.assetset import AssetSet
@@ -34,20 +38,97 @@ CORS_HEADERS = {
 NO_CACHE = "no-cache, must-revalidate"
 HTML = "text/html; charset=utf-8"
 BUILD_WAIT = 300.0  # seconds a request waits for the first build
+EVENTS_PATH = "/_bosco/events"
+LIVERELOAD_PATH = "/_bosco/livereload.js"
+KEEPALIVE = 15.0  # seconds between SSE comment lines on an idle stream (keeps proxies from closing it)
+RECONNECT_MS = 1000  # the SSE ``retry`` the browser waits before reconnecting
+
+
+class EventHub:
+    """Server-sent events (WHATWG HTML §9.2) fanned out to every connected ``/_bosco/events`` client.
+
+    ``publish`` may be called from any thread; each subscriber is an asyncio queue on the server's
+    loop. A message published with ``key`` and ``retain=True`` is also replayed to clients that
+    connect later, until a message with the same key and ``retain=False`` replaces it (used for
+    failed rebuilds, so a page loaded during a failure still shows it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[str | None]]] = set()
+        self._retained: dict[str, str] = {}
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def publish(self, event: str, data: Any, key: str | None = None, retain: bool = False) -> None:
+        """Send ``event`` with ``data`` (JSON-encoded) to every connected client."""
+        message = f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+        with self._lock:
+            if key is not None:
+                if retain:
+                    self._retained[key] = message
+                else:
+                    self._retained.pop(key, None)
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            self._send(subscriber, message)
+
+    def close(self) -> None:
+        """End every open stream (server shutdown)."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            self._send(subscriber, None)
+
+    def _send(self, subscriber: tuple[asyncio.AbstractEventLoop, asyncio.Queue[str | None]],
+              message: str | None) -> None:
+        loop, queue = subscriber
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, message)
+        except RuntimeError:  # the loop is closed: the server is gone
+            with self._lock:
+                self._subscribers.discard(subscriber)
+
+    async def stream(self) -> AsyncIterator[str]:
+        """One client's stream: a ``retry`` line, the retained messages, then each published one."""
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        subscriber = (asyncio.get_running_loop(), queue)
+        with self._lock:
+            self._subscribers.add(subscriber)
+            retained = list(self._retained.values())
+        try:
+            yield f"retry: {RECONNECT_MS}\n: connected\n\n"
+            for message in retained:
+                yield message
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                except asyncio.TimeoutError:
+                    yield ": keepalive\n\n"
+                    continue
+                if message is None:
+                    return
+                yield message
+        finally:
+            with self._lock:
+                self._subscribers.discard(subscriber)
 
 
 class AssetHolder:
     """Holds the served AssetSet; ``swap`` replaces it in one assignment, so a request sees either
-    the old or the new set, never half of a rebuild."""
+    the old or the new set, never half of a rebuild. ``events`` is the live-reload event stream."""
 
     def __init__(self, asset_set: AssetSet | None = None, base_url: str = "") -> None:
         self.current = asset_set or AssetSet({}, ())
         self.base_url = base_url
+        self.events = EventHub()
         self.ready = threading.Event()
         if asset_set is not None:
             self.ready.set()
 
     def swap(self, asset_set: AssetSet) -> None:
+        """Serve ``asset_set`` from now on."""
         self.current = asset_set
         self.ready.set()
 
@@ -60,7 +141,17 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 def create_app(holder: AssetHolder) -> Starlette:
-    """The ASGI app serving ``holder.current``: GET/HEAD of keys, OPTIONS preflight, ``/repos``."""
+    """The ASGI app serving ``holder.current``: GET/HEAD of keys, OPTIONS preflight, ``/repos``, and
+    the live-reload stream ``/_bosco/events`` (text/event-stream) and script ``/_bosco/livereload.js``."""
+    livereload_js = resources.files("bosco.templates").joinpath("livereload.js").read_bytes()
+
+    async def events(request: Request) -> Response:
+        headers = {**CORS_HEADERS, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(holder.events.stream(), headers=headers, media_type="text/event-stream")
+
+    async def script(request: Request) -> Response:
+        headers = {**CORS_HEADERS, "Cache-Control": NO_CACHE}
+        return Response(livereload_js, 200, headers, media_type="text/javascript; charset=utf-8")
 
     def page(status: int, body: bytes) -> Response:
         return Response(body, status, {**CORS_HEADERS, "Cache-Control": NO_CACHE}, media_type=HTML)
@@ -87,7 +178,11 @@ def create_app(holder: AssetHolder) -> Starlette:
         return Response(output.data, 200, headers, media_type=output.content_type)
 
     methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"]
-    app = Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
+    app = Starlette(routes=[
+        Route(EVENTS_PATH, events, methods=["GET"]),
+        Route(LIVERELOAD_PATH, script, methods=["GET", "HEAD"]),
+        Route("/{path:path}", endpoint, methods=methods),
+    ])
     # Targets no route matches (``OPTIONS *``, absolute-form ``GET http://host/x``) get the same answers.
     app.router.default = request_response(endpoint)
     return app
@@ -121,7 +216,9 @@ class CdnServer:
         self.socket = bind(host, port)
         self.host = host
         self.port = self.socket.getsockname()[1]
-        config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False)
+        self.holder = holder
+        config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False,
+                                timeout_graceful_shutdown=2)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -145,6 +242,7 @@ class CdnServer:
         return self
 
     def stop(self) -> None:
+        self.holder.events.close()
         self._server.should_exit = True
         if self._thread:
             self._thread.join(10)

@@ -1,0 +1,453 @@
+"""``bosco cdn -w``: file watching -> incremental rebuild of one service -> live-reload events.
+
+A ``WatchSession`` owns the per-service builds of the served asset set. watchdog observers watch
+each watched service's manifest and the folders its globs reach (never ``node_modules`` or
+dot-folders such as ``.git`` and build caches, unless a glob names them); events are coalesced per
+service over a short quiet period, the service alone is rebuilt (manifest re-read, globs
+re-expanded) and the asset set re-assembled and swapped in one step (DESIGN §3). A failed rebuild
+keeps serving the service's last good outputs with the errors on the index page. Services with a
+``build.watch.command`` run it (``bosco.builds.WatchBuild``) and rebuild on its ready text instead
+of on file events. Each rebuild is published as a ``rebuild`` server-sent event for live reload.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.polling import PollingObserver
+from wcmatch import glob as wcglob
+
+from bosco.assets import GLOB_FLAGS
+from bosco.assetset import AssetSet, ServiceBuild
+from bosco.builds import WatchBuild
+from bosco.fragments import url_for
+from bosco.manifest import MANIFEST_NAME
+from bosco.pipeline import BuildOptions, assemble, build_service
+from bosco.server import LIVERELOAD_PATH, AssetHolder
+from bosco.workspace import Service, load_service
+
+DEBOUNCE = 0.05  # seconds of quiet after the last event before a rebuild (one save = several events)
+MAX_DELAY = 1.0  # seconds after the first event a rebuild starts even if events keep coming
+EXCLUDED_DIRS = frozenset({"node_modules"})  # and every folder whose name starts with "."
+EVENT_TYPES = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
+               DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+INOTIFY_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
+INOTIFY_HINT = ("inotify limit reached; watching by polling instead (slower). Raise it with "
+                "`sudo sysctl fs.inotify.max_user_watches=524288` (and fs.inotify.max_user_instances)")
+_MATCH_FLAGS = GLOB_FLAGS & ~wcglob.NODIR
+
+
+@dataclass(frozen=True)
+class WatchRoot:
+    """A folder to watch: ``recursive`` when a glob reaches below it."""
+
+    path: Path
+    recursive: bool
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """The outcome of rebuilding one service.
+
+    ``changed`` are asset keys added or with new bytes, ``removed`` keys no longer served (both
+    sorted, compared with what was served before); ``errors`` the new build's problems (empty when
+    it succeeded; on failure the last good outputs stay served); ``ms`` the wall time in
+    milliseconds; ``reasons`` the repo-relative paths (or ``"watch build ready"``) that caused it."""
+
+    service: str
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    errors: tuple[str, ...]
+    ms: float
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def css_only(self) -> bool:
+        """True when every changed or removed key is a stylesheet or its map (swappable in place)."""
+        keys = self.changed + self.removed
+        return bool(keys) and all(k.endswith((".css", ".css.map")) for k in keys)
+
+    def event(self) -> dict[str, Any]:
+        """The JSON payload of the ``rebuild`` server-sent event."""
+        return {"service": self.service, "ok": self.ok, "changed": list(self.changed),
+                "removed": list(self.removed), "css_only": self.css_only, "errors": list(self.errors),
+                "ms": round(self.ms, 1)}
+
+
+def _static_prefix(pattern: str) -> tuple[str, bool]:
+    """``(folder part of pattern without glob magic, whether the rest reaches into subfolders)``."""
+    parts = pattern.split("/")
+    fixed = []
+    for part in parts[:-1]:
+        if wcglob.is_magic(part, flags=GLOB_FLAGS):
+            break
+        fixed.append(part)
+    return "/".join(fixed), len(fixed) < len(parts) - 1
+
+
+def _globs(service: Service) -> list[tuple[str, str]]:
+    """Every ``(basePath, glob)`` of the service's manifest."""
+    manifest = service.manifest
+    if manifest is None:
+        return []
+    pairs = [(s.base_path, g) for s in manifest.sections for b in s.bundles for g in b.globs]
+    pairs += [(g.base_path, g.glob) for g in manifest.libraries + manifest.site_assets]
+    return pairs
+
+
+def _excluded(folder: Path) -> bool:
+    return folder.name in EXCLUDED_DIRS or folder.name.startswith(".")
+
+
+def _split(root: WatchRoot) -> list[WatchRoot]:
+    """A recursive root whose subtree holds excluded folders becomes a plain watch on it plus
+    recursive watches on its other subfolders (so node_modules and .git are never watched)."""
+    if not root.recursive or not root.path.is_dir():
+        return [root]
+    children = sorted(c for c in root.path.iterdir() if c.is_dir() and not c.is_symlink())
+    kept = [c for c in children if not _excluded(c)]
+    below = [_split(WatchRoot(c, True)) for c in kept]
+    if len(kept) == len(children) and all(b == [WatchRoot(c, True)] for b, c in zip(below, kept, strict=True)):
+        return [root]
+    return [WatchRoot(root.path, False)] + [r for b in below for r in b]
+
+
+def watch_roots(service: Service) -> tuple[WatchRoot, ...]:
+    """The folders to watch for ``service``: the repo itself (for the manifest), each basePath folder
+    (recursive) and, for globs relative to the repo itself, the deepest folder without glob magic
+    (recursive when the glob reaches below it). A folder that does
+    not exist yet is replaced by its nearest existing ancestor, so its creation is seen. Excluded
+    folders below a recursive root are left out; roots inside another recursive root are dropped."""
+    repo = service.path
+    wanted: dict[Path, bool] = {repo: False}
+    for base, pattern in _globs(service):
+        prefix, recursive = _static_prefix(pattern)
+        if base:  # one recursive watch per basePath: fewer inotify instances than one per glob folder
+            folder, recursive = repo / base, True
+        else:
+            folder = repo / prefix if prefix else repo
+        while not folder.is_dir() and folder != repo and repo in folder.parents:
+            folder, recursive = folder.parent, False
+        wanted[folder] = wanted.get(folder, False) or recursive
+    roots = [r for path, rec in wanted.items() for r in _split(WatchRoot(path, rec))]
+    recursive_paths = [r.path for r in roots if r.recursive]
+    return tuple(sorted(
+        {r for r in roots if not any(p in r.path.parents or (p == r.path and not r.recursive)
+                                     for p in recursive_paths)},
+        key=lambda r: (str(r.path), r.recursive),
+    ))
+
+
+def is_relevant(service: Service, path: Path) -> bool:
+    """True when a change at ``path`` can change ``service``'s outputs: its manifest, or a file
+    matching one of its globs (dotfiles never match, so editors' hidden temp files are ignored)."""
+    if path == service.path / MANIFEST_NAME:
+        return True
+    for base, pattern in _globs(service):
+        folder = service.path / base if base else service.path
+        try:
+            rel = path.relative_to(folder).as_posix()
+        except ValueError:
+            continue
+        if wcglob.globmatch(rel, pattern, flags=_MATCH_FLAGS):
+            return True
+    return False
+
+
+def _diff(old: ServiceBuild | None, new: ServiceBuild) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    before = {o.key: o.data for o in old.outputs} if old else {}
+    after = {o.key: o.data for o in new.outputs}
+    changed = sorted(k for k, data in after.items() if before.get(k) != data)
+    removed = sorted(k for k in before if k not in after)
+    return tuple(changed), tuple(removed)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, session: WatchSession, repo: Path) -> None:
+        self.session, self.repo = session, repo
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = [Path(str(event.src_path))]
+        if event.dest_path:
+            paths.append(Path(str(event.dest_path)))
+        self.session.notify(self.repo, paths, event.is_directory, event.event_type)
+
+
+class WatchSession:
+    """Builds a workspace's services and keeps the watched ones up to date in ``holder``.
+
+    ``services`` are all served services in order; ``watched`` the folders of those to watch.
+    ``livereload`` makes the fragments of watched services load ``/_bosco/livereload.js``.
+    Callbacks (called from background threads): ``on_rebuild(Rebuild)`` after each rebuild,
+    ``on_problem(service, message)`` for watch-build problems and the polling fallback (service
+    ``""``), ``on_output(service, line)`` for watch-build output. ``observer_class`` is watchdog's
+    platform observer unless given; it falls back to ``PollingObserver`` when the inotify limits
+    (``ENOSPC``/``EMFILE``) are reached. ``debounce`` is the quiet period in seconds.
+    """
+
+    def __init__(
+        self,
+        services: Sequence[Service],
+        watched: Iterable[Path],
+        options: BuildOptions,
+        holder: AssetHolder,
+        warnings: Sequence[str] = (),
+        *,
+        livereload: bool = False,
+        on_rebuild: Callable[[Rebuild], None] | None = None,
+        on_problem: Callable[[str, str], None] | None = None,
+        on_output: Callable[[str, str], None] | None = None,
+        observer_class: Callable[[], BaseObserver] = Observer,
+        debounce: float = DEBOUNCE,
+        watch_build_backoff: float = 1.0,
+    ) -> None:
+        self.services = {s.path: s for s in services}
+        self.order = [s.path for s in services]
+        self.watched = tuple(Path(p) for p in watched)
+        self.options, self.holder, self.warnings = options, holder, tuple(warnings)
+        self.watched_options = (
+            replace(options, livereload=url_for(options.base_url, LIVERELOAD_PATH[1:])) if livereload else options
+        )
+        self.on_rebuild, self.on_problem, self.on_output = on_rebuild, on_problem, on_output
+        self.observer_class, self.debounce, self.watch_build_backoff = observer_class, debounce, watch_build_backoff
+        self.polling = False
+        self.rebuilds = 0
+        self._served: dict[Path, ServiceBuild] = {}
+        self._last_good: dict[Path, ServiceBuild] = {}
+        self._problems: dict[Path, str] = {}
+        self._lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._pending: dict[Path, tuple[float, float, set[str]]] = {}
+        self._stopped = False
+        self._observer: BaseObserver | None = None
+        self._watches: dict[Path, dict[WatchRoot, ObservedWatch]] = {}
+        self._stale: set[Path] = set()
+        self._watch_builds: list[WatchBuild] = []
+        self._worker = threading.Thread(target=self._work, name="bosco-rebuild", daemon=True)
+
+    # building -----------------------------------------------------------------------------
+
+    def _options(self, path: Path) -> BuildOptions:
+        return self.watched_options if path in self.watched else self.options
+
+    def build_all(self, progress: Callable[[Service], None] | None = None) -> AssetSet:
+        """Build every service (``progress`` after each), serve the result and return it."""
+        for path in self.order:
+            build = build_service(self.services[path], self._options(path))
+            self._served[path] = build
+            if not build.all_errors:
+                self._last_good[path] = build
+            if progress:
+                progress(self.services[path])
+        return self._publish()
+
+    def _publish(self) -> AssetSet:
+        builds = []
+        for path in self.order:
+            build = self._served[path]
+            problem = self._problems.get(path)
+            builds.append(replace(build, errors=build.errors + (problem,)) if problem else build)
+        asset_set = assemble(builds, self.options, self.warnings)
+        self.holder.swap(asset_set)
+        return asset_set
+
+    def rebuild(self, repo: Path, reasons: Iterable[str] = ()) -> Rebuild:
+        """Re-read the manifest of the service in ``repo``, rebuild it, swap it into the served set
+        and publish a ``rebuild`` event. A build with errors keeps the last good outputs served."""
+        start = time.perf_counter()
+        service = load_service(repo)
+        build = build_service(service, self._options(repo))
+        with self._lock:
+            self.services[repo] = service
+            previous = self._served.get(repo)
+            errors = build.all_errors
+            if errors and repo in self._last_good:
+                good = self._last_good[repo]
+                build = replace(good, errors=errors, warnings=build.warnings, description=build.description)
+            elif not errors:
+                self._last_good[repo] = build
+            self._served[repo] = build
+            self._publish()
+            self.rebuilds += 1
+        changed, removed = _diff(previous, build)
+        result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
+                         tuple(sorted(reasons)))
+        self.holder.events.publish("rebuild", result.event(), key=build.name, retain=not result.ok)
+        if self.on_rebuild:
+            self.on_rebuild(result)
+        return result
+
+    def report(self, repo: Path, message: str | None) -> None:
+        """Show (or with None clear) a watch-build problem on the service's index entry."""
+        with self._lock:
+            if message is None and self._problems.pop(repo, None) is None:
+                return
+            if message is not None:
+                self._problems[repo] = message
+            self._publish()
+        if message is not None and self.on_problem:
+            self.on_problem(self.services[repo].name, message)
+
+    # events -------------------------------------------------------------------------------
+
+    def request(self, repo: Path, reason: str) -> None:
+        """Ask for a rebuild of the service in ``repo`` after the quiet period."""
+        now = time.monotonic()
+        with self._cond:
+            first, _, reasons = self._pending.get(repo, (now, now, set()))
+            reasons.add(reason)
+            self._pending[repo] = (first, now, reasons)
+            self._cond.notify()
+
+    def notify(self, repo: Path, paths: list[Path], is_directory: bool, event_type: str) -> None:
+        """Handle one watchdog event for the service in ``repo`` (called from the observer thread)."""
+        service = self.services[repo]
+        watch_build = self._has_watch_build(service)
+        if is_directory:  # folders appear or go: watch the new set of folders, re-expand the globs
+            if event_type != "created":
+                self._stale.add(repo)
+            if not watch_build:
+                self.request(repo, paths[-1].relative_to(repo).as_posix() + "/")
+            return
+        for path in paths:
+            if is_relevant(service, path) and (path.name == MANIFEST_NAME or not watch_build):
+                self.request(repo, path.relative_to(repo).as_posix())
+
+    @staticmethod
+    def _has_watch_build(service: Service) -> bool:
+        return bool(service.manifest and service.manifest.build and service.manifest.build.watch_command)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                due: list[tuple[Path, set[str]]] = []
+                while not self._stopped and not due:
+                    now = time.monotonic()
+                    wait = None
+                    for repo, (first, last, reasons) in list(self._pending.items()):
+                        at = min(last + self.debounce, first + MAX_DELAY)
+                        if at <= now:
+                            due.append((repo, reasons))
+                            del self._pending[repo]
+                        else:
+                            wait = at - now if wait is None else min(wait, at - now)
+                    if not due:
+                        self._cond.wait(wait)
+                if self._stopped:
+                    return
+            for repo, reasons in due:
+                self.rebuild(repo, reasons)
+                self._sync_watches(repo)
+
+    # observers ----------------------------------------------------------------------------
+
+    def _sync_watches(self, repo: Path) -> None:
+        """Watch exactly ``watch_roots`` of the service now (globs and folders may have changed)."""
+        with self._lock:
+            self._sync(repo)
+
+    def _sync(self, repo: Path) -> None:
+        observer = self._observer
+        if observer is None or self._stopped:
+            return
+        current = self._watches.setdefault(repo, {})
+        if repo in self._stale:  # a watched folder was deleted or moved: its watch is dead
+            self._stale.discard(repo)
+            for watch in current.values():
+                observer.unschedule(watch)
+            current.clear()
+        wanted = set(watch_roots(self.services[repo]))
+        for root in [r for r in current if r not in wanted]:
+            observer.unschedule(current.pop(root))
+        for root in sorted(wanted - set(current), key=lambda r: str(r.path)):
+            try:
+                current[root] = observer.schedule(_Handler(self, repo), str(root.path),
+                                                  recursive=root.recursive, event_filter=EVENT_TYPES)
+            except OSError as exc:
+                if exc.errno not in INOTIFY_LIMIT_ERRNOS or self.polling:
+                    raise
+                self._fall_back_to_polling()
+                return
+
+    def _fall_back_to_polling(self) -> None:
+        old = self._observer
+        self.polling = True
+        self._observer = PollingObserver(timeout=0.25)
+        self._watches.clear()
+        self._observer.start()
+        if old is not None:
+            old.stop()
+        if self.on_problem:
+            self.on_problem("", INOTIFY_HINT)
+        for repo in self.watched:
+            self._sync(repo)
+
+    def start(self) -> WatchSession:
+        """Start observers, watch builds and the rebuild worker (after ``build_all``)."""
+        with self._lock:
+            if self._stopped:
+                return self
+            self._observer = self.observer_class()
+            self._observer.start()
+            self._worker.start()
+            for repo in self.watched:
+                self._sync(repo)
+                service = self.services[repo]
+                if self._has_watch_build(service):
+                    self._start_watch_build(repo, service)
+        return self
+
+    def _start_watch_build(self, repo: Path, service: Service) -> None:
+        assert service.manifest and service.manifest.build
+
+        def ready() -> None:
+            self.report(repo, None)
+            self.request(repo, "watch build ready")
+
+        output = (lambda line: self.on_output(service.name, line)) if self.on_output else None
+        self._watch_builds.append(WatchBuild(
+            service.name, repo, service.manifest.build, ready, lambda message: self.report(repo, message),
+            output, backoff=self.watch_build_backoff,
+        ).start())
+
+    def stop(self) -> None:
+        """Stop watch builds (their whole process groups), observers and the worker."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        for watch_build in self._watch_builds:
+            watch_build.stop()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(5)
+        if self._worker.is_alive():
+            self._worker.join(30)
+
+    def __enter__(self) -> WatchSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,70 @@
+/* bosco live reload (`bosco cdn -w --livereload`). Loaded by the fragments of watched services as
+   <script src="<cdn>/_bosco/livereload.js" data-bosco-service="<service>">; listens to the
+   server-sent events at <cdn>/_bosco/events and, for rebuilds of the services on this page:
+   CSS-only changes swap the matching stylesheet links in place, anything else reloads the page,
+   a failed rebuild shows an overlay with the error until the next good rebuild. */
+(function () {
+  "use strict";
+  var me = document.currentScript;
+  if (window.__boscoLivereload || !me || !window.EventSource) return;
+  window.__boscoLivereload = true;
+  var failures = {};
+
+  function onPage(service) {
+    return document.querySelector('script[data-bosco-service="' + service + '"]') !== null;
+  }
+
+  function showFailures() {
+    var box = document.getElementById("bosco-overlay");
+    var names = Object.keys(failures);
+    if (!names.length) {
+      if (box) box.remove();
+      return;
+    }
+    if (!box) {
+      box = document.createElement("pre");
+      box.id = "bosco-overlay";
+      box.setAttribute("style", "position:fixed;inset:0;z-index:2147483647;overflow:auto;margin:0;" +
+        "padding:2em;background:rgba(40,0,0,.93);color:#fee2e2;font:14px/1.5 ui-monospace,Menlo,monospace;" +
+        "white-space:pre-wrap");
+      document.documentElement.appendChild(box);
+    }
+    box.textContent = names.map(function (name) {
+      return "bosco: " + name + " failed to rebuild\n\n" + failures[name].join("\n\n");
+    }).join("\n\n\n");
+  }
+
+  function bare(url) {
+    return url.split(/[?#]/)[0];
+  }
+
+  function swapStylesheets(keys) {
+    document.querySelectorAll('link[rel="stylesheet"]').forEach(function (link) {
+      var href = bare(link.href);
+      var hit = keys.some(function (key) { return href.slice(-key.length - 1) === "/" + key; });
+      if (!hit) return;
+      var fresh = link.cloneNode();
+      fresh.href = href + "?bosco=" + Date.now();
+      function done() { link.remove(); }
+      fresh.addEventListener("load", done);
+      fresh.addEventListener("error", done);
+      link.after(fresh);
+    });
+  }
+
+  var source = new EventSource(new URL("events", me.src).href);
+  source.addEventListener("rebuild", function (message) {
+    var rebuild = JSON.parse(message.data);
+    if (!onPage(rebuild.service)) return;
+    if (!rebuild.ok) {
+      failures[rebuild.service] = rebuild.errors;
+      showFailures();
+      return;
+    }
+    delete failures[rebuild.service];
+    showFailures();
+    if (!rebuild.changed.length && !rebuild.removed.length) return;
+    if (rebuild.css_only) swapStylesheets(rebuild.changed);
+    else window.location.reload();
+  });
+})();
