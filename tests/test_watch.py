@@ -1,0 +1,232 @@
+"""bosco cdn -w: real files changed on disk in a tmp copy of a workspace, served over a real socket."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from live import Live, atomic_write, until
+from watchdog.observers.inotify import InotifyObserver
+
+from bosco.cli import cli, watched_services
+from bosco.config import load_config
+from bosco.errors import BoscoError
+from bosco.watch import INOTIFY_HINT, WatchRoot, is_relevant, watch_roots
+from bosco.workspace import discover_services, load_service
+
+HOME_CSS = "app-home/local/css/home.css"
+BOTTOM_FRAGMENT = "app-home/local/html/bottom.js.html"
+
+
+@pytest.fixture
+def live(example: Path):
+    sessions: list[Live] = []
+
+    def start(watch=("app-home",), **kwargs) -> Live:
+        session = Live(example, watch, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def test_plain_write_serves_new_bytes(live, example: Path) -> None:
+    w = live()
+    (example / "app-home/public/css/home.css").write_bytes(b".hero { color: red; }\n")
+    w.wait_bytes(HOME_CSS, b".hero { color: red; }\n")
+    rebuild = w.wait_rebuild("app-home")
+    assert rebuild.ok and rebuild.changed == (HOME_CSS,) and rebuild.removed == ()
+    assert rebuild.reasons == ("public/css/home.css",)
+
+
+def test_atomic_save_rebuilds_exactly_once(live, example: Path) -> None:
+    w = live()
+    atomic_write(example / "app-home/public/css/home.css", b".hero { color: blue; }\n")
+    w.wait_bytes(HOME_CSS, b".hero { color: blue; }\n")
+    # the temp file's create/modify/close and the rename arrive as several events: one rebuild
+    time.sleep(5 * w.session.debounce + 0.3)
+    assert w.count("app-home") == 1
+    assert w.rebuilds[0].changed == (HOME_CSS,)
+
+
+def test_unchanged_services_are_not_rebuilt(live, example: Path) -> None:
+    w = live()
+    before = w.holder.current
+    atomic_write(example / "app-home/public/js/app.js", b"console.log('new');\n")
+    w.wait_bytes("app-home/local/js/app.js", b"console.log('new');\n")
+    after = w.holder.current
+    checkout = [k for k, o in before.outputs.items() if o.service == "app-checkout"]
+    assert checkout and all(after.get(k) is before.get(k) for k in checkout)
+    assert after.get("app-home/local/js/polyfills.js") is not before.get("app-home/local/js/polyfills.js")
+    assert {s.name for s in after.services} == {s.name for s in before.services}
+
+
+def test_new_file_matching_a_glob_is_served_and_listed(live, example: Path) -> None:
+    w = live()
+    (example / "app-home/public/js/lib/extra.js").write_text("var extra = 1;\n")
+    w.wait_bytes("app-home/local/js/lib/extra.js", b"var extra = 1;\n")
+    fragment = w.get(BOTTOM_FRAGMENT).text
+    assert fragment.splitlines() == [
+        f'<script src="{w.url}/app-home/local/js/lib/dom-ready.js"></script>',
+        f'<script src="{w.url}/app-home/local/js/lib/extra.js"></script>',
+        f'<script src="{w.url}/app-home/local/js/lib/format.js"></script>',
+        f'<script src="{w.url}/app-home/local/js/app.js"></script>',
+    ]
+    assert "app-home/local/js/lib/extra.js" in w.get("").text  # the index page lists it
+
+
+def test_file_outside_every_glob_does_not_rebuild(live, example: Path) -> None:
+    w = live()
+    (example / "app-home/public/js/notes.txt").write_text("not an asset\n")
+    (example / "app-home/public/css/home.css").write_text(".after {}\n")  # a real change after it
+    w.wait_bytes(HOME_CSS, b".after {}\n")
+    time.sleep(5 * w.session.debounce + 0.3)
+    assert [r.reasons for r in w.rebuilds] == [("public/css/home.css",)]
+
+
+def test_deleted_file_leaves_the_set_and_the_fragment(live, example: Path) -> None:
+    w = live()
+    (example / "app-home/public/js/lib/format.js").unlink()
+    w.wait_status("app-home/local/js/lib/format.js", 404)
+    assert "format.js" not in w.get(BOTTOM_FRAGMENT).text
+    assert w.rebuilds[-1].removed == ("app-home/local/js/lib/format.js",)
+
+
+def test_file_deleted_and_recreated(live, example: Path) -> None:
+    w = live()
+    path = example / "app-home/public/css/base.css"  # named explicitly in the manifest
+    path.unlink()
+    failed = w.wait_rebuild("app-home")
+    assert not failed.ok and "css/base.css: no file matches" in failed.errors[0]
+    assert w.get("app-home/local/css/base.css").status_code == 200  # last good output kept
+    path.write_text("body { margin: 0; }\n")
+    w.wait_bytes("app-home/local/css/base.css", b"body { margin: 0; }\n")
+    assert w.wait_rebuild("app-home", 2).ok
+
+
+def test_manifest_edit_rereads_the_manifest(live, example: Path) -> None:
+    w = live()
+    manifest_path = example / "app-home/bosco-service.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["assets"]["css"]["print"] = ["css/base.css"]
+    atomic_write(manifest_path, json.dumps(manifest).encode())
+    fragment = w.wait_status("app-home/local/html/print.css.html", 200).text
+    assert fragment == (f'<link rel="stylesheet" href="{w.url}/app-home/local/css/base.css" type="text/css" '
+                        'media="all" />\n')
+
+
+def test_broken_manifest_keeps_last_good_output_then_recovers(live, example: Path) -> None:
+    w = live()
+    old = w.get(HOME_CSS).content
+    manifest_path = example / "app-home/bosco-service.json"
+    good = manifest_path.read_text()
+    manifest_path.write_text(good.replace('"tags"', '"tags" "oops"', 1))
+    failed = w.wait_rebuild("app-home")
+    message = f"{manifest_path}:5:10: invalid JSON: Expecting ':' delimiter"
+    assert failed.errors == (message,)
+    assert w.get(HOME_CSS).content == old
+    assert f'<p class="error">{message.replace(chr(39), "&#39;")}</p>' in w.get("").text
+    manifest_path.write_text(good)
+    recovered = w.wait_rebuild("app-home", 2)
+    assert recovered.ok and recovered.changed == () and "invalid JSON" not in w.get("").text
+
+
+def test_minify_mode_rebuilds_a_minified_bundle(live, example: Path) -> None:
+    from conftest import build
+
+    w = live(minify=True)
+    atomic_write(example / "app-home/public/js/app.js", b"var  answer = 6 * 7 ;\n// gone\n")
+    served = w.wait_rebuild("app-home")
+    assert served.changed == ("app-home/local/js/bottom.js", "app-home/local/js/bottom.js.map")
+    fresh = build(example, minify=True, bundle=True, base_url=w.url)
+    body = w.get("app-home/local/js/bottom.js").content
+    assert body == fresh.get("app-home/local/js/bottom.js").data
+    assert b"var answer=6*7;" in body and b"// gone" not in body
+
+
+def test_undecodable_css_in_minify_mode_fails_then_recovers(live, example: Path) -> None:
+    w = live(minify=True)
+    bundle = "app-home/local/css/main.css"
+    old = w.get(bundle).content
+    path = example / "app-home/public/css/home.css"
+    atomic_write(path, b".x { content: '\xff\xfe'; }\n")
+    failed = w.wait_rebuild("app-home")
+    assert not failed.ok
+    assert failed.errors == ("css/main: app-home: public/css/home.css: cannot read as UTF-8 "
+                             "('utf-8' codec can't decode byte 0xff in position 15: invalid start byte)",)
+    assert w.get(bundle).content == old
+    assert "cannot read as UTF-8" in w.get("").text
+    atomic_write(path, b".x { color : red ; }\n")
+    until(lambda: b".x{color:red}" in w.get(bundle).content, what="the fixed CSS in the bundle")
+    assert "cannot read as UTF-8" not in w.get("").text
+
+
+def test_watch_roots_skip_node_modules_and_dot_folders(fixture_ws) -> None:
+    repo = fixture_ws("watchbuild") / "app-static"
+    for folder in ("node_modules/pkg", ".git/objects", ".cache/x", "css/deep"):
+        (repo / folder).mkdir(parents=True)
+    assert watch_roots(load_service(repo)) == (WatchRoot(repo, False), WatchRoot(repo / "css", True))
+    assert is_relevant(load_service(repo), repo / "css/deep/new.css")
+    assert not is_relevant(load_service(repo), repo / "css/.new.css.swp")
+
+
+def test_watch_roots_of_missing_folders_watch_the_nearest_existing_one(example: Path) -> None:
+    repo = example / "app-reports"  # basePath dist is created by its build command
+    assert watch_roots(load_service(repo)) == (WatchRoot(repo, False),)
+
+
+class FullInotify(InotifyObserver):
+    """The kernel's answer when fs.inotify.max_user_watches is used up (cannot be provoked here
+    without changing a machine-wide limit other processes share)."""
+
+    def schedule(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+
+def test_inotify_limit_falls_back_to_polling(live, example: Path) -> None:
+    w = live(observer_class=FullInotify)
+    assert w.session.polling
+    assert w.problems == [("", INOTIFY_HINT)] and "fs.inotify.max_user_watches" in INOTIFY_HINT
+    atomic_write(example / "app-home/public/css/home.css", b".polled {}\n")
+    w.wait_bytes(HOME_CSS, b".polled {}\n")
+
+
+def test_watched_services_defaults_to_the_current_service(example: Path) -> None:
+    services, _ = discover_services(example, load_config(example, "local", env={}))
+    assert [s.name for s in watched_services(services, None, example / "app-home/public/css")] == ["app-home"]
+    assert watched_services(services, None, example) == []
+    assert [s.name for s in watched_services(services, "home|checkout", example)] == ["app-home", "app-checkout"]
+    with pytest.raises(BoscoError, match=r"-w 'nope' matches none of the 4 services"):
+        watched_services(services, "nope", example)
+
+
+@pytest.mark.parametrize(("pattern", "message"), [
+    ("app-(", "error: -w 'app-(' is not a valid regular expression: missing ), unterminated subpattern at "
+     'position 4 hint: use e.g. -w "app-home|app-checkout"'),
+    ("nope", "error: -w 'nope' matches none of the 4 services hint: service names: app-home, app-checkout, "
+     "app-reports, service-api"),
+])
+def test_cdn_watch_bad_regex(example: Path, pattern: str, message: str) -> None:
+    result = CliRunner().invoke(cli, ["cdn", "-W", str(example), "-p", "0", "-w", pattern])
+    assert result.exit_code == 1
+    assert " ".join(result.output.split()) == message
+
+
+def test_removed_basepath_folder_is_watched_again(live, example: Path) -> None:
+    w = live(watch=("app-checkout",))
+    site = example / "app-checkout/site"
+    shutil.rmtree(site)
+    until(lambda: w.get("asset/favicon.svg").status_code == 404 or w.count("app-checkout") >= 1,
+          what="a rebuild after the folder went")
+    site.mkdir()
+    (site / "favicon.svg").write_text("<svg/>")
+    w.wait_bytes("asset/favicon.svg", b"<svg/>")
+    (site / "favicon.svg").write_text("<svg></svg>")
+    w.wait_bytes("asset/favicon.svg", b"<svg></svg>")
