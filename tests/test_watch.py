@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from live import Live, atomic_write, until
+from markupsafe import escape
 from watchdog.observers.inotify import InotifyObserver
 
 from bosco.cli import cli, watched_services
@@ -132,7 +133,7 @@ def test_broken_manifest_keeps_last_good_output_then_recovers(live, example: Pat
     message = f"{manifest_path}:5:10: invalid JSON: Expecting ':' delimiter"
     assert failed.errors == (message,)
     assert w.get(HOME_CSS).content == old
-    assert f'<p class="error">{message.replace(chr(39), "&#39;")}</p>' in w.get("").text
+    assert f'<p class="error">{escape(message)}</p>' in w.get("").text
     manifest_path.write_text(good)
     recovered = w.wait_rebuild("app-home", 2)
     assert recovered.ok and recovered.changed == () and "invalid JSON" not in w.get("").text
