@@ -1,0 +1,156 @@
+"""Live reload: the server-sent events stream, the script, fragments, and a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import pytest
+from live import Live, atomic_write, until
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def live(example: Path):
+    sessions: list[Live] = []
+
+    def start(watch=("app-home",), **kwargs) -> Live:
+        session = Live(example, watch, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()
+
+
+def read_event(lines, name: str) -> dict:
+    """The data of the next ``name`` event on an SSE line iterator."""
+    event = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[len("event: "):]
+        elif line.startswith("data: ") and event == name:
+            return json.loads(line[len("data: "):])
+    raise AssertionError(f"stream ended before a {name} event")
+
+
+def subscribe(w: Live, stream: httpx.Response):
+    """Iterate the stream's lines once the server has registered the client."""
+    lines = stream.iter_lines()
+    assert next(lines) == "retry: 1000"
+    assert next(lines) == ": connected"
+    until(lambda: w.holder.events.subscribers >= 1, what="the SSE client to be registered")
+    return lines
+
+
+def test_sse_client_receives_the_changed_key(live, example: Path) -> None:
+    w = live()
+    with w.http.stream("GET", "/_bosco/events") as stream:
+        assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert stream.headers["access-control-allow-origin"] == "*"
+        lines = subscribe(w, stream)
+        atomic_write(example / "app-home/public/css/home.css", b".sse {}\n")
+        event = read_event(lines, "rebuild")
+    assert event["service"] == "app-home" and event["ok"] is True and event["css_only"] is True
+    assert event["changed"] == ["app-home/local/css/home.css"] and event["removed"] == [] and event["errors"] == []
+
+
+def test_sse_js_change_is_not_css_only_and_failures_are_replayed(live, example: Path) -> None:
+    w = live()
+    with w.http.stream("GET", "/_bosco/events") as stream:
+        lines = subscribe(w, stream)
+        atomic_write(example / "app-home/public/js/app.js", b"var x;\n")
+        event = read_event(lines, "rebuild")
+        assert event["changed"] == ["app-home/local/js/app.js"] and event["css_only"] is False
+        (example / "app-home/public/css/base.css").unlink()
+        failed = read_event(lines, "rebuild")
+    assert failed["ok"] is False and failed["errors"][0].startswith("css/main: css/base.css: no file matches")
+    # a page loaded while the service is broken learns it on connect, until the next good rebuild
+    with w.http.stream("GET", "/_bosco/events") as stream:
+        lines = subscribe(w, stream)
+        assert read_event(lines, "rebuild") == failed
+        (example / "app-home/public/css/base.css").write_text("body {}\n")
+        assert read_event(lines, "rebuild")["ok"] is True
+    with w.http.stream("GET", "/_bosco/events") as stream:
+        lines = stream.iter_lines()
+        assert [next(lines), next(lines), next(lines)] == ["retry: 1000", ": connected", ""]
+        assert w.holder.events.subscribers >= 1  # and nothing is replayed
+
+
+def test_livereload_script_is_served(live) -> None:
+    w = live()
+    response = w.get("_bosco/livereload.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert response.content == resources.files("bosco.templates").joinpath("livereload.js").read_bytes()
+    assert b'new EventSource(new URL("events", me.src).href)' in response.content
+
+
+def test_fragments_of_watched_services_include_the_script_only_with_livereload(live) -> None:
+    w = live(livereload=True)
+    script = f'<script src="{w.url}/_bosco/livereload.js" data-bosco-service="app-home"></script>'
+    assert w.get("app-home/local/html/main.css.html").text == (
+        f'<link rel="stylesheet" href="{w.url}/app-home/local/css/base.css" type="text/css" media="all" />\n'
+        f'<link rel="stylesheet" href="{w.url}/app-home/local/css/home.css" type="text/css" media="all" />\n'
+        f"{script}\n"
+    )
+    assert w.get("app-home/local/html/top.js.html").text.endswith(f"{script}\n")
+    assert "livereload" not in w.get("app-checkout/local/html/checkout.js.html").text  # not watched
+    w.close()
+    plain = live()
+    assert "livereload" not in plain.get("app-home/local/html/main.css.html").text
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium "
+                    "(.ci/run does it)")
+def test_browser_swaps_css_in_place_reloads_on_js_and_shows_failures(live, example: Path) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    w = live(livereload=True)
+    fragment = w.get("app-home/local/html/main.css.html").text
+    page_url = f"{w.url}/test-page.html"  # answered by the browser itself, on the cdn's origin
+    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route(page_url, lambda route: route.fulfill(body=html, content_type="text/html"))
+            page.goto(page_url)
+            until(lambda: w.holder.events.subscribers >= 1, what="the page to connect to the event stream")
+            page.evaluate("window.marker = 42")
+            color = "getComputedStyle(document.querySelector('.probe')).color"
+            assert page.evaluate(color) == "rgb(29, 35, 39)"  # body colour from base.css
+
+            atomic_write(example / "app-home/public/css/home.css", b".probe { color: rgb(1, 2, 3); }\n")
+            page.wait_for_function(f"{color} === 'rgb(1, 2, 3)'", timeout=15000)
+            assert page.evaluate("window.marker") == 42  # no reload: the stylesheet was swapped in place
+            links = page.evaluate("[...document.querySelectorAll('link')].map(l => l.href)")
+            assert links[0] == f"{w.url}/app-home/local/css/base.css" and len(links) == 2
+            assert links[1].startswith(f"{w.url}/app-home/local/css/home.css?bosco=")
+
+            manifest = example / "app-home/bosco-service.json"
+            good = manifest.read_text()
+            manifest.write_text("{")
+            overlay = page.wait_for_selector("#bosco-overlay", timeout=15000)
+            assert overlay.text_content().startswith(f"bosco: app-home failed to rebuild\n\n{manifest}:1:2: ")
+            manifest.write_text(good)
+            page.wait_for_selector("#bosco-overlay", state="detached", timeout=15000)
+            assert page.evaluate("window.marker") == 42
+
+            with page.expect_navigation(timeout=15000):
+                atomic_write(example / "app-home/public/js/app.js", b"var reloaded = true;\n")
+            assert page.evaluate("window.marker") is None  # anything but CSS reloads the page
+        finally:
+            browser.close()
+
+
+def test_chromium_path_is_the_debian_package() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: apt-get install -y chromium (.ci/run does it)")
+    assert shutil.which("chromium") == str(CHROMIUM)
