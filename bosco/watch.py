@@ -234,7 +234,6 @@ class WatchSession:
         self.on_rebuild, self.on_problem, self.on_output = on_rebuild, on_problem, on_output
         self.observer_class, self.debounce, self.watch_build_backoff = observer_class, debounce, watch_build_backoff
         self.polling = False
-        self.rebuilds = 0
         self._served: dict[Path, ServiceBuild] = {}
         self._last_good: dict[Path, ServiceBuild] = {}
         self._problems: dict[Path, str] = {}
@@ -291,7 +290,6 @@ class WatchSession:
                 self._last_good[repo] = build
             self._served[repo] = build
             self._publish()
-            self.rebuilds += 1
         changed, removed = _diff(previous, build)
         result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
                          tuple(sorted(reasons)))

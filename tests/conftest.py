@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,3 +99,21 @@ def running_cdn(command: list[str], cwd: Path, env: dict[str, str], log: Path,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(20)
+
+
+@pytest.fixture
+def live(example: Path) -> Iterator[Callable[..., Any]]:
+    """Start ``live.Live`` (WatchSession + real server) on the example copy, watching app-home by
+    default; every started session is stopped at the end."""
+    from live import Live
+
+    sessions: list[Live] = []
+
+    def start(watch=("app-home",), **kwargs) -> Live:
+        session = Live(example, watch, **kwargs)
+        sessions.append(session)
+        return session
+
+    yield start
+    for session in sessions:
+        session.close()

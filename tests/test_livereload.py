@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -14,20 +13,6 @@ from live import Live, atomic_write, until
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-def live(example: Path):
-    sessions: list[Live] = []
-
-    def start(watch=("app-home",), **kwargs) -> Live:
-        session = Live(example, watch, **kwargs)
-        sessions.append(session)
-        return session
-
-    yield start
-    for session in sessions:
-        session.close()
 
 
 def read_event(lines, name: str) -> dict:
@@ -149,8 +134,3 @@ def test_browser_swaps_css_in_place_reloads_on_js_and_shows_failures(live, examp
         finally:
             browser.close()
 
-
-def test_chromium_path_is_the_debian_package() -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed: apt-get install -y chromium (.ci/run does it)")
-    assert shutil.which("chromium") == str(CHROMIUM)

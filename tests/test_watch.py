@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from live import Live, atomic_write, until
+from live import atomic_write, until
 from markupsafe import escape
 from watchdog.observers.inotify import InotifyObserver
 
@@ -22,20 +22,6 @@ from bosco.workspace import discover_services, load_service
 
 HOME_CSS = "app-home/local/css/home.css"
 BOTTOM_FRAGMENT = "app-home/local/html/bottom.js.html"
-
-
-@pytest.fixture
-def live(example: Path):
-    sessions: list[Live] = []
-
-    def start(watch=("app-home",), **kwargs) -> Live:
-        session = Live(example, watch, **kwargs)
-        sessions.append(session)
-        return session
-
-    yield start
-    for session in sessions:
-        session.close()
 
 
 def test_plain_write_serves_new_bytes(live, example: Path) -> None:
