@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -112,15 +114,21 @@ def test_ctrl_c_leaves_no_orphans(fixture_ws) -> None:
     root = fixture_ws("watchbuild")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     proc = subprocess.Popen([sys.executable, "-m", "bosco", "cdn", "-p", "0", "-w", "app-live", "-v"],
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    # one terminal line per rebuild: service, what changed, why, time taken
+    rebuilt = re.compile(r"^app-live: app-live/local/html/live\.js\.html, app-live/local/live\.js "
+                         r"\(watch build ready\) in \d+ ms$")
     try:
-        pid_file = root / "app-live/watch.pid"
-        watch_pid = int(until(lambda: pid_file.exists() and pid_file.read_text(), what="the watch build to start"))
-        until(lambda: (root / "app-live/dist/live.js").exists())
+        until(lambda: any(rebuilt.match(line) for line in lines), what="the rebuild line")
+        watch_pid = int((root / "app-live/watch.pid").read_text())
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     finally:
         if proc.poll() is None:
             proc.kill()
     until(lambda: gone(watch_pid), what="the watch build to end with bosco")
-    assert "app-live | compiling..." in proc.stderr.read()
+    reader.join(10)
+    assert "app-live | compiling...\n" in lines
