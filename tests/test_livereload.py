@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from importlib import resources
 from pathlib import Path
 
@@ -134,3 +135,13 @@ def test_browser_swaps_css_in_place_reloads_on_js_and_shows_failures(live, examp
         finally:
             browser.close()
 
+
+
+def test_server_socket_is_tcp_so_responses_are_not_delayed() -> None:
+    from bosco.server import bind
+
+    sock = bind("127.0.0.1", 0)
+    try:  # asyncio only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
