@@ -243,7 +243,7 @@ class WatchSession:
         self._stopped = False
         self._observer: BaseObserver | None = None
         self._watches: dict[Path, dict[WatchRoot, ObservedWatch]] = {}
-        self._stale: set[Path] = set()
+        self._gone: dict[Path, set[Path]] = {}  # per service: folders deleted or moved away since the last sync
         self._watch_builds: list[WatchBuild] = []
         self._worker = threading.Thread(target=self._work, name="bosco-rebuild", daemon=True)
 
@@ -326,7 +326,8 @@ class WatchSession:
         watch_build = self._has_watch_build(service)
         if is_directory:  # folders appear or go: watch the new set of folders, re-expand the globs
             if event_type != "created":
-                self._stale.add(repo)
+                with self._cond:  # never self._lock: watchdog calls us holding its lock (deadlock)
+                    self._gone.setdefault(repo, set()).add(paths[0])
             if not watch_build:
                 self.request(repo, paths[-1].relative_to(repo).as_posix() + "/")
             return
@@ -358,28 +359,31 @@ class WatchSession:
                     return
             for repo, reasons in due:
                 self.rebuild(repo, reasons)
-                self._sync_watches(repo)
+                if self._sync_watches(repo) and not self._has_watch_build(self.services[repo]):
+                    # files created in a new folder before its watch existed: look once more
+                    self.request(repo, "newly watched folders")
 
     # observers ----------------------------------------------------------------------------
 
-    def _sync_watches(self, repo: Path) -> None:
-        """Watch exactly ``watch_roots`` of the service now (globs and folders may have changed)."""
+    def _sync_watches(self, repo: Path) -> bool:
+        """Watch exactly ``watch_roots`` of the service now (globs and folders may have changed);
+        True when a folder was newly watched."""
         with self._lock:
-            self._sync(repo)
+            return self._sync(repo)
 
-    def _sync(self, repo: Path) -> None:
+    def _sync(self, repo: Path) -> bool:
         observer = self._observer
         if observer is None or self._stopped:
-            return
+            return False
         current = self._watches.setdefault(repo, {})
-        if repo in self._stale:  # a watched folder was deleted or moved: its watch is dead
-            self._stale.discard(repo)
-            for watch in current.values():
-                observer.unschedule(watch)
-            current.clear()
+        with self._cond:
+            gone = self._gone.pop(repo, set())
         wanted = set(watch_roots(self.services[repo]))
-        for root in [r for r in current if r not in wanted]:
+        # a watch on a folder that was deleted or moved away is dead, even if the folder is back
+        dead = [r for r in current if r not in wanted or any(g == r.path or g in r.path.parents for g in gone)]
+        for root in dead:
             observer.unschedule(current.pop(root))
+        added = False
         for root in sorted(wanted - set(current), key=lambda r: str(r.path)):
             try:
                 current[root] = observer.schedule(_Handler(self, repo), str(root.path),
@@ -388,7 +392,9 @@ class WatchSession:
                 if exc.errno not in INOTIFY_LIMIT_ERRNOS or self.polling:
                     raise
                 self._fall_back_to_polling()
-                return
+                return True
+            added = True
+        return added
 
     def _fall_back_to_polling(self) -> None:
         old = self._observer
