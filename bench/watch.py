@@ -5,8 +5,8 @@ served by ``bosco cdn -w`` machinery (WatchSession + CdnServer on 127.0.0.1, ino
 (unminified: the file's own key; minify: the bundle key) the benchmark saves one file 20 times by
 writing a temp file and renaming it over the original, and polls the server until the new bytes
 come back. It prints median and p95 in ms, next to the baseline measured in the same run: a
-one-shot ``build_service`` of that service in the same mode (what a rebuild without watching's
-caches and a restart of ``bosco cdn`` would cost at the least).
+one-shot ``build_service`` of that service in the same mode (the build work alone, without the
+quiet period, the swap and the HTTP round trips).
 
 Run: ``python bench/watch.py`` (about 15 s). Target: median under 100 ms unminified.
 """

@@ -11,7 +11,7 @@
   var failures = {};
 
   function onPage(service) {
-    return document.querySelector('script[data-bosco-service="' + service + '"]') !== null;
+    return document.querySelector('script[data-bosco-service="' + CSS.escape(service) + '"]') !== null;
   }
 
   function showFailures() {
