@@ -132,3 +132,10 @@ def test_ctrl_c_leaves_no_orphans(fixture_ws) -> None:
     until(lambda: gone(watch_pid), what="the watch build to end with bosco")
     reader.join(10)
     assert "app-live | compiling...\n" in lines
+
+
+def test_watch_build_that_cannot_start_is_reported(live_build) -> None:
+    w = live_build(manifest(["no-such-watch-command", "--watch"]), watch_build_backoff=0.05)
+    expected = ("app-live", "watch build `no-such-watch-command --watch` could not start: No such file or directory")
+    until(lambda: w.problems.count(expected) >= 2, what="the start failure, reported again on retry")
+    assert str(escape(expected[1])) in w.get("").text
