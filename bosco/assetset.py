@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,6 +46,15 @@ CONTENT_TYPES: dict[str, tuple[str, bool, bool]] = {
     ".zip": ("application/zip", False, False),
 }
 DEFAULT_TYPE = ("application/octet-stream", False, False)
+
+
+_SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f]+$")
+
+
+def is_segment(value: object) -> bool:
+    """True when ``value`` can be one segment of an asset key (service name, build, environment,
+    tag): a non-empty string without ``/``, ``\\`` or control characters, and not ``.`` or ``..``."""
+    return isinstance(value, str) and bool(_SEGMENT.match(value))
 
 
 def type_info(key: str) -> tuple[str, bool, bool]:

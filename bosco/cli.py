@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from bosco import __version__
-from bosco.assetset import AssetSet
+from bosco.assetset import AssetSet, is_segment
 from bosco.bundle import CSS_MINIFIERS
 from bosco.config import Config, load_config
 from bosco.errors import BoscoError
@@ -50,12 +50,33 @@ class Context:
         return default if value is None or value == () else value
 
 
+def _segment(value: str | None, option: str) -> str | None:
+    """Click callback: ``value`` must be usable as one asset-key segment (usage error, exit 2)."""
+    if value is not None and not is_segment(value):
+        raise click.BadParameter(f"{value!r} cannot be a key segment (non-empty, no '/', not '.' or '..')",
+                                 param_hint=option)
+    return value
+
+
+def _regex(value: str | None, option: str) -> str | None:
+    """Click callback: ``value`` must compile as a regular expression (usage error, exit 2)."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a valid regular expression: {exc}",
+                                     param_hint=option) from exc
+    return value
+
+
 SHARED_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--workspace", "-W", type=click.Path(file_okay=False, path_type=Path),
                  help="Workspace folder (default: nearest ancestor with .bosco/, else the current folder)."),
-    click.option("--environment", "-e", help="Environment: first segment of published keys and "
+    click.option("--environment", "-e", callback=lambda c, p, v: _segment(v, "--environment"),
+                 help="Environment: first segment of published keys and "
                  "selector of .bosco/<env>.json (default: local)."),
-    click.option("--repo", "-r", help="Only services whose name matches this regular expression."),
+    click.option("--repo", "-r", callback=lambda c, p, v: _regex(v, "--repo"),
+                 help="Only services whose name matches this regular expression."),
     click.option("--tag", "-t", help="Only services whose manifest tags include this tag."),
     click.option("--service", "-s", "service", is_flag=True, default=None,
                  help="Only the service the current folder is in."),
@@ -120,16 +141,27 @@ class Setup:
     warnings: list[str]
 
 
-def setup(overrides: dict[str, Any] | None = None) -> Setup:
-    """Resolve root, config and the filtered services from the shared options."""
+def setup(overrides: dict[str, Any] | None = None, need_services: bool = True) -> Setup:
+    """Resolve root, config and the filtered services from the shared options.
+
+    With ``need_services``, raises ``BoscoError`` when the workspace has no service or the filters
+    leave none (a command with nothing to do is a mistake, not a success)."""
     ctx = click.get_current_context().find_object(Context)
     assert ctx is not None
     root = find_root(Path.cwd(), ctx.get("workspace"))
     environment = ctx.get("environment", "local")
     config = load_config(root, environment, overrides)
     services, warnings = discover_services(root, config)
+    if not services and need_services:
+        raise BoscoError(f"no service found in workspace {root}",
+                         "run bosco in a workspace whose subfolders hold bosco-service.json files, or pass -W DIR")
     services = filter_services(services, ctx.get("repo"), ctx.get("tag"),
                                Path.cwd() if ctx.get("service") else None)
+    if not services and need_services:
+        chosen = " ".join(f"{flag} {ctx.get(name)}" for flag, name in (("-r", "repo"), ("-t", "tag"))
+                          if ctx.get(name))
+        raise BoscoError(f"no service matches {chosen}",
+                         "check -r/-t/-s: names and tags come from each bosco-service.json")
     return Setup(root, environment, config, services, warnings)
 
 
@@ -238,7 +270,7 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
     base_url = (state.config.get("cdn.url") or f"http://localhost:{server.port}").rstrip("/")
     holder.base_url = base_url
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
-                           rebuild=rebuild, title=f"bosco cdn: {state.root.name}")
+                           rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True)
     verbose = bool(click.get_current_context().find_object(Context).get("verbose"))  # type: ignore[union-attr]
     session = WatchSession(
         state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
@@ -264,6 +296,8 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
     err.print(f"listening on http://{server.host}:{server.port}/ (Ctrl-C to stop)")
     try:
         server.run(on_ready=ready)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown: stopping is success
+        err.print("stopped")
     finally:
         session.stop()
 
@@ -309,7 +343,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
 @shared_options
 def config_command(as_json: bool) -> None:
     """Print the resolved configuration (secrets masked) and the files it came from."""
-    state = setup()
+    state = setup(need_services=False)
     values = state.config.masked()
     if as_json:
         out.print_json(json.dumps(values))

@@ -76,23 +76,73 @@ def user_config_files(env: Mapping[str, str]) -> list[Path]:
     return [home / ".bosco" / "bosco.json", xdg / "bosco" / "bosco.json"]
 
 
-def env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+def env_overrides(env: Mapping[str, str], values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Turn ``BOSCO_<SECTION>_<KEY>=value`` variables into ``{section: {key: value}}``.
 
     ``BOSCO_CDN_PORT=8000`` gives ``{"cdn": {"port": 8000}}``; values are parsed as JSON when they
-    parse (numbers, booleans), else kept as strings. Section and key are lower-cased.
+    parse (numbers, booleans), else kept as strings. Section and key match the existing keys of
+    ``values`` case-insensitively (``BOSCO_AWS_SECRETACCESSKEY`` overrides ``aws.secretAccessKey``),
+    else they are lower-cased.
     """
+    values = values or {}
     result: dict[str, Any] = {}
     for name, raw in env.items():
         if not name.startswith("BOSCO_") or name.count("_") < 2:
             continue
-        section, key = name[len("BOSCO_"):].lower().split("_", 1)
+        section, key = name[len("BOSCO_"):].split("_", 1)
+        section = _existing(values, section)
+        key = _existing(values.get(section) if isinstance(values.get(section), Mapping) else {}, key)
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
         result.setdefault(section, {})[key] = value
     return result
+
+
+def _existing(node: Mapping[str, Any], name: str) -> str:
+    return next((k for k in node if k.lower() == name.lower()), name.lower())
+
+
+def _record(layer: Mapping[str, Any], origin: str, origins: dict[str, str], prefix: str = "") -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        origins[dotted] = origin
+        if isinstance(value, Mapping):
+            _record(value, origin, origins, dotted + ".")
+
+
+def _port(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535
+
+
+# dotted key -> (check, what a valid value is); checked after merging, naming the layer that set it.
+SCHEMA: dict[str, tuple[Any, str]] = {
+    "cdn.host": (lambda v: isinstance(v, str) and v != "", "a host name or IP address"),
+    "cdn.port": (_port, "a whole number from 0 to 65535"),
+    "cdn.url": (lambda v: v is None or isinstance(v, str), "a URL string"),
+    "css.minifier": (lambda v: v in ("rcssmin", "csscompressor"), '"rcssmin" or "csscompressor"'),
+    "fragments.sri": (lambda v: isinstance(v, bool), "true or false"),
+    "aws.maxage": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                   "a whole number of seconds"),
+}
+
+
+def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
+    """Check the keys bosco reads (``SCHEMA``); raise ``ConfigError`` naming the file, variable or
+    option that set a bad value, what a valid value is, and the value found."""
+    for section, default in DEFAULTS.items():
+        if not isinstance(values.get(section), Mapping):
+            origin = origins.get(section, "configuration")
+            raise ConfigError(f"{origin}: {section} must be an object like {json.dumps(default)}",
+                              f"fix {section} in {origin}")
+    for dotted, (check, valid) in SCHEMA.items():
+        section, key = dotted.split(".")
+        value = values[section].get(key)
+        if dotted not in origins or check(value):
+            continue
+        origin = origins[dotted]
+        raise ConfigError(f"{origin}: {dotted} must be {valid}, not {json.dumps(value)}", f"fix {dotted} in {origin}")
 
 
 def _layer(path: Path) -> dict[str, Any]:
@@ -112,19 +162,28 @@ def load_config(
 
     ``overrides`` are command-line values as a nested object (highest layer); ``env`` defaults to
     ``os.environ``. Raises ``ConfigError`` naming the file (with line:column) when a layer is not
-    valid JSON or not an object.
+    valid JSON or not an object, and naming the layer that set a value of the wrong type.
     """
     env = os.environ if env is None else env
     values = copy.deepcopy(DEFAULTS)
+    origins: dict[str, str] = {}
     files = list(user_config_files(env))
     if root is not None:
         files += [root / ".bosco" / "bosco.json", root / ".bosco" / f"{environment}.json"]
     sources = []
     for path in files:
         if path.is_file():
-            _merger.merge(values, _layer(path))
+            layer = _layer(path)
+            _record(layer, str(path), origins)
+            _merger.merge(values, layer)
             sources.append(str(path))
-    _merger.merge(values, env_overrides(env))
+    from_env = env_overrides(env, values)
+    for section, keys in from_env.items():
+        for key in keys:
+            origins[f"{section}.{key}"] = f"environment variable BOSCO_{section.upper()}_{key.upper()}"
+    _merger.merge(values, from_env)
     if overrides:
+        _record(overrides, "command line", origins)
         _merger.merge(values, copy.deepcopy(dict(overrides)))
+    validate(values, origins)
     return Config(values, tuple(sources))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -21,8 +22,11 @@ _env = Environment(
 
 
 def url_for(base_url: str, key: str) -> str:
-    """URL of an asset key: ``<base_url>/<key>``; an empty ``base_url`` gives root-relative ``/<key>``."""
-    return f"{base_url.rstrip('/')}/{key}"
+    """URL of an asset key: ``<base_url>/<key>``; an empty ``base_url`` gives root-relative ``/<key>``.
+
+    The key is percent-encoded per segment (RFC 3986; ``/`` kept), so names with spaces, ``#``, ``?``,
+    ``%`` or non-ASCII characters reach the same key on the server."""
+    return f"{base_url.rstrip('/')}/{quote(key, safe='/')}"
 
 
 def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], livereload: str | None = None,
@@ -33,13 +37,16 @@ def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], liverelo
     return _env.get_template(f"fragment.{type_}.html").render(tags=tags, livereload=livereload, service=service)
 
 
-def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str) -> str:
+def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str,
+                 repos_link: bool = False) -> str:
     """The index page: every service, bundle and asset with links; errors in red."""
     return _env.get_template("index.html").render(
-        services=services, base=base_url, warnings=warnings, title=title, url=url_for, version=__version__
+        services=services, base=base_url, warnings=warnings, title=title, url=url_for, version=__version__,
+        repos_link=repos_link,
     )
 
 
 def render_repos(services: Sequence[ServiceBuild], base_url: str) -> str:
     """The ``/repos`` page: services with their ``package.json`` description."""
-    return _env.get_template("repos.html").render(services=services, base=base_url, version=__version__)
+    return _env.get_template("repos.html").render(services=services, base=base_url, version=__version__,
+                                                  repos_link=True)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bosco.assetset import is_segment
 from bosco.errors import ManifestError
 from bosco.jsonfile import load_json
 
@@ -101,6 +103,12 @@ def _globs(value: Any, where: str, path: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _check_tag(tag: str, where: str, path: Path) -> None:
+    if not is_segment(tag):
+        raise ManifestError(f"{path}: {where}: bundle tag {json.dumps(tag)} cannot be a key segment "
+                            "(non-empty, no '/', not '.' or '..')", HINT)
+
+
 def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list[str]) -> Section:
     if not isinstance(block, dict):
         raise ManifestError(f"{path}: {where} must be an object", HINT)
@@ -112,11 +120,13 @@ def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list
             warnings.append(f"{path}: unknown asset type {where}.{type_} ignored (known: {', '.join(TYPES)})")
             continue
         if tag is not None:
+            _check_tag(tag, where, path)
             bundles.append(BundleSpec(type_, tag, _globs(value, f"{where}.{type_}", path)))
             continue
         if not isinstance(value, dict):
             raise ManifestError(f"{path}: {where}.{type_} must map bundle tags to lists of globs", HINT)
         for t, globs in value.items():
+            _check_tag(t, f"{where}.{type_}", path)
             bundles.append(BundleSpec(type_, t, _globs(globs, f"{where}.{type_}.{t}", path)))
     ext = block.get("sourceMapExtension", ".map")
     if not isinstance(ext, str) or not ext:
@@ -173,8 +183,9 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     if not isinstance(service, dict):
         raise ManifestError(f"{path}: service must be an object", HINT)
     name = service.get("name")
-    if name is not None and (not isinstance(name, str) or not name or "/" in name):
-        raise ManifestError(f"{path}: service.name must be a non-empty string without '/'", HINT)
+    if name is not None and not is_segment(name):
+        raise ManifestError(f"{path}: service.name {json.dumps(name)} cannot be a key segment "
+                            "(non-empty, no '/', not '.' or '..')", HINT)
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ManifestError(f"{path}: tags must be a list of strings", HINT)

@@ -46,6 +46,7 @@ class BuildOptions:
     rebuild: bool = False
     sri: bool = False
     title: str = "bosco"
+    repos_link: bool = False
     livereload: str | None = None
 
 
@@ -83,11 +84,15 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
                             description=description)
     manifest = service.manifest
     errors: list[str] = []
-    if manifest.build and manifest.build.command and (options.rebuild or missing_assets(service.path, manifest)):
-        try:
-            run_build(service.path, manifest.build)
-        except BoscoError as exc:
-            errors.append(str(exc))
+    warnings = list(manifest.warnings)
+    if manifest.build and manifest.build.command:
+        if options.rebuild or missing_assets(service.path, manifest):
+            try:
+                run_build(service.path, manifest.build)
+            except BoscoError as exc:
+                errors.append(str(exc))
+        else:
+            warnings.append("build.command not run: every declared asset exists (--rebuild runs it)")
     collected = collect(service.path, manifest, options.tag)
     if errors:  # missing outputs of a failed build.command are consequences, not separate errors
         collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
@@ -136,12 +141,12 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
         outputs.append(_single(service.name, options.build, asset, "site", key))
     errors += collected.errors
     return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
-                        manifest.warnings, description)
+                        tuple(warnings), description)
 
 
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str]) -> Output:
     """The ``index.html`` page of an asset set."""
-    html = render_index(services, options.base_url, warnings, options.title)
+    html = render_index(services, options.base_url, warnings, options.title, options.repos_link)
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 

@@ -345,10 +345,30 @@ def test_service_filter_outside_any_service_fails(example, tmp_path, monkeypatch
     assert not (tmp_path / "out").exists()
 
 
-def test_invalid_repo_regex_fails(example, tmp_path):
+def test_invalid_repo_regex_is_a_usage_error(example, tmp_path):
     result = bosco("-W", example, "build", "--out", tmp_path / "out", "-r", "app-(")
+    assert result.exit_code == 2
+    assert "Invalid value for --repo: 'app-(' is not a valid regular expression" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["", "..", "a/b"])
+def test_environment_that_cannot_be_a_key_segment_is_a_usage_error(example, value):
+    result = bosco("-W", example, "-e", value, "config")
+    assert result.exit_code == 2
+    assert f"Invalid value for --environment: {value!r} cannot be a key segment" in result.stderr
+
+
+def test_filters_matching_nothing_fail(example, tmp_path):
+    result = bosco("-W", example, "-t", "nope", "build", "--out", tmp_path / "out")
     assert result.exit_code == 1
-    assert error_lines(result)[0].startswith("error: -r 'app-(' is not a valid regular expression")
+    assert error_lines(result)[0] == "error: no service matches -t nope"
+    assert "hint: check -r/-t/-s: names and tags come from each bosco-service.json" in result.stderr
+
+
+def test_workspace_without_services_fails(tmp_path):
+    result = bosco("-W", tmp_path, "build", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert error_lines(result)[0] == f"error: no service found in workspace {tmp_path}"
 
 
 @pytest.mark.parametrize("args", [["build"], ["no-such-command"], ["cdn", "maxify"], ["cdn", "--port", "70000"],

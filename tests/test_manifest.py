@@ -105,6 +105,9 @@ def test_every_shape_is_typed(tmp_path):
         f"{path}: unknown asset type assets.doc ignored (known: js, css, img, html, swf, fonts, pdf, json)",)
 
 
+SEGMENT_RULE = " (non-empty, no '/', not '.' or '..')"
+
+
 @pytest.mark.parametrize("data, message", [
     ([], "must hold a JSON object"),
     ({"tags": "front"}, "tags must be a list of strings"),
@@ -114,7 +117,9 @@ def test_every_shape_is_typed(tmp_path):
     ({"libraries": [{"basePath": "lib"}]}, "libraries[0] must be an object with a string 'glob'"),
     ({"build": {"command": 5}}, "build.command must be a shell string or a list of strings"),
     ({"build": {"watch": {"timeout": "10s"}}}, "build.watch.timeout must be a positive number of milliseconds"),
-    ({"service": {"name": "a/b"}}, "service.name must be a non-empty string without '/'"),
+    ({"service": {"name": "a/b"}}, 'service.name "a/b" cannot be a key segment' + SEGMENT_RULE),
+    ({"assets": {"js": {"..": ["a.js"]}}}, 'assets.js: bundle tag ".." cannot be a key segment' + SEGMENT_RULE),
+    ({"files": {"a/b": {"js": ["a.js"]}}}, 'files.a/b: bundle tag "a/b" cannot be a key segment' + SEGMENT_RULE),
 ])
 def test_bad_shapes_name_the_file_and_key(tmp_path, data, message):
     path = write(tmp_path / "bosco-service.json", data)

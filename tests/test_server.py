@@ -338,3 +338,26 @@ def test_writes_are_refused_with_405_and_cors(serve, example, method):
     assert response.headers["allow"] == "GET, HEAD, OPTIONS"
     assert response.headers["access-control-allow-origin"] == "*"
     assert response.content == b""
+
+
+def test_fragment_urls_are_percent_encoded_and_served(serve, tmp_path):
+    repo = tmp_path / "ws" / "odd"
+    (repo / "js").mkdir(parents=True)
+    names = ["my file.js", "hash#1.js", "q?x=1.js", "pct%20.js"]
+    for name in names:
+        (repo / "js" / name).write_text(f"console.log({name!r});\n")
+    (repo / "bosco-service.json").write_text(json.dumps(
+        {"service": {"name": "odd svc \u00fc"}, "assets": {"js": {"all": [f"js/{n}" for n in names]}}}))
+    base = serve(build(tmp_path / "ws", base_url="http://localhost:1"))
+    fragment = httpx.get(f"{base}/odd%20svc%20%C3%BC/local/html/all.js.html").text
+    srcs = re.findall(r'src="http://localhost:1(/[^"]+)"', fragment)
+    assert srcs == [
+        "/odd%20svc%20%C3%BC/local/js/my%20file.js",
+        "/odd%20svc%20%C3%BC/local/js/hash%231.js",
+        "/odd%20svc%20%C3%BC/local/js/q%3Fx%3D1.js",
+        "/odd%20svc%20%C3%BC/local/js/pct%2520.js",
+    ]
+    for src, name in zip(srcs, names, strict=True):
+        response = httpx.get(base + src)
+        assert response.status_code == 200
+        assert response.content == (repo / "js" / name).read_bytes()

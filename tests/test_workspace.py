@@ -164,3 +164,37 @@ def test_failing_build_command_reports_exit_code_and_output_tail(tmp_path):
     asset_set = build(root)
     command = f"{sys.executable} -c import sys; print('compiling'); print('boom'); sys.exit(3)"
     assert asset_set.errors[0] == f"svc: build command `{command}` failed with exit code 3\ncompiling\nboom"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"BOSCO_CDN_PORT": "notanumber"},
+     'environment variable BOSCO_CDN_PORT: cdn.port must be a whole number from 0 to 65535, not "notanumber"'),
+    ({"BOSCO_CDN_PORT": "99999"},
+     "environment variable BOSCO_CDN_PORT: cdn.port must be a whole number from 0 to 65535, not 99999"),
+    ({"BOSCO_AWS_MAXAGE": "abc"},
+     'environment variable BOSCO_AWS_MAXAGE: aws.maxage must be a whole number of seconds, not "abc"'),
+])
+def test_bad_config_values_from_the_environment_name_the_variable(tmp_path, env, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, "local", env={"HOME": str(tmp_path), **env})
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("layer, message", [
+    ({"cdn": 5}, 'cdn must be an object like {"host": "127.0.0.1", "port": 7334, "url": null}'),
+    ({"cdn": {"port": 99999}}, "cdn.port must be a whole number from 0 to 65535, not 99999"),
+    ({"fragments": {"sri": "no"}}, 'fragments.sri must be true or false, not "no"'),
+    ({"css": {"minifier": "yui"}}, 'css.minifier must be "rcssmin" or "csscompressor", not "yui"'),
+])
+def test_bad_config_values_in_a_file_name_the_file(tmp_path, layer, message):
+    path = write(tmp_path / ".bosco" / "bosco.json", layer)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_environment_variables_override_camel_case_keys(tmp_path):
+    write(tmp_path / ".bosco" / "bosco.json", {"aws": {"secretAccessKey": "A"}})
+    config = load_config(tmp_path, "local", env={"HOME": str(tmp_path), "BOSCO_AWS_SECRETACCESSKEY": "B"})
+    assert config.get("aws.secretAccessKey") == "B"
+    assert "secretaccesskey" not in config.values["aws"]
