@@ -184,11 +184,13 @@ def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]
         return build(lambda s: progress.update(task, advance=1, description=s.name))
 
 
-def print_problems(asset_set) -> None:
-    for warning in asset_set.warnings + tuple(w for s in asset_set.services for w in s.warnings):
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False)
+def print_problems(asset_set: AssetSet) -> None:
+    """Warnings and errors of an asset set on stderr, one line each, naming the service."""
+    warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.warnings]
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     for error in asset_set.errors:
-        err.print(f"[red]error:[/] {error}", highlight=False, markup=True)
+        err.print(f"[red]error:[/] {escape(error)}", highlight=False)
 
 
 def watched_services(services: list[Service], pattern: str | None, cwd: Path) -> list[Service]:

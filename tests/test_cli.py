@@ -385,3 +385,13 @@ def test_python_dash_m_bosco_help(tmp_path, isolated_env):
     assert proc.stdout.startswith("Usage: bosco [OPTIONS] COMMAND [ARGS]...")
     for command in ("build", "cdn", "config"):
         assert f"\n  {command} " in proc.stdout
+
+
+def test_problem_lines_print_brackets_literally_and_name_the_service(tmp_path):
+    repo = tmp_path / "svc"
+    repo.mkdir()
+    (repo / "bosco-service.json").write_text(json.dumps({"assets": {"js": {"top": ["js/[ab].js"]}, "doc": {}}}))
+    result = bosco("-W", tmp_path, "build", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert f"error: svc: js/top: js/[ab].js: no file matches under {repo}" in result.stderr
+    assert f"warning: svc: {repo / 'bosco-service.json'}: unknown asset type assets.doc ignored" in result.stderr
