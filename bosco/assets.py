@@ -80,6 +80,8 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
             return [], f"{rel}: resolves outside the repository ({real})"
         result.append((path, rel.replace("\\", "/")))
     if not result:
+        if (folder / pattern).is_dir():
+            return [], f"{pattern}: is a folder under {folder}; list its files (e.g. {pattern.rstrip('/')}/**/*)"
         return [], f"{pattern}: no file matches under {folder}"
     return result, None
 

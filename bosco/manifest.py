@@ -95,11 +95,13 @@ def _command(value: Any, where: str, path: Path) -> str | tuple[str, ...] | None
     raise ManifestError(f"{path}: {where} must be a shell string or a list of strings", HINT)
 
 
-def _globs(value: Any, where: str, path: Path) -> tuple[str, ...]:
+def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ManifestError(f"{path}: {where} must be a list of glob strings", HINT)
+    if not value:
+        warnings.append(f"{path}: {where} lists no files; the bundle is empty")
     return tuple(value)
 
 
@@ -121,13 +123,13 @@ def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list
             continue
         if tag is not None:
             _check_tag(tag, where, path)
-            bundles.append(BundleSpec(type_, tag, _globs(value, f"{where}.{type_}", path)))
+            bundles.append(BundleSpec(type_, tag, _globs(value, f"{where}.{type_}", path, warnings)))
             continue
         if not isinstance(value, dict):
             raise ManifestError(f"{path}: {where}.{type_} must map bundle tags to lists of globs", HINT)
         for t, globs in value.items():
             _check_tag(t, f"{where}.{type_}", path)
-            bundles.append(BundleSpec(type_, t, _globs(globs, f"{where}.{type_}.{t}", path)))
+            bundles.append(BundleSpec(type_, t, _globs(globs, f"{where}.{type_}.{t}", path, warnings)))
     ext = block.get("sourceMapExtension", ".map")
     if not isinstance(ext, str) or not ext:
         raise ManifestError(f"{path}: {where}.sourceMapExtension must be a non-empty string", HINT)

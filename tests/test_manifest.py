@@ -126,3 +126,21 @@ def test_bad_shapes_name_the_file_and_key(tmp_path, data, message):
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_duplicate_keys_are_an_error(tmp_path):
+    path = write(tmp_path / "bosco-service.json", '{"assets": {"js": {"a": ["x.js"]}}, "assets": {}}')
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value) == f'{path}: key "assets" appears twice in one object; only one can count'
+
+
+def test_empty_glob_list_warns(tmp_path):
+    path = write(tmp_path / "bosco-service.json", {"assets": {"js": {"m": []}}})
+    assert load_manifest(path).warnings == (f"{path}: assets.js.m lists no files; the bundle is empty",)
+
+
+def test_glob_naming_a_folder_says_so(tmp_path):
+    (tmp_path / "dir.js").mkdir()
+    assert expand(tmp_path, "", "dir.js") == (
+        [], f"dir.js: is a folder under {tmp_path}; list its files (e.g. dir.js/**/*)")
