@@ -1,13 +1,21 @@
-"""The local-directory target of ``bosco build --out DIR``: one file per asset key."""
+"""The local-directory target of ``bosco build --out DIR``: one file per key, raw bytes, no headers.
+
+It implements ``publish.target.Target``, so ``bosco build --out`` runs the same release code as
+``bosco s3push`` (order, incremental skip, release index written last); files not in the release
+are left alone.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from bosco.assetset import AssetSet
 from bosco.errors import PublishError
+from bosco.publish.target import Headers, SourceMissing, StoredObject
 
 
 def key_path(root: Path, key: str) -> Path:
@@ -32,15 +40,61 @@ def write_file(path: Path, data: bytes) -> None:
         raise
 
 
-def write_directory(asset_set: AssetSet, out: Path) -> list[str]:
-    """Write every output of ``asset_set`` to ``out/<key>`` and return the keys in written order.
+class DirectoryTarget:
+    """A folder as a publish target: key ``a/b.js`` is the file ``<root>/a/b.js``. Stores raw bytes
+    (``compress`` is False) and no headers. Raises ``PublishError`` naming the folder when a file
+    cannot be read or written."""
 
-    Files not in the set are left alone. Raises ``PublishError`` when ``out`` cannot be written."""
-    written = []
-    try:
-        for key, output in asset_set.outputs.items():
-            write_file(key_path(out, key), output.data)
-            written.append(key)
-    except OSError as exc:
-        raise PublishError(f"{out}: cannot write ({exc.strerror})", "check the --out folder") from exc
-    return written
+    compress = False
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = str(root)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise PublishError(f"{self.root}: cannot write ({exc.strerror}: {exc.filename})",
+                               "check the --out folder") from exc
+
+    def list(self, prefix: str) -> dict[str, int]:
+        folder = key_path(self.root, prefix.rstrip("/"))
+        with self._errors():
+            return {p.relative_to(self.root).as_posix(): p.stat().st_size
+                    for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+
+    def folders(self, prefix: str) -> list[str]:
+        folder = key_path(self.root, prefix.rstrip("/"))
+        with self._errors():
+            return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def head(self, key: str) -> StoredObject | None:
+        path = key_path(self.root, key)
+        if not path.is_file():
+            return None
+        with self._errors():
+            data = path.read_bytes()
+            return StoredObject(key, len(data), hashlib.sha256(data).hexdigest(), path.stat().st_mtime)
+
+    def read(self, key: str) -> bytes | None:
+        path = key_path(self.root, key)
+        with self._errors():
+            return path.read_bytes() if path.is_file() else None
+
+    def put(self, key: str, body: bytes, headers: Headers) -> None:
+        with self._errors():
+            write_file(key_path(self.root, key), body)
+
+    def copy(self, source: str, key: str, headers: Headers) -> None:
+        source_path = key_path(self.root, source)
+        if not source_path.is_file():
+            raise SourceMissing(source)
+        with self._errors():
+            write_file(key_path(self.root, key), source_path.read_bytes())
+
+    def delete(self, keys: list[str]) -> None:
+        with self._errors():
+            for key in keys:
+                key_path(self.root, key).unlink(missing_ok=True)

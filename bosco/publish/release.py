@@ -1,0 +1,494 @@
+"""Releases: publishing an AssetSet to a target safely, in order and incrementally (DESIGN §3, §5).
+
+Order: single files, bundles, libraries and site assets; then source maps; then fragments and
+``index.html``; then one release index ``<service>/<build>/release.json`` per service; then the
+service's ``<service>/releases.json`` (which release is current). A release index is written only
+after every object of its service is stored, so its presence means the release is complete; before
+a push changes any object of a build that already has an index, that index is deleted first.
+
+Incremental: an object whose SHA-256 (of the uncompressed bytes) is already stored under the same
+key is skipped; one whose bytes were stored by the service's previous release is copied inside the
+target; everything else is uploaded (compressed through the ``CompressionCache``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from bosco import __version__
+from bosco.assetset import AssetSet, Output, content_type
+from bosco.errors import PublishError
+from bosco.pipeline import sri
+from bosco.publish.compress import IDENTITY, CompressionCache, Encoding, encodings_for
+from bosco.publish.target import Headers, SourceMissing, StoredObject, Target
+
+DEFAULT_BUILD = "default"
+RELEASE_INDEX = "release.json"
+RELEASES = "releases.json"
+DEFAULT_MAXAGE = 31536000
+SHORT_CACHE_CONTROL = "public, max-age=60, must-revalidate"
+DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) * 8)
+# Kinds whose keys carry the build segment (<service>/<build>/...), DESIGN §5.
+BUILD_KINDS = frozenset({"file", "bundle", "map", "fragment"})
+# Publish order: a stage starts when every object of the previous one is stored.
+STAGES = {"file": 0, "bundle": 0, "library": 0, "site": 0, "map": 1, "fragment": 2, "page": 2}
+INDEX_STAGE = 3
+RELEASES_STAGE = 4
+ACTIONS = ("upload", "copy", "skip")
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """How to publish. ``maxage`` (seconds) is the immutable ``Cache-Control`` max-age of keys with a
+    build segment; ``short_cache_control`` is used for keys that change in place (no build segment,
+    release indexes, and every key of the reused build ``default``); ``concurrency`` is the number
+    of objects in flight; ``partial`` (a BUNDLE push) keeps the entries of this build's existing
+    release index that the push does not replace."""
+
+    environment: str
+    build: str = DEFAULT_BUILD
+    maxage: int = DEFAULT_MAXAGE
+    short_cache_control: str = SHORT_CACHE_CONTROL
+    concurrency: int = DEFAULT_CONCURRENCY
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    """One object to store: ``key`` is the target key (asset key plus the encoding suffix), ``data``
+    the uncompressed bytes, ``stage`` its place in the publish order."""
+
+    key: str
+    asset_key: str
+    kind: str
+    service: str | None
+    encoding: Encoding
+    data: bytes
+    sha256: str
+    headers: Headers
+    stage: int
+
+
+@dataclass(frozen=True)
+class Step:
+    """What to do with one item: ``upload``, ``copy`` (from ``source``) or ``skip``. ``size`` is the
+    stored size in bytes when it is known without compressing (skip and copy)."""
+
+    item: Item
+    action: str
+    source: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What was done (or, in a dry run, would be done) with one object. ``size`` is the stored size
+    in bytes (None when unknown in a dry run), ``sent`` the bytes uploaded."""
+
+    key: str
+    asset_key: str
+    kind: str
+    service: str | None
+    encoding: str
+    action: str
+    raw_size: int
+    size: int | None
+    sent: int = 0
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What the target holds for one service before the push: ``current`` is this build's existing
+    release index, ``previous`` the index of the service's most recent other release, ``releases``
+    the parsed ``releases.json`` (each None when absent)."""
+
+    name: str
+    current: dict[str, Any] | None
+    previous: dict[str, Any] | None
+    releases: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """The decided content steps of a push (stages 0–2, in order) and the per-service state the
+    release indexes are built from."""
+
+    options: PublishOptions
+    target: str
+    asset_set: AssetSet
+    steps: tuple[Step, ...]
+    services: dict[str, ServiceState]
+
+    def counts(self) -> dict[str, int]:
+        """Number of objects per action (``upload``, ``copy``, ``skip``)."""
+        return {a: sum(1 for s in self.steps if s.action == a) for a in ACTIONS}
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """The outcome of a push, in publish order."""
+
+    environment: str
+    build: str
+    target: str
+    results: tuple[Result, ...]
+    dry_run: bool = False
+
+    def totals(self) -> dict[str, int]:
+        """``objects``, ``upload``, ``copy``, ``skip`` counts, ``raw_bytes`` (uncompressed bytes of the
+        objects) and ``sent_bytes`` (bytes uploaded)."""
+        totals = {a: sum(1 for r in self.results if r.action == a) for a in ACTIONS}
+        totals["objects"] = len(self.results)
+        totals["raw_bytes"] = sum(r.raw_size for r in self.results)
+        totals["sent_bytes"] = sum(r.sent for r in self.results)
+        return totals
+
+    def bundles(self) -> list[dict[str, Any]]:
+        """One row per bundle: ``key``, ``raw`` size and ``gzip``/``br`` stored sizes (None when not
+        stored in that form or unknown) and ``action``: ``upload`` if any of its objects was uploaded,
+        else ``copy`` if any was copied, else ``skip``."""
+        rows: dict[str, dict[str, Any]] = {}
+        for r in self.results:
+            if r.kind != "bundle":
+                continue
+            row = rows.setdefault(r.asset_key, {"key": r.asset_key, "raw": r.raw_size, "gzip": None, "br": None,
+                                                "actions": set()})
+            row[r.encoding or "raw"] = r.size if r.encoding else r.raw_size
+            row["actions"].add(r.action)
+        for row in rows.values():
+            actions = row.pop("actions")
+            row["action"] = next(a for a in ACTIONS if a in actions)
+        return list(rows.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready object (what ``--json`` prints)."""
+        return {
+            "environment": self.environment, "build": self.build, "target": self.target, "dry_run": self.dry_run,
+            "bundles": self.bundles(), "totals": self.totals(),
+            "objects": [{"key": r.key, "action": r.action, "encoding": r.encoding or None, "size": r.size,
+                         "sent": r.sent} for r in self.results],
+        }
+
+
+def check_name(value: str, what: str) -> str:
+    """Return ``value`` when it is usable as one key segment (a service or build name), else raise
+    ``PublishError``: it must be non-empty, not ``.``/``..`` and contain no ``/`` or ``\\``."""
+    if not value or value in (".", "..") or "/" in value or "\\" in value:
+        raise PublishError(f"{what} {value!r} cannot be used as a key segment",
+                           f"use a {what} without '/', '\\\\' and not '.' or '..'")
+    return value
+
+
+def cache_control(kind: str, options: PublishOptions) -> str:
+    """``Cache-Control`` of an object of ``kind``: ``public, max-age=<maxage>, immutable`` for kinds
+    whose keys carry a build segment, unless the build is the reused name ``default``; else the
+    configured short, revalidating value (those keys change in place)."""
+    if kind in BUILD_KINDS and options.build != DEFAULT_BUILD:
+        return f"public, max-age={options.maxage}, immutable"
+    return options.short_cache_control
+
+
+def items_for(output: Output, options: PublishOptions, compress: bool, stage: int | None = None) -> list[Item]:
+    """The objects storing ``output``: gzip at its key and brotli at ``<key>.br`` when the target
+    compresses and bosco's table marks the type compressible, else the raw bytes at its key."""
+    stage = STAGES[output.kind] if stage is None else stage
+    return [
+        Item(output.key + enc.suffix, output.key, output.kind, output.service, enc, output.data, output.sha256,
+             Headers(content_type(output.key), cache_control(output.kind, options), enc.name, output.sha256), stage)
+        for enc in encodings_for(output.key, compress)
+    ]
+
+
+def _read_json(target: Target, key: str) -> dict[str, Any] | None:
+    data = target.read(key)
+    if data is None:
+        return None
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _release_key(service: str, build: str) -> str:
+    return f"{service}/{build}/{RELEASE_INDEX}"
+
+
+def _previous_build(target: Target, service: str, releases: dict[str, Any] | None, build: str) -> str | None:
+    """The service's most recent release other than ``build``: ``releases.json``'s current one, else
+    (no usable releases.json) the build folder whose release index was written last."""
+    if releases is not None:
+        current = releases.get("current")
+        if isinstance(current, str) and current != build:
+            return current
+        builds = [e.get("build") for e in releases.get("releases", []) if isinstance(e, dict)]
+        others = [b for b in builds if isinstance(b, str) and b != build]
+        return others[-1] if others else None
+    found = [target.head(_release_key(service, b)) for b in target.folders(f"{service}/") if b != build]
+    latest = max((o for o in found if o is not None), key=lambda o: o.modified, default=None)
+    return latest.key.split("/")[1] if latest else None
+
+
+def read_service_state(target: Target, service: str, build: str) -> ServiceState:
+    """Read what ``target`` holds for ``service``: this build's release index, the previous release's
+    index and ``releases.json``."""
+    releases = _read_json(target, f"{service}/{RELEASES}")
+    previous_build = _previous_build(target, service, releases, build)
+    previous = _read_json(target, _release_key(service, previous_build)) if previous_build else None
+    return ServiceState(service, _read_json(target, _release_key(service, build)), previous, releases)
+
+
+def _stored_entries(index: dict[str, Any] | None) -> Iterable[tuple[dict[str, Any], dict[str, Any]]]:
+    if not index:
+        return
+    for obj in index.get("objects", []):
+        if isinstance(obj, dict):
+            for stored in obj.get("stored", []):
+                if isinstance(stored, dict):
+                    yield obj, stored
+
+
+def decide(items: list[Item], target: Target, states: dict[str, ServiceState], build: str,
+           pool: ThreadPoolExecutor) -> list[Step]:
+    """Decide upload / copy / skip for ``items`` (reading the target only).
+
+    What is stored under a key is known from listing the ``<service>/<build>/`` folders plus the
+    SHA-256 recorded in the build's release index, else from the object's own metadata (HEAD).
+    A copy source is any object of the service's previous release holding the same bytes in the
+    same encoding."""
+    prefixes = sorted({f"{i.service}/{build}/" for i in items if i.kind in BUILD_KINDS and i.service})
+    listed: dict[str, int] = {}
+    for found in pool.map(target.list, prefixes):
+        listed.update(found)
+    indexed = {s["key"]: o.get("sha256") for st in states.values() for o, s in _stored_entries(st.current)}
+    previous = {(o.get("sha256"), s.get("encoding", "")): (s["key"], s.get("size"))
+                for st in states.values() for o, s in _stored_entries(st.previous)}
+
+    def lookup(item: Item) -> StoredObject | None:
+        if item.kind in BUILD_KINDS and item.service:
+            if item.key not in listed:
+                return None
+            if item.key in indexed:
+                return StoredObject(item.key, listed[item.key], indexed[item.key])
+        return target.head(item.key)
+
+    steps = []
+    for item, stored in zip(items, pool.map(lookup, items)):
+        source = previous.get((item.sha256, item.encoding.name))
+        if stored is not None and stored.sha256 == item.sha256:
+            steps.append(Step(item, "skip", size=stored.size))
+        elif source is not None and source[0] != item.key:
+            steps.append(Step(item, "copy", source[0], source[1] if isinstance(source[1], int) else None))
+        else:
+            steps.append(Step(item, "upload"))
+    return steps
+
+
+def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions) -> ReleasePlan:
+    """Decide what a push of ``asset_set`` to ``target`` does, reading the target only.
+
+    Raises ``PublishError`` listing every problem when the asset set has errors (nothing may be
+    published then) or when the target cannot be read."""
+    if asset_set.errors:
+        raise PublishError(f"{len(asset_set.errors)} error(s), nothing published: " + "; ".join(asset_set.errors),
+                           "fix the errors and run again")
+    check_name(options.build, "build")
+    items = [i for o in asset_set.outputs.values() for i in items_for(o, options, target.compress)]
+    items.sort(key=lambda i: i.stage)
+    names = sorted({o.service for o in asset_set.outputs.values() if o.service})
+    with ThreadPoolExecutor(options.concurrency) as pool:
+        states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build), names)}
+        steps = decide(items, target, states, options.build, pool)
+    return ReleasePlan(options, target.description, asset_set, tuple(steps), states)
+
+
+def _apply(step: Step, target: Target, cache: CompressionCache) -> Result:
+    item = step.item
+    base = Result(item.key, item.asset_key, item.kind, item.service, item.encoding.name, step.action,
+                  len(item.data), step.size)
+    if step.action == "skip":
+        return base
+    if step.action == "copy" and step.source is not None:
+        try:
+            target.copy(step.source, item.key, item.headers)
+            return base
+        except SourceMissing:
+            pass
+    body = cache.body(item.data, item.sha256, item.encoding, item.asset_key)
+    target.put(item.key, body, item.headers)
+    return replace(base, action="upload", size=len(body), sent=len(body))
+
+
+def _run(steps: list[Step], target: Target, cache: CompressionCache, pool: ThreadPoolExecutor,
+         results: list[Result], progress: Callable[[Result], None] | None) -> None:
+    """Apply ``steps`` concurrently; on the first failure cancel what has not started, let running
+    ones finish, and raise ``PublishError`` naming the failed key."""
+    futures: dict[Future[Result], Step] = {pool.submit(_apply, s, target, cache): s for s in steps}
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        for future in done:
+            if future.exception() is None:
+                results.append(future.result())
+                if progress:
+                    progress(future.result())
+        if failed:
+            for future in pending:
+                future.cancel()
+            for future in wait(pending).done:
+                if not future.cancelled() and future.exception() is None:
+                    results.append(future.result())
+            exc = failed[0].exception()
+            key = futures[failed[0]].item.key
+            hint = exc.hint if isinstance(exc, PublishError) else None
+            raise PublishError(f"{key}: {exc}; stopped after storing {len(results)} object(s), "
+                               "no release index written for the unfinished services",
+                               hint or "run the same push again to complete the release") from exc
+
+
+def _index_time(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def release_index(service: str, plan: ReleasePlan, results: list[Result], now: datetime) -> dict[str, Any]:
+    """The release index of ``service``: bosco version, environment, build, time (UTC) and, per asset
+    key, its kind, SHA-256, size, content type, stored objects (key, encoding, size) and, for
+    bundles, the SRI ``sha384-…`` value. ``time`` keeps the existing index's value when nothing else
+    changed, so an unchanged release re-publishes byte-identical indexes."""
+    stored: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        stored.setdefault(r.asset_key, []).append({"key": r.key, "encoding": r.encoding, "size": r.size})
+    objects = []
+    for output in plan.asset_set.outputs.values():
+        if output.service != service:
+            continue
+        entry: dict[str, Any] = {"key": output.key, "kind": output.kind, "sha256": output.sha256,
+                                 "size": len(output.data), "contentType": content_type(output.key),
+                                 "stored": sorted(stored.get(output.key, []), key=lambda s: s["key"])}
+        if output.kind == "bundle":
+            entry["sri"] = sri(output.data)
+        objects.append(entry)
+    current = plan.services[service].current
+    if plan.options.partial and current:
+        mine = {o["key"] for o in objects}
+        objects = [o for o in current.get("objects", []) if o.get("key") not in mine] + objects
+        objects.sort(key=lambda o: o.get("key", ""))
+    time = _index_time(now)
+    if current and current.get("objects") == objects and isinstance(current.get("time"), str):
+        time = current["time"]
+    return {"bosco": __version__, "service": service, "environment": plan.options.environment,
+            "build": plan.options.build, "time": time, "objects": objects}
+
+
+def releases_record(service: str, plan: ReleasePlan, index: dict[str, Any]) -> dict[str, Any]:
+    """The updated ``releases.json`` of ``service``: this build appended (replacing an older entry of
+    the same build) and marked ``current``."""
+    old = plan.services[service].releases or {}
+    build = plan.options.build
+    entries = [e for e in old.get("releases", []) if isinstance(e, dict) and e.get("build") != build]
+    entries.append({"build": build, "time": index["time"], "index": _release_key(service, build)})
+    return {"service": service, "environment": plan.options.environment, "current": build, "releases": entries}
+
+
+def json_output(key: str, value: dict[str, Any], kind: str, service: str) -> Output:
+    """``value`` as a JSON ``Output`` (2-space indent, trailing newline, UTF-8)."""
+    return Output(key, (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), kind, service)
+
+
+def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
+            progress: Callable[[Result], None] | None = None, now: Callable[[], datetime] | None = None,
+            ) -> PublishReport:
+    """Carry out ``plan`` against ``target``: stale release indexes of changed builds are deleted,
+    stages run in order (objects inside a stage concurrently), then each service's release index and
+    ``releases.json`` are written. Raises ``PublishError`` on a permanent failure, after cancelling
+    work not yet started and letting running work finish; no index is written then."""
+    options = plan.options
+    clock = now or (lambda: datetime.now(timezone.utc))
+    results: list[Result] = []
+    changed = {s.item.service for s in plan.steps if s.action != "skip" and s.item.kind in BUILD_KINDS}
+    stale = [_release_key(n, options.build) for n in sorted(changed) if n and plan.services[n].current]
+    if stale:
+        target.delete(stale)
+    with ThreadPoolExecutor(options.concurrency) as pool:
+        for stage in sorted({s.item.stage for s in plan.steps}):
+            _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
+        indexes = {n: release_index(n, plan, results, clock()) for n in plan.services}
+        for stage, outputs in (
+            (INDEX_STAGE, [json_output(_release_key(n, options.build), i, "index", n) for n, i in indexes.items()]),
+            (RELEASES_STAGE, [json_output(f"{n}/{RELEASES}", releases_record(n, plan, i), "index", n)
+                              for n, i in indexes.items()]),
+        ):
+            items = [i for o in outputs for i in items_for(o, options, False, stage)]
+            _run(decide(items, target, plan.services, options.build, pool), target, cache, pool, results, progress)
+    return PublishReport(options.environment, options.build, plan.target, tuple(results))
+
+
+def dry_run_report(plan: ReleasePlan, cache: CompressionCache) -> PublishReport:
+    """What ``execute`` would do with the content objects, without touching the target: stored sizes
+    come from the target's listing, the previous release index or the compression cache (else None)."""
+    results = []
+    for step in plan.steps:
+        item = step.item
+        size = step.size if step.size is not None else (
+            len(item.data) if item.encoding == IDENTITY else cache.size(item.sha256, item.encoding))
+        sent = (size or 0) if step.action == "upload" else 0
+        results.append(Result(item.key, item.asset_key, item.kind, item.service, item.encoding.name, step.action,
+                              len(item.data), size, sent))
+    return PublishReport(plan.options.environment, plan.options.build, plan.target, tuple(results), dry_run=True)
+
+
+@dataclass(frozen=True)
+class DeletePlan:
+    """The objects of one release (``<service>/<build>/`` and nothing else) and whether
+    ``releases.json`` marks it current."""
+
+    service: str
+    build: str
+    keys: tuple[str, ...]
+    current: bool
+    releases: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def plan_delete(target: Target, service: str, build: str) -> DeletePlan:
+    """List the objects of release ``service``/``build`` (the folder ``<service>/<build>/`` with its
+    trailing ``/``, so build ``1`` never matches ``10``). Raises ``PublishError`` for a name that is
+    not one key segment."""
+    check_name(service, "service")
+    check_name(build, "build")
+    keys = tuple(sorted(target.list(f"{service}/{build}/")))
+    releases = _read_json(target, f"{service}/{RELEASES}")
+    return DeletePlan(service, build, keys, bool(releases and releases.get("current") == build), releases)
+
+
+def delete_release(target: Target, plan: DeletePlan, short_cache_control: str = SHORT_CACHE_CONTROL,
+                   force: bool = False) -> list[str]:
+    """Delete the objects of ``plan`` (the release index first, so a half-deleted release never looks
+    complete) and drop the build from ``releases.json`` (current becomes the newest remaining
+    release; the file is removed when none remains). Returns the deleted keys. Raises
+    ``PublishError`` when the release is current and ``force`` is False."""
+    if plan.current and not force:
+        raise PublishError(f"{plan.service}/{plan.build} is the current release in {RELEASES}; nothing deleted",
+                           "publish another build first, or pass --force to delete it anyway")
+    index = _release_key(plan.service, plan.build)
+    first = [k for k in plan.keys if k == index]
+    target.delete(first)
+    target.delete([k for k in plan.keys if k != index])
+    if plan.releases is not None:
+        entries = [e for e in plan.releases.get("releases", []) if isinstance(e, dict) and e.get("build") != plan.build]
+        key = f"{plan.service}/{RELEASES}"
+        if entries:
+            current = plan.releases.get("current")
+            record = {**plan.releases, "releases": entries,
+                      "current": entries[-1].get("build") if current == plan.build else current}
+            output = json_output(key, record, "index", plan.service)
+            target.put(key, output.data, Headers(content_type(key), short_cache_control, "", output.sha256))
+        else:
+            target.delete([key])
+    return list(plan.keys)

@@ -1,0 +1,160 @@
+"""The S3 target of ``bosco s3push``/``s3delete``: objects under ``<environment>/`` in ``aws.bucket``.
+
+Works with any S3-compatible store: ``aws.endpoint`` (or the SDK's own ``AWS_ENDPOINT_URL``)
+selects it. Credentials come from the standard AWS chain; ``aws.key``/``aws.secret`` are accepted
+for compatibility with Bosco and never printed. Transient errors (5xx, throttling, connection
+resets) are retried by botocore's ``standard`` retry mode with exponential backoff, up to
+``aws.maxAttempts`` attempts in total.
+
+``S3 does not store a Vary header``: ``Vary: Accept-Encoding`` has to be added by the CDN that
+picks ``<key>`` or ``<key>.br`` by the request's ``Accept-Encoding``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bosco.config import Config
+from bosco.errors import PublishError
+from bosco.publish.target import Headers, SourceMissing, StoredObject
+
+DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
+DEFAULT_MAX_ATTEMPTS = 5
+NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+
+def config_problems(config: Config, environment: str) -> list[str]:
+    """What is missing from the configuration to publish to S3 (empty when nothing is)."""
+    if not config.get("aws.bucket"):
+        return [f"aws.bucket is not set (put it in .bosco/{environment}.json or BOSCO_AWS_BUCKET)"]
+    return []
+
+
+def s3_client(config: Config, concurrency: int) -> Any:
+    """A boto3 S3 client for the configured region and endpoint, with a connection pool of
+    ``concurrency`` and botocore's standard retry mode (``aws.maxAttempts`` attempts in total)."""
+    credentials = {}
+    if config.get("aws.key") and config.get("aws.secret"):
+        credentials = {"aws_access_key_id": config.get("aws.key"), "aws_secret_access_key": config.get("aws.secret")}
+    boto_config = BotoConfig(
+        retries={"mode": "standard", "total_max_attempts": int(config.get("aws.maxAttempts", DEFAULT_MAX_ATTEMPTS))},
+        max_pool_connections=max(10, concurrency),
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"addressing_style": "path"} if config.get("aws.endpoint") else None,
+    )
+    return boto3.session.Session().client("s3", region_name=config.get("aws.region"),
+                                          endpoint_url=config.get("aws.endpoint"), config=boto_config, **credentials)
+
+
+class S3Target:
+    """The objects under ``<prefix>`` (``<environment>/``) of ``bucket``. Raises ``PublishError``
+    naming ``s3://bucket/key`` and the S3 error code on failure."""
+
+    compress = True
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.description = f"s3://{bucket}/{prefix}"
+
+    @contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        where = f"s3://{self.bucket}/{self.prefix}{key}"
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = error.get("Code", "")
+            hint = "create the bucket or fix aws.bucket" if code == "NoSuchBucket" else None
+            raise PublishError(f"{where}: {code} {error.get('Message', '')}".rstrip(), hint) from exc
+        except BotoCoreError as exc:
+            raise PublishError(f"{where}: {exc}", "check aws.endpoint, aws.region and your AWS credentials") from exc
+
+    def _pages(self, prefix: str, **extra: Any) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        with self._errors(prefix):
+            yield from paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, **extra)
+
+    def list(self, prefix: str) -> dict[str, int]:
+        return {o["Key"][len(self.prefix):]: o["Size"] for page in self._pages(prefix) for o in page.get("Contents", [])}
+
+    def folders(self, prefix: str) -> list[str]:
+        start = len(self.prefix + prefix)
+        return [p["Prefix"][start:].rstrip("/") for page in self._pages(prefix, Delimiter="/")
+                for p in page.get("CommonPrefixes", [])]
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            with self._errors(key):
+                meta = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except PublishError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return StoredObject(key, meta["ContentLength"], meta.get("Metadata", {}).get("sha256"),
+                            meta["LastModified"].timestamp())
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            with self._errors(key):
+                return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        except PublishError as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    @staticmethod
+    def _headers(headers: Headers) -> dict[str, Any]:
+        args = {"ContentType": headers.content_type, "CacheControl": headers.cache_control,
+                "Metadata": {"sha256": headers.sha256}}
+        if headers.content_encoding:
+            args["ContentEncoding"] = headers.content_encoding
+        return args
+
+    def put(self, key: str, body: bytes, headers: Headers) -> None:
+        with self._errors(key):
+            self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **self._headers(headers))
+
+    def copy(self, source: str, key: str, headers: Headers) -> None:
+        try:
+            with self._errors(key):
+                self.client.copy_object(Bucket=self.bucket, Key=self.prefix + key, MetadataDirective="REPLACE",
+                                        CopySource={"Bucket": self.bucket, "Key": self.prefix + source},
+                                        **self._headers(headers))
+        except PublishError as exc:
+            if _not_found(exc):
+                raise SourceMissing(source) from exc
+            raise
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start:start + DELETE_BATCH]
+            with self._errors(batch[0]):
+                response = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": self.prefix + k} for k in batch], "Quiet": True})
+            if response.get("Errors"):
+                first = response["Errors"][0]
+                raise PublishError(f"s3://{self.bucket}/{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                                   f" ({len(response['Errors'])} key(s) not deleted)")
+
+
+def _not_found(exc: PublishError) -> bool:
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in NOT_FOUND
+
+
+def s3_target(config: Config, environment: str, concurrency: int) -> S3Target:
+    """The S3 target for ``environment`` from the configuration (``aws.bucket``, ``aws.region``,
+    ``aws.endpoint``). Raises ``PublishError`` when ``aws.bucket`` is not set."""
+    problems = config_problems(config, environment)
+    if problems:
+        raise PublishError(problems[0], "configure the bucket of this environment")
+    return S3Target(s3_client(config, concurrency), config.get("aws.bucket"), f"{environment}/")

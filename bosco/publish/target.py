@@ -1,0 +1,69 @@
+"""What a publish target (an S3 bucket prefix or a local folder) offers the release code.
+
+Keys given to a target are asset keys plus an encoding suffix (``app-home/55/js/top.js.br``),
+relative to the target's root: the S3 target adds ``<environment>/``, the local target joins them
+under its folder. Both targets implement the same ``Target`` protocol, so ``bosco build --out``
+and ``bosco s3push`` run the same release code (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Headers:
+    """The headers stored with one object. ``sha256`` is the hex SHA-256 of the uncompressed bytes
+    (``x-amz-meta-sha256`` on S3); ``content_encoding`` is ``""`` for raw bytes."""
+
+    content_type: str
+    cache_control: str
+    content_encoding: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object found at a target: ``size`` in bytes as stored, ``sha256`` as recorded with it
+    (None when it carries none), ``modified`` in seconds since the epoch."""
+
+    key: str
+    size: int
+    sha256: str | None
+    modified: float = 0.0
+
+
+class SourceMissing(Exception):
+    """Raised by ``Target.copy`` when the copy source does not exist (any more)."""
+
+
+class Target(Protocol):
+    """A place a release is published to. Every method raises ``PublishError`` on failure, except
+    ``copy`` which raises ``SourceMissing`` when the source is gone."""
+
+    #: store compressed variants (gzip at the key, brotli at ``<key>.br``); False stores raw bytes
+    compress: bool
+    #: human-readable location, e.g. ``s3://bucket/tes/`` or a folder path
+    description: str
+
+    def list(self, prefix: str) -> dict[str, int]:
+        """Every key under ``prefix`` (which ends with ``/``) -> stored size in bytes."""
+
+    def folders(self, prefix: str) -> list[str]:
+        """The names of the immediate sub-folders of ``prefix`` (which ends with ``/``)."""
+
+    def head(self, key: str) -> StoredObject | None:
+        """The object at ``key``, or None when there is none."""
+
+    def read(self, key: str) -> bytes | None:
+        """The stored bytes at ``key``, or None when there is none."""
+
+    def put(self, key: str, body: bytes, headers: Headers) -> None:
+        """Store ``body`` at ``key`` with ``headers``."""
+
+    def copy(self, source: str, key: str, headers: Headers) -> None:
+        """Copy the object at ``source`` to ``key`` inside the target, replacing its headers."""
+
+    def delete(self, keys: list[str]) -> None:
+        """Delete ``keys`` (in batches where the target has a batch limit)."""
