@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -18,18 +19,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from rich.text import Text
 
 from bosco import __version__
 from bosco.assetset import AssetSet, is_segment
 from bosco.bundle import CSS_MINIFIERS
 from bosco.config import Config, load_config
-from bosco.errors import BoscoError
+from bosco.errors import BoscoError, PublishError
 from bosco.pipeline import BuildOptions, build_asset_set
-from bosco.publish.local import write_directory
+from bosco.publish.compress import CompressionCache, default_cache_dir
+from bosco.publish.local import DirectoryTarget
+from bosco.publish.release import (
+    DEFAULT_BUILD,
+    DEFAULT_CONCURRENCY,
+    PublishOptions,
+    PublishReport,
+    ReleasePlan,
+    Result,
+    check_name,
+    delete_release,
+    dry_run_report,
+    execute,
+    plan_delete,
+    plan_release,
+)
+from bosco.publish.s3 import config_problems, s3_target
+from bosco.publish.target import Target
 from bosco.workspace import Service, discover_services, filter_services, find_root
 
 if TYPE_CHECKING:
@@ -122,7 +142,7 @@ class BoscoGroup(click.Group):
 @click.version_option(__version__, prog_name="bosco")
 @click.pass_context
 def cli(ctx: click.Context, **kwargs: Any) -> None:
-    """bosco: serve (cdn) and publish (build, s3push) the static assets of a multi-repo workspace."""
+    """bosco: serve (cdn) and publish (build, s3push, s3delete) the static assets of a multi-repo workspace."""
     ctx.obj = Context({k: v for k, v in kwargs.items() if v is not None})
 
 
@@ -304,11 +324,93 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
         session.stop()
 
 
+def publish_build_options(state: Setup, build: str, tag: str | None, minify: bool, fallback_base: str,
+                          rebuild: bool, title: str) -> BuildOptions:
+    """Build options of a published asset set: fragments link <aws.cdn>/<env>/<key>, else ``fallback_base``."""
+    cdn_url = state.config.get("aws.cdn")
+    base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else fallback_base.rstrip("/")
+    return BuildOptions(build=build, minify=minify, bundle=True, base_url=base, tag=tag,
+                        css_minifier=css_minifier(state.config), rebuild=rebuild,
+                        sri=bool(state.config.get("fragments.sri", True)), title=title)
+
+
+def build_published(state: Setup, options: BuildOptions) -> AssetSet:
+    """Build the selected services' asset set with ``options``, showing progress."""
+    return build_with_progress(state, lambda progress: build_asset_set(state.services, options, state.warnings,
+                                                                       progress))
+
+
+def publish_options(state: Setup, build: str, concurrency: int, partial: bool) -> PublishOptions:
+    """Publish options from the configuration (``aws.maxage``, ``aws.shortCacheControl``)."""
+    return PublishOptions(state.environment, check_name(build, "build"), int(state.config.get("aws.maxage")),
+                          str(state.config.get("aws.shortCacheControl")), concurrency, partial)
+
+
+def require_problem_free(problems: list[str], where: str) -> None:
+    """Print every problem and raise one BoscoError when there is any: nothing may be published."""
+    for problem in problems:
+        err.print(f"[red]error:[/] {problem}", highlight=False)
+    if problems:
+        raise PublishError(f"{len(problems)} problem(s); nothing published to {where}",
+                           "fix the problems above and run again")
+
+
+def require_interactive(no_prompt: bool) -> None:
+    """A confirmation needs a terminal: without -n, a non-interactive stdin is an error, not a hang."""
+    if not no_prompt and not sys.stdin.isatty():
+        raise BoscoError("stdin is not a terminal, so the confirmation cannot be asked",
+                         "pass -n to run without confirmation")
+
+
+def confirm(question: str) -> None:
+    """Ask ``question`` on stderr (default no); a declined confirmation exits 1."""
+    if not click.confirm(question, default=False, err=True):
+        err.print("[yellow]cancelled[/]: nothing changed")
+        click.get_current_context().exit(1)
+
+
+def run_with_progress(plan: ReleasePlan, target: Target, cache: CompressionCache) -> PublishReport:
+    """Execute ``plan`` with a rich progress bar (objects and bytes sent) on stderr."""
+    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+               TimeElapsedColumn())
+    sent = 0
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=len(plan.steps) + 2 * len(plan.services))
+
+        def advance(result: Result) -> None:
+            nonlocal sent
+            sent += result.sent
+            progress.update(task, advance=1, description=f"{sent / 1e6:.2f} MB sent")
+
+        return execute(plan, target, cache, advance)
+
+
+def _size(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def print_report(report: PublishReport, as_json: bool) -> None:
+    """The bundle table and the totals line on stdout (or the report as JSON with ``as_json``)."""
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    table = Table("bundle", "raw", "gzip", "br", "action", box=box.SIMPLE, title_justify="left",
+                  title=f"{report.target} build {report.build}" + (" (dry run)" if report.dry_run else ""))
+    for row in report.bundles():
+        table.add_row(row["key"], _size(row["raw"]), _size(row["gzip"]), _size(row["br"]),
+                      ("would " if report.dry_run else "") + row["action"])
+    out.print(table)
+    t = report.totals()
+    verb = "would be " if report.dry_run else ""
+    out.print(f"{t['objects']} objects: {t['upload']} {verb}uploaded, {t['copy']} {verb}copied, {t['skip']} "
+              f"{verb}skipped; {t['raw_bytes']:,} bytes raw, {t['sent_bytes']:,} bytes {verb}sent", markup=False)
+
+
 @cli.command("build")
 @click.argument("bundle", required=False)
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the asset set to (one file per asset key).")
-@click.option("--build", "-b", "build_name", default="default", show_default=True,
+@click.option("--build", "-b", "build_name", default=DEFAULT_BUILD, show_default=True,
               help="Build (release) identifier inside each service's keys.")
 @click.option("--no-minify", is_flag=True, help="Concatenate JS/CSS bundles without minifying.")
 @click.option("--base-url", help="URL prefix for fragment links when aws.cdn is not configured "
@@ -317,27 +419,113 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
 @shared_options
 def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
                   rebuild: bool) -> None:
-    """Write the asset set that s3push would publish into a folder.
+    """Write the asset set that s3push would publish into a folder, through the same release code.
 
     BUNDLE limits bundles to one tag. Fragment URLs use <aws.cdn>/<env>/<key> when aws.cdn is set,
-    else --base-url, else /<key>. Exits 1 (writing nothing) when any service has an error.
+    else --base-url, else /<key>. Files are stored uncompressed; unchanged files are not rewritten;
+    each service's release index <service>/<build>/release.json is written last. Exits 1 (writing
+    nothing) when any service has an error.
     """
     state = setup()
-    cdn_url = state.config.get("aws.cdn")
-    base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else (base_url or "").rstrip("/")
-    options = BuildOptions(build=build_name, minify=not no_minify, bundle=True, base_url=base, tag=bundle,
-                           css_minifier=css_minifier(state.config), rebuild=rebuild,
-                           sri=bool(state.config.get("fragments.sri", True)),
-                           title=f"bosco build {state.environment}/{build_name}")
-    asset_set = build_with_progress(state, lambda progress: build_asset_set(state.services, options, state.warnings,
-                                                                            progress))
+    options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild,
+                                    f"bosco build {state.environment}/{build_name}")
+    asset_set = build_published(state, options)
     print_problems(asset_set)
     if asset_set.errors:
         raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
                          "fix the errors above and run again")
-    keys = write_directory(asset_set, out_dir)
-    size = sum(len(o.data) for o in asset_set.outputs.values())
-    err.print(f"[green]wrote[/] {len(keys)} files ({size:,} bytes) for {len(state.services)} services to {out_dir}")
+    target = DirectoryTarget(out_dir)
+    plan = plan_release(asset_set, target, publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle is not None))
+    totals = execute(plan, target, CompressionCache(None)).totals()
+    written = totals["upload"] + totals["copy"]
+    err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
+              f"for {len(state.services)} services to {out_dir}")
+
+
+@cli.command("s3push")
+@click.argument("bundle", required=False)
+@click.option("--build", "-b", "build_name", default=DEFAULT_BUILD, show_default=True,
+              help="Build (release) identifier inside each service's keys.")
+@click.option("--no-prompt", "-n", is_flag=True, help="Publish without asking for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Print what would be uploaded, copied or skipped; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
+              help="Objects uploaded at the same time.")
+@click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
+@shared_options
+def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, as_json: bool, concurrency: int,
+           rebuild: bool) -> None:
+    """Build the asset set (minified) and publish it to aws.bucket under <env>/.
+
+    BUNDLE limits the push to one tag. Nothing is uploaded when any service has a problem.
+    Compressible types are stored gzip-encoded at their key and brotli-encoded at <key>.br; objects
+    already stored with the same SHA-256 are skipped, those of the previous release copied.
+    """
+    require_interactive(no_prompt or dry_run)
+    state = setup()
+    env = state.environment
+    options = publish_build_options(state, build_name, bundle, True, f"/{env}", rebuild, f"bosco {env}/{build_name}")
+    asset_set = build_published(state, options)
+    print_problems(asset_set)
+    bucket = state.config.get("aws.bucket")
+    require_problem_free(asset_set.errors + config_problems(state.config, env),
+                         f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
+    target = s3_target(state.config, env, concurrency)
+    plan = plan_release(asset_set, target, publish_options(state, build_name, concurrency, bundle is not None))
+    cache = CompressionCache(default_cache_dir())
+    bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
+    counts = plan.counts()
+    err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "
+              f"{sum(len(o.data) for o in asset_set.outputs.values()):,} bytes -> {target.description} "
+              f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged)")
+    if dry_run:
+        print_report(dry_run_report(plan, cache), as_json)
+        return
+    if not no_prompt:
+        confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
+    print_report(run_with_progress(plan, target, cache), as_json)
+
+
+@cli.command("s3delete")
+@click.argument("release", metavar="SERVICE/BUILD | BUILD")
+@click.option("--no-prompt", "-n", is_flag=True, help="Delete without asking for confirmation.")
+@click.option("--dry-run", is_flag=True, help="List the objects that would be deleted; change nothing.")
+@click.option("--force", is_flag=True, help="Also delete the release that releases.json marks as current.")
+@click.option("--json", "as_json", is_flag=True, help="Print the deleted keys as JSON on stdout.")
+@shared_options
+def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json: bool) -> None:
+    """Delete exactly the objects of one release: <env>/<service>/<build>/ (a build of every
+    selected service when only BUILD is given)."""
+    require_interactive(no_prompt or dry_run)
+    state = setup()
+    service, _, build = release.rpartition("/")
+    names = [service] if service else [s.name for s in state.services]
+    target = s3_target(state.config, state.environment, DEFAULT_CONCURRENCY)
+    plans = [p for p in (plan_delete(target, n, build) for n in names) if p.keys]
+    if not plans:
+        raise PublishError(f"no objects found for {release} in {target.description}",
+                           "check the build name and -e; keys are <env>/<service>/<build>/")
+    refused = [p for p in plans if p.current and not force]
+    if refused:
+        raise PublishError(f"{', '.join(f'{p.service}/{p.build}' for p in refused)} is the current release in "
+                           f"releases.json; nothing deleted", "publish another build first, or pass --force")
+    total = sum(len(p.keys) for p in plans)
+    err.print(f"{total} objects in {len(plans)} release(s) of {target.description}: "
+              + ", ".join(f"{p.service}/{p.build} ({len(p.keys)})" for p in plans))
+    deleted: list[str] = []
+    if not dry_run:
+        if not no_prompt:
+            confirm(f"Are you sure you want to delete {total} objects of {release} in {state.environment} (y/N)?")
+        short = str(state.config.get("aws.shortCacheControl"))
+        for plan in plans:
+            deleted += delete_release(target, plan, short, force)
+    keys = deleted if not dry_run else [k for p in plans for k in p.keys]
+    if as_json:
+        click.echo(json.dumps({"target": target.description, "dry_run": dry_run, "deleted": keys}, indent=2))
+    else:
+        for key in keys:
+            out.print(key, markup=False, highlight=False)
+        err.print(f"[green]{'would delete' if dry_run else 'deleted'}[/] {len(keys)} objects")
 
 
 @cli.command("config")

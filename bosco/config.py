@@ -24,7 +24,8 @@ DEFAULTS: dict[str, Any] = {
     "cdn": {"host": "127.0.0.1", "port": 7334, "url": None},
     "css": {"minifier": "rcssmin"},
     "fragments": {"sri": True},
-    "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000},
+    "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000,
+            "shortCacheControl": "public, max-age=60, must-revalidate", "maxAttempts": 5},
 }
 
 SECRET_WORDS = ("secret", "password", "token", "credential")

@@ -8,6 +8,7 @@ every later push: brotli at quality 11 is the slowest step of a publish.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 from dataclasses import dataclass
@@ -96,8 +97,6 @@ class CompressionCache:
                 pass
         body = encode(data, encoding, type_info(key)[1])
         if path is not None:
-            try:
+            with contextlib.suppress(OSError):
                 write_file(path, body)
-            except OSError:
-                pass
         return body

@@ -279,7 +279,7 @@ def decide(items: list[Item], target: Target, states: dict[str, ServiceState], b
         return target.head(item.key)
 
     steps = []
-    for item, stored in zip(items, pool.map(lookup, items)):
+    for item, stored in zip(items, pool.map(lookup, items), strict=True):
         source = previous.get((item.sha256, item.encoding.name))
         if stored is not None and stored.sha256 == item.sha256:
             steps.append(Step(item, "skip", size=stored.size))

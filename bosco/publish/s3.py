@@ -84,7 +84,8 @@ class S3Target:
             yield from paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix, **extra)
 
     def list(self, prefix: str) -> dict[str, int]:
-        return {o["Key"][len(self.prefix):]: o["Size"] for page in self._pages(prefix) for o in page.get("Contents", [])}
+        return {o["Key"][len(self.prefix):]: o["Size"]
+                for page in self._pages(prefix) for o in page.get("Contents", [])}
 
     def folders(self, prefix: str) -> list[str]:
         start = len(self.prefix + prefix)
