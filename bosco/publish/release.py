@@ -142,10 +142,11 @@ class PublishReport:
 
     def totals(self) -> dict[str, int]:
         """``objects``, ``upload``, ``copy``, ``skip`` counts, ``raw_bytes`` (uncompressed bytes of the
-        objects) and ``sent_bytes`` (bytes uploaded)."""
+        distinct assets, each counted once however many encodings are stored) and ``sent_bytes``
+        (bytes uploaded)."""
         totals = {a: sum(1 for r in self.results if r.action == a) for a in ACTIONS}
         totals["objects"] = len(self.results)
-        totals["raw_bytes"] = sum(r.raw_size for r in self.results)
+        totals["raw_bytes"] = sum({r.asset_key: r.raw_size for r in self.results}.values())
         totals["sent_bytes"] = sum(r.sent for r in self.results)
         return totals
 
@@ -331,6 +332,16 @@ def _run(steps: list[Step], target: Target, cache: CompressionCache, pool: Threa
     ones finish, and raise ``PublishError`` naming the failed key."""
     futures: dict[Future[Result], Step] = {pool.submit(_apply, s, target, cache): s for s in steps}
     pending = set(futures)
+    try:
+        _collect(futures, pending, results, progress)
+    except BaseException:  # a failure or Ctrl-C: objects not started yet are never started
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _collect(futures: dict[Future[Result], Step], pending: set[Future[Result]], results: list[Result],
+             progress: Callable[[Result], None] | None) -> None:
     while pending:
         done, pending = wait(pending, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
@@ -346,9 +357,9 @@ def _run(steps: list[Step], target: Target, cache: CompressionCache, pool: Threa
                 if not future.cancelled() and future.exception() is None:
                     results.append(future.result())
             exc = failed[0].exception()
-            key = futures[failed[0]].item.key
             hint = exc.hint if isinstance(exc, PublishError) else None
-            raise PublishError(f"{key}: {exc}; stopped after storing {len(results)} object(s), "
+            what = str(exc) if isinstance(exc, PublishError) else f"{futures[failed[0]].item.key}: {exc!r}"
+            raise PublishError(f"{what}; stopped after storing {len(results)} object(s), "
                                "no release index written for the unfinished services",
                                hint or "run the same push again to complete the release") from exc
 

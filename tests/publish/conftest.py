@@ -4,8 +4,8 @@ and a small workspace with one file of every published type."""
 from __future__ import annotations
 
 import itertools
-import logging
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +34,7 @@ FILES: dict[str, dict[str, bytes]] = {
         "public/js/a.js": b"var answer = 40;\n",
         "public/js/b.js": b"answer = answer + 2;\nconsole.log(answer);\n",
         "public/css/site.css": b"body {\n  color: #333333;\n  margin: 0;\n}\n",
-        "public/img/icon.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect width="8" height="8"/></svg>\n',
+        "public/img/icon.svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><rect/></svg>\n',
         "public/img/logo.png": PNG,
         "public/img/photo.jpg": b"\xff\xd8\xff\xe0" + bytes(range(255, -1, -1)),
         "public/img/anim.gif": b"GIF89a" + bytes(64),

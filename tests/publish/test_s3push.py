@@ -86,8 +86,10 @@ def test_push_stores_every_asset_with_its_headers_and_bodies(workspace, s3, buck
             assert response["Body"].read() == output.data
     indexes = {f"tes/{s}/55/release.json" for s in MANIFESTS} | {f"tes/{s}/releases.json" for s in MANIFESTS}
     assert set(keys(s3, bucket)) == stored | indexes
+    sizes = {k: s3.head_object(Bucket=bucket, Key=k)["ContentLength"] for k in stored | indexes}
+    raw = sum(len(o.data) for o in asset_set.outputs.values()) + sum(sizes[k] for k in indexes)
     assert report["totals"] == {"upload": len(stored) + 4, "copy": 0, "skip": 0, "objects": len(stored) + 4,
-                                "raw_bytes": report["totals"]["raw_bytes"], "sent_bytes": report["totals"]["sent_bytes"]}
+                                "raw_bytes": raw, "sent_bytes": sum(sizes.values())}
     bundle_rows = {row["key"]: row for row in report["bundles"]}
     assert sorted(bundle_rows) == ["app-other/55/js/bottom.js", "app-web/55/css/main.css", "app-web/55/js/top.js"]
     top = s3.get_object(Bucket=bucket, Key="tes/app-web/55/js/top.js")["ContentLength"]

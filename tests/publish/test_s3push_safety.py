@@ -1,0 +1,109 @@
+"""s3push never publishes a broken or half-finished release: problems stop it before any upload,
+a failing PUT stops it before any release index, and a re-run completes the release."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from conftest import MANIFESTS, REGION, keys, run, write_workspace
+
+
+def set_manifest(workspace: Path, service: str, manifest: dict) -> None:
+    (workspace / service / "bosco-service.json").write_text(json.dumps(manifest))
+
+
+def failed_push(workspace: Path, *args: str):
+    result = run(workspace, "s3push", "-n", "-b", "55", *args)
+    assert result.exit_code == 1, result.output
+    return result
+
+
+def test_missing_file_publishes_nothing(workspace, s3, bucket):
+    manifest = json.loads(json.dumps(MANIFESTS["app-web"]))
+    manifest["assets"]["js"]["top"].append("js/missing.js")
+    set_manifest(workspace, "app-web", manifest)
+    result = failed_push(workspace)
+    assert "js/missing.js" in result.stderr
+    assert f"1 problem(s); nothing published to s3://{bucket}/tes/" in result.stderr
+    assert keys(s3, bucket) == {}
+
+
+def test_failed_build_command_publishes_nothing(workspace, s3, bucket):
+    manifest = {**MANIFESTS["app-other"], "build": {"command": ["python3", "-c", "import sys; sys.exit(3)"]}}
+    set_manifest(workspace, "app-other", manifest)
+    result = failed_push(workspace, "--rebuild")
+    assert "app-other" in result.stderr and "nothing published" in result.stderr
+    assert keys(s3, bucket) == {}
+
+
+def test_every_problem_is_listed_and_nothing_published(tmp_path, moto_url, s3, bucket):
+    workspace = write_workspace(tmp_path / "ws", {"endpoint": moto_url, "region": REGION})  # no aws.bucket
+    (workspace / "app-other" / "bosco-service.json").write_text('{\n  "service": {"name": "app-other"},\n  oops\n}\n')
+    manifest = json.loads(json.dumps(MANIFESTS["app-web"]))
+    manifest["assets"]["css"]["main"].append("css/gone.css")
+    set_manifest(workspace, "app-web", manifest)
+    result = failed_push(workspace)
+    assert f"{workspace / 'app-other' / 'bosco-service.json'}:3:" in result.stderr
+    assert "css/gone.css" in result.stderr
+    assert "aws.bucket is not set" in result.stderr
+    assert "3 problem(s); nothing published to environment tes" in result.stderr
+    assert keys(s3, bucket) == {}
+
+
+def test_missing_bucket_is_reported_without_traceback(workspace, s3, bucket):
+    config = json.loads((workspace / ".bosco" / "tes.json").read_text())
+    config["aws"]["bucket"] = "bosco-no-such-bucket"
+    (workspace / ".bosco" / "tes.json").write_text(json.dumps(config))
+    result = failed_push(workspace)
+    assert "s3://bosco-no-such-bucket/tes/" in result.stderr and "NoSuchBucket" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def proxied_workspace(tmp_path: Path, proxy, bucket: str) -> Path:
+    return write_workspace(tmp_path / "proxied", {"bucket": bucket, "endpoint": proxy.url, "region": REGION,
+                                                  "cdn": "https://cdn.example.com", "maxAttempts": 2})
+
+
+def test_failing_put_stops_before_any_release_index_and_a_rerun_completes(tmp_path, fault_proxy, s3, bucket):
+    workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
+    fault_proxy.fail_suffix = f"/{bucket}/tes/app-web/55/css/main.css"
+    result = failed_push(workspace)
+    assert fault_proxy.attempts == 2  # the first PUT and botocore's one retry (aws.maxAttempts 2)
+    assert "app-web/55/css/main.css: InternalError injected fault" in result.stderr
+    stored = keys(s3, bucket)
+    assert "tes/app-web/55/css/main.css" not in stored
+    assert not [k for k in stored if k.endswith(("release.json", "releases.json"))]
+    assert not [k for k in stored if "/html/" in k or k.endswith(".map")]  # later stages never started
+
+    fault_proxy.fail_suffix = None
+    rerun = run(workspace, "s3push", "-n", "-b", "55", "--json")
+    assert rerun.exit_code == 0, rerun.output
+    report = json.loads(rerun.stdout)
+    assert report["totals"]["skip"] == len(stored)
+    css = s3.get_object(Bucket=bucket, Key="tes/app-web/55/css/main.css")
+    assert gzip.decompress(css["Body"].read()).startswith(b"body{color:#333")
+    index = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-web/55/release.json")["Body"].read())
+    assert "app-web/55/css/main.css" in {o["key"] for o in index["objects"]}
+
+
+def test_transient_failure_is_retried(tmp_path, fault_proxy, s3, bucket):
+    workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
+    fault_proxy.fail_suffix = f"/{bucket}/tes/app-web/55/js/top.js.br"
+    fault_proxy.failures = 1
+    result = run(workspace, "s3push", "-n", "-b", "55")
+    assert result.exit_code == 0, result.output
+    assert fault_proxy.attempts == 1
+    assert "tes/app-web/55/release.json" in keys(s3, bucket)
+
+
+def test_changed_rerun_of_a_complete_build_removes_its_index_first(tmp_path, fault_proxy, s3, bucket):
+    workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
+    assert run(workspace, "s3push", "-n", "-b", "55").exit_code == 0
+    (workspace / "app-web/public/css/site.css").write_bytes(b"body {\n  color: #000000;\n}\n")
+    fault_proxy.fail_suffix = f"/{bucket}/tes/app-web/55/css/main.css"
+    failed_push(workspace)
+    stored = keys(s3, bucket)
+    assert "tes/app-web/55/release.json" not in stored  # no longer true, so removed before any change
+    assert "tes/app-other/55/release.json" in stored  # app-other did not change
