@@ -325,13 +325,14 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
 
 
 def publish_build_options(state: Setup, build: str, tag: str | None, minify: bool, fallback_base: str,
-                          rebuild: bool, title: str) -> BuildOptions:
-    """Build options of a published asset set: fragments link <aws.cdn>/<env>/<key>, else ``fallback_base``."""
+                          rebuild: bool) -> BuildOptions:
+    """Build options of a published asset set (``build --out`` and ``s3push`` alike, so both publish
+    the same bytes): fragments link <aws.cdn>/<env>/<key>, else ``fallback_base``."""
     cdn_url = state.config.get("aws.cdn")
     base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else fallback_base.rstrip("/")
     return BuildOptions(build=build, minify=minify, bundle=True, base_url=base, tag=tag,
                         css_minifier=css_minifier(state.config), rebuild=rebuild,
-                        sri=bool(state.config.get("fragments.sri", True)), title=title)
+                        sri=bool(state.config.get("fragments.sri", True)), title=f"bosco {state.environment}/{build}")
 
 
 def build_published(state: Setup, options: BuildOptions) -> AssetSet:
@@ -427,8 +428,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     nothing) when any service has an error.
     """
     state = setup()
-    options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild,
-                                    f"bosco build {state.environment}/{build_name}")
+    options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild)
     asset_set = build_published(state, options)
     print_problems(asset_set)
     if asset_set.errors:
@@ -464,7 +464,9 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     require_interactive(no_prompt or dry_run)
     state = setup()
     env = state.environment
-    options = publish_build_options(state, build_name, bundle, True, f"/{env}", rebuild, f"bosco {env}/{build_name}")
+    if not state.config.get("aws.cdn"):
+        err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
+    options = publish_build_options(state, build_name, bundle, True, f"/{env}", rebuild)
     asset_set = build_published(state, options)
     print_problems(asset_set)
     bucket = state.config.get("aws.bucket")

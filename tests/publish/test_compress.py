@@ -1,0 +1,64 @@
+"""Compressed variants: which types, deterministic bodies, the content-hash cache."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import brotli
+
+from bosco.publish.compress import (
+    BROTLI,
+    GZIP,
+    IDENTITY,
+    CompressionCache,
+    default_cache_dir,
+    encode,
+    encodings_for,
+)
+
+JS = b"function add(a, b) { return a + b; }\n" * 50
+
+
+def test_compressible_types_come_from_bosco_table():
+    for key in ("a/1/js/top.js", "a/1/css/m.css", "a/1/js/top.js.map", "a/1/i.svg", "a/1/d.json", "index.html",
+                "a/1/r.txt", "a/1/f.xml", "a/1/X.JS"):
+        assert encodings_for(key) == (GZIP, BROTLI), key
+    for key in ("a/1/p.png", "a/1/p.jpg", "a/1/p.webp", "a/1/f.woff2", "a/1/f.woff", "a/1/x.gz", "a/1/x.pdf",
+                "a/1/no-extension"):
+        assert encodings_for(key) == (IDENTITY,), key
+    assert encodings_for("a/1/js/top.js", compress=False) == (IDENTITY,)
+    assert (GZIP.suffix, BROTLI.suffix, BROTLI.name) == ("", ".br", "br")
+
+
+def test_encodings_are_deterministic_and_decode_to_the_input():
+    first, second = encode(JS, GZIP), encode(JS, GZIP)
+    assert first == second and gzip.decompress(first) == JS
+    assert first[4:8] == b"\x00\x00\x00\x00"  # gzip mtime field is zero
+    assert brotli.decompress(encode(JS, BROTLI)) == JS
+    assert encode(JS, IDENTITY) is JS
+
+
+def test_cache_stores_by_content_hash_and_reuses_it(tmp_path: Path):
+    cache = CompressionCache(tmp_path / "c")
+    sha = hashlib.sha256(JS).hexdigest()
+    body = cache.body(JS, sha, BROTLI, "a/1/js/top.js")
+    path = tmp_path / "c" / sha[:2] / f"{sha}.br"
+    assert path.read_bytes() == body and cache.size(sha, BROTLI) == len(body)
+    path.write_bytes(b"cached bytes")  # a second request is answered from the cache, not re-encoded
+    assert cache.body(JS, sha, BROTLI, "a/1/js/top.js") == b"cached bytes"
+    assert cache.size(sha, GZIP) is None
+
+
+def test_cache_without_folder_or_unwritable_folder_still_encodes(tmp_path: Path):
+    sha = hashlib.sha256(JS).hexdigest()
+    assert gzip.decompress(CompressionCache(None).body(JS, sha, GZIP, "x.js")) == JS
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert gzip.decompress(CompressionCache(blocker / "c").body(JS, sha, GZIP, "x.js")) == JS
+
+
+def test_default_cache_dir_follows_xdg():
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/bosco/compressed")
+    assert default_cache_dir({"HOME": "/h"}) == Path("/h/.cache/bosco/compressed")

@@ -1,0 +1,85 @@
+"""bosco build --out: the local-directory target of the same release code as s3push."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from conftest import MANIFESTS, REGION, run, write_workspace
+
+from bosco.config import load_config
+from bosco.pipeline import BuildOptions, build_asset_set
+from bosco.workspace import discover_services
+
+
+def built(workspace: Path, base_url: str, build: str = "55"):
+    services, _ = discover_services(workspace, load_config(workspace, "tes"))
+    return build_asset_set(services, BuildOptions(build=build, minify=True, bundle=True, sri=True, base_url=base_url,
+                                                  title=f"bosco tes/{build}"))
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_build_out_writes_raw_files_and_release_indexes(tmp_path):
+    workspace = write_workspace(tmp_path / "ws", {"cdn": "https://cdn.example.com/"})
+    out = tmp_path / "out"
+    result = run(workspace, "build", "--out", str(out), "-b", "55")
+    assert result.exit_code == 0, result.output
+    asset_set = built(workspace, "https://cdn.example.com/tes")
+    written = files(out)
+    indexes = {f"{s}/55/release.json" for s in MANIFESTS} | {f"{s}/releases.json" for s in MANIFESTS}
+    assert set(written) == set(asset_set.outputs) | indexes
+    for key, output in asset_set.outputs.items():
+        assert written[key] == output.data, key
+    assert b'src="https://cdn.example.com/tes/app-web/55/js/top.js"' in written["app-web/55/html/top.js.html"]
+    index = json.loads(written["app-web/55/release.json"])
+    assert [o["key"] for o in index["objects"]] == [k for k, o in asset_set.outputs.items() if o.service == "app-web"]
+    top = next(o for o in index["objects"] if o["key"] == "app-web/55/js/top.js")
+    assert top["stored"] == [{"key": "app-web/55/js/top.js", "encoding": "",
+                              "size": len(asset_set.outputs["app-web/55/js/top.js"].data)}]
+    assert f"wrote {len(written)} files" in result.stderr
+
+
+def test_build_out_again_rewrites_nothing_and_keeps_other_files(tmp_path):
+    workspace = write_workspace(tmp_path / "ws", {})
+    out = tmp_path / "out"
+    assert run(workspace, "build", "--out", str(out)).exit_code == 0
+    (out / "unrelated.txt").write_text("kept")
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = run(workspace, "build", "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert f"wrote 0 files (0 bytes), {len(before) - 1} unchanged" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert b'src="/app-web/default/js/top.js"' in (out / "app-web/default/html/top.js.html").read_bytes()
+
+
+def test_build_out_with_errors_writes_nothing(tmp_path):
+    workspace = write_workspace(tmp_path / "ws", {})
+    manifest = json.loads(json.dumps(MANIFESTS["app-other"]))
+    manifest["assets"]["js"]["bottom"] = ["nope.js"]
+    (workspace / "app-other" / "bosco-service.json").write_text(json.dumps(manifest))
+    out = tmp_path / "out"
+    result = run(workspace, "build", "--out", str(out))
+    assert result.exit_code == 1
+    assert f"1 error(s); nothing written to {out}" in result.stderr
+    assert not out.exists()
+
+
+def test_build_out_and_s3push_write_the_same_release(tmp_path, moto_url, s3, bucket):
+    workspace = write_workspace(tmp_path / "ws", {"bucket": bucket, "endpoint": moto_url, "region": REGION,
+                                                  "cdn": "https://cdn.example.com"})
+    out = tmp_path / "out"
+    assert run(workspace, "build", "--out", str(out), "-b", "9").exit_code == 0
+    assert run(workspace, "s3push", "-n", "-b", "9").exit_code == 0
+    local = json.loads((out / "app-web/9/release.json").read_bytes())
+    remote = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-web/9/release.json")["Body"].read())
+    strip = ("stored",)
+    assert [{k: v for k, v in o.items() if k not in strip} for o in local["objects"]] == \
+        [{k: v for k, v in o.items() if k not in strip} for o in remote["objects"]]
+    for key, data in files(out).items():
+        if not key.endswith(("release.json", "releases.json")):
+            stored = s3.head_object(Bucket=bucket, Key=f"tes/{key}")["Metadata"]["sha256"]
+            assert stored == hashlib.sha256(data).hexdigest(), key
