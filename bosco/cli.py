@@ -527,7 +527,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     else:
         for key in keys:
             out.print(key, markup=False, highlight=False)
-        err.print(f"[green]{'would delete' if dry_run else 'deleted'}[/] {len(keys)} objects")
+    err.print(f"[green]{'would delete' if dry_run else 'deleted'}[/] {len(keys)} objects")
 
 
 @cli.command("config")

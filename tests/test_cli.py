@@ -53,6 +53,10 @@ PUBLISHED = [
     "vendor/library/dom-helpers/closest.js",
     "vendor/library/es-shim/shim.js",
 ]
+# The release indexes build --out writes last, as s3push does (services with published files).
+RELEASE_INDEXES = [f"{service}/{name}" for service in ("app-checkout", "app-home", "app-reports")
+                   for name in ("default/release.json", "releases.json")]
+WRITTEN = sorted(PUBLISHED + RELEASE_INDEXES)
 # Single files published as they are on disk: key -> path in the example workspace.
 VERBATIM = {
     "app-home/default/fonts/inter.woff2": "app-home/public/fonts/inter.woff2",
@@ -97,18 +101,18 @@ def test_build_writes_exactly_the_published_key_set(example, tmp_path, monkeypat
     out = tmp_path / "out"
     result = bosco("build", "--out", out)
     assert result.exit_code == 0, result.output
-    assert files(out) == PUBLISHED
+    assert files(out) == WRITTEN
     for key, source in VERBATIM.items():
         assert (out / key).read_bytes() == (example / source).read_bytes(), key
     assert result.stdout == ""
-    assert "wrote 32 files" in result.stderr and "for 4 services" in result.stderr
+    assert "wrote 38 files" in result.stderr and "for 4 services" in result.stderr
 
 
 def test_build_accepts_the_workspace_option_from_anywhere(example, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = bosco("build", "-W", example, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert files(tmp_path / "out") == PUBLISHED
+    assert files(tmp_path / "out") == WRITTEN
 
 
 def test_no_minify_concatenates_the_sources_unchanged(example, tmp_path):
@@ -116,7 +120,7 @@ def test_no_minify_concatenates_the_sources_unchanged(example, tmp_path):
     result = bosco("-W", example, "build", "--no-minify", "--out", tmp_path / "plain")
     assert result.exit_code == 0, result.output
     plain = tmp_path / "plain"
-    assert files(plain) == PUBLISHED
+    assert files(plain) == WRITTEN
     js = example / "app-home" / "public" / "js"
     bottom = (plain / "app-home/default/js/bottom.js").read_text(encoding="utf-8")
     names = ("lib/dom-ready.js", "lib/format.js", "app.js")
@@ -133,7 +137,7 @@ def test_no_minify_concatenates_the_sources_unchanged(example, tmp_path):
 def test_build_option_sets_the_build_segment(example, tmp_path):
     result = bosco("-W", example, "build", "-b", "55", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert files(tmp_path / "out") == sorted(k.replace("/default/", "/55/") for k in PUBLISHED)
+    assert files(tmp_path / "out") == sorted(k.replace("/default/", "/55/") for k in WRITTEN)
     fragment = (tmp_path / "out" / "app-home/55/html/top.js.html").read_text(encoding="utf-8")
     assert fragment.startswith('<script src="/app-home/55/js/top.js" ')
 
@@ -142,8 +146,10 @@ def test_bundle_argument_limits_bundles_to_one_tag(example, tmp_path):
     result = bosco("-W", example, "build", "top", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     bundles = [k for k in files(tmp_path / "out") if "/default/" in k]
-    assert bundles == ["app-home/default/html/top.js.html", "app-home/default/js/top.js",
-                       "app-home/default/js/top.js.map"]
+    # app-checkout's library and site files are not in tags, so it publishes (and indexes) them too
+    assert bundles == ["app-checkout/default/release.json", "app-home/default/html/top.js.html",
+                       "app-home/default/js/top.js", "app-home/default/js/top.js.map",
+                       "app-home/default/release.json"]
 
 
 def test_fragment_urls_are_root_relative_by_default(example, tmp_path):
@@ -175,7 +181,7 @@ def test_fragment_urls_use_aws_cdn_and_environment(example, tmp_path, where):
     # aws.cdn wins over --base-url
     result = bosco("-W", example, *args, "--base-url", "https://ignored.example.com")
     assert result.exit_code == 0, result.output
-    assert files(out) == PUBLISHED  # keys carry no environment; only URLs and S3 object keys do
+    assert files(out) == WRITTEN  # keys carry no environment; only URLs and S3 object keys do
     fragment = (out / "app-home/default/html/main.css.html").read_text(encoding="utf-8")
     url = "https://cdn.example.com/tes/app-home/default/css/main.css"
     assert fragment.startswith(f'<link rel="stylesheet" href="{url}" ')

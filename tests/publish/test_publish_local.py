@@ -6,11 +6,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from conftest import MANIFESTS, REGION, run, write_workspace
-
 from bosco.config import load_config
 from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.workspace import discover_services
+
+from .s3support import MANIFESTS, REGION, run, write_workspace
 
 
 def built(workspace: Path, base_url: str, build: str = "55"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import keys, run
+from .s3support import keys, run
 
 
 def push(workspace, build: str) -> None:

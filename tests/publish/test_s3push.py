@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import brotli
-from conftest import MANIFESTS, keys, run
 
 from bosco import __version__
 from bosco.config import load_config
 from bosco.pipeline import BuildOptions, build_asset_set, sri
 from bosco.workspace import discover_services
+
+from .s3support import MANIFESTS, keys, run
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=60, must-revalidate"
@@ -225,7 +226,7 @@ def test_non_interactive_stdin_without_n_is_an_error(workspace, s3, bucket):
 
 
 def test_region_endpoint_from_aws_endpoint_url(tmp_path, moto_url, s3, bucket, monkeypatch):
-    from conftest import write_workspace
+    from .s3support import write_workspace
 
     workspace = write_workspace(tmp_path / "env-ws", {"bucket": bucket, "region": "us-east-1"})
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)

@@ -7,7 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
-from conftest import MANIFESTS, REGION, keys, run, write_workspace
+from .s3support import MANIFESTS, REGION, keys, run, write_workspace
 
 
 def set_manifest(workspace: Path, service: str, manifest: dict) -> None:
