@@ -365,7 +365,7 @@ def require_interactive(no_prompt: bool) -> None:
 
 def confirm(question: str) -> None:
     """Ask ``question`` on stderr (default no); a declined confirmation exits 1."""
-    if not click.confirm(question, default=False, err=True):
+    if not click.confirm(question, default=False, err=True, show_default=False, prompt_suffix=" "):
         err.print("[yellow]cancelled[/]: nothing changed")
         click.get_current_context().exit(1)
 

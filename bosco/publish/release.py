@@ -414,14 +414,12 @@ def json_output(key: str, value: dict[str, Any], kind: str, service: str) -> Out
 
 
 def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
-            progress: Callable[[Result], None] | None = None, now: Callable[[], datetime] | None = None,
-            ) -> PublishReport:
+            progress: Callable[[Result], None] | None = None) -> PublishReport:
     """Carry out ``plan`` against ``target``: stale release indexes of changed builds are deleted,
     stages run in order (objects inside a stage concurrently), then each service's release index and
     ``releases.json`` are written. Raises ``PublishError`` on a permanent failure, after cancelling
     work not yet started and letting running work finish; no index is written then."""
     options = plan.options
-    clock = now or (lambda: datetime.now(timezone.utc))
     results: list[Result] = []
     changed = {s.item.service for s in plan.steps if s.action != "skip" and s.item.kind in BUILD_KINDS}
     stale = [_release_key(n, options.build) for n in sorted(changed) if n and plan.services[n].current]
@@ -430,7 +428,8 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     with ThreadPoolExecutor(options.concurrency) as pool:
         for stage in sorted({s.item.stage for s in plan.steps}):
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
-        indexes = {n: release_index(n, plan, results, clock()) for n in plan.services}
+        now = datetime.now(timezone.utc)
+        indexes = {n: release_index(n, plan, results, now) for n in plan.services}
         for stage, outputs in (
             (INDEX_STAGE, [json_output(_release_key(n, options.build), i, "index", n) for n, i in indexes.items()]),
             (RELEASES_STAGE, [json_output(f"{n}/{RELEASES}", releases_record(n, plan, i), "index", n)

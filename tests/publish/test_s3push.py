@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import brotli
@@ -232,3 +236,39 @@ def test_region_endpoint_from_aws_endpoint_url(tmp_path, moto_url, s3, bucket, m
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     push(workspace, "-b", "7")
     assert "tes/app-web/7/release.json" in keys(s3, bucket)
+
+
+def answer_prompt(workspace: Path, answer: str) -> subprocess.CompletedProcess:
+    """Run ``bosco s3push -b 55`` as a process whose stdin is a terminal (a pty) and type ``answer``."""
+    master, slave = pty.openpty()
+    try:
+        argv = [sys.executable, "-m", "bosco", "-W", str(workspace), "-e", "tes", "s3push", "-b", "55"]
+        proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ))
+        os.write(master, answer.encode() + b"\n")  # waits in the terminal's input queue until the prompt reads it
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        os.close(slave)
+        os.close(master)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout.decode(), stderr.decode())
+
+
+def test_confirmation_declined_publishes_nothing(workspace, s3, bucket):
+    result = answer_prompt(workspace, "n")
+    assert result.returncode == 1, result.stderr
+    assert "2 services, 3 bundles, 23 files" in result.stderr
+    assert "Are you sure you want to publish build 55 in tes (y/N)?" in result.stderr
+    assert "cancelled: nothing changed" in result.stderr
+    assert keys(s3, bucket) == {}
+
+
+def test_confirmation_accepted_publishes(workspace, s3, bucket):
+    result = answer_prompt(workspace, "y")
+    assert result.returncode == 0, result.stderr
+    assert "tes/app-web/55/release.json" in keys(s3, bucket)
+
+
+def test_repo_filter_publishes_only_matching_services(workspace, s3, bucket):
+    push(workspace, "-b", "55", "-r", "^app-other$")
+    stored = keys(s3, bucket)
+    assert "tes/app-other/55/release.json" in stored
+    assert not [k for k in stored if k.startswith("tes/app-web/")]
