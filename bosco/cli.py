@@ -342,9 +342,9 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
 
 
 def publish_options(state: Setup, build: str, concurrency: int, partial: bool) -> PublishOptions:
-    """Publish options from the configuration (``aws.maxage``, ``aws.shortCacheControl``)."""
+    """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
     return PublishOptions(state.environment, check_name(build, "build"), int(state.config.get("aws.maxage")),
-                          str(state.config.get("aws.shortCacheControl")), concurrency, partial)
+                          str(state.config.get("aws.shortcache")), concurrency, partial)
 
 
 def require_problem_free(problems: list[str], where: str) -> None:
@@ -518,7 +518,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     if not dry_run:
         if not no_prompt:
             confirm(f"Are you sure you want to delete {total} objects of {release} in {state.environment} (y/N)?")
-        short = str(state.config.get("aws.shortCacheControl"))
+        short = str(state.config.get("aws.shortcache"))
         for plan in plans:
             deleted += delete_release(target, plan, short, force)
     keys = deleted if not dry_run else [k for p in plans for k in p.keys]

@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "css": {"minifier": "rcssmin"},
     "fragments": {"sri": True},
     "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000,
-            "shortCacheControl": "public, max-age=60, must-revalidate", "maxAttempts": 5},
+            "shortcache": "public, max-age=60, must-revalidate", "attempts": 5},
 }
 
 SECRET_WORDS = ("secret", "password", "token", "credential")

@@ -4,7 +4,7 @@ Works with any S3-compatible store: ``aws.endpoint`` (or the SDK's own ``AWS_END
 selects it. Credentials come from the standard AWS chain; ``aws.key``/``aws.secret`` are accepted
 for compatibility with Bosco and never printed. Transient errors (5xx, throttling, connection
 resets) are retried by botocore's ``standard`` retry mode with exponential backoff, up to
-``aws.maxAttempts`` attempts in total.
+``aws.attempts`` attempts in total.
 
 ``S3 does not store a Vary header``: ``Vary: Accept-Encoding`` has to be added by the CDN that
 picks ``<key>`` or ``<key>.br`` by the request's ``Accept-Encoding``.
@@ -38,12 +38,12 @@ def config_problems(config: Config, environment: str) -> list[str]:
 
 def s3_client(config: Config, concurrency: int) -> Any:
     """A boto3 S3 client for the configured region and endpoint, with a connection pool of
-    ``concurrency`` and botocore's standard retry mode (``aws.maxAttempts`` attempts in total)."""
+    ``concurrency`` and botocore's standard retry mode (``aws.attempts`` attempts in total)."""
     credentials = {}
     if config.get("aws.key") and config.get("aws.secret"):
         credentials = {"aws_access_key_id": config.get("aws.key"), "aws_secret_access_key": config.get("aws.secret")}
     boto_config = BotoConfig(
-        retries={"mode": "standard", "total_max_attempts": int(config.get("aws.maxAttempts", DEFAULT_MAX_ATTEMPTS))},
+        retries={"mode": "standard", "total_max_attempts": int(config.get("aws.attempts", DEFAULT_MAX_ATTEMPTS))},
         max_pool_connections=max(10, concurrency),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",

@@ -60,7 +60,7 @@ def bucket(s3) -> str:
 def workspace(tmp_path: Path, moto_url: str, bucket: str) -> Path:
     """The fixture workspace, environment ``tes`` publishing to ``bucket`` on the moto server."""
     return write_workspace(tmp_path / "ws", {"bucket": bucket, "endpoint": moto_url, "region": REGION,
-                                             "cdn": "https://cdn.example.com", "maxAttempts": 2})
+                                             "cdn": "https://cdn.example.com", "attempts": 2})
 
 
 @pytest.fixture

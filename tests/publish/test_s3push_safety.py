@@ -63,14 +63,14 @@ def test_missing_bucket_is_reported_without_traceback(workspace, s3, bucket):
 
 def proxied_workspace(tmp_path: Path, proxy, bucket: str) -> Path:
     return write_workspace(tmp_path / "proxied", {"bucket": bucket, "endpoint": proxy.url, "region": REGION,
-                                                  "cdn": "https://cdn.example.com", "maxAttempts": 2})
+                                                  "cdn": "https://cdn.example.com", "attempts": 2})
 
 
 def test_failing_put_stops_before_any_release_index_and_a_rerun_completes(tmp_path, fault_proxy, s3, bucket):
     workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
     fault_proxy.fail_suffix = f"/{bucket}/tes/app-web/55/css/main.css"
     result = failed_push(workspace)
-    assert fault_proxy.attempts == 2  # the first PUT and botocore's one retry (aws.maxAttempts 2)
+    assert fault_proxy.attempts == 2  # the first PUT and botocore's one retry (aws.attempts 2)
     assert "app-web/55/css/main.css: InternalError injected fault" in result.stderr
     stored = keys(s3, bucket)
     assert "tes/app-web/55/css/main.css" not in stored
