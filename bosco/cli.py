@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 import threading
@@ -347,6 +348,13 @@ def publish_options(state: Setup, build: str, concurrency: int, partial: bool) -
                           str(state.config.get("aws.shortcache")), concurrency, partial)
 
 
+def compression_cache(config: Config) -> CompressionCache:
+    """The compression cache (``$XDG_CACHE_HOME/bosco/compressed``) with the configured brotli
+    qualities, encoding large bodies in one process per CPU."""
+    return CompressionCache(default_cache_dir(), int(config.get("brotli.quality")),
+                            int(config.get("brotli.mapquality")), os.cpu_count() or 1)
+
+
 def require_problem_free(problems: list[str], where: str) -> None:
     """Print every problem and raise one BoscoError when there is any: nothing may be published."""
     for problem in problems:
@@ -474,7 +482,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
                          f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
     target = s3_target(state.config, env, concurrency)
     plan = plan_release(asset_set, target, publish_options(state, build_name, concurrency, bundle is not None))
-    cache = CompressionCache(default_cache_dir())
+    cache = compression_cache(state.config)
     bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
     counts = plan.counts()
     err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "
@@ -485,7 +493,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         return
     if not no_prompt:
         confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
-    print_report(run_with_progress(plan, target, cache), as_json)
+    with cache:
+        print_report(run_with_progress(plan, target, cache), as_json)
 
 
 @cli.command("s3delete")

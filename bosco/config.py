@@ -26,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "fragments": {"sri": True},
     "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000,
             "shortcache": "public, max-age=60, must-revalidate", "attempts": 5},
+    "brotli": {"quality": 11, "mapquality": 5},
 }
 
 SECRET_WORDS = ("secret", "password", "token", "credential")

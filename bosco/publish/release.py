@@ -447,7 +447,7 @@ def dry_run_report(plan: ReleasePlan, cache: CompressionCache) -> PublishReport:
     for step in plan.steps:
         item = step.item
         size = step.size if step.size is not None else (
-            len(item.data) if item.encoding == IDENTITY else cache.size(item.sha256, item.encoding))
+            len(item.data) if item.encoding == IDENTITY else cache.size(item.sha256, item.encoding, item.asset_key))
         sent = (size or 0) if step.action == "upload" else 0
         results.append(Result(item.key, item.asset_key, item.kind, item.service, item.encoding.name, step.action,
                               len(item.data), size, sent))

@@ -44,11 +44,12 @@ def test_cache_stores_by_content_hash_and_reuses_it(tmp_path: Path):
     cache = CompressionCache(tmp_path / "c")
     sha = hashlib.sha256(JS).hexdigest()
     body = cache.body(JS, sha, BROTLI, "a/1/js/top.js")
-    path = tmp_path / "c" / sha[:2] / f"{sha}.br"
-    assert path.read_bytes() == body and cache.size(sha, BROTLI) == len(body)
+    path = tmp_path / "c" / sha[:2] / f"{sha}.br11"
+    assert path.read_bytes() == body and cache.size(sha, BROTLI, "a/1/js/top.js") == len(body)
     path.write_bytes(b"cached bytes")  # a second request is answered from the cache, not re-encoded
     assert cache.body(JS, sha, BROTLI, "a/1/js/top.js") == b"cached bytes"
-    assert cache.size(sha, GZIP) is None
+    assert cache.size(sha, GZIP, "a/1/js/top.js") is None
+    assert cache.size(sha, BROTLI, "a/1/js/top.js.map") is None  # maps use their own quality
 
 
 def test_cache_without_folder_or_unwritable_folder_still_encodes(tmp_path: Path):
@@ -62,3 +63,20 @@ def test_cache_without_folder_or_unwritable_folder_still_encodes(tmp_path: Path)
 def test_default_cache_dir_follows_xdg():
     assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/bosco/compressed")
     assert default_cache_dir({"HOME": "/h"}) == Path("/h/.cache/bosco/compressed")
+
+
+def test_source_maps_get_their_own_brotli_quality(tmp_path: Path):
+    cache = CompressionCache(tmp_path / "c", brotli_quality=11, map_quality=4)
+    sha = hashlib.sha256(JS).hexdigest()
+    assert cache.body(JS, sha, BROTLI, "a/1/js/top.js.map") == brotli.compress(JS, mode=brotli.MODE_TEXT, quality=4)
+    assert (tmp_path / "c" / sha[:2] / f"{sha}.br4").is_file()
+    assert cache.body(JS, sha, BROTLI, "a/1/js/top.js") == brotli.compress(JS, mode=brotli.MODE_TEXT, quality=11)
+
+
+def test_large_bodies_are_encoded_in_worker_processes(tmp_path: Path):
+    big = JS * 40  # over the 64 KiB pool threshold
+    sha = hashlib.sha256(big).hexdigest()
+    with CompressionCache(None, workers=2) as cache:
+        assert cache.body(big, sha, BROTLI, "a/1/js/top.js") == encode(big, BROTLI)
+        assert cache._pool is not None  # the pool really ran it
+    assert cache._pool is None
