@@ -342,10 +342,11 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
                                                                        progress))
 
 
-def publish_options(state: Setup, build: str, concurrency: int, partial: bool) -> PublishOptions:
+def publish_options(state: Setup, build: str, concurrency: int, partial: bool,
+                    index_page: bool = True) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
     return PublishOptions(state.environment, check_name(build, "build"), int(state.config.get("aws.maxage")),
-                          str(state.config.get("aws.shortcache")), concurrency, partial)
+                          str(state.config.get("aws.shortcache")), concurrency, partial, index_page)
 
 
 def compression_cache(config: Config) -> CompressionCache:
@@ -481,7 +482,10 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     require_problem_free(asset_set.errors + config_problems(state.config, env),
                          f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
     target = s3_target(state.config, env, concurrency)
-    plan = plan_release(asset_set, target, publish_options(state, build_name, concurrency, bundle is not None))
+    ctx = click.get_current_context().find_object(Context)
+    filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
+    plan = plan_release(asset_set, target, publish_options(state, build_name, concurrency, bundle is not None,
+                                                           index_page=not filtered))
     cache = compression_cache(state.config)
     bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
     counts = plan.counts()

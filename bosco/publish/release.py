@@ -49,7 +49,8 @@ class PublishOptions:
     build segment; ``short_cache_control`` is used for keys that change in place (no build segment,
     release indexes, and every key of the reused build ``default``); ``concurrency`` is the number
     of objects in flight; ``partial`` (a BUNDLE push) keeps the entries of this build's existing
-    release index that the push does not replace."""
+    release index that the push does not replace; ``index_page`` False leaves ``index.html`` out
+    (a filtered push would replace the environment's page with one listing only some services)."""
 
     environment: str
     build: str = DEFAULT_BUILD
@@ -57,6 +58,7 @@ class PublishOptions:
     short_cache_control: str = SHORT_CACHE_CONTROL
     concurrency: int = DEFAULT_CONCURRENCY
     partial: bool = False
+    index_page: bool = True
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,8 @@ def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions) -
         raise PublishError(f"{len(asset_set.errors)} error(s), nothing published: " + "; ".join(asset_set.errors),
                            "fix the errors and run again")
     check_name(options.build, "build")
-    items = [i for o in asset_set.outputs.values() for i in items_for(o, options, target.compress)]
+    outputs = [o for o in asset_set.outputs.values() if o.kind != "page" or options.index_page]
+    items = [i for o in outputs for i in items_for(o, options, target.compress)]
     items.sort(key=lambda i: i.stage)
     names = sorted({o.service for o in asset_set.outputs.values() if o.service})
     with ThreadPoolExecutor(options.concurrency) as pool:

@@ -272,3 +272,4 @@ def test_repo_filter_publishes_only_matching_services(workspace, s3, bucket):
     stored = keys(s3, bucket)
     assert "tes/app-other/55/release.json" in stored
     assert not [k for k in stored if k.startswith("tes/app-web/")]
+    assert "tes/index.html" not in stored  # a filtered push must not replace the page listing every service
