@@ -345,15 +345,15 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
 def publish_options(state: Setup, build: str, concurrency: int, partial: bool,
                     index_page: bool = True) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
-    return PublishOptions(state.environment, check_name(build, "build"), int(state.config.get("aws.maxage")),
+    return PublishOptions(state.environment, check_name(build, "build"), state.config.get_int("aws.maxage", 0, 2**31),
                           str(state.config.get("aws.shortcache")), concurrency, partial, index_page)
 
 
 def compression_cache(config: Config) -> CompressionCache:
     """The compression cache (``$XDG_CACHE_HOME/bosco/compressed``) with the configured brotli
     qualities, encoding large bodies in one process per CPU."""
-    return CompressionCache(default_cache_dir(), int(config.get("brotli.quality")),
-                            int(config.get("brotli.mapquality")), os.cpu_count() or 1)
+    return CompressionCache(default_cache_dir(), config.get_int("brotli.quality", 0, 11),
+                            config.get_int("brotli.mapquality", 0, 11), os.cpu_count() or 1)
 
 
 def require_problem_free(problems: list[str], where: str) -> None:
@@ -437,6 +437,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     nothing) when any service has an error.
     """
     state = setup()
+    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle is not None)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild)
     asset_set = build_published(state, options)
     print_problems(asset_set)
@@ -444,7 +445,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
         raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
                          "fix the errors above and run again")
     target = DirectoryTarget(out_dir)
-    plan = plan_release(asset_set, target, publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle is not None))
+    plan = plan_release(asset_set, target, publish)
     totals = execute(plan, target, CompressionCache(None)).totals()
     written = totals["upload"] + totals["copy"]
     err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
@@ -473,6 +474,10 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     require_interactive(no_prompt or dry_run)
     state = setup()
     env = state.environment
+    ctx = click.get_current_context().find_object(Context)
+    filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
+    publish = publish_options(state, build_name, concurrency, bundle is not None, index_page=not filtered)
+    cache = compression_cache(state.config)
     if not state.config.get("aws.cdn"):
         err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
     options = publish_build_options(state, build_name, bundle, True, f"/{env}", rebuild)
@@ -482,11 +487,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     require_problem_free(asset_set.errors + config_problems(state.config, env),
                          f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
     target = s3_target(state.config, env, concurrency)
-    ctx = click.get_current_context().find_object(Context)
-    filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
-    plan = plan_release(asset_set, target, publish_options(state, build_name, concurrency, bundle is not None,
-                                                           index_page=not filtered))
-    cache = compression_cache(state.config)
+    plan = plan_release(asset_set, target, publish)
     bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
     counts = plan.counts()
     err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "

@@ -53,6 +53,15 @@ class Config:
             node = node[part]
         return default if node is None else node
 
+    def get_int(self, dotted: str, low: int, high: int) -> int:
+        """The integer at ``dotted`` (a default from ``DEFAULTS`` applies). Raises ``ConfigError`` when
+        it is not an integer from ``low`` to ``high`` (booleans are not integers)."""
+        value = self.get(dotted)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{dotted} must be an integer from {low} to {high}, not {value!r}",
+                              "fix it in .bosco/<env>.json (or the BOSCO_* variable that sets it)")
+        return value
+
     def masked(self) -> dict[str, Any]:
         """A copy of ``values`` with every secret replaced by ``"****"`` (for printing)."""
         return _mask(self.values, "")

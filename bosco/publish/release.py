@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -466,7 +466,7 @@ class DeletePlan:
     build: str
     keys: tuple[str, ...]
     current: bool
-    releases: dict[str, Any] | None = field(default=None, compare=False)
+    releases: dict[str, Any] | None = None
 
 
 def plan_delete(target: Target, service: str, build: str) -> DeletePlan:

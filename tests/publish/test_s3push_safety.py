@@ -107,3 +107,24 @@ def test_changed_rerun_of_a_complete_build_removes_its_index_first(tmp_path, fau
     stored = keys(s3, bucket)
     assert "tes/app-web/55/release.json" not in stored  # no longer true, so removed before any change
     assert "tes/app-other/55/release.json" in stored  # app-other did not change
+
+
+def test_bad_numeric_settings_are_reported_before_anything_is_built(workspace, s3, bucket):
+    config = json.loads((workspace / ".bosco" / "tes.json").read_text())
+    config["aws"]["maxage"] = "a year"
+    (workspace / ".bosco" / "tes.json").write_text(json.dumps(config))
+    result = failed_push(workspace)
+    assert "error: aws.maxage must be an integer from 0 to 2147483648, not 'a year'" in result.stderr
+    config["aws"]["maxage"] = 60
+    config["brotli"] = {"quality": 12}
+    (workspace / ".bosco" / "tes.json").write_text(json.dumps(config))
+    result = failed_push(workspace)
+    assert "error: brotli.quality must be an integer from 0 to 11, not 12" in result.stderr
+    assert keys(s3, bucket) == {}
+
+
+def test_bad_build_name_is_refused(workspace, s3, bucket):
+    result = run(workspace, "s3push", "-n", "-b", "../55")
+    assert result.exit_code == 1
+    assert "error: build '../55' cannot be used as a key segment" in result.stderr
+    assert keys(s3, bucket) == {}
