@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from .s3support import keys, run
 
@@ -58,8 +59,9 @@ def test_build_alone_deletes_it_for_every_service(workspace, s3, bucket):
 
 
 def test_more_than_1000_objects_are_all_deleted(workspace, s3, bucket):
-    for n in range(1205):
-        s3.put_object(Bucket=bucket, Key=f"tes/big/7/file-{n:04d}.js", Body=b"x")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: s3.put_object(Bucket=bucket, Key=f"tes/big/7/file-{n:04d}.js", Body=b"x"),
+                      range(1205)))
     s3.put_object(Bucket=bucket, Key="tes/big/70/keep.js", Body=b"y")
     result = run(workspace, "s3delete", "big/7", "-n", "--json")
     assert result.exit_code == 0, result.output
