@@ -42,7 +42,6 @@ from bosco.publish.release import (
     PublishReport,
     ReleasePlan,
     Result,
-    check_name,
     delete_release,
     dry_run_report,
     execute,
@@ -345,21 +344,21 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
 def publish_options(state: Setup, build: str, concurrency: int, partial: bool,
                     index_page: bool = True) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
-    return PublishOptions(state.environment, check_name(build, "build"), state.config.get_int("aws.maxage", 0, 2**31),
+    return PublishOptions(state.environment, build, state.config.get("aws.maxage"),
                           str(state.config.get("aws.shortcache")), concurrency, partial, index_page)
 
 
 def compression_cache(config: Config) -> CompressionCache:
     """The compression cache (``$XDG_CACHE_HOME/bosco/compressed``) with the configured brotli
     qualities, encoding large bodies in one process per CPU."""
-    return CompressionCache(default_cache_dir(), config.get_int("brotli.quality", 0, 11),
-                            config.get_int("brotli.mapquality", 0, 11), os.cpu_count() or 1)
+    return CompressionCache(default_cache_dir(), config.get("brotli.quality"), config.get("brotli.mapquality"),
+                            os.cpu_count() or 1)
 
 
 def require_problem_free(problems: list[str], where: str) -> None:
     """Print every problem and raise one BoscoError when there is any: nothing may be published."""
     for problem in problems:
-        err.print(f"[red]error:[/] {problem}", highlight=False)
+        err.print(f"[red]error:[/] {escape(problem)}", highlight=False)
     if problems:
         raise PublishError(f"{len(problems)} problem(s); nothing published to {where}",
                            "fix the problems above and run again")
@@ -405,9 +404,9 @@ def print_report(report: PublishReport, as_json: bool) -> None:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
     table = Table("bundle", "raw", "gzip", "br", "action", box=box.SIMPLE, title_justify="left",
-                  title=f"{report.target} build {report.build}" + (" (dry run)" if report.dry_run else ""))
+                  title=escape(f"{report.target} build {report.build}") + (" (dry run)" if report.dry_run else ""))
     for row in report.bundles():
-        table.add_row(row["key"], _size(row["raw"]), _size(row["gzip"]), _size(row["br"]),
+        table.add_row(escape(row["key"]), _size(row["raw"]), _size(row["gzip"]), _size(row["br"]),
                       ("would " if report.dry_run else "") + row["action"])
     out.print(table)
     t = report.totals()
@@ -421,6 +420,7 @@ def print_report(report: PublishReport, as_json: bool) -> None:
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the asset set to (one file per asset key).")
 @click.option("--build", "-b", "build_name", default=DEFAULT_BUILD, show_default=True,
+              callback=lambda c, p, v: _segment(v, "--build"),
               help="Build (release) identifier inside each service's keys.")
 @click.option("--no-minify", is_flag=True, help="Concatenate JS/CSS bundles without minifying.")
 @click.option("--base-url", help="URL prefix for fragment links when aws.cdn is not configured "
@@ -449,12 +449,13 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     totals = execute(plan, target, CompressionCache(None)).totals()
     written = totals["upload"] + totals["copy"]
     err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
-              f"for {len(state.services)} services to {out_dir}")
+              f"for {len(state.services)} services to {escape(str(out_dir))}")
 
 
 @cli.command("s3push")
 @click.argument("bundle", required=False)
 @click.option("--build", "-b", "build_name", default=DEFAULT_BUILD, show_default=True,
+              callback=lambda c, p, v: _segment(v, "--build"),
               help="Build (release) identifier inside each service's keys.")
 @click.option("--no-prompt", "-n", is_flag=True, help="Publish without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded, copied or skipped; change nothing.")
@@ -492,7 +493,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     counts = plan.counts()
     err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "
               f"{sum(len(o.data) for o in asset_set.outputs.values()):,} bytes -> {target.description} "
-              f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged)")
+              f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged)",
+              markup=False)
     if dry_run:
         print_report(dry_run_report(plan, cache), as_json)
         return
@@ -513,8 +515,8 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     """Delete exactly the objects of one release: <env>/<service>/<build>/ (a build of every
     selected service when only BUILD is given)."""
     require_interactive(no_prompt or dry_run)
-    state = setup()
     service, _, build = release.rpartition("/")
+    state = setup(need_services=not service)  # SERVICE/BUILD needs no workspace: the service may be gone
     names = [service] if service else [s.name for s in state.services]
     target = s3_target(state.config, state.environment, DEFAULT_CONCURRENCY)
     plans = [p for p in (plan_delete(target, n, build) for n in names) if p.keys]
@@ -527,7 +529,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
                            f"releases.json; nothing deleted", "publish another build first, or pass --force")
     total = sum(len(p.keys) for p in plans)
     err.print(f"{total} objects in {len(plans)} release(s) of {target.description}: "
-              + ", ".join(f"{p.service}/{p.build} ({len(p.keys)})" for p in plans))
+              + ", ".join(f"{p.service}/{p.build} ({len(p.keys)})" for p in plans), markup=False)
     deleted: list[str] = []
     if not dry_run:
         if not no_prompt:

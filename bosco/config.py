@@ -53,15 +53,6 @@ class Config:
             node = node[part]
         return default if node is None else node
 
-    def get_int(self, dotted: str, low: int, high: int) -> int:
-        """The integer at ``dotted`` (a default from ``DEFAULTS`` applies). Raises ``ConfigError`` when
-        it is not an integer from ``low`` to ``high`` (booleans are not integers)."""
-        value = self.get(dotted)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{dotted} must be an integer from {low} to {high}, not {value!r}",
-                              "fix it in .bosco/<env>.json (or the BOSCO_* variable that sets it)")
-        return value
-
     def masked(self) -> dict[str, Any]:
         """A copy of ``values`` with every secret replaced by ``"****"`` (for printing)."""
         return _mask(self.values, "")
@@ -123,8 +114,11 @@ def _record(layer: Mapping[str, Any], origin: str, origins: dict[str, str], pref
             _record(value, origin, origins, dotted + ".")
 
 
-def _port(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535
+def _int_from(low: int, high: int) -> Any:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+_port = _int_from(0, 65535)
 
 
 # dotted key -> (check, what a valid value is); checked after merging, naming the layer that set it.
@@ -136,6 +130,12 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "fragments.sri": (lambda v: isinstance(v, bool), "true or false"),
     "aws.maxage": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                    "a whole number of seconds"),
+    "aws.bucket": (lambda v: v is None or (isinstance(v, str) and v != ""), "a bucket name"),
+    "aws.endpoint": (lambda v: v is None or isinstance(v, str), "a URL string"),
+    "aws.shortcache": (lambda v: isinstance(v, str) and v != "", "a Cache-Control header value"),
+    "aws.attempts": (_int_from(1, 20), "a whole number of attempts from 1 to 20"),
+    "brotli.quality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
+    "brotli.mapquality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
 }
 
 

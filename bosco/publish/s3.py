@@ -42,7 +42,7 @@ def s3_client(config: Config, concurrency: int) -> Any:
     if config.get("aws.key") and config.get("aws.secret"):
         credentials = {"aws_access_key_id": config.get("aws.key"), "aws_secret_access_key": config.get("aws.secret")}
     boto_config = BotoConfig(
-        retries={"mode": "standard", "total_max_attempts": config.get_int("aws.attempts", 1, 20)},
+        retries={"mode": "standard", "total_max_attempts": config.get("aws.attempts")},
         max_pool_connections=max(10, concurrency),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",

@@ -88,3 +88,17 @@ def test_unknown_release_and_bad_names(workspace, s3, bucket):
     assert f"no objects found for app-web/9 in s3://{bucket}/tes/" in missing.stderr
     bad = run(workspace, "s3delete", "app-web/..", "-n")
     assert bad.exit_code == 1 and "build '..' cannot be used as a key segment" in bad.stderr
+
+
+def test_service_release_is_deleted_from_a_workspace_without_that_service(tmp_path, moto_url, s3, bucket):
+    root = tmp_path / "empty"
+    (root / ".bosco").mkdir(parents=True)
+    (root / ".bosco" / "tes.json").write_text(json.dumps({"aws": {"bucket": bucket, "endpoint": moto_url,
+                                                                  "region": "us-east-1"}}))
+    s3.put_object(Bucket=bucket, Key="tes/retired/3/js/a.js", Body=b"a")
+    result = run(root, "s3delete", "retired/3", "-n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["retired/3/js/a.js"]
+    assert keys(s3, bucket) == {}
+    everywhere = run(root, "s3delete", "3", "-n")
+    assert everywhere.exit_code == 1 and "no service found in workspace" in everywhere.stderr
