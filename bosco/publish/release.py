@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -225,7 +226,8 @@ def _release_key(service: str, build: str) -> str:
 
 def _previous_build(target: Target, service: str, releases: dict[str, Any] | None, build: str) -> str | None:
     """The service's most recent release other than ``build``: ``releases.json``'s current one, else
-    (no usable releases.json) the build folder whose release index was written last."""
+    (no usable releases.json) the build folder whose release index was written last (the higher
+    build name on a tie)."""
     if releases is not None:
         current = releases.get("current")
         if isinstance(current, str) and current != build:
@@ -234,8 +236,15 @@ def _previous_build(target: Target, service: str, releases: dict[str, Any] | Non
         others = [b for b in builds if isinstance(b, str) and b != build]
         return others[-1] if others else None
     found = [target.head(_release_key(service, b)) for b in target.folders(f"{service}/") if b != build]
-    latest = max((o for o in found if o is not None), key=lambda o: o.modified, default=None)
+    latest = max((o for o in found if o is not None), key=lambda o: (o.modified, _natural(o.key.split("/")[1])),
+                 default=None)
     return latest.key.split("/")[1] if latest else None
+
+
+def _natural(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key comparing digit runs as numbers (build ``9`` before ``10``): breaks ties between
+    release indexes written in the same second (S3 times have one-second precision)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def read_service_state(target: Target, service: str, build: str) -> ServiceState:

@@ -273,3 +273,17 @@ def test_repo_filter_publishes_only_matching_services(workspace, s3, bucket):
     assert "tes/app-other/55/release.json" in stored
     assert not [k for k in stored if k.startswith("tes/app-web/")]
     assert "tes/index.html" not in stored  # a filtered push must not replace the page listing every service
+
+
+def test_previous_release_is_found_by_listing_without_releases_json(workspace, s3, bucket):
+    push(workspace, "-b", "54")
+    push(workspace, "-b", "55")
+    for service in MANIFESTS:
+        s3.delete_object(Bucket=bucket, Key=f"tes/{service}/releases.json")
+    s3.delete_object(Bucket=bucket, Key="tes/app-web/55/img/logo.png")  # only build 54 still has it
+    report = push(workspace, "-b", "56")
+    actions = {o["key"]: o["action"] for o in report["objects"]}
+    assert actions["app-web/56/js/top.js"] == "copy"
+    assert actions["app-web/56/img/logo.png"] == "upload"  # the newest indexed release (55) is the source
+    record = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-web/releases.json")["Body"].read())
+    assert record["current"] == "56" and [r["build"] for r in record["releases"]] == ["56"]
