@@ -114,12 +114,12 @@ def main() -> None:
         moto.terminate()
         moto.wait(20)
     print(f"workspace {ws}: {args.services} services; moto server {url}; one run each, wall seconds")
-    print(f"{'what':<34}{'wall s':>8}{'uploaded':>10}{'copied':>8}{'skipped':>9}{'MB sent':>9}")
+    print(f"{'what':<40}{'wall s':>8}{'uploaded':>10}{'copied':>8}{'skipped':>9}{'MB sent':>9}")
     for name, wall, t in rows:
-        print(f"{'bosco s3push: ' + name:<34}{wall:>8.2f}{t['upload']:>10}{t['copy']:>8}{t['skip']:>9}"
+        print(f"{'bosco s3push: ' + name:<40}{wall:>8.2f}{t['upload']:>10}{t['copy']:>8}{t['skip']:>9}"
               f"{t['sent_bytes'] / 1e6:>9.2f}")
-    print(f"{'baseline: bosco build --out':<34}{build_t:>8.2f}")
-    print(f"{'baseline: aws s3 sync of that dir':<34}{sync_t:>8.2f}{len(files):>10}{0:>8}{0:>9}{sync_mb:>9.2f}")
+    print(f"{'baseline: bosco build --out':<40}{build_t:>8.2f}")
+    print(f"{'baseline: aws s3 sync of that dir':<40}{sync_t:>8.2f}{len(files):>10}{0:>8}{0:>9}{sync_mb:>9.2f}")
     first = rows[0][1]
     print(f"first push / aws s3 sync: {first / sync_t:.2f}x; first push / (build --out + sync): "
           f"{first / (build_t + sync_t):.2f}x")
