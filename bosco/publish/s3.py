@@ -6,8 +6,9 @@ for compatibility with Bosco and never printed. Transient errors (5xx, throttlin
 resets) are retried by botocore's ``standard`` retry mode with exponential backoff, up to
 ``aws.attempts`` attempts in total.
 
-``S3 does not store a Vary header``: ``Vary: Accept-Encoding`` has to be added by the CDN that
-picks ``<key>`` or ``<key>.br`` by the request's ``Accept-Encoding``.
+S3 cannot store a ``Vary`` header (only ``Content-*``, ``Cache-Control``, ``Expires`` and
+``x-amz-meta-*``), so ``Vary: Accept-Encoding`` has to be added by the CDN that picks ``<key>``
+or ``<key>.br`` by the request's ``Accept-Encoding``.
 """
 
 from __future__ import annotations
