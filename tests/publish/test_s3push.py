@@ -139,7 +139,7 @@ def output_png(asset_set) -> bytes:
 
 
 def test_default_build_is_never_immutable(workspace, s3, bucket):
-    push(workspace)
+    push(workspace, "--concurrency", "1")
     for key in ("tes/app-web/default/js/top.js", "tes/app-web/default/img/logo.png", "tes/index.html"):
         assert s3.head_object(Bucket=bucket, Key=key)["CacheControl"] == SHORT
 
