@@ -34,7 +34,7 @@ from bosco.config import Config, load_config
 from bosco.errors import BoscoError, PublishError
 from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.publish.compress import CompressionCache, default_cache_dir
-from bosco.publish.local import DirectoryTarget
+from bosco.publish.local import DirectoryTarget, check_out_dir
 from bosco.publish.release import (
     DEFAULT_BUILD,
     DEFAULT_CONCURRENCY,
@@ -437,6 +437,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     nothing) when any service has an error.
     """
     state = setup()
+    check_out_dir(out_dir, state.root)
     publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle is not None)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild)
     asset_set = build_published(state, options)

@@ -401,3 +401,21 @@ def test_problem_lines_print_brackets_literally_and_name_the_service(tmp_path):
     assert result.exit_code == 1
     assert f"error: svc: js/top: js/[ab].js: no file matches under {repo}" in result.stderr
     assert f"warning: svc: {repo / 'bosco-service.json'}: unknown asset type assets.doc ignored" in result.stderr
+
+
+@pytest.mark.parametrize("out", [".", "..", "app-home", "app-home/public/js"])
+def test_build_refuses_an_out_folder_that_holds_or_sits_in_sources(example, out):
+    source = (example / "app-home" / "public" / "js" / "app.js").read_bytes()
+    result = bosco("-W", example, "build", "--out", example / out)
+    assert result.exit_code == 1
+    message = error_lines(result)[0]
+    assert message.startswith(f"error: --out {(example / out).resolve()} ")
+    assert ("contains the workspace" in message) or ("is inside the service repo" in message)
+    assert (example / "app-home" / "public" / "js" / "app.js").read_bytes() == source
+    assert not (example / "index.html").exists()
+
+
+def test_build_into_a_plain_folder_of_the_workspace_is_allowed(example):
+    result = bosco("-W", example, "build", "--out", example / "out")
+    assert result.exit_code == 0, result.output
+    assert (example / "out" / "index.html").is_file()

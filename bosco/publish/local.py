@@ -26,6 +26,21 @@ def key_path(root: Path, key: str) -> Path:
     return root.joinpath(*parts)
 
 
+def check_out_dir(out: Path, root: Path) -> None:
+    """Refuse an output folder that would overwrite sources: the workspace root itself, a folder
+    holding the workspace, or any folder inside a service repo (a subfolder of ``root`` with a
+    ``bosco-service.json``). Raises ``PublishError`` naming both folders."""
+    out, root = out.resolve(), root.resolve()
+    if out == root or out in root.parents:
+        raise PublishError(f"--out {out} contains the workspace {root}; writing there would mix "
+                           "published files with sources", "pass a folder outside the service repos, e.g. ./out")
+    if root in out.parents:
+        repo = root / out.relative_to(root).parts[0]
+        if (repo / "bosco-service.json").is_file():
+            raise PublishError(f"--out {out} is inside the service repo {repo}; it could overwrite its sources "
+                               "and be picked up by its globs", "pass a folder outside the service repos, e.g. ./out")
+
+
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
