@@ -208,6 +208,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that ends the live-reload streams as soon as shutdown is asked for (Ctrl-C),
+    so open ``/_bosco/events`` connections close at once instead of being cancelled after the
+    graceful-shutdown timeout with tracebacks."""
+
+    def __init__(self, config: uvicorn.Config, events: EventHub) -> None:
+        super().__init__(config)
+        self.events = events
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.events.close()
+        super().handle_exit(sig, frame)
+
+
 class CdnServer:
     """uvicorn serving ``create_app(holder)`` on an already bound socket.
 
@@ -221,7 +235,7 @@ class CdnServer:
         self.holder = holder
         config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False,
                                 timeout_graceful_shutdown=2)
-        self._server = uvicorn.Server(config)
+        self._server = _Server(config, holder.events)
         self._thread: threading.Thread | None = None
 
     def run(self, on_ready: Callable[[], None] | None = None) -> None:

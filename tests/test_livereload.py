@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
 import httpx
 import pytest
 from live import Live, atomic_write, until
+
+from conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -145,3 +151,32 @@ def test_server_socket_is_tcp_so_responses_are_not_delayed() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+def test_ctrl_c_with_an_open_event_stream_stops_quietly(example: Path, tmp_path: Path) -> None:
+    port = free_port()
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/_bosco/livereload.js").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    log = tmp_path / "cdn.log"
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "bosco", "cdn", "-w", "app-home", "--livereload",
+                                 "--port", str(port)], cwd=example, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        until(up, 60, "bosco cdn to answer")
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/_bosco/events", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "retry: 1000"
+            os.kill(proc.pid, signal.SIGINT)
+            rest = list(lines)  # the server ends the stream itself on shutdown
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    output = log.read_text()
+    assert rest[-1] == "" and ": connected" in rest
+    assert "Traceback" not in output and "ERROR" not in output
+    assert output.rstrip().endswith("stopped")
