@@ -96,7 +96,8 @@ class BundleReport:
 
     ``key`` is the bundle key (None when files are served one by one), ``files`` the single-file keys,
     ``fragment`` the fragment key (js/css only), ``errors`` the readable problems of this bundle,
-    ``sources`` the ``<service>/<repo path>`` of its code files."""
+    ``sources`` the ``<service>/<repo path>`` of its code files, ``warnings`` readable lines that do
+    not fail a publish (a minifier fault worked around, a CSS ``url()`` to a missing file)."""
 
     type: str
     tag: str
@@ -105,6 +106,7 @@ class BundleReport:
     fragment: str | None
     errors: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,11 @@ class ServiceBuild:
     @property
     def all_errors(self) -> tuple[str, ...]:
         return self.errors + tuple(f"{b.type}/{b.tag}: {e}" for b in self.bundles for e in b.errors)
+
+    @property
+    def all_warnings(self) -> tuple[str, ...]:
+        """Manifest warnings, then every bundle warning as ``<type>/<tag>: <warning>``."""
+        return self.warnings + tuple(f"{b.type}/{b.tag}: {w}" for b in self.bundles for w in b.warnings)
 
 
 @dataclass(frozen=True)

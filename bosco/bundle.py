@@ -17,44 +17,38 @@ from pathlib import Path
 from typing import Any
 
 import csscompressor
-import rcssmin
-import rjsmin
 
 from bosco.assets import Asset
+from bosco.css import prepare as prepare_css
 from bosco.errors import BundleError
 from bosco.jsonfile import read_text
 from bosco.sourcemap import MapWriter, decode_mappings
+from bosco.syntax import unit_offsets
+from bosco.verify import minify_verified
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")
 _JS_MAP_COMMENT = re.compile(r"^[ \t]*//[#@][ \t]*sourceMappingURL=([^\s'\"]*)[ \t]*$", re.M)
 _CSS_MAP_COMMENT = re.compile(r"/\*[#@][ \t]*sourceMappingURL=([^\s*]*)[ \t]*\*/")
-_CHARSET = re.compile(r'^@charset\s+["\'][^"\']*["\'];[ \t]*', re.I)
 
 
 @dataclass(frozen=True)
 class Bundle:
     """One bundle's output: ``code`` (UTF-8, ending with its ``sourceMappingURL`` comment) and
-    its source map as a JSON-ready dict; ``warnings`` are readable lines for the index page."""
+    its source map as a JSON-ready dict; ``warnings`` and ``errors`` are readable lines (an error,
+    such as a syntax error, fails ``build``/``s3push``; ``cdn`` shows both on the index page)."""
 
     code: bytes
     source_map: dict[str, Any]
     warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
 
 
-@lru_cache(maxsize=512)
-def minify_js(text: str) -> str:
-    """rjsmin output for ``text`` (cached by content: unchanged files are minified once)."""
-    return rjsmin.jsmin(text)
-
-
-@lru_cache(maxsize=512)
-def minify_css(text: str, minifier: str = "rcssmin") -> str:
-    """CSS minified with ``minifier`` (``rcssmin`` or ``csscompressor``), cached by content."""
-    if minifier == "rcssmin":
-        return rcssmin.cssmin(text)
-    if minifier == "csscompressor":
-        return csscompressor.compress(text)
-    raise BundleError(f"css.minifier {minifier!r} is unknown", f"use one of: {', '.join(CSS_MINIFIERS)}")
+@lru_cache(maxsize=64)
+def csscompressor_minify(text: str) -> str:
+    """csscompressor output for ``text`` (cached by content). Its rewrites (``0px`` -> ``0``, colour
+    shortening, whitespace in ``calc()``) are not deletions, so its output is neither verified nor
+    mapped token by token; the CLI warns when it is selected."""
+    return csscompressor.compress(text)
 
 
 def _blank(match: re.Match[str]) -> str:
@@ -109,6 +103,32 @@ def _compose(writer: MapWriter, map_path: Path, service: str, repo: Path, line0:
                 writer.segment(line0 + n, seg[0], index[seg[1]], seg[2], seg[3])
 
 
+# Whitespace and comments, then the directive. Every alternative matches one way only: a block
+# comment cannot run past its first ``*/`` (a lazy ``.*?`` could, backtracking over the whole file).
+_STRICT = re.compile(r"""\A(?:\s|//[^\n]*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/)*(["'])use strict\1""")
+
+
+def is_strict(text: str) -> bool:
+    """True when the directive prologue of ``text`` (ECMA-262 §11.2.1) is ``'use strict'``."""
+    return _STRICT.match(text) is not None
+
+
+def strict_warnings(files: list[tuple[str, str]]) -> list[str]:
+    """Warnings for a JS bundle of ``(repo path, text)`` files that mixes strict and non-strict
+    files: a leading ``'use strict'`` makes the whole bundle strict, a later one stops being a
+    directive. Nothing is rewritten."""
+    strict = [name for name, text in files if is_strict(text)]
+    if not strict or len(strict) == len(files):
+        return []
+    sloppy = [name for name, text in files if not is_strict(text)]
+    first = files[0][0]
+    if first in strict:
+        return [f"{first} starts with 'use strict', which makes the non-strict files "
+                f"concatenated after it strict too ({', '.join(sloppy)})"]
+    return [f"{name} starts with 'use strict' but follows non-strict files in the bundle, "
+            f"so it runs non-strict" for name in strict]
+
+
 def build_bundle(
     service: str,
     repo: Path,
@@ -117,14 +137,22 @@ def build_bundle(
     assets: tuple[Asset, ...],
     minify: bool,
     css_minifier: str = "rcssmin",
+    build: str = "local",
+    known_keys: frozenset[str] = frozenset(),
 ) -> Bundle:
     """Concatenate (and with ``minify`` minify) the ``js`` or ``css`` ``assets`` of one bundle.
 
     ``assets`` may include source-map files (``Asset.source_map``): they are composed into the
     bundle's map for the already-minified file they belong to. Files of ``alreadyMinified`` sections
-    are never minified again. The map's ``sources`` are ``<service>/<repo path>``. Raises
-    ``AssetError``-free ``BundleError`` when an input cannot be read or minified.
+    are never minified again. Every input is syntax-checked; a file with a syntax error is shipped
+    unminified and reported in ``Bundle.errors``. rjsmin/rcssmin output is verified and mapped
+    exactly (``bosco.verify``); CSS ``url()``/``@charset``/``@import`` are handled by ``bosco.css``
+    against the bundle key ``<service>/<build>/css/<tag>.css`` and ``known_keys`` (the keys a
+    ``url()`` may reach). The map's ``sources`` are ``<service>/<repo path>``. Raises
+    ``BundleError`` when an input cannot be read as UTF-8.
     """
+    if css_minifier not in CSS_MINIFIERS:
+        raise BundleError(f"css.minifier {css_minifier!r} is unknown", f"use one of: {', '.join(CSS_MINIFIERS)}")
     js = type_ == "js"
     name = f"{tag}.{type_}"
     writer = MapWriter(name)
@@ -142,22 +170,44 @@ def build_bundle(
         if "sourceMappingURL" in text:  # the regex is slow over megabytes; most files have no comment
             text = comment.sub(_blank, text)
         inputs.append((asset, text, own_map))
+    warnings: list[str] = []
+    errors: list[str] = []
     parts: list[str] = []
-    if not js and any(_CHARSET.match(text) for _, text, _ in inputs):
-        parts.append('@charset "UTF-8";\n')
-        inputs = [(a, _CHARSET.sub("", text, count=1), m) for a, text, m in inputs]
+    # (source name, original text, text to bundle, url edits, own map, may minify, repo path)
+    units: list[tuple[str, str, str, tuple[tuple[int, int, int], ...], Path | None, bool, str]] = []
+    if js:
+        warnings += strict_warnings([(a.repo_rel, text) for a, text, _ in inputs])
+        units = [(_source_name(service, a), text, text, (), m, not a.already_minified, a.repo_rel)
+                 for a, text, m in inputs]
+    else:
+        prepared = prepare_css(service, repo, f"{service}/{build}/css/{name}", known_keys, [
+            (a.path, text, _source_name(service, a), f"{service}/{build}/{a.rel}") for a, text, _ in inputs])
+        warnings += prepared.warnings
+        errors += prepared.errors
+        parts += [statement + "\n" for statement in prepared.head]
+        flags = {_source_name(service, a): (m, not a.already_minified) for a, _, m in inputs}
+        for part in prepared.parts:
+            own_map, may_minify = flags.get(part.name, (None, True))
+            units.append((part.name, part.original, part.text, _unit_edits(part.original, part.edits), own_map,
+                          may_minify, part.name.split("/", 1)[1]))
     line = len(parts)
-    for asset, text, own_map in inputs:
+    for source, original, text, edits, own_map, may_minify, repo_path in units:
+        result = minify_verified(type_, text, minify and may_minify and own_map is None and (
+            js or css_minifier == "rcssmin"), original if edits else None, edits)
+        if result.problem is not None:
+            errors.append(result.problem.describe(repo_path))
+        if result.fault is not None:
+            warnings.append(f"{repo_path}: {result.fault}")
+        out = result.code
         if own_map is not None:
-            out = text
             _compose(writer, own_map, service, repo, line)
-        elif minify and not asset.already_minified:
-            out = minify_js(text) if js else minify_css(text, css_minifier)
-            writer.segment(line, 0, writer.add_source(_source_name(service, asset), text), 0, 0)
+        elif minify and may_minify and not js and css_minifier != "rcssmin":
+            out = csscompressor_minify(text)
+            writer.segment(line, 0, writer.add_source(source, original), 0, 0)
+        elif result.file_map is not None:
+            writer.append(line, writer.add_source(source, original), result.file_map)
         else:
-            out = text
-            src = writer.add_source(_source_name(service, asset), text)
-            writer.lines(line, src, text.count("\n") + (not text.endswith("\n")))
+            writer.lines(line, writer.add_source(source, original), out.count("\n") + (not out.endswith("\n")))
         if not out.endswith("\n"):
             out += "\n"
         if js and _needs_semicolon(out):
@@ -166,4 +216,12 @@ def build_bundle(
         line += out.count("\n")
     body = "".join(parts)
     trailer = f"//# sourceMappingURL={name}.map\n" if js else f"/*# sourceMappingURL={name}.map */\n"
-    return Bundle((body + trailer).encode("utf-8"), writer.to_dict())
+    return Bundle((body + trailer).encode("utf-8"), writer.to_dict(), tuple(warnings), tuple(errors))
+
+
+def _unit_edits(text: str, edits: tuple[tuple[int, int, int], ...]) -> tuple[tuple[int, int, int], ...]:
+    """``edits`` with code point positions turned into UTF-16 units (the same for ASCII text)."""
+    if not edits or text.isascii():
+        return edits
+    units = unit_offsets(text)
+    return tuple((int(units[a]), int(units[b]), n) for a, b, n in edits)

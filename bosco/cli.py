@@ -191,7 +191,9 @@ def css_minifier(config: Config) -> str:
         raise BoscoError(f"css.minifier {name!r} is unknown", f"use one of: {', '.join(CSS_MINIFIERS)}")
     if name == "csscompressor":
         err.print("[yellow]warning:[/] css.minifier csscompressor 0.9.5 is known to corrupt modern CSS "
-                  "(clamp() arithmetic, @supports not (, whitespace in data-URI SVGs); rcssmin is the default")
+                  "(clamp()/min()/max() arithmetic, @supports not (, @container name (, whitespace in quoted "
+                  "data-URI SVGs, .a :first-child inside @media, --x: 0px used in calc()); its output is not "
+                  "verified; rcssmin is the default", markup=True, highlight=False)
     return name
 
 
@@ -206,7 +208,7 @@ def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]
 
 def print_problems(asset_set: AssetSet) -> None:
     """Warnings and errors of an asset set on stderr, one line each, naming the service."""
-    warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.warnings]
+    warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     for error in asset_set.errors:

@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bosco.assets import BundleInput, collect, missing_assets
+from bosco.assets import Asset, BundleInput, collect, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
 from bosco.bundle import build_bundle
 from bosco.errors import BoscoError
 from bosco.fragments import render_fragment, render_index, url_for
 from bosco.jsonfile import read_text
+from bosco.verify import minify_verified
 from bosco.workspace import Service
 
 INDEX_KEY = "index.html"
@@ -75,6 +76,16 @@ def _single(service: str, build: str, asset, kind: str = "file", key: str | None
     return Output(key, asset.path.read_bytes(), kind, service, (f"{service}/{asset.repo_rel}",))
 
 
+def _syntax_errors(service: str, asset: Asset, data: bytes) -> list[str]:
+    """The syntax error of one JS/CSS file served as it is (cached by content, see ``bosco.verify``)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [f"{asset.repo_rel}: cannot read as UTF-8 ({exc})"]
+    problem = minify_verified(asset.type, text, minify=False).problem
+    return [problem.describe(asset.repo_rel)] if problem else []
+
+
 def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
     """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
     command, missing file or bundle failure becomes an error line on the returned ServiceBuild."""
@@ -96,10 +107,14 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
     collected = collect(service.path, manifest, options.tag)
     if errors:  # missing outputs of a failed build.command are consequences, not separate errors
         collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
+    known_keys = frozenset(
+        [f"{service.name}/{options.build}/{a.rel}" for b in collected.bundles if b.type not in ("js", "css")
+         for a in b.assets] + [key for key, _ in collected.libraries + collected.site_assets])
     outputs: list[Output] = []
     reports: list[BundleReport] = []
     for b in collected.bundles:
         bundle_errors = list(b.errors)
+        bundle_warnings: list[str] = []
         bundle_key = None
         files: list[Output] = []
         code_type = b.type in ("js", "css")
@@ -108,7 +123,7 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
                 bundle_key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
                 try:
                     result = build_bundle(service.name, service.path, b.type, b.tag, b.assets,
-                                          options.minify, options.css_minifier)
+                                          options.minify, options.css_minifier, options.build, known_keys)
                 except BoscoError as exc:
                     bundle_errors.append(str(exc))
                     bundle_key = None
@@ -119,13 +134,16 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
                     outputs.append(main)
                     source_map = json.dumps(result.source_map, separators=(",", ":")).encode()
                     outputs.append(Output(bundle_key + ".map", source_map, "map", service.name, sources))
-                    bundle_errors += result.warnings
+                    bundle_errors += result.errors
+                    bundle_warnings += result.warnings
         else:
             for asset in b.assets:
                 out = _single(service.name, options.build, asset)
                 outputs.append(out)
                 if not asset.source_map:
                     files.append(out)
+                    if code_type:
+                        bundle_errors += _syntax_errors(service.name, asset, out.data)
         fragment_key = None
         if code_type:
             fragment = _fragment(service.name, options, b, files)
@@ -133,7 +151,7 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
             outputs.append(fragment)
         reports.append(BundleReport(
             b.type, b.tag, bundle_key, tuple(o.key for o in files if o.key != bundle_key), fragment_key,
-            tuple(bundle_errors), tuple(f"{service.name}/{a.repo_rel}" for a in b.code),
+            tuple(bundle_errors), tuple(f"{service.name}/{a.repo_rel}" for a in b.code), tuple(bundle_warnings),
         ))
     for key, asset in collected.libraries:
         outputs.append(_single(service.name, options.build, asset, "library", key))

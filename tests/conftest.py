@@ -1,10 +1,15 @@
-"""Shared fixtures: fixture workspaces copied to tmp dirs and a real cdn server on a free port."""
+"""Shared fixtures: fixture workspaces copied to tmp dirs, a real cdn server on a free port, a private
+bosco cache per session, and ``node`` with the ``source-map`` npm package (installed once into a folder
+under the system temp dir, never into the repo)."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,3 +122,58 @@ def live(example: Path) -> Iterator[Callable[..., Any]]:
     yield start
     for session in sessions:
         session.close()
+
+
+SOURCE_MAP_VERSION = "0.7.4"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Point ``$XDG_CACHE_HOME`` at a fresh folder so tests never read or fill the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+    yield
+    patch.undo()
+
+
+class Node:
+    """Runs JavaScript with ``node``; ``modules`` is a folder whose node_modules has ``source-map``."""
+
+    def __init__(self, modules: Path) -> None:
+        self.modules = modules
+
+    def run(self, script: str, *args: str, cwd: Path | None = None) -> str:
+        proc = subprocess.run(["node", "-e", script, "--", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=60, env={"NODE_PATH": str(self.modules / "node_modules"),
+                                                   "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    def run_file(self, path: Path) -> str:
+        """What ``node path`` prints (stdout)."""
+        return self.run(f"require({json.dumps(str(path))})")
+
+
+@pytest.fixture(scope="session")
+def node() -> Node:
+    if shutil.which("node") is None:
+        pytest.fail("node is required by the bundle tests (DESIGN §8: bundles are executed)")
+    folder = Path(tempfile.gettempdir()) / f"bosco-test-source-map-{SOURCE_MAP_VERSION}"
+    if not (folder / "node_modules" / "source-map" / "package.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(folder),
+                        f"source-map@{SOURCE_MAP_VERSION}"], check=True, capture_output=True, timeout=300)
+    return Node(folder)
+
+
+MAP_CHECK = Path(__file__).with_name("map_check.js")
+
+
+def check_map(node: Node, code: Path, source_map: Path, type_: str) -> dict:
+    """Run MAP_CHECK on a generated file and its map; returns the parsed result."""
+    return json.loads(node.run(f"require({json.dumps(str(MAP_CHECK))})", str(code), str(source_map), type_))
+
+
+@pytest.fixture(scope="session")
+def map_checker(node: Node):
+    return lambda code, source_map, type_: check_map(node, code, source_map, type_)

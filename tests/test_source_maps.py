@@ -1,0 +1,110 @@
+"""Issue 5 §2: exact source maps, checked with the `source-map` npm package run by node."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+from trustkit import PUBLISH, build, output, service, write_outputs
+
+from bosco.pipeline import BuildOptions, build_asset_set
+from bosco.server import AssetHolder, CdnServer
+from bosco.workspace import load_service
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "workspace"
+A_JS = """// first file: a line comment, a block comment and a template literal
+/* block
+   comment */
+function greet(name, times) {
+  const parts = [];
+  for (let i = 0; i < times; i += 1) {
+    parts.push(`hello ${name} #${i}`);
+  }
+  return parts.join(', ');
+}
+"""
+B_JS = """var total = 0;
+for (const n of [1, 2, 3]) {   total   +=   n * 2;   }
+console.log(greet('ada', 2), total, 'é ünïcode 😀', typeof total === 'number');
+"""
+STYLE = """/* header */
+.card  >  .title :first-child { color : #123456 ; margin: 0 auto; }
+@media (max-width: 40em) {
+  .card { padding: calc(1rem + 2px); font-family: "Open Sans", sans-serif; }
+}
+"""
+
+
+def test_minified_js_and_css_map_every_token(tmp_path: Path, node, map_checker):
+    repo = service(tmp_path, "svc", {"js/a.js": A_JS, "js/b.js": B_JS, "css/s.css": STYLE},
+                   {"js": {"top": ["js/a.js", "js/b.js"]}, "css": {"main": ["css/s.css"]}})
+    result = build(repo)
+    assert result.all_errors == () and result.all_warnings == ()
+    write_outputs(result, tmp_path / "out")
+    js, css = tmp_path / "out/svc/default/js/top.js", tmp_path / "out/svc/default/css/main.css"
+    source_map = json.loads(output(result, "svc/default/js/top.js.map"))
+    assert source_map["file"] == "top.js"
+    assert source_map["sources"] == ["svc/js/a.js", "svc/js/b.js"]
+    assert source_map["sourcesContent"] == [A_JS, B_JS]
+    assert js.read_text().count("sourceMappingURL") == 1
+    assert js.read_text().endswith("\n//# sourceMappingURL=top.js.map\n")
+    assert css.read_text().endswith("\n/*# sourceMappingURL=main.css.map */\n")
+    js_check = map_checker(js, js.with_name("top.js.map"), "js")
+    assert (js_check["checked"], js_check["bad"]) == (43, [])
+    css_check = map_checker(css, css.with_name("main.css.map"), "css")
+    assert (css_check["checked"], css_check["bad"]) == (19, [])
+    assert node.run_file(js) == "hello ada #0, hello ada #1 12 é ünïcode 😀 true\n"
+
+
+def test_concatenated_bundle_maps_lines(tmp_path: Path, map_checker):
+    repo = service(tmp_path, "svc", {"js/a.js": A_JS, "js/b.js": B_JS}, {"js": {"top": ["js/a.js", "js/b.js"]}})
+    result = build(repo, BuildOptions(build="default", bundle=True, minify=False))
+    write_outputs(result, tmp_path / "out")
+    js = tmp_path / "out/svc/default/js/top.js"
+    assert js.read_text() == A_JS + ";\n" + B_JS + "//# sourceMappingURL=top.js.map\n"
+    check = map_checker(js, js.with_name("top.js.map"), "js")
+    # unminified lines keep their columns: each line maps to column 0 of the same line of its source
+    assert check["checked"] == 45 and check["badCount"] == len(check["bad"]) == 41
+    assert all((bad["source"], bad["at"]) == (("svc/js/a.js", [bad["line"], 0]) if bad["line"] <= 10 else
+                                              ("svc/js/b.js", [bad["line"] - 11, 0])) for bad in check["bad"])
+
+
+MAP_LOOKUP = r"""
+const fs = require('fs');
+const { SourceMapConsumer } = require('source-map');
+const [codePath, mapPath, needle] = process.argv.slice(1);
+const code = fs.readFileSync(codePath, 'utf8').split('\n');
+(async () => {
+  const consumer = await new SourceMapConsumer(JSON.parse(fs.readFileSync(mapPath, 'utf8')));
+  const line = code.findIndex((l) => l.includes(needle));
+  const pos = consumer.originalPositionFor({ line: line + 1, column: code[line].indexOf(needle) });
+  console.log(JSON.stringify([pos.source, pos.line, pos.column, pos.name]));
+})();
+"""
+
+
+def test_already_minified_map_is_composed(tmp_path: Path, node):
+    workspace = tmp_path / "ws"
+    shutil.copytree(EXAMPLE / "app-checkout", workspace / "app-checkout")
+    result = build(workspace / "app-checkout", BuildOptions(build="default", bundle=True, minify=True))
+    write_outputs(result, tmp_path / "out")
+    js = tmp_path / "out/app-checkout/default/js/vendor-min.js"
+    lookup = node.run(MAP_LOOKUP, str(js), str(js.with_name("vendor-min.js.map")), "n){return")
+    assert json.loads(lookup) == ["app-checkout/vendor/tiny.js", 1, 22, None]
+    assert (workspace / "app-checkout/vendor/tiny.js").exists() is False  # reached through sourcesContent
+    assert js.read_text().count("sourceMappingURL") == 1
+
+
+def test_map_is_served_as_json(tmp_path: Path):
+    service(tmp_path, "svc", {"js/a.js": A_JS}, {"js": {"top": ["js/a.js"]}})
+    holder = AssetHolder(build_asset_set([load_service(tmp_path / "svc")], PUBLISH))
+    server = CdnServer(holder, "127.0.0.1", 0).start()
+    try:
+        response = httpx.get(f"http://127.0.0.1:{server.port}/svc/default/js/top.js.map")
+    finally:
+        server.stop()
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.json()["sources"] == ["svc/js/a.js"]

@@ -1,0 +1,165 @@
+"""Issue 5 §1: syntax checks and verified minification."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from trustkit import PUBLISH, build, output, service, write_outputs
+
+from bosco.cli import cli
+from bosco.pipeline import BuildOptions, build_asset_set
+from bosco.syntax import css_facts, js_facts
+from bosco.verify import check_output, minify_verified
+from bosco.workspace import load_service
+
+NESTED = "var b = 'x';\nvar s = `${b ? `, ${b}` : ''}!`;\nconsole.log(JSON.stringify(s));\n"
+
+
+def test_js_syntax_error_names_line_column_and_line():
+    problem = js_facts("var a = 1;\nvar b = (2 + ;\n").problem
+    assert problem is not None
+    assert problem.describe("js/a.js") == "js/a.js:2:7: syntax error at `= (2 +`\n    var b = (2 + ;"
+
+
+def test_css_syntax_errors():
+    assert css_facts('.a { content: "x; }\n').problem.describe("c.css") == (
+        'c.css:1:15: unterminated string\n    .a { content: "x; }')
+    assert css_facts(".a { color: red;\n.b { x: y }\n").problem.describe("c.css") == (
+        "c.css:1:4: `{` is never closed\n    .a { color: red;")
+    assert css_facts(".a { x: y } }\n").problem.describe("c.css") == "c.css:1:13: unexpected `}`\n    .a { x: y } }"
+    assert css_facts("/* open\n.a{}").problem.describe("c.css") == "c.css:1:1: unterminated comment\n    /* open"
+    valid = "@container card (min-width: 4px) { .a { b: c } }\n@keyframes k { 16.67% { x: 0\\0 } }\n"
+    assert css_facts(valid).problem is None
+
+
+def test_syntax_error_fails_build_with_service_path_line_col(tmp_path: Path):
+    repo = service(tmp_path, "svc", {"js/ok.js": "var ok = 1;\n", "js/bad.js": "f();\nvar x = (1 +;\n"},
+                   {"js": {"top": ["js/ok.js", "js/bad.js"]}})
+    result = build(repo)
+    assert result.all_errors == ("js/top: js/bad.js:2:7: syntax error at `= (1 +`\n    var x = (1 +;",)
+    # the file is still served, unminified, so the browser shows its own error too
+    assert output(result, "svc/default/js/top.js") == (
+        b"var ok=1;\nf();\nvar x = (1 +;\n//# sourceMappingURL=top.js.map\n")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["build", "-W", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    assert "error: svc: js/top: js/bad.js:2:7: syntax error at `= (1 +`" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_cdn_shows_syntax_error_of_single_files(tmp_path: Path):
+    repo = service(tmp_path, "svc", {"css/a.css": ".a { color: red;\n"}, {"css": {"main": ["css/a.css"]}})
+    result = build(repo, BuildOptions())
+    assert result.all_errors == ("css/main: css/a.css:1:4: `{` is never closed\n    .a { color: red;",)
+    assert output(result, "svc/local/css/a.css") == b".a { color: red;\n"
+    index = build_asset_set([load_service(repo)], BuildOptions()).get("index.html").data.decode()
+    assert '<div class="error">css/a.css:1:4: `{` is never closed\n    .a { color: red;</div>' in index
+
+
+def test_nested_template_literal_is_repaired(tmp_path: Path, node):
+    result = minify_verified("js", NESTED)
+    assert result.code == "var b='x';var s=`${b ? `, ${b}` : ''}!`;console.log(JSON.stringify(s));"
+    assert result.fault == ("the minifier changed whitespace inside a string or template at line 2:18; "
+                            "repaired from the source")
+    source, minified = tmp_path / "src.js", tmp_path / "min.js"
+    source.write_text(NESTED)
+    minified.write_text(result.code)
+    assert node.run_file(minified) == node.run_file(source) == '", x!"\n'
+
+
+def test_bundle_warning_for_repaired_file_and_same_output_in_node(tmp_path: Path, node):
+    repo = service(tmp_path, "svc", {"js/a.js": NESTED}, {"js": {"top": ["js/a.js"]}})
+    result = build(repo)
+    assert result.all_errors == ()
+    assert result.all_warnings == ("js/top: js/a.js: the minifier changed whitespace inside a string or template "
+                                   "at line 2:18; repaired from the source",)
+    write_outputs(result, tmp_path / "out")
+    assert node.run_file(tmp_path / "out/svc/default/js/top.js") == node.run_file(repo / "js/a.js")
+
+
+def test_rejected_css_output_is_shipped_unminified_with_one_warning(tmp_path: Path):
+    css = '.a { background: url( "a b.png" ) }\n'
+    repo = service(tmp_path, "svc", {"css/a.css": css, "css/a b.png": b"png"}, {"css": {"main": ["css/a.css"]},
+                                                                               "img": {"main": ["css/*.png"]}})
+    result = build(repo)
+    assert result.all_warnings == ("css/main: css/a.css: the minifier changed whitespace inside a string or "
+                                   "template at line 1:25; shipped unminified",)
+    assert output(result, "svc/default/css/main.css") == (
+        b'.a { background: url( "a b.png" ) }\n/*# sourceMappingURL=main.css.map */\n')
+
+
+def test_verification_rejects_glued_tokens_and_changed_parse():
+    def reason(type_, text, output):
+        info = js_facts(text) if type_ == "js" else css_facts(text)
+        result = check_output(type_, text, output, info)
+        return result if isinstance(result, str) else None
+
+    assert reason("js", "a = b + +c;", "a=b++c;") == "the minifier joined two tokens at line 1:7"
+    assert reason("js", "x = typeof y;", "x=typeofy;") == "the minifier joined two tokens at line 1:10"
+    assert reason("js", "function f(){return\nx}", "function f(){return x}") == (
+        "the minified code parses differently from the input")
+    repaired = check_output("js", "a = 'p q';", "a='pq';", js_facts("a = 'p q';"))
+    assert (repaired.repaired, repaired.fault) == (
+        "a='p q';", "the minifier changed whitespace inside a string or template at line 1:7")
+    assert reason("js", "a = 1; // c\nb = 2;", "a=1;b=3;") == "the minifier changed the code at line 2:5"
+    assert reason("js", "a = 1; // c\nb = 2;", "a=1;b=2;") is None
+    assert reason("css", ".a :first-child { x: y }", ".a:first-child{x:y}") == (
+        "the minifier joined two tokens at line 1:2")
+    assert reason("css", "@supports not (display: grid) {}", "@supports not(display:grid){}") == (
+        "the minifier joined two tokens at line 1:13")
+    assert reason("css", ".a { width: calc(1px + 2px); }", ".a{width:calc(1px+2px)}") == (
+        "the minifier joined two tokens at line 1:20")
+    assert reason("css", ".a { --x: 0px; }", ".a{--x:0}") == "the minifier changed the code at line 1:12"
+    assert reason("css", ".a { width: calc(1px + 2px); }", ".a{width:calc(1px + 2px)}") is None
+
+
+CSS_HAZARDS = {
+    ".a { width: clamp(1rem, 2vw + 1rem, 3rem); height: min(10px + 2px, 5vh); margin: max(1px - 2px, 0px); }":
+        ".a{width:clamp(1rem,2vw + 1rem,3rem);height:min(10px + 2px,5vh);margin:max(1px - 2px,0px)}",
+    "@supports not (display: grid) { .a { float: left; } }": "@supports not (display:grid){.a{float:left}}",
+    "@container card (min-width: 400px) { .a { color: red; } }": "@container card (min-width:400px){.a{color:red}}",
+    ".a { background: url(\"data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg'><rect width='1'/>"
+    "</svg>\"); }":
+        ".a{background:url(\"data:image/svg+xml;utf8,<svg xmlns='http://www.w3.org/2000/svg'><rect width='1'/>"
+        "</svg>\")}",
+    "@media screen { .a :first-child { color: red; } }": "@media screen{.a :first-child{color:red}}",
+    ".a { --x: 0px; width: calc(10px + var(--x)); }": ".a{--x:0px;width:calc(10px + var(--x))}",
+}
+
+
+def test_rcssmin_keeps_meaning_of_csscompressor_hazards():
+    for source, expected in CSS_HAZARDS.items():
+        result = minify_verified("css", source)
+        assert (result.code, result.fault) == (expected, None)
+
+
+def test_selecting_csscompressor_warns(tmp_path: Path):
+    service(tmp_path, "svc", {"css/a.css": ".a { color: red; }\n"}, {"css": {"main": ["css/a.css"]}})
+    (tmp_path / ".bosco").mkdir()
+    (tmp_path / ".bosco/bosco.json").write_text(json.dumps({"css": {"minifier": "csscompressor"}}))
+    res = CliRunner().invoke(cli, ["build", "-W", str(tmp_path), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert ("warning: css.minifier csscompressor 0.9.5 is known to corrupt modern CSS (clamp()/min()/max() "
+            "arithmetic, @supports not (, @container name (, whitespace in quoted data-URI SVGs, .a :first-child "
+            "inside @media, --x: 0px used in calc()); its output is not verified; rcssmin is the default"
+            ) in " ".join(res.output.split())
+    assert (tmp_path / "out/svc/default/css/main.css").read_text() == (
+        ".a{color:red}\n/*# sourceMappingURL=main.css.map */\n")
+
+
+def test_results_are_cached_on_disk_by_content(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    text = "var cachedOnDisk = 1 + 2;\n"
+    first = minify_verified("js", text)
+    files = list((tmp_path / "bosco").rglob("*"))
+    assert [p for p in files if p.is_file()]
+    from bosco import cache
+
+    cache._memory.clear()
+    assert minify_verified("js", text) == first
+
+
+def test_publish_options_verify(tmp_path: Path):
+    assert PUBLISH.minify and PUBLISH.sri
