@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -129,6 +130,30 @@ def strict_warnings(files: list[tuple[str, str]]) -> list[str]:
             f"so it runs non-strict" for name in strict]
 
 
+def _read(asset: Asset) -> str:
+    try:
+        return read_text(asset.path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{asset.path}: cannot read as UTF-8 ({exc})") from exc
+
+
+def _without_map_comments(text: str, comment: re.Pattern[str]) -> str:
+    if "sourceMappingURL" not in text:  # the regex is slow over megabytes; most files have no comment
+        return text
+    return comment.sub(_blank, text)
+
+
+def js_minify_inputs(assets: Sequence[Asset]) -> Iterator[str]:
+    """The texts ``build_bundle`` will minify for these JS assets (for ``verify.prewarm``); files
+    that cannot be read are skipped here and reported by ``build_bundle``."""
+    for asset in assets:
+        if asset.type == "js" and not asset.source_map and not asset.already_minified:
+            try:
+                yield _without_map_comments(read_text(asset.path), _JS_MAP_COMMENT)
+            except (OSError, UnicodeDecodeError):
+                continue
+
+
 def build_bundle(
     service: str,
     repo: Path,
@@ -162,14 +187,9 @@ def build_bundle(
     for asset in assets:
         if asset.source_map:
             continue
-        try:
-            text = read_text(asset.path)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BundleError(f"{asset.path}: cannot read as UTF-8 ({exc})") from exc
-        own_map = _own_map(asset, text, maps, comment) if asset.already_minified else None
-        if "sourceMappingURL" in text:  # the regex is slow over megabytes; most files have no comment
-            text = comment.sub(_blank, text)
-        inputs.append((asset, text, own_map))
+        raw = _read(asset)
+        own_map = _own_map(asset, raw, maps, comment) if asset.already_minified else None
+        inputs.append((asset, _without_map_comments(raw, comment), own_map))
     warnings: list[str] = []
     errors: list[str] = []
     parts: list[str] = []

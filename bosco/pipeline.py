@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,11 +17,11 @@ from pathlib import Path
 from bosco.assets import Asset, BundleInput, collect, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
-from bosco.bundle import build_bundle
+from bosco.bundle import build_bundle, js_minify_inputs
 from bosco.errors import BoscoError
 from bosco.fragments import render_fragment, render_index, url_for
 from bosco.jsonfile import read_text
-from bosco.verify import minify_verified
+from bosco.verify import minify_verified, prewarm
 from bosco.workspace import Service
 
 INDEX_KEY = "index.html"
@@ -182,7 +183,15 @@ def build_asset_set(
     warnings: Sequence[str] = (),
     progress: Callable[[Service], None] | None = None,
 ) -> AssetSet:
-    """Build every service in order (``progress`` is called after each) and assemble the set."""
+    """Build every service in order (``progress`` is called after each) and assemble the set.
+
+    Minified builds first verify-and-minify every distinct JS file not yet cached on all CPUs
+    (``verify.prewarm``), so the in-order build below only reads the cache."""
+    if options.minify and options.bundle:
+        texts = (text for service in services if service.manifest is not None
+                 for b in collect(service.path, service.manifest, options.tag).bundles
+                 for text in js_minify_inputs(b.assets))
+        prewarm("js", texts, os.cpu_count() or 1)
     builds = []
     for service in services:
         builds.append(build_service(service, options))

@@ -18,7 +18,10 @@ of source maps); results are cached in memory and on disk by content hash (``bos
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +280,35 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
     return Minified(output, segments(type_, output, origin, aligned.literal, source or text), None, fault)
 
 
+def _key(type_: str, text: str, minify: bool, source: str | None, edits: tuple[tuple[int, int, int], ...]) -> str:
+    return cache.key(VERSION, type_, "min" if minify else "check", text, source or "", repr(edits))
+
+
+def _compute_minified(item: tuple[str, str]) -> Minified:
+    return _compute(item[0], item[1], True, None, ())
+
+
+def prewarm(type_: str, texts: Iterable[str], workers: int) -> int:
+    """Fill the cache for ``minify_verified(type_, text)`` of every distinct ``text`` not cached yet,
+    in ``workers`` forked processes (largest first), so a cold build uses every core; the build that
+    follows then only reads the cache. Returns how many texts were computed (0 when fewer than two
+    are missing or ``workers`` < 2: a single file gains nothing from a pool)."""
+    todo: dict[str, str] = {}
+    for text in texts:
+        name = _key(type_, text, True, None, ())
+        if name not in todo and cache.load(name) is None:
+            todo[name] = text
+    if len(todo) < 2 or workers < 2:
+        return 0
+    order = sorted(todo, key=lambda name: -len(todo[name]))
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(min(workers, len(order)), mp_context=context) as pool:
+        results = pool.map(_compute_minified, [(type_, todo[name]) for name in order])
+        for name, result in zip(order, results, strict=True):
+            cache.store(name, result)
+    return len(order)
+
+
 def minify_verified(type_: str, text: str, minify: bool = True, source: str | None = None,
                     edits: tuple[tuple[int, int, int], ...] = ()) -> Minified:
     """Syntax-check ``text`` (``js`` or ``css``) and, with ``minify``, minify it with rjsmin/rcssmin,
@@ -284,7 +316,7 @@ def minify_verified(type_: str, text: str, minify: bool = True, source: str | No
     code as it was (``file_map`` None). When ``text`` is ``source`` rewritten by ``edits``
     (``(start, end, new length)`` in UTF-16 units of ``source``), the map points into ``source``.
     Cached by content hash in memory and under ``bosco.cache.cache_dir()``; never raises for bad input."""
-    key = cache.key(VERSION, type_, "min" if minify else "check", text, source or "", repr(edits))
+    key = _key(type_, text, minify, source, edits)
     hit = cache.load(key)
     if hit is not None:
         return hit

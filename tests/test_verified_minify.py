@@ -163,3 +163,21 @@ def test_results_are_cached_on_disk_by_content(tmp_path: Path, monkeypatch):
 
 def test_publish_options_verify(tmp_path: Path):
     assert PUBLISH.minify and PUBLISH.sri
+
+
+def test_prewarm_computes_each_distinct_missing_text_once_in_worker_processes(tmp_path: Path, monkeypatch):
+    from bosco import cache
+    from bosco.verify import prewarm
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache._memory.clear()
+    texts = [f"var prewarmed{i} = `${{a ? `, ${{b}}` : ''}}` + {i};\n" for i in range(3)]
+    assert prewarm("js", texts + texts, workers=2) == 3
+    assert prewarm("js", texts, workers=2) == 0  # all cached now
+    for text in texts:
+        cached = minify_verified("js", text)
+        cache._memory.clear()
+        monkeypatch.setenv("BOSCO_CACHE", "0")
+        assert minify_verified("js", text) == cached  # a fresh computation gives the same result
+        monkeypatch.delenv("BOSCO_CACHE")
+    assert prewarm("js", ["var single = 1;\n"], workers=2) == 0  # one missing text is not worth a pool
