@@ -264,8 +264,10 @@ def _shift(length: int, edits: tuple[tuple[int, int, int], ...]) -> np.ndarray:
 
 def _compute(type_: str, text: str, minify: bool, source: str | None,
              edits: tuple[tuple[int, int, int], ...]) -> Minified:
+    if not minify:
+        return Minified(text, None, syntax.problem(type_, text))
     info = facts(type_, text)
-    if not minify or info.problem is not None:
+    if info.problem is not None:
         return Minified(text, None, info.problem)
     output = _minify(type_, text)
     aligned = check_output(type_, text, output, info)
