@@ -49,6 +49,7 @@ class BuildOptions:
     sri: bool = False
     title: str = "bosco"
     repos_link: bool = False
+    check_syntax: bool = True
     livereload: str | None = None
 
 
@@ -144,7 +145,7 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
                 if not asset.source_map:
                     files.append(out)
                     if code_type:
-                        bundle_errors += _syntax_errors(service.name, asset, out.data)
+                        bundle_errors += _syntax_errors(service.name, asset, out.data) if options.check_syntax else []
         fragment_key = None
         if code_type:
             fragment = _fragment(service.name, options, b, files)

@@ -252,10 +252,11 @@ class WatchSession:
     def _options(self, path: Path) -> BuildOptions:
         return self.watched_options if path in self.watched else self.options
 
-    def build_all(self, progress: Callable[[Service], None] | None = None) -> AssetSet:
-        """Build every service (``progress`` after each), serve the result and return it."""
+    def build_all(self, progress: Callable[[Service], None] | None = None, check_syntax: bool = True) -> AssetSet:
+        """Build every service (``progress`` after each), serve the result and return it.
+        ``check_syntax`` False skips syntax checks of single files (a quick first pass)."""
         for path in self.order:
-            build = build_service(self.services[path], self._options(path))
+            build = build_service(self.services[path], replace(self._options(path), check_syntax=check_syntax))
             self._served[path] = build
             if not build.all_errors:
                 self._last_good[path] = build

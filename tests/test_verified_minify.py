@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -56,6 +57,26 @@ def test_cdn_shows_syntax_error_of_single_files(tmp_path: Path):
     assert output(result, "svc/local/css/a.css") == b".a { color: red;\n"
     index = build_asset_set([load_service(repo)], BuildOptions()).get("index.html").data.decode()
     assert '<div class="error">css/a.css:1:4: `{` is never closed\n    .a { color: red;</div>' in index
+
+
+def test_quick_first_pass_skips_the_syntax_check_of_single_files(tmp_path: Path):
+    repo = service(tmp_path, "svc", {"css/a.css": ".a { color: red;\n"}, {"css": {"main": ["css/a.css"]}})
+    assert build(repo, BuildOptions(check_syntax=False)).all_errors == ()
+
+
+def test_cdn_serves_then_shows_syntax_errors_after_its_second_pass(tmp_path: Path):
+    import sys
+
+    import httpx
+    from live import until
+
+    from conftest import running_cdn
+
+    service(tmp_path, "svc", {"js/bad.js": "var a = (1 +;\n"}, {"js": {"top": ["js/bad.js"]}})
+    with running_cdn([sys.executable, "-m", "bosco", "-W", str(tmp_path), "cdn"], tmp_path, dict(os.environ),
+                     tmp_path / "cdn.log") as (base, _):
+        assert httpx.get(base + "/svc/local/js/bad.js").content == b"var a = (1 +;\n"
+        until(lambda: "js/bad.js:1:" in httpx.get(base + "/").text, 60, "the syntax error on the index page")
 
 
 def test_nested_template_literal_is_repaired(tmp_path: Path, node):
