@@ -347,11 +347,11 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
                                                                        progress))
 
 
-def publish_options(state: Setup, build: str, concurrency: int, partial: bool,
+def publish_options(state: Setup, build: str, concurrency: int, bundle: str | None,
                     index_page: bool = True) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
     return PublishOptions(state.environment, build, state.config.get("aws.maxage"),
-                          str(state.config.get("aws.shortcache")), concurrency, partial, index_page)
+                          str(state.config.get("aws.shortcache")), concurrency, bundle, index_page)
 
 
 def compression_cache(config: Config) -> CompressionCache:
@@ -444,7 +444,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     """
     state = setup()
     check_out_dir(out_dir, state.root)
-    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle is not None)
+    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild)
     asset_set = build_published(state, options)
     print_problems(asset_set)
@@ -484,7 +484,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     env = state.environment
     ctx = click.get_current_context().find_object(Context)
     filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
-    publish = publish_options(state, build_name, concurrency, bundle is not None, index_page=not filtered)
+    publish = publish_options(state, build_name, concurrency, bundle, index_page=not filtered)
     cache = compression_cache(state.config)
     if not state.config.get("aws.cdn"):
         err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")

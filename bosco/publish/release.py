@@ -49,16 +49,17 @@ class PublishOptions:
     """How to publish. ``maxage`` (seconds) is the immutable ``Cache-Control`` max-age of keys with a
     build segment; ``short_cache_control`` is used for keys that change in place (no build segment,
     release indexes, and every key of the reused build ``default``); ``concurrency`` is the number
-    of objects in flight; ``partial`` (a BUNDLE push) keeps the entries of this build's existing
-    release index that the push does not replace; ``index_page`` False leaves ``index.html`` out
-    (a filtered push would replace the environment's page with one listing only some services)."""
+    of objects in flight; ``bundle`` (a BUNDLE push: the tag) publishes only the services that have
+    a bundle with that tag and keeps the entries of this build's existing release index that the
+    push does not replace; ``index_page`` False leaves ``index.html`` out (a filtered push would
+    replace the environment's page with one listing only some services)."""
 
     environment: str
     build: str = DEFAULT_BUILD
     maxage: int = DEFAULT_MAXAGE
     short_cache_control: str = SHORT_CACHE_CONTROL
     concurrency: int = DEFAULT_CONCURRENCY
-    partial: bool = False
+    bundle: str | None = None
     index_page: bool = True
 
 
@@ -302,19 +303,35 @@ def decide(items: list[Item], target: Target, states: dict[str, ServiceState], b
     return steps
 
 
+def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Output]:
+    """The outputs a push publishes: with ``options.bundle``, only those of services that have a
+    bundle with that tag (their libraries and site assets must not drag the others into a release),
+    plus ``index.html`` when ``options.index_page``. Raises ``PublishError`` when no service has a
+    bundle with that tag (a typo would otherwise publish empty releases)."""
+    outputs = [o for o in asset_set.outputs.values() if o.kind != "page" or options.index_page]
+    if options.bundle is None:
+        return outputs
+    having = {s.name for s in asset_set.services if any(b.tag == options.bundle for b in s.bundles)}
+    if not having:
+        raise PublishError(f"no selected service has a bundle tagged {options.bundle!r}; nothing published",
+                           "BUNDLE is a tag under assets.<type> in a bosco-service.json (e.g. js.top -> top)")
+    return [o for o in outputs if o.service is None or o.service in having]
+
+
 def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions) -> ReleasePlan:
     """Decide what a push of ``asset_set`` to ``target`` does, reading the target only.
 
     Raises ``PublishError`` listing every problem when the asset set has errors (nothing may be
-    published then) or when the target cannot be read."""
+    published then), when a BUNDLE push names a tag no service has, or when the target cannot be
+    read."""
     if asset_set.errors:
         raise PublishError(f"{len(asset_set.errors)} error(s), nothing published: " + "; ".join(asset_set.errors),
                            "fix the errors and run again")
     check_name(options.build, "build")
-    outputs = [o for o in asset_set.outputs.values() if o.kind != "page" or options.index_page]
+    outputs = released_outputs(asset_set, options)
     items = [i for o in outputs for i in items_for(o, options, target.compress)]
     items.sort(key=lambda i: i.stage)
-    names = sorted({o.service for o in asset_set.outputs.values() if o.service})
+    names = sorted({o.service for o in outputs if o.service})
     with ThreadPoolExecutor(options.concurrency) as pool:
         states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build), names)}
         steps = decide(items, target, states, options.build, pool)
@@ -399,7 +416,7 @@ def release_index(service: str, plan: ReleasePlan, results: list[Result], now: d
             entry["sri"] = sri(output.data)
         objects.append(entry)
     current = plan.services[service].current
-    if plan.options.partial and current:
+    if plan.options.bundle is not None and current:
         mine = {o["key"] for o in objects}
         objects = [o for o in current.get("objects", []) if o.get("key") not in mine] + objects
         objects.sort(key=lambda o: o.get("key", ""))

@@ -222,6 +222,31 @@ def test_bundle_argument_limits_the_push_to_one_tag(workspace, s3, bucket):
     assert {"app-web/55/js/top.js", "app-web/55/css/main.css"} <= listed
 
 
+def test_bundle_push_leaves_services_without_that_bundle_alone(workspace, s3, bucket):
+    # app-other has a site asset but no "top" bundle: it must get no release and keep its current one
+    manifest = {**MANIFESTS["app-other"], "siteAssets": [{"basePath": "src", "glob": "*.txt"}]}
+    (workspace / "app-other" / "bosco-service.json").write_text(json.dumps(manifest))
+    (workspace / "app-other" / "src" / "robots.txt").write_bytes(b"User-agent: *\n")
+    push(workspace, "-b", "3")
+    report = push(workspace, "-b", "4", "top")
+    assert not [o for o in report["objects"] if o["key"].startswith("app-other/")]
+    assert not keys(s3, bucket, "tes/app-other/4/")
+    other = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-other/releases.json")["Body"].read())
+    assert other["current"] == "3" and [r["build"] for r in other["releases"]] == ["3"]
+    web = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-web/releases.json")["Body"].read())
+    assert web["current"] == "4"
+    assert "tes/app-web/4/js/top.js" in keys(s3, bucket, "tes/app-web/4/")
+
+
+def test_bundle_push_of_a_tag_no_service_has_is_refused(workspace, s3, bucket):
+    push(workspace, "-b", "3")
+    before = keys(s3, bucket)
+    result = run(workspace, "s3push", "-n", "-b", "60", "nosuchtag")
+    assert result.exit_code == 1
+    assert "no selected service has a bundle tagged 'nosuchtag'; nothing published" in result.stderr
+    assert keys(s3, bucket) == before
+
+
 def test_non_interactive_stdin_without_n_is_an_error(workspace, s3, bucket):
     result = run(workspace, "s3push", "-b", "55")
     assert result.exit_code == 1
