@@ -347,11 +347,11 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
                                                                        progress))
 
 
-def publish_options(state: Setup, build: str, concurrency: int, bundle: str | None,
+def publish_options(state: Setup, build: str, concurrency: int, bundle: str | None, force: bool,
                     index_page: bool = True) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
     return PublishOptions(state.environment, build, state.config.get("aws.maxage"),
-                          str(state.config.get("aws.shortcache")), concurrency, bundle, index_page)
+                          str(state.config.get("aws.shortcache")), concurrency, bundle, index_page, force)
 
 
 def compression_cache(config: Config) -> CompressionCache:
@@ -432,9 +432,10 @@ def print_report(report: PublishReport, as_json: bool) -> None:
 @click.option("--base-url", help="URL prefix for fragment links when aws.cdn is not configured "
               "(default: root-relative /<key>).")
 @click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
+@click.option("--force", is_flag=True, help="Replace files of an already written build (not `default`).")
 @shared_options
 def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
-                  rebuild: bool) -> None:
+                  rebuild: bool, force: bool) -> None:
     """Write the asset set that s3push would publish into a folder, through the same release code.
 
     BUNDLE limits bundles to one tag. Fragment URLs use <aws.cdn>/<env>/<key> when aws.cdn is set,
@@ -444,7 +445,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     """
     state = setup()
     check_out_dir(out_dir, state.root)
-    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle)
+    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild)
     asset_set = build_published(state, options)
     print_problems(asset_set)
@@ -470,12 +471,16 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
 @click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Objects uploaded at the same time.")
 @click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
+@click.option("--force", is_flag=True, help="Replace objects of an already published build (immutable unless "
+              "the build is `default`).")
 @shared_options
 def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, as_json: bool, concurrency: int,
-           rebuild: bool) -> None:
+           rebuild: bool, force: bool) -> None:
     """Build the asset set (minified) and publish it to aws.bucket under <env>/.
 
-    BUNDLE limits the push to one tag. Nothing is uploaded when any service has a problem.
+    BUNDLE limits the push to one tag (services without it are left alone). Nothing is uploaded
+    when any service has a problem, or when objects of an already published build would change
+    (unless --force).
     Compressible types are stored gzip-encoded at their key and brotli-encoded at <key>.br; objects
     already stored with the same SHA-256 are skipped, those of the previous release copied.
     """
@@ -484,7 +489,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     env = state.environment
     ctx = click.get_current_context().find_object(Context)
     filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
-    publish = publish_options(state, build_name, concurrency, bundle, index_page=not filtered)
+    publish = publish_options(state, build_name, concurrency, bundle, force, index_page=not filtered)
     cache = compression_cache(state.config)
     if not state.config.get("aws.cdn"):
         err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")

@@ -52,7 +52,8 @@ class PublishOptions:
     of objects in flight; ``bundle`` (a BUNDLE push: the tag) publishes only the services that have
     a bundle with that tag and keeps the entries of this build's existing release index that the
     push does not replace; ``index_page`` False leaves ``index.html`` out (a filtered push would
-    replace the environment's page with one listing only some services)."""
+    replace the environment's page with one listing only some services); ``force`` allows replacing
+    objects of a build other than ``default`` that are already stored with other bytes."""
 
     environment: str
     build: str = DEFAULT_BUILD
@@ -61,6 +62,7 @@ class PublishOptions:
     concurrency: int = DEFAULT_CONCURRENCY
     bundle: str | None = None
     index_page: bool = True
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,14 @@ class Item:
 @dataclass(frozen=True)
 class Step:
     """What to do with one item: ``upload``, ``copy`` (from ``source``) or ``skip``. ``size`` is the
-    stored size in bytes when it is known without compressing (skip and copy)."""
+    stored size in bytes when it is known without compressing (skip and copy); ``replaces`` is True
+    when an object with other (or unknown) bytes is already stored at the key."""
 
     item: Item
     action: str
     source: str | None = None
     size: int | None = None
+    replaces: bool = False
 
 
 @dataclass(frozen=True)
@@ -297,10 +301,26 @@ def decide(items: list[Item], target: Target, states: dict[str, ServiceState], b
         if stored is not None and stored.sha256 == item.sha256:
             steps.append(Step(item, "skip", size=stored.size))
         elif source is not None and source[0] != item.key:
-            steps.append(Step(item, "copy", source[0], source[1] if isinstance(source[1], int) else None))
+            steps.append(Step(item, "copy", source[0], source[1] if isinstance(source[1], int) else None,
+                              replaces=stored is not None))
         else:
-            steps.append(Step(item, "upload"))
+            steps.append(Step(item, "upload", replaces=stored is not None))
     return steps
+
+
+def check_immutable(steps: list[Step], options: PublishOptions) -> None:
+    """Refuse a push that would replace objects of an already published build (keys with a build
+    segment, ``Cache-Control: immutable``: CDNs and browsers keep the old bytes for a year, and SRI
+    in new fragments would reject them). The reused build ``default`` changes in place, and
+    ``options.force`` allows it. Raises ``PublishError`` naming the first keys."""
+    if options.build == DEFAULT_BUILD or options.force:
+        return
+    replaced = sorted({s.item.asset_key for s in steps if s.replaces and s.item.kind in BUILD_KINDS})
+    if replaced:
+        more = f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""
+        raise PublishError(f"build {options.build} is already published with other bytes at "
+                           f"{', '.join(replaced[:3])}{more}; its objects are immutable, nothing published",
+                           "publish a new build number (-b), or pass --force to replace them anyway")
 
 
 def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Output]:
@@ -335,6 +355,7 @@ def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions) -
     with ThreadPoolExecutor(options.concurrency) as pool:
         states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build), names)}
         steps = decide(items, target, states, options.build, pool)
+    check_immutable(steps, options)
     return ReleasePlan(options, target.description, asset_set, tuple(steps), states)
 
 
@@ -427,6 +448,26 @@ def release_index(service: str, plan: ReleasePlan, results: list[Result], now: d
             "build": plan.options.build, "time": time, "objects": objects}
 
 
+def without_build(releases: dict[str, Any], build: str) -> dict[str, Any] | None:
+    """``releases`` (a parsed ``releases.json``) without ``build``: when it was current, the newest
+    remaining release becomes current. None when no release remains."""
+    entries = [e for e in releases.get("releases", []) if isinstance(e, dict) and e.get("build") != build]
+    if not entries:
+        return None
+    current = releases.get("current")
+    return {**releases, "releases": entries, "current": entries[-1].get("build") if current == build else current}
+
+
+def write_releases(target: Target, service: str, record: dict[str, Any] | None, short_cache_control: str) -> None:
+    """Store ``record`` as ``<service>/releases.json`` (delete the file when ``record`` is None)."""
+    key = f"{service}/{RELEASES}"
+    if record is None:
+        target.delete([key])
+        return
+    output = json_output(key, record, "index", service)
+    target.put(key, output.data, Headers(content_type(key), short_cache_control, "", output.sha256))
+
+
 def releases_record(service: str, plan: ReleasePlan, index: dict[str, Any]) -> dict[str, Any]:
     """The updated ``releases.json`` of ``service``: this build appended (replacing an older entry of
     the same build) and marked ``current``."""
@@ -444,14 +485,20 @@ def json_output(key: str, value: dict[str, Any], kind: str, service: str) -> Out
 
 def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             progress: Callable[[Result], None] | None = None) -> PublishReport:
-    """Carry out ``plan`` against ``target``: stale release indexes of changed builds are deleted,
+    """Carry out ``plan`` against ``target``: a changed build is first dropped from its service's
+    ``releases.json`` (so it never points at a missing index) and its stale release index deleted,
     stages run in order (objects inside a stage concurrently), then each service's release index and
     ``releases.json`` are written. Raises ``PublishError`` on a permanent failure, after cancelling
     work not yet started and letting running work finish; no index is written then."""
     options = plan.options
     results: list[Result] = []
-    changed = {s.item.service for s in plan.steps if s.action != "skip" and s.item.kind in BUILD_KINDS}
-    stale = [_release_key(n, options.build) for n in sorted(changed) if n and plan.services[n].current]
+    changed = sorted({s.item.service for s in plan.steps if s.action != "skip" and s.item.kind in BUILD_KINDS
+                      and s.item.service})
+    for name in changed:
+        releases = plan.services[name].releases
+        if releases and options.build in {e.get("build") for e in releases.get("releases", []) if isinstance(e, dict)}:
+            write_releases(target, name, without_build(releases, options.build), options.short_cache_control)
+    stale = [_release_key(n, options.build) for n in changed if plan.services[n].current]
     if stale:
         target.delete(stale)
     with ThreadPoolExecutor(options.concurrency) as pool:
@@ -508,26 +555,16 @@ def plan_delete(target: Target, service: str, build: str) -> DeletePlan:
 
 def delete_release(target: Target, plan: DeletePlan, short_cache_control: str = SHORT_CACHE_CONTROL,
                    force: bool = False) -> list[str]:
-    """Delete the objects of ``plan`` (the release index first, so a half-deleted release never looks
-    complete) and drop the build from ``releases.json`` (current becomes the newest remaining
-    release; the file is removed when none remains). Returns the deleted keys. Raises
-    ``PublishError`` when the release is current and ``force`` is False."""
+    """Drop the build from ``releases.json`` (current becomes the newest remaining release; the file
+    is removed when none remains), so it never points at a missing index, then delete the objects
+    of ``plan`` (the release index first, so a half-deleted release never looks complete). Returns
+    the deleted keys. Raises ``PublishError`` when the release is current and ``force`` is False."""
     if plan.current and not force:
         raise PublishError(f"{plan.service}/{plan.build} is the current release in {RELEASES}; nothing deleted",
                            "publish another build first, or pass --force to delete it anyway")
-    index = _release_key(plan.service, plan.build)
-    first = [k for k in plan.keys if k == index]
-    target.delete(first)
-    target.delete([k for k in plan.keys if k != index])
     if plan.releases is not None:
-        entries = [e for e in plan.releases.get("releases", []) if isinstance(e, dict) and e.get("build") != plan.build]
-        key = f"{plan.service}/{RELEASES}"
-        if entries:
-            current = plan.releases.get("current")
-            record = {**plan.releases, "releases": entries,
-                      "current": entries[-1].get("build") if current == plan.build else current}
-            output = json_output(key, record, "index", plan.service)
-            target.put(key, output.data, Headers(content_type(key), short_cache_control, "", output.sha256))
-        else:
-            target.delete([key])
+        write_releases(target, plan.service, without_build(plan.releases, plan.build), short_cache_control)
+    index = _release_key(plan.service, plan.build)
+    target.delete([k for k in plan.keys if k == index])
+    target.delete([k for k in plan.keys if k != index])
     return list(plan.keys)

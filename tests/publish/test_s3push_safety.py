@@ -98,15 +98,56 @@ def test_transient_failure_is_retried(tmp_path, fault_proxy, s3, bucket):
     assert "tes/app-web/55/release.json" in keys(s3, bucket)
 
 
-def test_changed_rerun_of_a_complete_build_removes_its_index_first(tmp_path, fault_proxy, s3, bucket):
+def releases(s3, bucket: str, service: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=f"tes/{service}/releases.json")["Body"].read())
+
+
+def test_changed_push_of_a_published_build_is_refused_without_force(workspace, s3, bucket):
+    assert run(workspace, "s3push", "-n", "-b", "55").exit_code == 0
+    before = keys(s3, bucket)
+    (workspace / "app-web/public/css/site.css").write_bytes(b"body {\n  color: #000000;\n}\n")
+    result = failed_push(workspace)
+    assert ("build 55 is already published with other bytes at app-web/55/css/main.css, "
+            "app-web/55/css/main.css.map, app-web/55/html/main.css.html; its objects are immutable, "
+            "nothing published") in result.stderr
+    assert "pass --force" in result.stderr
+    assert keys(s3, bucket) == before
+    forced = run(workspace, "s3push", "-n", "-b", "55", "--force")
+    assert forced.exit_code == 0, forced.output
+    css = s3.get_object(Bucket=bucket, Key="tes/app-web/55/css/main.css")
+    assert gzip.decompress(css["Body"].read()).startswith(b"body{color:#000")
+
+
+def test_default_build_changes_in_place_without_force(workspace, s3, bucket):
+    assert run(workspace, "s3push", "-n").exit_code == 0
+    (workspace / "app-web/public/css/site.css").write_bytes(b"body {\n  color: #000000;\n}\n")
+    assert run(workspace, "s3push", "-n").exit_code == 0
+    css = s3.get_object(Bucket=bucket, Key="tes/app-web/default/css/main.css")
+    assert gzip.decompress(css["Body"].read()).startswith(b"body{color:#000")
+
+
+def test_forced_rerun_of_a_build_never_leaves_releases_pointing_at_a_missing_index(tmp_path, fault_proxy, s3,
+                                                                                      bucket):
     workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
+    assert run(workspace, "s3push", "-n", "-b", "54").exit_code == 0
+    (workspace / "app-web/public/css/site.css").write_bytes(b"body {\n  color: #111111;\n}\n")
     assert run(workspace, "s3push", "-n", "-b", "55").exit_code == 0
     (workspace / "app-web/public/css/site.css").write_bytes(b"body {\n  color: #000000;\n}\n")
     fault_proxy.fail_suffix = f"/{bucket}/tes/app-web/55/css/main.css"
-    failed_push(workspace)
+    failed_push(workspace, "--force")
     stored = keys(s3, bucket)
     assert "tes/app-web/55/release.json" not in stored  # no longer true, so removed before any change
     assert "tes/app-other/55/release.json" in stored  # app-other did not change
+    record = releases(s3, bucket, "app-web")
+    assert record["current"] == "54" and [r["build"] for r in record["releases"]] == ["54"]
+    assert all(f"tes/{r['index']}" in stored for r in record["releases"])
+    assert releases(s3, bucket, "app-other")["current"] == "55"
+
+    fault_proxy.fail_suffix = None
+    assert run(workspace, "s3push", "-n", "-b", "55", "--force").exit_code == 0
+    record = releases(s3, bucket, "app-web")
+    assert record["current"] == "55" and [r["build"] for r in record["releases"]] == ["54", "55"]
+    assert "tes/app-web/55/release.json" in keys(s3, bucket)
 
 
 def test_bad_publish_settings_name_their_file(workspace, s3, bucket):
