@@ -330,14 +330,16 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
         session.stop()
 
 
-def publish_build_options(state: Setup, build: str, tag: str | None, minify: bool, fallback_base: str,
-                          rebuild: bool) -> BuildOptions:
+def publish_build_options(state: Setup, build: str, tag: str | None, minify: bool,
+                          fallback_base: str) -> BuildOptions:
     """Build options of a published asset set (``build --out`` and ``s3push`` alike, so both publish
-    the same bytes): fragments link <aws.cdn>/<env>/<key>, else ``fallback_base``."""
+    the same bytes): fragments link <aws.cdn>/<env>/<key>, else ``fallback_base``. Every
+    ``build.command`` runs (a publish builds from source: output left by an earlier run must not be
+    published when the command now fails)."""
     cdn_url = state.config.get("aws.cdn")
     base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else fallback_base.rstrip("/")
     return BuildOptions(build=build, minify=minify, bundle=True, base_url=base, tag=tag,
-                        css_minifier=css_minifier(state.config), rebuild=rebuild,
+                        css_minifier=css_minifier(state.config), rebuild=True,
                         sri=bool(state.config.get("fragments.sri", True)), title=f"bosco {state.environment}/{build}")
 
 
@@ -431,22 +433,22 @@ def print_report(report: PublishReport, as_json: bool) -> None:
 @click.option("--no-minify", is_flag=True, help="Concatenate JS/CSS bundles without minifying.")
 @click.option("--base-url", help="URL prefix for fragment links when aws.cdn is not configured "
               "(default: root-relative /<key>).")
-@click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
 @click.option("--force", is_flag=True, help="Replace files of an already written build (not `default`).")
 @shared_options
 def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
-                  rebuild: bool, force: bool) -> None:
+                  force: bool) -> None:
     """Write the asset set that s3push would publish into a folder, through the same release code.
 
-    BUNDLE limits bundles to one tag. Fragment URLs use <aws.cdn>/<env>/<key> when aws.cdn is set,
-    else --base-url, else /<key>. Files are stored uncompressed; unchanged files are not rewritten;
-    each service's release index <service>/<build>/release.json is written last. Exits 1 (writing
-    nothing) when any service has an error.
+    BUNDLE limits bundles to one tag. Every build.command runs first. Fragment URLs use
+    <aws.cdn>/<env>/<key> when aws.cdn is set, else --base-url, else /<key>. Files are stored
+    uncompressed; unchanged files are not rewritten; each service's release index
+    <service>/<build>/release.json is written last. Exits 1 (writing nothing) when any service has
+    an error.
     """
     state = setup()
     check_out_dir(out_dir, state.root)
     publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force)
-    options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "", rebuild)
+    options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "")
     asset_set = build_published(state, options)
     print_problems(asset_set)
     if asset_set.errors:
@@ -470,13 +472,12 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
               help="Objects uploaded at the same time.")
-@click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
 @click.option("--force", is_flag=True, help="Replace objects of an already published build (immutable unless "
               "the build is `default`).")
 @shared_options
 def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, as_json: bool, concurrency: int,
-           rebuild: bool, force: bool) -> None:
-    """Build the asset set (minified) and publish it to aws.bucket under <env>/.
+           force: bool) -> None:
+    """Run every build.command, build the asset set (minified) and publish it to aws.bucket under <env>/.
 
     BUNDLE limits the push to one tag (services without it are left alone). Nothing is uploaded
     when any service has a problem, or when objects of an already published build would change
@@ -493,7 +494,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     cache = compression_cache(state.config)
     if not state.config.get("aws.cdn"):
         err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
-    options = publish_build_options(state, build_name, bundle, True, f"/{env}", rebuild)
+    options = publish_build_options(state, build_name, bundle, True, f"/{env}")
     asset_set = build_published(state, options)
     print_problems(asset_set)
     bucket = state.config.get("aws.bucket")

@@ -33,9 +33,33 @@ def test_missing_file_publishes_nothing(workspace, s3, bucket):
 def test_failed_build_command_publishes_nothing(workspace, s3, bucket):
     manifest = {**MANIFESTS["app-other"], "build": {"command": ["python3", "-c", "import sys; sys.exit(3)"]}}
     set_manifest(workspace, "app-other", manifest)
-    result = failed_push(workspace, "--rebuild")
+    result = failed_push(workspace)
     assert "app-other" in result.stderr and "nothing published" in result.stderr
     assert keys(s3, bucket) == {}
+
+
+def test_published_index_page_does_not_depend_on_earlier_local_runs(workspace, s3, bucket):
+    # the build.command's output exists already: a publish still runs it, and says nothing about it
+    command = ["python3", "-c", "open('ran.txt', 'a').write('ran\\n')"]
+    set_manifest(workspace, "app-other", {**MANIFESTS["app-other"], "build": {"command": command}})
+    assert run(workspace, "s3push", "-n", "-b", "55").exit_code == 0
+    assert (workspace / "app-other" / "ran.txt").read_text() == "ran\n"
+    page = gzip.decompress(s3.get_object(Bucket=bucket, Key="tes/index.html")["Body"].read())
+    assert b"not run" not in page and b"warning" not in page.split(b"</style>")[-1]
+    before = keys(s3, bucket)
+    again = run(workspace, "s3push", "-n", "-b", "55", "--json")
+    assert json.loads(again.stdout)["totals"]["upload"] == 0
+    assert keys(s3, bucket) == before
+
+
+def test_build_out_runs_a_failing_build_command_even_when_its_output_exists(tmp_path):
+    workspace = write_workspace(tmp_path / "ws", {})
+    manifest = {**MANIFESTS["app-other"], "build": {"command": ["python3", "-c", "import sys; sys.exit(3)"]}}
+    set_manifest(workspace, "app-other", manifest)
+    result = run(workspace, "build", "--out", str(tmp_path / "out"), "-b", "55")
+    assert result.exit_code == 1
+    assert "failed with exit code 3" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_every_problem_is_listed_and_nothing_published(tmp_path, moto_url, s3, bucket):
