@@ -40,7 +40,7 @@ BUILD_KINDS = frozenset({"file", "bundle", "map", "fragment"})
 # Publish order: a stage starts when every object of the previous one is stored.
 STAGES = {"file": 0, "bundle": 0, "library": 0, "site": 0, "map": 1, "fragment": 2, "page": 2}
 INDEX_STAGE = 3
-RELEASES_STAGE = 4
+RELEASES_ATTEMPTS = 5  # conditional writes of releases.json lost to other pushes before giving up
 ACTIONS = ("upload", "copy", "skip")
 
 
@@ -215,7 +215,10 @@ def items_for(output: Output, options: PublishOptions, compress: bool, stage: in
 
 
 def _read_json(target: Target, key: str) -> dict[str, Any] | None:
-    data = target.read(key)
+    return _parse_json(target.read(key))
+
+
+def _parse_json(data: bytes | None) -> dict[str, Any] | None:
     if data is None:
         return None
     try:
@@ -458,24 +461,45 @@ def without_build(releases: dict[str, Any], build: str) -> dict[str, Any] | None
     return {**releases, "releases": entries, "current": entries[-1].get("build") if current == build else current}
 
 
-def write_releases(target: Target, service: str, record: dict[str, Any] | None, short_cache_control: str) -> None:
-    """Store ``record`` as ``<service>/releases.json`` (delete the file when ``record`` is None)."""
+def update_releases(target: Target, service: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+                    short_cache_control: str) -> tuple[bytes | None, bool]:
+    """Read ``<service>/releases.json``, apply ``change`` (parsed record or None -> new record, None
+    to delete the file) and write the result only if nobody changed the file since it was read
+    (``Target.put_if``: S3 conditional writes); when another push did, read and apply again, so
+    concurrent pushes never drop each other's entries. Returns the stored bytes (None when there is
+    no file) and whether they changed. Raises ``PublishError`` after ``RELEASES_ATTEMPTS`` lost races.
+    Deleting the file (the last release deleted) is not conditional."""
     key = f"{service}/{RELEASES}"
-    if record is None:
-        target.delete([key])
-        return
-    output = json_output(key, record, "index", service)
-    target.put(key, output.data, Headers(content_type(key), short_cache_control, "", output.sha256))
+    for _ in range(RELEASES_ATTEMPTS):
+        found = target.read_tagged(key)
+        record = change(_parse_json(found[0] if found else None))
+        if record is None:
+            if found:
+                target.delete([key])
+            return None, found is not None
+        output = json_output(key, record, "index", service)
+        if found and found[0] == output.data:
+            return output.data, False
+        headers = Headers(content_type(key), short_cache_control, "", output.sha256)
+        if target.put_if(key, output.data, headers, found[1] if found else None):
+            return output.data, True
+    raise PublishError(f"{target.description}{key} was changed by another writer {RELEASES_ATTEMPTS} times while "
+                       "this push updated it", "another push to this environment is running; run this one again "
+                       "when it has finished")
 
 
-def releases_record(service: str, plan: ReleasePlan, index: dict[str, Any]) -> dict[str, Any]:
-    """The updated ``releases.json`` of ``service``: this build appended (replacing an older entry of
-    the same build) and marked ``current``."""
-    old = plan.services[service].releases or {}
-    build = plan.options.build
-    entries = [e for e in old.get("releases", []) if isinstance(e, dict) and e.get("build") != build]
+def with_release(releases: dict[str, Any] | None, service: str, options: PublishOptions,
+                 index: dict[str, Any]) -> dict[str, Any]:
+    """``releases`` (a parsed ``releases.json``, None when absent) with this build appended (replacing
+    an older entry of the same build) and marked ``current``."""
+    build = options.build
+    entries = [e for e in (releases or {}).get("releases", []) if isinstance(e, dict) and e.get("build") != build]
     entries.append({"build": build, "time": index["time"], "index": _release_key(service, build)})
-    return {"service": service, "environment": plan.options.environment, "current": build, "releases": entries}
+    return {"service": service, "environment": options.environment, "current": build, "releases": entries}
+
+
+def _drop(build: str) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    return lambda releases: without_build(releases, build) if releases is not None else None
 
 
 def json_output(key: str, value: dict[str, Any], kind: str, service: str) -> Output:
@@ -497,7 +521,7 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     for name in changed:
         releases = plan.services[name].releases
         if releases and options.build in {e.get("build") for e in releases.get("releases", []) if isinstance(e, dict)}:
-            write_releases(target, name, without_build(releases, options.build), options.short_cache_control)
+            update_releases(target, name, _drop(options.build), options.short_cache_control)
     stale = [_release_key(n, options.build) for n in changed if plan.services[n].current]
     if stale:
         target.delete(stale)
@@ -506,13 +530,22 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
         now = datetime.now(timezone.utc)
         indexes = {n: release_index(n, plan, results, now) for n in plan.services}
-        for stage, outputs in (
-            (INDEX_STAGE, [json_output(_release_key(n, options.build), i, "index", n) for n, i in indexes.items()]),
-            (RELEASES_STAGE, [json_output(f"{n}/{RELEASES}", releases_record(n, plan, i), "index", n)
-                              for n, i in indexes.items()]),
-        ):
-            items = [i for o in outputs for i in items_for(o, options, False, stage)]
-            _run(decide(items, target, plan.services, options.build, pool), target, cache, pool, results, progress)
+        outputs = [json_output(_release_key(n, options.build), i, "index", n) for n, i in indexes.items()]
+        items = [i for o in outputs for i in items_for(o, options, False, INDEX_STAGE)]
+        _run(decide(items, target, plan.services, options.build, pool), target, cache, pool, results, progress)
+
+        def record(name: str) -> Result:
+            data, changed = update_releases(target, name, lambda old: with_release(old, name, options, indexes[name]),
+                                            options.short_cache_control)
+            size = len(data or b"")
+            key = f"{name}/{RELEASES}"
+            return Result(key, key, "index", name, "", "upload" if changed else "skip", size, size,
+                          size if changed else 0)
+
+        for result in pool.map(record, indexes):
+            results.append(result)
+            if progress:
+                progress(result)
     return PublishReport(options.environment, options.build, plan.target, tuple(results))
 
 
@@ -563,7 +596,7 @@ def delete_release(target: Target, plan: DeletePlan, short_cache_control: str = 
         raise PublishError(f"{plan.service}/{plan.build} is the current release in {RELEASES}; nothing deleted",
                            "publish another build first, or pass --force to delete it anyway")
     if plan.releases is not None:
-        write_releases(target, plan.service, without_build(plan.releases, plan.build), short_cache_control)
+        update_releases(target, plan.service, _drop(plan.build), short_cache_control)
     index = _release_key(plan.service, plan.build)
     target.delete([k for k in plan.keys if k == index])
     target.delete([k for k in plan.keys if k != index])

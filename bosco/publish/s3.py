@@ -27,6 +27,7 @@ from bosco.publish.target import Headers, SourceMissing, StoredObject
 
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+CONFLICT = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}  # a conditional write lost
 
 
 def config_problems(config: Config, environment: str) -> list[str]:
@@ -104,9 +105,14 @@ class S3Target:
                             meta["LastModified"].timestamp())
 
     def read(self, key: str) -> bytes | None:
+        found = self.read_tagged(key)
+        return found[0] if found else None
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
         try:
             with self._errors(key):
-                return self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+                response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+                return response["Body"].read(), response["ETag"]
         except PublishError as exc:
             if _not_found(exc):
                 return None
@@ -123,6 +129,19 @@ class S3Target:
     def put(self, key: str, body: bytes, headers: Headers) -> None:
         with self._errors(key):
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **self._headers(headers))
+
+    def put_if(self, key: str, body: bytes, headers: Headers, tag: str | None) -> bool:
+        """A conditional PutObject: ``If-Match: <tag>``, or ``If-None-Match: *`` when ``tag`` is None."""
+        condition = {"IfMatch": tag} if tag else {"IfNoneMatch": "*"}
+        try:
+            with self._errors(key):
+                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body,
+                                       **self._headers(headers), **condition)
+        except PublishError as exc:
+            if _error_code(exc) in CONFLICT or (tag and _not_found(exc)):
+                return False
+            raise
+        return True
 
     def copy(self, source: str, key: str, headers: Headers) -> None:
         try:
@@ -147,9 +166,13 @@ class S3Target:
                                    f" ({len(response['Errors'])} key(s) not deleted)")
 
 
-def _not_found(exc: PublishError) -> bool:
+def _error_code(exc: PublishError) -> str | None:
     cause = exc.__cause__
-    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") in NOT_FOUND
+    return cause.response.get("Error", {}).get("Code") if isinstance(cause, ClientError) else None
+
+
+def _not_found(exc: PublishError) -> bool:
+    return _error_code(exc) in NOT_FOUND
 
 
 def s3_target(config: Config, environment: str, concurrency: int) -> S3Target:

@@ -59,6 +59,13 @@ class Target(Protocol):
     def read(self, key: str) -> bytes | None:
         """The stored bytes at ``key``, or None when there is none."""
 
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The stored bytes at ``key`` and their version tag (the ETag on S3) for ``put_if``, or None."""
+
+    def put_if(self, key: str, body: bytes, headers: Headers, tag: str | None) -> bool:
+        """Store ``body`` at ``key`` only if the object there still has version tag ``tag`` (None:
+        only if there is no object); False when another writer changed it first."""
+
     def put(self, key: str, body: bytes, headers: Headers) -> None:
         """Store ``body`` at ``key`` with ``headers``."""
 

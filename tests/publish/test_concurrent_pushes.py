@@ -1,0 +1,65 @@
+"""Concurrent pushes to one environment: releases.json is updated with S3 conditional writes
+(moto's server honours If-Match / If-None-Match), so no push drops another's entry."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+
+from bosco.publish.compress import CompressionCache
+from bosco.publish.release import PublishOptions, execute, plan_release, update_releases
+from bosco.publish.s3 import S3Target
+from bosco.publish.target import Headers
+
+from .s3support import REGION
+from .test_s3push import expected_set
+
+
+def target(moto_url: str, bucket: str) -> S3Target:
+    return S3Target(boto3.client("s3", endpoint_url=moto_url, region_name=REGION), bucket, "tes/")
+
+
+def releases(s3, bucket: str, service: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=f"tes/{service}/releases.json")["Body"].read())
+
+
+def test_two_pushes_planned_before_either_wrote_keep_both_releases(workspace, moto_url, s3, bucket):
+    plans = [plan_release(expected_set(workspace, b), target(moto_url, bucket), PublishOptions("tes", b))
+             for b in ("71", "81")]  # both read releases.json while it did not exist yet
+    for plan in plans:
+        execute(plan, target(moto_url, bucket), CompressionCache(None))
+    for service in ("app-web", "app-other"):
+        record = releases(s3, bucket, service)
+        assert record["current"] == "81"
+        assert [r["build"] for r in record["releases"]] == ["71", "81"]
+
+
+def test_put_if_refuses_a_stale_version_tag(moto_url, s3, bucket):
+    t = target(moto_url, bucket)
+    headers = Headers("application/json; charset=utf-8", "no-cache", "", "0" * 64)
+    assert t.put_if("a.json", b"1", headers, None)
+    assert not t.put_if("a.json", b"2", headers, None)  # If-None-Match: * and the object exists
+    data, tag = t.read_tagged("a.json")
+    s3.put_object(Bucket=bucket, Key="tes/a.json", Body=b"other writer")
+    assert not t.put_if("a.json", b"3", headers, tag)
+    assert s3.get_object(Bucket=bucket, Key="tes/a.json")["Body"].read() == b"other writer"
+    assert t.put_if("a.json", b"4", headers, t.read_tagged("a.json")[1])
+    assert s3.get_object(Bucket=bucket, Key="tes/a.json")["Body"].read() == b"4"
+
+
+def test_releases_update_that_lost_a_race_reads_and_applies_again(moto_url, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="tes/svc/releases.json", Body=b'{"releases": [{"build": "1"}]}')
+    seen = []
+
+    def add_2(old):
+        seen.append(old)
+        if len(seen) == 1:  # another push writes between our read and our write
+            s3.put_object(Bucket=bucket, Key="tes/svc/releases.json",
+                          Body=b'{"releases": [{"build": "1"}, {"build": "3"}]}')
+        return {"releases": [*old["releases"], {"build": "2"}]}
+
+    data, changed = update_releases(target(moto_url, bucket), "svc", add_2, "no-cache")
+    assert changed and len(seen) == 2
+    stored = json.loads(s3.get_object(Bucket=bucket, Key="tes/svc/releases.json")["Body"].read())
+    assert stored == {"releases": [{"build": "1"}, {"build": "3"}, {"build": "2"}]} == json.loads(data)
