@@ -363,6 +363,11 @@ def compression_cache(config: Config) -> CompressionCache:
                             os.cpu_count() or 1)
 
 
+def print_retry(message: str) -> None:
+    """A retried S3 request, one yellow line on stderr (botocore retries; bosco only reports)."""
+    err.print(f"[yellow]retry:[/] {escape(message)}", highlight=False)
+
+
 def require_problem_free(problems: list[str], where: str) -> None:
     """Print every problem and raise one BoscoError when there is any: nothing may be published."""
     for problem in problems:
@@ -500,7 +505,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     bucket = state.config.get("aws.bucket")
     require_problem_free(asset_set.errors + config_problems(state.config, env),
                          f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
-    target = s3_target(state.config, env, concurrency)
+    target = s3_target(state.config, env, concurrency, print_retry)
     plan = plan_release(asset_set, target, publish)
     bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
     counts = plan.counts()
@@ -531,7 +536,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     service, _, build = release.rpartition("/")
     state = setup(need_services=not service)  # SERVICE/BUILD needs no workspace: the service may be gone
     names = [service] if service else [s.name for s in state.services]
-    target = s3_target(state.config, state.environment, DEFAULT_CONCURRENCY)
+    target = s3_target(state.config, state.environment, DEFAULT_CONCURRENCY, print_retry)
     plans = [p for p in (plan_delete(target, n, build) for n in names) if p.keys]
     if not plans:
         raise PublishError(f"no objects found for {release} in {target.description}",

@@ -25,7 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "css": {"minifier": "rcssmin"},
     "fragments": {"sri": True},
     "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000,
-            "shortcache": "public, max-age=60, must-revalidate", "attempts": 5},
+            "shortcache": "public, max-age=60, must-revalidate", "attempts": 5,
+            "connecttimeout": 5, "readtimeout": 30},
     "brotli": {"quality": 11, "mapquality": 5},
 }
 
@@ -134,6 +135,8 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "aws.endpoint": (lambda v: v is None or isinstance(v, str), "a URL string"),
     "aws.shortcache": (lambda v: isinstance(v, str) and v != "", "a Cache-Control header value"),
     "aws.attempts": (_int_from(1, 20), "a whole number of attempts from 1 to 20"),
+    "aws.connecttimeout": (_int_from(1, 600), "a whole number of seconds from 1 to 600"),
+    "aws.readtimeout": (_int_from(1, 600), "a whole number of seconds from 1 to 600"),
     "brotli.quality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
     "brotli.mapquality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
 }

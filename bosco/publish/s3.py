@@ -3,8 +3,9 @@
 Works with any S3-compatible store: ``aws.endpoint`` (or the SDK's own ``AWS_ENDPOINT_URL``)
 selects it. Credentials come from the standard AWS chain; ``aws.key``/``aws.secret`` are accepted
 for compatibility with Bosco and never printed. Transient errors (5xx, throttling, connection
-resets) are retried by botocore's ``standard`` retry mode with exponential backoff, up to
-``aws.attempts`` attempts in total.
+resets, timeouts) are retried by botocore's ``standard`` retry mode with exponential backoff, up
+to ``aws.attempts`` attempts in total, each waiting at most ``aws.connecttimeout`` seconds to
+connect and ``aws.readtimeout`` seconds for an answer.
 
 S3 cannot store a ``Vary`` header (only ``Content-*``, ``Cache-Control``, ``Expires`` and
 ``x-amz-meta-*``), so ``Vary: Accept-Encoding`` has to be added by the CDN that picks ``<key>``
@@ -13,7 +14,7 @@ or ``<key>.br`` by the request's ``Accept-Encoding``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,21 +38,50 @@ def config_problems(config: Config, environment: str) -> list[str]:
     return []
 
 
-def s3_client(config: Config, concurrency: int) -> Any:
+def s3_client(config: Config, concurrency: int, on_retry: Callable[[str], None] | None = None) -> Any:
     """A boto3 S3 client for the configured region and endpoint, with a connection pool of
-    ``concurrency`` and botocore's standard retry mode (``aws.attempts`` attempts in total)."""
+    ``concurrency``, botocore's standard retry mode (``aws.attempts`` attempts in total) and
+    ``aws.connecttimeout``/``aws.readtimeout`` (seconds). ``on_retry(message)`` is called before
+    each retry with the operation, key, attempt and the cause of the previous failure."""
     credentials = {}
     if config.get("aws.key") and config.get("aws.secret"):
         credentials = {"aws_access_key_id": config.get("aws.key"), "aws_secret_access_key": config.get("aws.secret")}
     boto_config = BotoConfig(
         retries={"mode": "standard", "total_max_attempts": config.get("aws.attempts")},
+        connect_timeout=config.get("aws.connecttimeout"),
+        read_timeout=config.get("aws.readtimeout"),
         max_pool_connections=max(10, concurrency),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         s3={"addressing_style": "path"} if config.get("aws.endpoint") else None,
     )
-    return boto3.session.Session().client("s3", region_name=config.get("aws.region"),
-                                          endpoint_url=config.get("aws.endpoint"), config=boto_config, **credentials)
+    client = boto3.session.Session().client("s3", region_name=config.get("aws.region"),
+                                            endpoint_url=config.get("aws.endpoint"), config=boto_config, **credentials)
+    if on_retry is not None:
+        client.meta.events.register("needs-retry.s3", _record_cause)
+        client.meta.events.register("request-created.s3", lambda request, operation_name, **_: _notify(
+            request, operation_name, config.get("aws.attempts"), on_retry))
+    return client
+
+
+def _record_cause(request_dict: dict[str, Any], response: Any, caught_exception: Exception | None,
+                  **_: Any) -> None:
+    """``needs-retry`` handler: remember why the attempt failed (the retry handler decides whether)."""
+    if caught_exception is not None:
+        cause = str(caught_exception)
+    elif response is not None and response[0].status_code >= 400:
+        cause = f"HTTP {response[0].status_code} {response[1].get('Error', {}).get('Code', '')}".rstrip()
+    else:
+        return
+    request_dict["context"]["bosco_retry_cause"] = cause
+
+
+def _notify(request: Any, operation: str, attempts: int, on_retry: Callable[[str], None]) -> None:
+    """``request-created`` handler: a request created for attempt 2 or later is a retry."""
+    attempt = request.context.get("retries", {}).get("attempt", 1)
+    if attempt > 1:
+        on_retry(f"retrying {operation} {request.url.split('?')[0]} (attempt {attempt} of {attempts}) after: "
+                 f"{request.context.get('bosco_retry_cause', 'an error')}")
 
 
 class S3Target:
@@ -175,10 +205,12 @@ def _not_found(exc: PublishError) -> bool:
     return _error_code(exc) in NOT_FOUND
 
 
-def s3_target(config: Config, environment: str, concurrency: int) -> S3Target:
+def s3_target(config: Config, environment: str, concurrency: int,
+              on_retry: Callable[[str], None] | None = None) -> S3Target:
     """The S3 target for ``environment`` from the configuration (``aws.bucket``, ``aws.region``,
-    ``aws.endpoint``). Raises ``PublishError`` when ``aws.bucket`` is not set."""
+    ``aws.endpoint``, timeouts; ``on_retry`` as for ``s3_client``). Raises ``PublishError`` when
+    ``aws.bucket`` is not set."""
     problems = config_problems(config, environment)
     if problems:
         raise PublishError(problems[0], "configure the bucket of this environment")
-    return S3Target(s3_client(config, concurrency), config.get("aws.bucket"), f"{environment}/")
+    return S3Target(s3_client(config, concurrency, on_retry), config.get("aws.bucket"), f"{environment}/")

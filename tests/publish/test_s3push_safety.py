@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from pathlib import Path
 
 from .s3support import MANIFESTS, REGION, keys, run, write_workspace
@@ -120,6 +121,20 @@ def test_transient_failure_is_retried(tmp_path, fault_proxy, s3, bucket):
     assert result.exit_code == 0, result.output
     assert fault_proxy.attempts == 1
     assert "tes/app-web/55/release.json" in keys(s3, bucket)
+    assert (f"retry: retrying PutObject {fault_proxy.url}/{bucket}/tes/app-web/55/js/top.js.br (attempt 2 of 2) "
+            "after: HTTP 500 InternalError") in result.stderr
+
+
+def test_endpoint_that_never_answers_fails_after_the_configured_timeouts(tmp_path, bucket):
+    with socket.socket() as silent:  # accepts TCP connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        workspace = write_workspace(tmp_path / "ws", {"bucket": bucket, "endpoint": url, "region": REGION,
+                                                      "attempts": 2, "connecttimeout": 1, "readtimeout": 1})
+        result = failed_push(workspace)
+    assert "retry: retrying GetObject" in result.stderr and "(attempt 2 of 2) after: Read timeout" in result.stderr
+    assert f'error: s3://{bucket}/tes/' in result.stderr and 'Read timeout on endpoint URL' in result.stderr
 
 
 def releases(s3, bucket: str, service: str) -> dict:
@@ -186,6 +201,11 @@ def test_bad_publish_settings_name_their_file(workspace, s3, bucket):
     path.write_text(json.dumps(config))
     result = failed_push(workspace)
     assert f"error: {path}: aws.attempts must be a whole number of attempts from 1 to 20, not 0" in result.stderr
+    config["aws"]["attempts"] = 2
+    config["aws"]["readtimeout"] = 0
+    path.write_text(json.dumps(config))
+    result = failed_push(workspace)
+    assert f"error: {path}: aws.readtimeout must be a whole number of seconds from 1 to 600, not 0" in result.stderr
     assert keys(s3, bucket) == {}
 
 
