@@ -14,7 +14,8 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -368,12 +369,25 @@ def print_retry(message: str) -> None:
     err.print(f"[yellow]retry:[/] {escape(message)}", highlight=False)
 
 
-def require_problem_free(problems: list[str], where: str) -> None:
-    """Print every problem and raise one BoscoError when there is any: nothing may be published."""
+@contextmanager
+def json_failure(as_json: bool, problems: list[str]) -> Iterator[None]:
+    """With ``--json``, a failure also prints ``{"ok": false, "errors": [...], "hint": ...}`` on stdout
+    (``problems`` found so far, then the error itself) before the usual red line and exit 1."""
+    try:
+        yield
+    except BoscoError as exc:
+        if as_json:
+            click.echo(json.dumps({"ok": False, "errors": [*problems, str(exc)], "hint": exc.hint}, indent=2))
+        raise
+
+
+def require_problem_free(printed: list[str], problems: list[str], where: str) -> None:
+    """Print ``problems`` (``printed`` ones were shown already) and raise one PublishError counting
+    both when there is any: nothing may be published."""
     for problem in problems:
         err.print(f"[red]error:[/] {escape(problem)}", highlight=False)
-    if problems:
-        raise PublishError(f"{len(problems)} problem(s); nothing published to {where}",
+    if printed or problems:
+        raise PublishError(f"{len(printed) + len(problems)} problem(s); nothing published to {where}",
                            "fix the problems above and run again")
 
 
@@ -424,8 +438,11 @@ def print_report(report: PublishReport, as_json: bool) -> None:
     out.print(table)
     t = report.totals()
     verb = "would be " if report.dry_run else ""
+    estimate = (f" (uncompressed size of {t['estimated_objects']} objects whose compressed size is not cached: "
+                "an upper bound)" if t.get("estimated_objects") else "")
     out.print(f"{t['objects']} objects: {t['upload']} {verb}uploaded, {t['copy']} {verb}copied, {t['skip']} "
-              f"{verb}skipped; {t['raw_bytes']:,} bytes raw, {t['sent_bytes']:,} bytes {verb}sent", markup=False)
+              f"{verb}skipped; {t['raw_bytes']:,} bytes raw, {t['sent_bytes']:,} bytes {verb}sent{estimate}",
+              markup=False)
 
 
 @cli.command("build")
@@ -475,8 +492,9 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
 @click.option("--no-prompt", "-n", is_flag=True, help="Publish without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded, copied or skipped; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY, show_default=True,
-              help="Objects uploaded at the same time.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY,
+              help=f"Objects uploaded at the same time, 1 to 256 (default: 8 per CPU, at most 32: "
+              f"{DEFAULT_CONCURRENCY} here).")
 @click.option("--force", is_flag=True, help="Replace objects of an already published build (immutable unless "
               "the build is `default`).")
 @shared_options
@@ -490,36 +508,39 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
     Compressible types are stored gzip-encoded at their key and brotli-encoded at <key>.br; objects
     already stored with the same SHA-256 are skipped, those of the previous release copied.
     """
-    require_interactive(no_prompt or dry_run)
-    state = setup()
-    env = state.environment
-    ctx = click.get_current_context().find_object(Context)
-    filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
-    publish = publish_options(state, build_name, concurrency, bundle, force, index_page=not filtered)
-    cache = compression_cache(state.config)
-    if not state.config.get("aws.cdn"):
-        err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
-    options = publish_build_options(state, build_name, bundle, True, f"/{env}")
-    asset_set = build_published(state, options)
-    print_problems(asset_set)
-    bucket = state.config.get("aws.bucket")
-    require_problem_free(asset_set.errors + config_problems(state.config, env),
-                         f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
-    target = s3_target(state.config, env, concurrency, print_retry)
-    plan = plan_release(asset_set, target, publish)
-    bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
-    counts = plan.counts()
-    err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "
-              f"{sum(len(o.data) for o in asset_set.outputs.values()):,} bytes -> {target.description} "
-              f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged)",
-              markup=False)
-    if dry_run:
-        print_report(dry_run_report(plan, cache), as_json)
-        return
-    if not no_prompt:
-        confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
-    with cache:
-        print_report(run_with_progress(plan, target, cache), as_json)
+    problems: list[str] = []
+    with json_failure(as_json, problems):
+        require_interactive(no_prompt or dry_run)
+        state = setup()
+        env = state.environment
+        ctx = click.get_current_context().find_object(Context)
+        filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
+        publish = publish_options(state, build_name, concurrency, bundle, force, index_page=not filtered)
+        cache = compression_cache(state.config)
+        if not state.config.get("aws.cdn"):
+            err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
+        options = publish_build_options(state, build_name, bundle, True, f"/{env}")
+        asset_set = build_published(state, options)
+        print_problems(asset_set)
+        bucket = state.config.get("aws.bucket")
+        config = config_problems(state.config, env)
+        problems += asset_set.errors + config
+        require_problem_free(asset_set.errors, config, f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
+        target = s3_target(state.config, env, concurrency, print_retry)
+        plan = plan_release(asset_set, target, publish)
+        bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
+        counts = plan.counts()
+        err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "
+                  f"{sum(len(o.data) for o in asset_set.outputs.values()):,} bytes -> {target.description} "
+                  f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
+                  f"then {2 * len(plan.services)} release index files)", markup=False)
+        if dry_run:
+            print_report(dry_run_report(plan, cache), as_json)
+            return
+        if not no_prompt:
+            confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
+        with cache:
+            print_report(run_with_progress(plan, target, cache), as_json)
 
 
 @cli.command("s3delete")

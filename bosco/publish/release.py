@@ -151,11 +151,14 @@ class PublishReport:
     def totals(self) -> dict[str, int]:
         """``objects``, ``upload``, ``copy``, ``skip`` counts, ``raw_bytes`` (uncompressed bytes of the
         distinct assets, each counted once however many encodings are stored) and ``sent_bytes``
-        (bytes uploaded)."""
+        (bytes uploaded). A dry run adds ``estimated_objects``: uploads whose compressed size is not
+        cached, counted in ``sent_bytes`` at their uncompressed size (an upper bound)."""
         totals = {a: sum(1 for r in self.results if r.action == a) for a in ACTIONS}
         totals["objects"] = len(self.results)
         totals["raw_bytes"] = sum({r.asset_key: r.raw_size for r in self.results}.values())
         totals["sent_bytes"] = sum(r.sent for r in self.results)
+        if self.dry_run:
+            totals["estimated_objects"] = sum(1 for r in self.results if r.action == "upload" and r.size is None)
         return totals
 
     def bundles(self) -> list[dict[str, Any]]:
@@ -178,8 +181,8 @@ class PublishReport:
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON-ready object (what ``--json`` prints)."""
         return {
-            "environment": self.environment, "build": self.build, "target": self.target, "dry_run": self.dry_run,
-            "bundles": self.bundles(), "totals": self.totals(),
+            "ok": True, "environment": self.environment, "build": self.build, "target": self.target,
+            "dry_run": self.dry_run, "bundles": self.bundles(), "totals": self.totals(),
             "objects": [{"key": r.key, "action": r.action, "encoding": r.encoding or None, "size": r.size,
                          "sent": r.sent} for r in self.results],
         }
@@ -546,18 +549,21 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             results.append(result)
             if progress:
                 progress(result)
+    order = {s.item.key: n for n, s in enumerate(plan.steps)}  # publish order, not completion order
+    results.sort(key=lambda r: (order.get(r.key, len(order)), r.key.endswith(f"/{RELEASES}"), r.key))
     return PublishReport(options.environment, options.build, plan.target, tuple(results))
 
 
 def dry_run_report(plan: ReleasePlan, cache: CompressionCache) -> PublishReport:
     """What ``execute`` would do with the content objects, without touching the target: stored sizes
-    come from the target's listing, the previous release index or the compression cache (else None)."""
+    come from the target's listing, the previous release index or the compression cache (else None,
+    and an upload of unknown compressed size counts its uncompressed size as sent: an upper bound)."""
     results = []
     for step in plan.steps:
         item = step.item
         size = step.size if step.size is not None else (
             len(item.data) if item.encoding == IDENTITY else cache.size(item.sha256, item.encoding, item.asset_key))
-        sent = (size or 0) if step.action == "upload" else 0
+        sent = (len(item.data) if size is None else size) if step.action == "upload" else 0
         results.append(Result(item.key, item.asset_key, item.kind, item.service, item.encoding.name, step.action,
                               len(item.data), size, sent))
     return PublishReport(plan.options.environment, plan.options.build, plan.target, tuple(results), dry_run=True)

@@ -202,6 +202,27 @@ def test_dry_run_touches_nothing(workspace, s3, bucket):
     assert report["dry_run"] is True
     assert {o["action"] for o in report["objects"]} == {"upload"}
     assert keys(s3, bucket) == {}
+    # nothing is compressed yet: compressible objects count their uncompressed size, and say so
+    outputs = expected_set(workspace, "55").outputs
+    compressible = [k for k in outputs if k[k.rfind("."):] in COMPRESSED]
+    assert report["totals"]["estimated_objects"] == 2 * len(compressible)
+    assert report["totals"]["sent_bytes"] == sum(len(o.data) * (2 if k in compressible else 1)
+                                                 for k, o in outputs.items())
+    text = run(workspace, "s3push", "-b", "55", "--dry-run")
+    assert (f"{report['totals']['sent_bytes']:,} bytes would be sent (uncompressed size of "
+            f"{2 * len(compressible)} objects whose compressed size is not cached: an upper bound)") in text.stdout
+
+
+def test_report_lists_objects_and_bundles_in_publish_order(workspace, s3, bucket):
+    report = push(workspace, "-b", "55", "--concurrency", "32")
+    outputs = expected_set(workspace, "55").outputs
+    stage = {"file": 0, "bundle": 0, "library": 0, "site": 0, "map": 1, "fragment": 2, "page": 2}
+    content = sorted(outputs.values(), key=lambda o: stage[o.kind])  # stable: workspace order inside a stage
+    expected = [o.key + suffix for o in content
+                for suffix in (("", ".br") if o.key[o.key.rfind("."):] in COMPRESSED else ("",))]
+    expected += [f"{s}/55/release.json" for s in sorted(MANIFESTS)] + [f"{s}/releases.json" for s in sorted(MANIFESTS)]
+    assert [o["key"] for o in report["objects"]] == expected
+    assert [b["key"] for b in report["bundles"]] == [k for k, o in outputs.items() if o.kind == "bundle"]
 
 
 def test_table_and_totals_on_stdout(workspace, s3, bucket):
@@ -247,6 +268,15 @@ def test_bundle_push_of_a_tag_no_service_has_is_refused(workspace, s3, bucket):
     assert keys(s3, bucket) == before
 
 
+def test_concurrency_help_states_the_default_as_the_readme_does(workspace):
+    from bosco.publish.release import DEFAULT_CONCURRENCY
+
+    result = run(workspace, "s3push", "--help")
+    assert "default: 8 per CPU, at most 32" in " ".join(result.stdout.split())
+    assert min(32, 8 * (os.cpu_count() or 1)) == DEFAULT_CONCURRENCY
+    assert "(default 8 per CPU, at most 32)" in (Path(__file__).parents[2] / "README.md").read_text()
+
+
 def test_non_interactive_stdin_without_n_is_an_error(workspace, s3, bucket):
     result = run(workspace, "s3push", "-b", "55")
     assert result.exit_code == 1
@@ -281,6 +311,7 @@ def test_confirmation_declined_publishes_nothing(workspace, s3, bucket):
     result = answer_prompt(workspace, "n")
     assert result.returncode == 1, result.stderr
     assert "2 services, 3 bundles, 23 files" in result.stderr
+    assert "(36 objects to upload, 0 to copy, 0 unchanged; then 4 release index files)" in result.stderr
     assert "Are you sure you want to publish build 55 in tes (y/N)?" in result.stderr
     assert "cancelled: nothing changed" in result.stderr
     assert keys(s3, bucket) == {}

@@ -25,10 +25,15 @@ def test_missing_file_publishes_nothing(workspace, s3, bucket):
     manifest = json.loads(json.dumps(MANIFESTS["app-web"]))
     manifest["assets"]["js"]["top"].append("js/missing.js")
     set_manifest(workspace, "app-web", manifest)
-    result = failed_push(workspace)
-    assert "js/missing.js" in result.stderr
+    result = failed_push(workspace, "--json")
+    assert result.stderr.count("js/missing.js") == 1  # printed once, not again in the summary
     assert f"1 problem(s); nothing published to s3://{bucket}/tes/" in result.stderr
     assert keys(s3, bucket) == {}
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and len(report["errors"]) == 2
+    assert "js/missing.js" in report["errors"][0]
+    assert report["errors"][1] == f"1 problem(s); nothing published to s3://{bucket}/tes/"
+    assert report["hint"] == "fix the problems above and run again"
 
 
 def test_failed_build_command_publishes_nothing(workspace, s3, bucket):
