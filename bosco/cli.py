@@ -530,8 +530,9 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         plan = plan_release(asset_set, target, publish)
         bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
         counts = plan.counts()
-        err.print(f"{len(plan.services)} services, {bundles} bundles, {len(asset_set.outputs)} files, "
-                  f"{sum(len(o.data) for o in asset_set.outputs.values()):,} bytes -> {target.description} "
+        released = {s.item.asset_key: len(s.item.data) for s in plan.steps}
+        err.print(f"{len(plan.services)} services, {bundles} bundles, {len(released)} files, "
+                  f"{sum(released.values()):,} bytes -> {target.description} "
                   f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
                   f"then {2 * len(plan.services)} release index files)", markup=False)
         if dry_run:

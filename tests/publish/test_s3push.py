@@ -249,7 +249,10 @@ def test_bundle_push_leaves_services_without_that_bundle_alone(workspace, s3, bu
     (workspace / "app-other" / "bosco-service.json").write_text(json.dumps(manifest))
     (workspace / "app-other" / "src" / "robots.txt").write_bytes(b"User-agent: *\n")
     push(workspace, "-b", "3")
-    report = push(workspace, "-b", "4", "top")
+    result = run(workspace, "s3push", "-n", "--json", "-b", "4", "top")
+    # the summary counts what is published: top.js, its map and fragment, app-web's favicon (not robots.txt)
+    assert "1 services, 1 bundles, 4 files," in result.stderr
+    report = json.loads(result.stdout)
     assert not [o for o in report["objects"] if o["key"].startswith("app-other/")]
     assert not keys(s3, bucket, "tes/app-other/4/")
     other = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-other/releases.json")["Body"].read())
