@@ -49,7 +49,6 @@ from bosco.publish.release import (
     plan_delete,
     plan_release,
 )
-from bosco.publish.s3 import config_problems, s3_target
 from bosco.publish.target import Target
 from bosco.workspace import Service, discover_services, filter_services, find_root
 
@@ -522,6 +521,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         options = publish_build_options(state, build_name, bundle, True, f"/{env}")
         asset_set = build_published(state, options)
         print_problems(asset_set)
+        from bosco.publish.s3 import config_problems, s3_target  # boto3 costs 0.2 s of start-up: only here
+
         bucket = state.config.get("aws.bucket")
         config = config_problems(state.config, env)
         problems += asset_set.errors + config
@@ -558,6 +559,8 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     service, _, build = release.rpartition("/")
     state = setup(need_services=not service)  # SERVICE/BUILD needs no workspace: the service may be gone
     names = [service] if service else [s.name for s in state.services]
+    from bosco.publish.s3 import s3_target  # boto3 costs 0.2 s of start-up: only here
+
     target = s3_target(state.config, state.environment, DEFAULT_CONCURRENCY, print_retry)
     plans = [p for p in (plan_delete(target, n, build) for n in names) if p.keys]
     if not plans:
