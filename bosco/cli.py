@@ -307,7 +307,7 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
         # on a cold cache for megabytes of JS); minified bundles are verified in their only pass
         asset_set = build_with_progress(state, functools.partial(session.build_all, check_syntax=minify))
         if not minify:
-            asset_set = session.build_all()
+            asset_set = session.check_all()
         print_problems(asset_set)
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
         err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "

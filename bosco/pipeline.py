@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bosco.assets import Asset, BundleInput, collect, missing_assets
+from bosco.assets import BundleInput, collect, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
 from bosco.bundle import build_bundle, js_minify_inputs
@@ -78,14 +78,30 @@ def _single(service: str, build: str, asset, kind: str = "file", key: str | None
     return Output(key, asset.path.read_bytes(), kind, service, (f"{service}/{asset.repo_rel}",))
 
 
-def _syntax_errors(service: str, asset: Asset, data: bytes) -> list[str]:
+def _syntax_errors(type_: str, repo_rel: str, data: bytes) -> list[str]:
     """The syntax error of one JS/CSS file served as it is (cached by content, see ``bosco.verify``)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return [f"{asset.repo_rel}: cannot read as UTF-8 ({exc})"]
-    problem = minify_verified(asset.type, text, minify=False).problem
-    return [problem.describe(asset.repo_rel)] if problem else []
+        return [f"{repo_rel}: cannot read as UTF-8 ({exc})"]
+    problem = minify_verified(type_, text, minify=False).problem
+    return [problem.describe(repo_rel)] if problem else []
+
+
+def check_syntax(build: ServiceBuild) -> ServiceBuild:
+    """``build`` (made with ``check_syntax=False``) with the syntax errors of the JS/CSS files it
+    serves one by one added to their bundle reports: the second pass of ``bosco cdn``, which serves
+    first and checks after, without running build commands again."""
+    outputs = {o.key: o for o in build.outputs}
+    reports = []
+    for report in build.bundles:
+        errors = list(report.errors)
+        if report.key is None and report.type in ("js", "css"):
+            for key in report.files:
+                source = outputs[key].sources[0].split("/", 1)[1]
+                errors += _syntax_errors(report.type, source, outputs[key].data)
+        reports.append(replace(report, errors=tuple(errors)))
+    return replace(build, bundles=tuple(reports))
 
 
 def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
@@ -144,8 +160,8 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
                 outputs.append(out)
                 if not asset.source_map:
                     files.append(out)
-                    if code_type:
-                        bundle_errors += _syntax_errors(service.name, asset, out.data) if options.check_syntax else []
+                    if code_type and options.check_syntax:
+                        bundle_errors += _syntax_errors(asset.type, asset.repo_rel, out.data)
         fragment_key = None
         if code_type:
             fragment = _fragment(service.name, options, b, files)

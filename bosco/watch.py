@@ -41,7 +41,7 @@ from bosco.assetset import AssetSet, ServiceBuild
 from bosco.builds import WatchBuild
 from bosco.fragments import url_for
 from bosco.manifest import MANIFEST_NAME
-from bosco.pipeline import BuildOptions, assemble, build_service
+from bosco.pipeline import BuildOptions, assemble, build_service, check_syntax
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
 
@@ -254,7 +254,7 @@ class WatchSession:
 
     def build_all(self, progress: Callable[[Service], None] | None = None, check_syntax: bool = True) -> AssetSet:
         """Build every service (``progress`` after each), serve the result and return it.
-        ``check_syntax`` False skips syntax checks of single files (a quick first pass)."""
+        ``check_syntax`` False skips syntax checks of single files (a quick first pass: ``check_all``)."""
         for path in self.order:
             build = build_service(self.services[path], replace(self._options(path), check_syntax=check_syntax))
             self._served[path] = build
@@ -263,6 +263,17 @@ class WatchSession:
             if progress:
                 progress(self.services[path])
         return self._publish()
+
+    def check_all(self) -> AssetSet:
+        """Add the syntax errors of single JS/CSS files to every served build (after a
+        ``build_all(check_syntax=False)``), serve the result and return it."""
+        with self._lock:
+            for path in self.order:
+                build = check_syntax(self._served[path])
+                self._served[path] = build
+                if not build.all_errors:
+                    self._last_good[path] = build
+            return self._publish()
 
     def _publish(self) -> AssetSet:
         builds = []

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -419,3 +420,16 @@ def test_build_into_a_plain_folder_of_the_workspace_is_allowed(example):
     result = bosco("-W", example, "build", "--out", example / "out")
     assert result.exit_code == 0, result.output
     assert (example / "out" / "index.html").is_file()
+
+
+def test_cdn_on_a_fresh_example_runs_the_build_command_once_and_warns_about_nothing(example, tmp_path, isolated_env):
+    assert not (example / "app-reports" / "dist").exists()
+    log = tmp_path / "cdn.log"
+    with running_cdn([sys.executable, "-m", "bosco", "cdn"], example, isolated_env, log) as (base, index):
+        assert httpx.get(base + "/app-reports/local/reports.js").status_code == 200
+        deadline = time.monotonic() + 60
+        while "serving 4 services" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    output = log.read_text()
+    assert "serving 4 services" in output
+    assert "warning" not in output and "error" not in output

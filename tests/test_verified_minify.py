@@ -59,9 +59,15 @@ def test_cdn_shows_syntax_error_of_single_files(tmp_path: Path):
     assert '<div class="error">css/a.css:1:4: `{` is never closed\n    .a { color: red;</div>' in index
 
 
-def test_quick_first_pass_skips_the_syntax_check_of_single_files(tmp_path: Path):
-    repo = service(tmp_path, "svc", {"css/a.css": ".a { color: red;\n"}, {"css": {"main": ["css/a.css"]}})
-    assert build(repo, BuildOptions(check_syntax=False)).all_errors == ()
+def test_quick_first_pass_skips_the_syntax_check_of_single_files_and_check_syntax_adds_it(tmp_path: Path):
+    from bosco.pipeline import check_syntax
+
+    repo = service(tmp_path, "svc", {"css/a.css": ".a { color: red;\n", "js/ok.js": "var ok = 1;\n"},
+                   {"css": {"main": ["css/a.css"]}, "js": {"top": ["js/ok.js"]}})
+    quick = build(repo, BuildOptions(check_syntax=False))
+    assert quick.all_errors == ()
+    assert check_syntax(quick) == build(repo, BuildOptions())
+    assert check_syntax(quick).all_errors == ("css/main: css/a.css:1:4: `{` is never closed\n    .a { color: red;",)
 
 
 def test_cdn_serves_then_shows_syntax_errors_after_its_second_pass(tmp_path: Path):
