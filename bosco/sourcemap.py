@@ -69,7 +69,6 @@ def decode_mappings(mappings: str) -> list[list[tuple[int, ...]]]:
 
 
 _B64_BYTES = np.frombuffer(_B64.encode("ascii"), dtype=np.uint8)
-_DIGITS = 7  # base64 digits of one VLQ value; 7 x 5 bits cover every column of a 2 GB file
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,8 @@ def encode_segments(gen_line: np.ndarray, gen_col: np.ndarray, src_line: np.ndar
         np.diff(src_col, prepend=0),
     ], axis=1)
     zigzag = np.where(values < 0, (-values << 1) | 1, values << 1)
-    shifts = 5 * np.arange(_DIGITS, dtype=np.int64)
+    digits = max(1, (int(zigzag.max()).bit_length() + 4) // 5)  # only as many as the largest value needs
+    shifts = 5 * np.arange(digits, dtype=np.int64)
     rest = zigzag[:, :, None] >> shifts  # (n, 4, digits)
     more = np.zeros_like(rest, dtype=bool)
     more[:, :, :-1] = rest[:, :, 1:] > 0

@@ -108,3 +108,18 @@ def test_map_is_served_as_json(tmp_path: Path):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json; charset=utf-8"
     assert response.json()["sources"] == ["svc/js/a.js"]
+
+
+def test_encoded_segments_round_trip_for_small_and_huge_values():
+    import numpy as np
+
+    from bosco.sourcemap import MapWriter, decode_mappings, encode_segments
+
+    gen_line = np.array([0, 0, 0, 2, 2])
+    gen_col = np.array([0, 5, 100_000_000, 0, 31])
+    src_line = np.array([3, 3, 0, 7, 7])
+    src_col = np.array([0, 15, 2**30, 1, 0])
+    writer = MapWriter("x.js")
+    writer.append(0, writer.add_source("svc/x.js", None), encode_segments(gen_line, gen_col, src_line, src_col))
+    assert decode_mappings(writer.to_dict()["mappings"]) == [
+        [(0, 0, 3, 0), (5, 0, 3, 15), (100_000_000, 0, 0, 2**30)], [], [(0, 0, 7, 1), (31, 0, 7, 0)]]
