@@ -153,11 +153,11 @@ class AssetSet:
         return [f"{s.name}: {e}" for s in self.services for e in s.all_errors]
 
     @staticmethod
-    def assemble(services: tuple[ServiceBuild, ...], extra: tuple[Output, ...] = ()) -> AssetSet:
+    def assemble(services: tuple[ServiceBuild, ...]) -> AssetSet:
         """Combine service builds (first writer of a key wins; a later different one is a warning)."""
         outputs: dict[str, Output] = {}
         warnings = []
-        for output in [o for s in services for o in s.outputs] + list(extra):
+        for output in (o for s in services for o in s.outputs):
             existing = outputs.get(output.key)
             if existing is None:
                 outputs[output.key] = output

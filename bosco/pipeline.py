@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
 from bosco.assets import BundleInput, collect, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
@@ -189,9 +190,10 @@ def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnin
 def assemble(services: Sequence[ServiceBuild], options: BuildOptions,
              warnings: Sequence[str] = ()) -> AssetSet:
     """Combine service builds and render the index page into one AssetSet."""
-    all_warnings = tuple(warnings) + AssetSet.assemble(tuple(services)).warnings
-    index = index_output(services, options, all_warnings)
-    return replace(AssetSet.assemble(tuple(services), (index,)), warnings=all_warnings)
+    combined = AssetSet.assemble(tuple(services))
+    all_warnings = tuple(warnings) + combined.warnings
+    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings)}
+    return AssetSet(MappingProxyType(outputs), combined.services, all_warnings)
 
 
 def build_asset_set(
