@@ -20,6 +20,7 @@ from typing import Any
 import csscompressor
 
 from bosco.assets import Asset
+from bosco.config import CSS_MINIFIERS
 from bosco.css import prepare as prepare_css
 from bosco.errors import BundleError
 from bosco.jsonfile import read_text
@@ -27,7 +28,6 @@ from bosco.sourcemap import MapWriter, decode_mappings
 from bosco.syntax import unit_offsets
 from bosco.verify import minify_verified
 
-CSS_MINIFIERS = ("rcssmin", "csscompressor")
 _JS_MAP_COMMENT = re.compile(r"^[ \t]*//[#@][ \t]*sourceMappingURL=([^\s'\"]*)[ \t]*$", re.M)
 _CSS_MAP_COMMENT = re.compile(r"/\*[#@][ \t]*sourceMappingURL=([^\s*]*)[ \t]*\*/")
 

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "brotli": {"quality": 11, "mapquality": 5},
 }
 
+CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
 SECRET_WORDS = ("secret", "password", "token", "credential")
 SECRET_KEYS = {"key", "aws.key", "aws.secret", "accesskeyid", "secretaccesskey"}
 MASK = "****"
@@ -127,7 +128,7 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "cdn.host": (lambda v: isinstance(v, str) and v != "", "a host name or IP address"),
     "cdn.port": (_port, "a whole number from 0 to 65535"),
     "cdn.url": (lambda v: v is None or isinstance(v, str), "a URL string"),
-    "css.minifier": (lambda v: v in ("rcssmin", "csscompressor"), '"rcssmin" or "csscompressor"'),
+    "css.minifier": (lambda v: v in CSS_MINIFIERS, " or ".join(f'"{m}"' for m in CSS_MINIFIERS)),
     "fragments.sri": (lambda v: isinstance(v, bool), "true or false"),
     "aws.maxage": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                    "a whole number of seconds"),

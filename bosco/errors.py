@@ -25,10 +25,6 @@ class ManifestError(BoscoError):
     """A ``bosco-service.json`` is not valid JSON or does not follow DESIGN §4."""
 
 
-class AssetError(BoscoError):
-    """A declared asset is missing, unreadable, or resolves outside its repository."""
-
-
 class BuildCommandError(BoscoError):
     """A service's external ``build.command`` failed (non-zero exit or could not start)."""
 

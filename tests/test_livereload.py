@@ -168,6 +168,7 @@ def test_ctrl_c_with_an_open_event_stream_stops_quietly(example: Path, tmp_path:
                                  "--port", str(port)], cwd=example, stdout=handle, stderr=subprocess.STDOUT)
     try:
         until(up, 60, "bosco cdn to answer")
+        until(lambda: "watching app-home" in log.read_text(), 60, "the first build to finish")
         with httpx.stream("GET", f"http://127.0.0.1:{port}/_bosco/events", timeout=30) as stream:
             lines = stream.iter_lines()
             assert next(lines) == "retry: 1000"
