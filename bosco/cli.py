@@ -301,17 +301,15 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
     )
 
     def build() -> None:
-        # unminified: serve after a quick pass, then syntax-check every file and serve that (seconds
-        # on a cold cache for megabytes of JS); minified bundles are verified in their only pass
-        asset_set = build_with_progress(state, functools.partial(session.build_all, check_syntax=minify))
-        if not minify:
-            asset_set = session.check_all()
+        # watching starts before any file is read; unminified: serve after a quick pass, then
+        # syntax-check every file and serve that (seconds on a cold cache for megabytes of JS);
+        # minified bundles are verified in their only pass
+        asset_set = build_with_progress(state, functools.partial(session.serve, quick=not minify))
         print_problems(asset_set)
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
         err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
                   f"({'minified bundles' if minify else 'source files'})")
         if watched:
-            session.start()
             err.print(f"[green]watching[/] {', '.join(s.name for s in watched)}"
                       + (" (live reload on)" if livereload else ""))
         out.print(f"{base_url}/")

@@ -13,6 +13,7 @@ of on file events. Each rebuild is published as a ``rebuild`` server-sent event 
 from __future__ import annotations
 
 import errno
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -235,6 +236,9 @@ class WatchSession:
         self.observer_class, self.debounce, self.watch_build_backoff = observer_class, debounce, watch_build_backoff
         self.polling = False
         self._served: dict[Path, ServiceBuild] = {}
+        self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
+        self._generations = itertools.count(1)
+        self._initial = threading.Event()  # set when build_all has served every service once
         self._last_good: dict[Path, ServiceBuild] = {}
         self._problems: dict[Path, str] = {}
         self._lock = threading.RLock()
@@ -252,28 +256,63 @@ class WatchSession:
     def _options(self, path: Path) -> BuildOptions:
         return self.watched_options if path in self.watched else self.options
 
+    def _begin(self, path: Path) -> int:
+        """A new generation number for a build of ``path`` about to read its inputs: numbers grow
+        with time, so a build that read its inputs later has the higher number."""
+        with self._cond:
+            return next(self._generations)
+
+    def _install(self, path: Path, build: ServiceBuild, generation: int) -> bool:
+        """Serve ``build`` of ``path`` unless a build from newer inputs is already served (caller
+        holds ``self._lock``); False when it was dropped."""
+        if generation < self._generation.get(path, 0):
+            return False
+        self._generation[path] = generation
+        self._served[path] = build
+        if not build.all_errors:
+            self._last_good[path] = build
+        return True
+
     def build_all(self, progress: Callable[[Service], None] | None = None, check_syntax: bool = True) -> AssetSet:
         """Build every service (``progress`` after each), serve the result and return it.
-        ``check_syntax`` False skips syntax checks of single files (a quick first pass: ``check_all``)."""
+        ``check_syntax`` False skips syntax checks of single files (a quick first pass: ``check_all``).
+        After ``start`` the manifests of watched services are re-read first (the observers already
+        see every later change)."""
         for path in self.order:
+            generation = self._begin(path)
+            if self._observer is not None and path in self.watched:
+                self.services[path] = load_service(path)
             build = build_service(self.services[path], replace(self._options(path), check_syntax=check_syntax))
-            self._served[path] = build
-            if not build.all_errors:
-                self._last_good[path] = build
+            with self._lock:
+                self._install(path, build, generation)
             if progress:
                 progress(self.services[path])
-        return self._publish()
+        with self._lock:
+            asset_set = self._publish()
+        self._initial.set()
+        return asset_set
 
     def check_all(self) -> AssetSet:
         """Add the syntax errors of single JS/CSS files to every served build (after a
-        ``build_all(check_syntax=False)``), serve the result and return it."""
+        ``build_all(check_syntax=False)``), serve the result and return it. Rebuilds may run
+        meanwhile: a service rebuilt since is left as its rebuild made it."""
+        for path in self.order:
+            with self._lock:
+                build, generation = self._served[path], self._generation[path]
+            checked = check_syntax(build)
+            with self._lock:
+                if self._generation[path] == generation:
+                    self._install(path, checked, generation)
         with self._lock:
-            for path in self.order:
-                build = check_syntax(self._served[path])
-                self._served[path] = build
-                if not build.all_errors:
-                    self._last_good[path] = build
             return self._publish()
+
+    def serve(self, progress: Callable[[Service], None] | None = None, quick: bool = False) -> AssetSet:
+        """Start watching (``start``), then build every service and serve it: the order that makes
+        every edit saved after the first served answer rebuild. ``quick`` serves a first pass
+        without syntax checks of single files, then the checked set (``check_all``)."""
+        self.start()
+        asset_set = self.build_all(progress, check_syntax=not quick)
+        return self.check_all() if quick else asset_set
 
     def _publish(self) -> AssetSet:
         builds = []
@@ -289,6 +328,7 @@ class WatchSession:
         """Re-read the manifest of the service in ``repo``, rebuild it, swap it into the served set
         and publish a ``rebuild`` event. A build with errors keeps the last good outputs served."""
         start = time.perf_counter()
+        generation = self._begin(repo)
         service = load_service(repo)
         build = build_service(service, self._options(repo))
         with self._lock:
@@ -298,9 +338,7 @@ class WatchSession:
             if errors and repo in self._last_good:
                 good = self._last_good[repo]
                 build = replace(good, errors=errors, warnings=build.warnings, description=build.description)
-            elif not errors:
-                self._last_good[repo] = build
-            self._served[repo] = build
+            self._install(repo, build, generation)
             self._publish()
         changed, removed = _diff(previous, build)
         result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
@@ -352,6 +390,14 @@ class WatchSession:
         return bool(service.manifest and service.manifest.build and service.manifest.build.watch_command)
 
     def _work(self) -> None:
+        # events seen while the first build runs wait for it (it may not have served every service yet)
+        while not self._initial.wait(0.1):
+            if self._stopped:
+                return
+        for repo in self.watched:
+            service = self.services[repo]
+            if self._has_watch_build(service):
+                self._start_watch_build(repo, service)
         while True:
             with self._cond:
                 due: list[tuple[Path, set[str]]] = []
@@ -422,18 +468,16 @@ class WatchSession:
             self._sync(repo)
 
     def start(self) -> WatchSession:
-        """Start observers, watch builds and the rebuild worker (after ``build_all``)."""
+        """Start the observers and the rebuild worker; the worker starts the watch builds and
+        rebuilds once ``build_all`` has served every service (call ``start`` first: ``serve``)."""
         with self._lock:
-            if self._stopped:
+            if self._stopped or not self.watched:
                 return self
             self._observer = self.observer_class()
             self._observer.start()
             self._worker.start()
             for repo in self.watched:
                 self._sync(repo)
-                service = self.services[repo]
-                if self._has_watch_build(service):
-                    self._start_watch_build(repo, service)
         return self
 
     def _start_watch_build(self, repo: Path, service: Service) -> None:
@@ -444,17 +488,20 @@ class WatchSession:
             self.request(repo, "watch build ready")
 
         output = (lambda line: self.on_output(service.name, line)) if self.on_output else None
-        self._watch_builds.append(WatchBuild(
-            service.name, repo, service.manifest.build, ready, lambda message: self.report(repo, message),
-            output, backoff=self.watch_build_backoff,
-        ).start())
+        with self._cond:  # never started after stop() collected the watch builds to stop
+            if not self._stopped:
+                self._watch_builds.append(WatchBuild(
+                    service.name, repo, service.manifest.build, ready, lambda message: self.report(repo, message),
+                    output, backoff=self.watch_build_backoff,
+                ).start())
 
     def stop(self) -> None:
         """Stop watch builds (their whole process groups), observers and the worker."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        for watch_build in self._watch_builds:
+            watch_builds = list(self._watch_builds)
+        for watch_build in watch_builds:
             watch_build.stop()
         if self._observer is not None:
             self._observer.stop()

@@ -43,7 +43,7 @@ class Live:
     """A running WatchSession + CdnServer on a free port; records rebuilds and problems."""
 
     def __init__(self, root: Path, watch: Iterable[str], minify: bool = False, livereload: bool = False,
-                 **session_args: Any) -> None:
+                 quick: bool = False, background: bool = False, **session_args: Any) -> None:
         config = load_config(root, "local", env={})
         services, warnings = discover_services(root, config)
         self.root = root
@@ -62,9 +62,13 @@ class Live:
             on_rebuild=self._record, on_problem=lambda s, m: self.problems.append((s, m)),
             on_output=lambda s, line: self.output.append((s, line)), **session_args,
         )
-        self.session.build_all()
+        # as `bosco cdn` does: the server answers once the first build is served (``quick``: the
+        # unminified first pass); ``background`` returns at once, before anything is built
         self.server.start()
-        self.session.start()
+        self.serving = threading.Thread(target=self.session.serve, kwargs={"quick": quick}, daemon=True)
+        self.serving.start()
+        if not background:
+            self.serving.join()
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
     def _record(self, rebuild: Rebuild) -> None:
@@ -93,6 +97,7 @@ class Live:
             return [r for r in self.rebuilds if r.service == service][n - 1]
 
     def close(self) -> None:
+        self.serving.join(TIMEOUT)
         self.http.close()
         self.session.stop()
         self.server.stop()

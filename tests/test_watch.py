@@ -10,14 +10,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from live import atomic_write, until
+from live import TIMEOUT, atomic_write, until
 from markupsafe import escape
 from watchdog.observers.inotify import InotifyObserver
 
 from bosco.cli import cli, watched_services
 from bosco.config import load_config
 from bosco.errors import BoscoError
-from bosco.watch import INOTIFY_HINT, WatchRoot, is_relevant, watch_roots
+from bosco import watch as watch_module
+from bosco.pipeline import BuildOptions
+from bosco.server import AssetHolder
+from bosco.watch import INOTIFY_HINT, WatchRoot, WatchSession, is_relevant, watch_roots
 from bosco.workspace import discover_services, load_service
 
 HOME_CSS = "app-home/local/css/home.css"
@@ -217,3 +220,39 @@ def test_removed_basepath_folder_is_watched_again(live, example: Path) -> None:
     w.wait_bytes("asset/favicon.svg", b"<svg/>")
     (site / "favicon.svg").write_text("<svg></svg>")
     w.wait_bytes("asset/favicon.svg", b"<svg></svg>")
+
+
+def test_edit_saved_right_after_the_first_answer_is_always_served(live, example: Path) -> None:
+    # `bosco cdn -w` serves a quick first pass, then syntax-checks every file while the first
+    # requests are answered: a save at that moment must win over the older pass (20 trials)
+    app_js = example / "app-home/public/js/app.js"
+    for trial in range(20):
+        w = live(quick=True, background=True)
+        first = w.get("app-home/local/js/app.js")  # waits for the first build like any request
+        edit = f"console.log('trial {trial}');\n".encode()
+        atomic_write(app_js, edit)
+        assert first.status_code == 200 and first.content != edit
+        w.wait_bytes("app-home/local/js/app.js", edit)
+        w.serving.join(TIMEOUT)
+        assert w.get("app-home/local/js/app.js").content == edit  # the second pass did not undo it
+        w.close()
+
+
+def test_a_syntax_check_pass_never_replaces_a_build_from_newer_inputs(example: Path, monkeypatch) -> None:
+    # the rebuild lands while the second pass checks the service's older build
+    services, warnings = discover_services(example, load_config(example, "local", env={}))
+    home = next(s for s in services if s.name == "app-home")
+    holder = AssetHolder()
+    session = WatchSession(services, [home.path], BuildOptions(), holder, warnings)
+    session.build_all(check_syntax=False)
+    real_check = watch_module.check_syntax
+
+    def rebuild_meanwhile(build):
+        if build.name == "app-home":
+            (home.path / "public/js/app.js").write_text("console.log('newer');\n")
+            session.rebuild(home.path)
+        return real_check(build)
+
+    monkeypatch.setattr(watch_module, "check_syntax", rebuild_meanwhile)
+    session.check_all()
+    assert holder.current.get("app-home/local/js/app.js").data == b"console.log('newer');\n"
