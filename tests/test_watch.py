@@ -14,10 +14,10 @@ from live import TIMEOUT, atomic_write, until
 from markupsafe import escape
 from watchdog.observers.inotify import InotifyObserver
 
+from bosco import watch as watch_module
 from bosco.cli import cli, watched_services
 from bosco.config import load_config
 from bosco.errors import BoscoError
-from bosco import watch as watch_module
 from bosco.pipeline import BuildOptions
 from bosco.server import AssetHolder
 from bosco.watch import INOTIFY_HINT, WatchRoot, WatchSession, is_relevant, watch_roots
