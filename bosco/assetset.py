@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
+from bosco.gitinfo import RepoInfo
+
 # extension -> (content type, is text, worth compressing). Text types are served with charset=utf-8.
 CONTENT_TYPES: dict[str, tuple[str, bool, bool]] = {
     ".js": ("text/javascript", True, True),
@@ -112,7 +114,8 @@ class BundleReport:
 @dataclass(frozen=True)
 class ServiceBuild:
     """Everything one service contributed to an asset set. ``errors`` are service-level problems
-    (broken manifest, failed build command); bundle problems are in ``bundles[i].errors``."""
+    (broken manifest, failed build command); bundle problems are in ``bundles[i].errors``; ``git``
+    the git facts of the service folder (None when it is not in a git repository)."""
 
     name: str
     path: str
@@ -121,6 +124,7 @@ class ServiceBuild:
     errors: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     description: str | None = None
+    git: RepoInfo | None = None
 
     @property
     def all_errors(self) -> tuple[str, ...]:

@@ -47,6 +47,7 @@ from bosco.publish.release import (
     execute,
     plan_delete,
     plan_release,
+    released_outputs,
 )
 from bosco.publish.target import Target
 from bosco.workspace import Service, discover_services, filter_services, find_root
@@ -416,14 +417,41 @@ def run_with_progress(plan: ReleasePlan, target: Target, cache: CompressionCache
         return execute(plan, target, cache, advance)
 
 
+def collect_provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool) -> tuple[dict[str, Any], list[str]]:
+    """The provenance of every service ``publish`` releases (README "Provenance"): one line per
+    service on stderr (branch, commit, origin), one warning naming the services that are not in a
+    git repository, and the published files with uncommitted changes: returned as problems when
+    ``strict`` (s3push without --allow-dirty), else printed as warnings. Returns (service -> release
+    index keys, problems)."""
+    from bosco import provenance
+
+    outputs = released_outputs(asset_set, publish)
+    names = {o.service for o in outputs if o.service}
+    found = provenance.collect([s for s in asset_set.services if s.name in names], outputs)
+    for name, p in found.items():
+        if p.git:
+            err.print(f"{escape(name)}: git {escape(p.git.describe())}", highlight=False)
+    missing = provenance.not_git(found)
+    if missing:
+        err.print(f"[yellow]warning:[/] not in a git repository, recorded without provenance (\"git\": null): "
+                  f"{escape(', '.join(missing))}", highlight=False)
+    dirty = provenance.uncommitted_problems(found)
+    if strict:
+        return {n: p.record() for n, p in found.items()}, [f"{d} (commit them, or pass --allow-dirty)" for d in dirty]
+    for line in dirty:
+        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+    return {n: p.record() for n, p in found.items()}, []
+
+
 def _size(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
-def print_report(report: PublishReport, as_json: bool) -> None:
-    """The bundle table and the totals line on stdout (or the report as JSON with ``as_json``)."""
+def print_report(report: PublishReport, as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The bundle table and the totals line on stdout (or the report as JSON with ``as_json``, plus
+    the ``extra`` keys)."""
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps({**report.to_json(), **(extra or {})}, indent=2))
         return
     table = Table("bundle", "raw", "gzip", "br", "action", box=box.SIMPLE, title_justify="left",
                   title=escape(f"{report.target} build {report.build}") + (" (dry run)" if report.dry_run else ""))
@@ -471,8 +499,9 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     if asset_set.errors:
         raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
                          "fix the errors above and run again")
+    records, _ = collect_provenance(asset_set, publish, strict=False)
     target = DirectoryTarget(out_dir)
-    plan = plan_release(asset_set, target, publish)
+    plan = plan_release(asset_set, target, publish, records)
     totals = execute(plan, target, CompressionCache(None)).totals()
     written = totals["upload"] + totals["copy"]
     err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
@@ -492,9 +521,11 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
               f"{DEFAULT_CONCURRENCY} here).")
 @click.option("--force", is_flag=True, help="Replace objects of an already published build (immutable unless "
               "the build is `default`).")
+@click.option("--allow-dirty", is_flag=True, help="Publish files with uncommitted changes (their release records the "
+              "dirty tree).")
 @shared_options
 def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, as_json: bool, concurrency: int,
-           force: bool) -> None:
+           force: bool, allow_dirty: bool) -> None:
     """Run every build.command, build the asset set (minified) and publish it to aws.bucket under <env>/.
 
     BUNDLE limits the push to one tag (services without it are left alone). Nothing is uploaded
@@ -521,10 +552,13 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
 
         bucket = state.config.get("aws.bucket")
         config = config_problems(state.config, env)
-        problems += asset_set.errors + config
-        require_problem_free(asset_set.errors, config, f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
+        records, dirty = collect_provenance(asset_set, publish, strict=not allow_dirty) if not asset_set.errors \
+            else ({}, [])
+        problems += asset_set.errors + config + dirty
+        require_problem_free(asset_set.errors, config + dirty,
+                             f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
         target = s3_target(state.config, env, concurrency, print_retry)
-        plan = plan_release(asset_set, target, publish)
+        plan = plan_release(asset_set, target, publish, records)
         bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
         counts = plan.counts()
         released = {s.item.asset_key: len(s.item.data) for s in plan.steps}
@@ -532,13 +566,14 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
                   f"{sum(released.values()):,} bytes -> {target.description} "
                   f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
                   f"then {2 * len(plan.services)} release index files)", markup=False)
+        extra = {"git": {n: r["git"] for n, r in records.items()}}
         if dry_run:
-            print_report(dry_run_report(plan, cache), as_json)
+            print_report(dry_run_report(plan, cache), as_json, extra)
             return
         if not no_prompt:
             confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
         with cache:
-            print_report(run_with_progress(plan, target, cache), as_json)
+            print_report(run_with_progress(plan, target, cache), as_json, extra)
 
 
 @cli.command("s3delete")

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -21,6 +22,7 @@ from bosco.builds import run_build
 from bosco.bundle import build_bundle, js_minify_inputs
 from bosco.errors import BoscoError
 from bosco.fragments import render_fragment, render_index, url_for
+from bosco.gitinfo import repo_info
 from bosco.jsonfile import read_text
 from bosco.verify import minify_verified, prewarm
 from bosco.workspace import Service
@@ -105,13 +107,14 @@ def check_syntax(build: ServiceBuild) -> ServiceBuild:
     return replace(build, bundles=tuple(reports))
 
 
-def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
+def build_service(service: Service, options: BuildOptions, with_git: bool = True) -> ServiceBuild:
     """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
-    command, missing file or bundle failure becomes an error line on the returned ServiceBuild."""
+    command, missing file or bundle failure becomes an error line on the returned ServiceBuild.
+    ``with_git`` reads the git facts of the folder (``gitinfo.repo_info``, after build.command ran)."""
     description = _description(service.path)
     if service.manifest is None:
         return ServiceBuild(service.name, str(service.path), (), errors=(service.error or "",),
-                            description=description)
+                            description=description, git=repo_info(service.path) if with_git else None)
     manifest = service.manifest
     errors: list[str] = []
     warnings = list(manifest.warnings)
@@ -178,7 +181,7 @@ def build_service(service: Service, options: BuildOptions) -> ServiceBuild:
         outputs.append(_single(service.name, options.build, asset, "site", key))
     errors += collected.errors
     return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
-                        tuple(warnings), description)
+                        tuple(warnings), description, repo_info(service.path) if with_git else None)
 
 
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str]) -> Output:
@@ -212,8 +215,10 @@ def build_asset_set(
                  for text in js_minify_inputs(b.assets))
         prewarm("js", texts, os.cpu_count() or 1)
     builds = []
-    for service in services:
-        builds.append(build_service(service, options))
-        if progress:
-            progress(service)
-    return assemble(builds, options, warnings)
+    with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
+        for service in services:
+            build = build_service(service, options, with_git=False)
+            builds.append((build, pool.submit(repo_info, service.path)))
+            if progress:
+                progress(service)
+        return assemble([replace(b, git=git.result()) for b, git in builds], options, warnings)

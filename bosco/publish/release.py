@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -125,13 +125,15 @@ class ServiceState:
 @dataclass(frozen=True)
 class ReleasePlan:
     """The decided content steps of a push (stages 0–2, in order) and the per-service state the
-    release indexes are built from."""
+    release indexes are built from; ``provenance`` maps a service to the extra keys of its release
+    index (``provenance.Provenance.record``: ``git`` and ``sources``)."""
 
     options: PublishOptions
     target: str
     asset_set: AssetSet
     steps: tuple[Step, ...]
     services: dict[str, ServiceState]
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Number of objects per action (``upload``, ``copy``, ``skip``)."""
@@ -344,8 +346,10 @@ def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Outpu
     return [o for o in outputs if o.service is None or o.service in having]
 
 
-def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions) -> ReleasePlan:
+def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions,
+                 provenance: dict[str, dict[str, Any]] | None = None) -> ReleasePlan:
     """Decide what a push of ``asset_set`` to ``target`` does, reading the target only.
+    ``provenance`` (service -> extra release index keys) is recorded in the release indexes.
 
     Raises ``PublishError`` listing every problem when the asset set has errors (nothing may be
     published then), when a BUNDLE push names a tag no service has, or when the target cannot be
@@ -362,7 +366,7 @@ def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions) -
         states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build), names)}
         steps = decide(items, target, states, options.build, pool)
     check_immutable(steps, options)
-    return ReleasePlan(options, target.description, asset_set, tuple(steps), states)
+    return ReleasePlan(options, target.description, asset_set, tuple(steps), states, provenance or {})
 
 
 def _apply(step: Step, target: Target, cache: CompressionCache) -> Result:
@@ -441,17 +445,21 @@ def release_index(service: str, plan: ReleasePlan, results: list[Result], now: d
                                  "stored": sorted(stored.get(output.key, []), key=lambda s: s["key"])}
         if output.kind == "bundle":
             entry["sri"] = sri(output.data)
+            if plan.provenance:
+                entry["sources"] = list(output.sources)
         objects.append(entry)
     current = plan.services[service].current
     if plan.options.bundle is not None and current:
         mine = {o["key"] for o in objects}
         objects = [o for o in current.get("objects", []) if o.get("key") not in mine] + objects
         objects.sort(key=lambda o: o.get("key", ""))
+    extra = plan.provenance.get(service, {})
     time = _index_time(now)
-    if current and current.get("objects") == objects and isinstance(current.get("time"), str):
+    if (current and current.get("objects") == objects and isinstance(current.get("time"), str)
+            and all(current.get(k) == v for k, v in extra.items())):
         time = current["time"]
     return {"bosco": __version__, "service": service, "environment": plan.options.environment,
-            "build": plan.options.build, "time": time, "objects": objects}
+            "build": plan.options.build, "time": time, **extra, "objects": objects}
 
 
 def without_build(releases: dict[str, Any], build: str) -> dict[str, Any] | None:
