@@ -174,21 +174,61 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
         gap_b = np.searchsorted(b_nonws, b_ws)
         b_litws = b_ws[in_literal[gap_b]]
     count_b = np.bincount(gap_b, minlength=gaps)
-    glued = _glued(css, a, a_nonws, count_b, literal)
+    spaced = np.ones(gaps, dtype=bool)  # gaps whose input holds whitespace (outside comments)
+    if css:
+        # CSS comments are not whitespace: ``.a/**/.b`` is ``.a.b``. A separator where the input
+        # had only comments goes, a custom property's whitespace-only value keeps one space.
+        spaced = np.bincount(np.searchsorted(a_nonws, np.flatnonzero(ws_a & ~comment & ~literal)),
+                             minlength=gaps) > 0
+        b, changed = _css_separators(a, a_nonws, b, b_nonws, b_ws, gap_b, count_b, spaced, in_literal)
+        if changed:
+            repaired = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+            b_nonws, b_ws = np.flatnonzero(~_WS[b]), np.flatnonzero(_WS[b])
+            gap_b = np.searchsorted(b_nonws, b_ws)
+            b_litws = b_ws[in_literal[gap_b]]
+            count_b = np.bincount(gap_b, minlength=gaps)
+    glued, merged = _glued(css, a, a_nonws, count_b, literal, spaced)
     if glued is not None:
         return f"the minifier joined two tokens at {_where(text, a, glued)}"
     origin = np.full(len(b), -1, dtype=np.int64)
     origin[b_nonws] = a_nonws
     origin[b_litws] = a_litws
+    if len(merged):
+        # Tokens that only a comment kept apart (``1px/**/2px``) keep an empty comment between them.
+        at = np.repeat(b_nonws[merged], 4)
+        b = np.insert(b, at, np.tile(_units("/**/"), len(merged)))
+        origin = np.insert(origin, at, -1)
+        repaired = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
     literal_b = np.zeros(len(b), dtype=bool)
     literal_b[origin >= 0] = literal[origin[origin >= 0]]
-    return Alignment(origin, literal_b, repaired, reason if repaired else None)
+    return Alignment(origin, literal_b, repaired, reason if repaired and not css else None)
 
 
-def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, literal: np.ndarray) -> int | None:
-    """Input position where removing all whitespace between two tokens makes them one, else None."""
+def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: np.ndarray, b_ws: np.ndarray,
+                    gap_b: np.ndarray, count_b: np.ndarray, spaced: np.ndarray,
+                    in_literal: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``b`` without the separators in gaps where the input had only comments, and with one space
+    in an empty value (``--x: ;``, input whitespace between ``:`` and ``;``/``}``) the minifier
+    emptied; ``(units, changed)``."""
+    drop = b_ws[(~spaced & ~in_literal)[gap_b]]
+    inner = np.arange(1, len(a_nonws))
+    left, right = a[a_nonws[inner - 1]], a[a_nonws[inner]]
+    need = inner[spaced[inner] & (count_b[inner] == 0) & (left == ord(":")) & np.isin(right, [ord(";"), ord("}")])]
+    if not len(drop) and not len(need):
+        return b, False
+    b = np.delete(b, drop)
+    shift = np.searchsorted(drop, b_nonws[need])
+    return np.insert(b, b_nonws[need] - shift, ord(" ")), True
+
+
+def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, literal: np.ndarray,
+           spaced: np.ndarray) -> tuple[int | None, np.ndarray]:
+    """``(input position where removing all whitespace between two tokens makes them one, else None;
+    gaps where only comments kept two CSS tokens apart and the output needs an empty comment)``.
+    ``spaced[g]`` says whether the input's gap ``g`` (before ``nonws[g]``) holds whitespace."""
+    merged = np.zeros(0, dtype=np.int64)
     if len(nonws) < 2:
-        return None
+        return None, merged
     removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0) & ~literal[nonws[1:]]
     left, right = a[nonws[:-1]].astype(np.int64), a[nonws[1:]].astype(np.int64)
     if css:
@@ -207,10 +247,19 @@ def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, lit
         hazard = (lw & rw) | (lw & (right == ord("("))) | (
             (depth > 0) & (sign_l | sign_r) & ~np.isin(left, [40, 44]) & ~np.isin(right, [41, 44]))
         hazard |= in_selector & (lw | np.isin(left, [41, 93])) & (rw | np.isin(right, [ord(c) for c in ":["]))
+        # Without whitespace or a comment between them, two tokens become one (CSS Syntax 4.3).
+        digit_l, digit_r = (left >= 48) & (left <= 57), (right >= 48) & (right <= 57)
+        cw_l, cw_r = _CSS_WORD[left], _CSS_WORD[right]
+        merge = (cw_l & cw_r) | (cw_l & (right == ord("("))) | (np.isin(left, [ord("@"), ord("#")]) & cw_r) | (
+            (left == ord("/")) & (right == ord("*"))) | (digit_l & (right == ord("."))) | (
+            (left == ord(".")) & digit_r) | ((left == ord("+")) & (digit_r | (right == ord(".")))) | (
+            (left == ord("<")) & (right == ord("!")))
+        merged = np.flatnonzero(removed & ~spaced[1:-1] & merge) + 1
+        removed &= spaced[1:-1]
     else:
         hazard = (_JS_WORD[left] & _JS_WORD[right]) | np.isin(left * 65536 + right, _JS_GLUE_CODES)
     found = np.flatnonzero(removed & hazard)
-    return int(nonws[found[0]]) if len(found) else None
+    return (int(nonws[found[0]]) if len(found) else None), merged
 
 
 def segments(type_: str, minified: str, origin: np.ndarray, literal_b: np.ndarray, source: str) -> FileMap | None:
