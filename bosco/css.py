@@ -21,15 +21,53 @@ from pathlib import Path
 from bosco import cache
 
 _CHARSET = re.compile(r'@charset\s+["\'][^"\']*["\']\s*;', re.I)
-# One pass finds @import statements and url()s outside comments and strings.
+# One pass finds @import statements, url()s and image-set()s outside comments and strings.
 _SCAN = re.compile(
     r"""(?P<import>@import\s+(?:url\(\s*(?:"(?P<i1>[^"]*)"|'(?P<i2>[^']*)'|(?P<i3>[^\s"')]*))\s*\)"""
-    r"""|"(?P<i4>[^"]*)"|'(?P<i5>[^']*)')[^;{}]*;)"""
+    r"""|"(?P<i4>[^"]*)"|'(?P<i5>[^']*)')(?P<cond>[^;{}]*);)"""
     r"""|(?P<url>(?<![\w-])url\(\s*(?:"(?P<u1>[^"]*)"|'(?P<u2>[^']*)'|(?P<u3>[^\s"')]*))\s*\))"""
+    r"""|(?P<iset>(?<![\w-])(?:-webkit-)?image-set\()"""
     r"""|(?P<skip>/\*.*?(?:\*/|\Z)|"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?)""",
     re.I | re.S,
 )
+# Inside image-set(): its strings are URLs (CSS Images 4 §2.2); parentheses nest.
+_ISET_TOKENS = re.compile(r"""/\*.*?(?:\*/|\Z)|"(?P<s1>(?:[^"\\\n]|\\.)*)"?|'(?P<s2>(?:[^'\\\n]|\\.)*)'?|(?P<open>\()"""
+                          r"""|(?P<close>\))""", re.S)
+# What may precede an @import in a style sheet (CSS Cascade 5 §2): @charset, @layer statements,
+# other @imports, whitespace and comments. An @import anywhere else is ignored by browsers.
+_PRELUDE = re.compile(r"""(?:\s|/\*.*?\*/|@charset\s[^;{}]*;|@layer\s[^;{}]*;)*""", re.I | re.S)
+_LAYER = re.compile(r"\s*layer(?:\(\s*([^()]*?)\s*\)|(?=[\s]|\Z))", re.I)
+_SUPPORTS = re.compile(r"\s*supports\(", re.I)
+_LAYER_STATEMENT = re.compile(r"/\*.*?\*/|(@layer\s[^;{}]*;)", re.I | re.S)
+_IMPORT_HEAD = re.compile(r"""@import\s+(?:url\(\s*(?:"[^"]*"|'[^']*'|[^\s"')]*)\s*\)|"[^"]*"|'[^']*')""", re.I)
 _ABSOLUTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//|/|#)", re.I)
+
+
+def import_blocks(condition: str) -> list[str] | None:
+    """The block rules an ``@import``'s ``condition`` (what follows its URL: ``layer``/``layer(name)``,
+    ``supports(...)``, a media query list; CSS Cascade 5 §2) puts its rules in, outermost first:
+    ``["@layer name", "@supports (x)", "@media print"]``. None when bosco cannot read it."""
+    blocks, rest = [], condition
+    layer = _LAYER.match(rest)
+    if layer:
+        blocks.append(f"@layer {layer.group(1)}" if layer.group(1) else "@layer")
+        rest = rest[layer.end():]
+    supports = _SUPPORTS.match(rest)
+    if supports:
+        depth, end = 1, supports.end()
+        while depth and end < len(rest):
+            depth += {"(": 1, ")": -1}.get(rest[end], 0)
+            end += 1
+        if depth:
+            return None
+        inner = rest[supports.end():end - 1].strip()
+        if not re.match(r"(?:\(|not\s|selector\(|font-tech\(|font-format\()", inner, re.I):
+            inner = f"({inner})"  # a bare declaration
+        blocks.append(f"@supports {inner}")
+        rest = rest[end:]
+    if rest.strip():
+        blocks.append(f"@media {rest.strip()}")
+    return blocks
 
 
 @dataclass(frozen=True)
@@ -66,10 +104,12 @@ def rebase(url: str, file_key: str, bundle_key: str) -> tuple[str, str] | None:
 
 
 def scan(text: str) -> tuple[tuple[str, int, int, str, int, int], ...]:
-    """The ``@import`` statements and ``url()``s of ``text`` outside comments and strings, as
-    ``(kind, start, end, url, url start, url end)`` with kind ``import`` or ``url``. Cached by
-    content (``bosco.cache``): the regex pass costs more than everything else a warm build does."""
-    name = cache.key("css-scan-1", text)
+    """The ``@import`` statements and URLs of ``text`` outside comments and strings, in order, as
+    ``(kind, start, end, url, url start, url end)``: kind ``import`` (start/end of the statement),
+    or ``url`` for a ``url()`` and for each string of an ``image-set()``/``-webkit-image-set()``
+    (start/end of the URL). Cached by content (``bosco.cache``): the regex pass costs more than
+    everything else a warm build does."""
+    name = cache.key("css-scan-2", text)
     found = cache.load(name)
     if found is None:
         found = []
@@ -77,11 +117,30 @@ def scan(text: str) -> tuple[tuple[str, int, int, str, int, int], ...]:
             kind = match.lastgroup
             if kind == "skip":
                 continue
+            if kind == "iset":
+                found += _image_set_urls(text, match.end())
+                continue
             group = next(g for g in (("i1", "i2", "i3", "i4", "i5") if kind == "import" else ("u1", "u2", "u3"))
                          if match.group(g) is not None)
             found.append((kind, *match.span(), match.group(group), *match.span(group)))
-        found = tuple(found)
+        found = tuple(sorted(found, key=lambda item: item[1]))
         cache.store(name, found)
+    return found
+
+
+def _image_set_urls(text: str, pos: int) -> list[tuple[str, int, int, str, int, int]]:
+    """The strings at the top level of the ``image-set(`` arguments starting at ``pos``."""
+    found, depth = [], 1
+    for match in _ISET_TOKENS.finditer(text, pos):
+        if match.group("open"):
+            depth += 1
+        elif match.group("close"):
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and (match.group("s1") is not None or match.group("s2") is not None):
+            group = "s1" if match.group("s1") is not None else "s2"
+            found.append(("url", *match.span(group), match.group(group), *match.span(group)))
     return found
 
 
@@ -89,42 +148,77 @@ class _Preparer:
     def __init__(self, service: str, repo: Path, bundle_key: str, known_keys: frozenset[str]) -> None:
         self.service, self.repo, self.bundle_key, self.known = service, repo.resolve(), bundle_key, known_keys
         self.result = CssBundleText([], [], [], [])
-        self.seen: set[Path] = set()
+        self.seen: set[tuple[Path, tuple[str, ...]]] = set()
         self.charset: str | None = None
+        self.outer: list[str] = []  # the conditions of the @imports being inlined, outermost first
+        # @layer statements before an inlined @import: they also go before its rules (layer order)
+        self.layers = ""
 
-    def _import(self, statement: str, url: str, path: Path, shown: str, file_key: str) -> None:
+    def _import(self, statement: str, url: str, condition: str, path: Path, where: str, file_key: str,
+                blocks: tuple[str, ...]) -> None:
+        own = import_blocks(condition)
         if _ABSOLUTE.match(url):
-            self.result.head.append(statement)
+            if not blocks:
+                self.result.head.append(statement)
+            elif own == [] and len(self.outer) == 1:
+                # the only conditions are those of the @import that inlined this file
+                self.result.head.append(f"{statement[:-1].rstrip()} {self.outer[0]};")
+            else:
+                self.result.errors.append(f"{where}: @import {url!r} sits in a file imported with conditions "
+                                          f"that cannot be combined with its own; import it from the page instead")
+            return
+        if own is None:
+            self.result.errors.append(f"{where}: @import {url!r}: cannot read its condition {condition.strip()!r}")
             return
         target = (path.parent / url.split("?")[0]).resolve()
         if not target.is_file() or self.repo not in target.parents:
-            self.result.errors.append(f"{shown}: @import {url!r} does not resolve to a file in the repository "
+            self.result.errors.append(f"{where}: @import {url!r} does not resolve to a file in the repository "
                                       f"({target})")
             return
         imported = target.relative_to(self.repo).as_posix()
         try:
             imported_text = target.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
-            self.result.errors.append(f"{shown}: @import {url!r}: cannot read {imported} ({exc})")
+            self.result.errors.append(f"{where}: @import {url!r}: cannot read {imported} ({exc})")
             return
+        if condition.strip():
+            self.outer.append(condition.strip())
         self.add(target, imported_text, f"{self.service}/{imported}",
-                 posixpath.normpath(posixpath.join(posixpath.dirname(file_key), url.split("?")[0])))
+                 posixpath.normpath(posixpath.join(posixpath.dirname(file_key), url.split("?")[0])),
+                 blocks + tuple(own))
+        if condition.strip():
+            self.outer.pop()
 
-    def add(self, path: Path, text: str, name: str, file_key: str) -> None:
+    def add(self, path: Path, text: str, name: str, file_key: str, blocks: tuple[str, ...] = ()) -> None:
         real = path.resolve()
-        if real in self.seen:
+        if (real, blocks) in self.seen:
             return
-        self.seen.add(real)
+        self.seen.add((real, blocks))
         shown = name.split("/", 1)[1]
         replacements: list[tuple[int, int, str]] = []  # statements that moved keep only their line breaks
+        if blocks:  # an @import with conditions: its rules go inside the matching block rules
+            replacements.append((0, 0, "".join(block + "{" for block in blocks)))
         charset = _CHARSET.match(text)
         if charset:
             self.charset = self.charset or charset.group()
             replacements.append((*charset.span(), ""))
+        prelude_end = charset.end() if charset else 0
         for kind, start, end, value, value_start, value_end in scan(text):
             if kind == "import":
+                statement = text[start:end]
+                line = text.count("\n", 0, start) + 1
+                if prelude_end < 0 or not _PRELUDE.fullmatch(text, prelude_end, start):
+                    prelude_end = -1
+                    self.result.warnings.append(
+                        f"{shown}:{line}: @import {value!r} follows a rule or sits in a block, so browsers ignore "
+                        f"it; bosco leaves it ignored (move it to the top of the file to use it)")
+                    continue
+                self.layers += "".join(m.group(1) for m in _LAYER_STATEMENT.finditer(text, prelude_end, start)
+                                       if m.group(1))
+                prelude_end = end
                 replacements.append((start, end, "\n" * text.count("\n", start, end)))
-                self._import(text[start:end], value, path, shown, file_key)
+                condition = statement[_IMPORT_HEAD.match(statement).end():-1]  # type: ignore[union-attr]
+                self._import(statement, value, condition, path, f"{shown}:{line}", file_key, blocks)
                 continue
             rebased = rebase(value, file_key, self.bundle_key)
             if rebased is None:
@@ -134,6 +228,12 @@ class _Preparer:
                 self.result.warnings.append(f"{shown}: url({value}) points at {target_key}, which is not in the "
                                             f"asset set")
             replacements.append((value_start, value_end, new_url))
+        if blocks:
+            end = len(text.rstrip())
+            replacements.append((end, end, "}" * len(blocks)))
+        if self.layers:
+            replacements.insert(0, (0, 0, self.layers))
+            self.layers = ""
         out, last = [], 0
         for start, end, replacement in replacements:
             out += [text[last:start], replacement]
