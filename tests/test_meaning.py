@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustkit import PUBLISH, build, output, service, write_outputs
+from trustkit import build, output, service, write_outputs
 
 from bosco.pipeline import BuildOptions
 from bosco.syntax import css_facts
