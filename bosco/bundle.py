@@ -104,13 +104,17 @@ def _compose(writer: MapWriter, map_path: Path, service: str, repo: Path, line0:
                 writer.segment(line0 + n, seg[0], index[seg[1]], seg[2], seg[3])
 
 
-# Whitespace and comments, then the directive. Every alternative matches one way only: a block
-# comment cannot run past its first ``*/`` (a lazy ``.*?`` could, backtracking over the whole file).
-_STRICT = re.compile(r"""\A(?:\s|//[^\n]*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/)*(["'])use strict\1""")
+# Whitespace and comments, other directives (a string literal ending its statement), then the
+# directive. Every alternative matches one way only: a block comment cannot run past its first
+# ``*/`` (a lazy ``.*?`` could, backtracking over the whole file).
+_GAP = r"""(?:\s|//[^\n]*|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/)*"""
+_DIRECTIVE = r"""(?:"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')[ \t]*[;\n\r]"""
+_STRICT = re.compile(rf"""\A{_GAP}(?:{_DIRECTIVE}{_GAP})*(["'])use strict\1""")
 
 
 def is_strict(text: str) -> bool:
-    """True when the directive prologue of ``text`` (ECMA-262 §11.2.1) is ``'use strict'``."""
+    """True when the directive prologue of ``text`` (ECMA-262 §11.2.1) holds ``'use strict'``, first
+    or after other directives (``'use asm'; 'use strict';``)."""
     return _STRICT.match(text) is not None
 
 
@@ -143,13 +147,19 @@ def _without_map_comments(text: str, comment: re.Pattern[str]) -> str:
     return comment.sub(_blank, text)
 
 
+def _without_hashbang(text: str) -> str:
+    """``text`` with a leading ``#!`` line (ECMA-262 §12.5 Hashbang Comments, valid only at the very
+    start of a script) made a ``//`` comment of the same length."""
+    return "//" + text[2:] if text.startswith("#!") else text
+
+
 def js_minify_inputs(assets: Sequence[Asset]) -> Iterator[str]:
     """The texts ``build_bundle`` will minify for these JS assets (for ``verify.prewarm``); files
     that cannot be read are skipped here and reported by ``build_bundle``."""
     for asset in assets:
         if asset.type == "js" and not asset.source_map and not asset.already_minified:
             try:
-                yield _without_map_comments(read_text(asset.path), _JS_MAP_COMMENT)
+                yield _without_hashbang(_without_map_comments(read_text(asset.path), _JS_MAP_COMMENT))
             except (OSError, UnicodeDecodeError):
                 continue
 
@@ -197,7 +207,11 @@ def build_bundle(
     units: list[tuple[str, str, str, tuple[tuple[int, int, int], ...], Path | None, bool, str]] = []
     if js:
         warnings += strict_warnings([(a.repo_rel, text) for a, text, _ in inputs])
-        units = [(_source_name(service, a), text, text, (), m, not a.already_minified, a.repo_rel)
+        for a, text, _ in inputs:
+            if text.startswith("#!"):
+                warnings.append(f"{a.repo_rel}:1:1: a hashbang line ({text.split(chr(10), 1)[0][:60]}) is a syntax "
+                                f"error after other code in a bundle; bosco turned it into a comment")
+        units = [(_source_name(service, a), text, _without_hashbang(text), (), m, not a.already_minified, a.repo_rel)
                  for a, text, m in inputs]
     else:
         prepared = prepare_css(service, repo, f"{service}/{build}/css/{name}", known_keys, [

@@ -13,6 +13,7 @@ Positions are UTF-16 code units, the unit of JavaScript strings and of Source Ma
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +30,16 @@ _JS_SPANS = Query(_JS, """
 (regex) @literal
 (template_substitution) @substitution
 """)
+# Module-only syntax: a <script> without type=module runs its file as a classic script (ECMA-262 §16.1).
+_JS_MODULE = Query(_JS, """
+(program (import_statement) @module)
+(program (export_statement) @module)
+(meta_property) @meta
+""")
+# HTML-like comments (ECMA-262 Annex B.1.1): ``<!--`` anywhere, ``-->`` first on a line.
+_HTML_OPEN = re.compile(r"<!--")
+_HTML_CLOSE = re.compile(r"^(?:[ \t]|/\*(?:[^*\n]|\*(?!/))*\*/)*(-->)", re.M)
+_LONE_CR = re.compile(r"\r(?!\n)")
 _CSS_TOKENS = re.compile(
     r"""(?P<esc>\\.)|(?P<comment>/\*.*?(?:\*/|\Z))"""
     r"""|(?P<string>"(?:[^"\\\n]|\\.|\\\n)*(?P<end1>")?|'(?:[^'\\\n]|\\.|\\\n)*(?P<end2>')?)"""
@@ -117,6 +128,49 @@ def _js_parser() -> Parser:
     return Parser(_JS)
 
 
+def classic(text: str) -> str:
+    """``text`` as tree-sitter and rjsmin should read a classic script, same length: a lone CR
+    becomes LF (a line terminator, ECMA-262 §12.3) and each HTML-like comment (Annex B.1.1) a ``//``
+    comment. The meaning is unchanged (template values normalise CR to LF), so positions still
+    point into ``text``."""
+    if "\r" in text:
+        text = _LONE_CR.sub("\n", text)
+    if "<!--" not in text and "-->" not in text:
+        return text
+    done = 0
+    while True:
+        root = _js_parser().parse(utf16(text), encoding="utf16").root_node
+        captures = QueryCursor(_JS_SPANS).captures(root)
+        spans = sorted((n.start_byte // 2, n.end_byte // 2) for name in ("comment", "literal")
+                       for n in captures.get(name, []))
+        starts = [a for a, _ in spans]
+        candidates = sorted([m.start() for m in _HTML_OPEN.finditer(text, done)]
+                            + [m.start(1) for m in _HTML_CLOSE.finditer(text, done)])
+        units = unit_offsets(text) if not text.isascii() else None
+        for at in candidates:
+            unit = int(units[at]) if units is not None else at
+            i = bisect.bisect_right(starts, unit) - 1
+            if i < 0 or spans[i][1] <= unit:
+                text = text[:at] + "//" + text[at + 2:]
+                done = at + 2
+                break
+        else:
+            return text
+
+
+def _module_problem(text: str, root: Node) -> SyntaxProblem | None:
+    captures = QueryCursor(_JS_MODULE).captures(root)
+    nodes = captures.get("module", []) + [n for n in captures.get("meta", []) if (n.text or b"").startswith(
+        "import".encode("utf-16-le"))]
+    if not nodes:
+        return None
+    node = min(nodes, key=lambda n: n.start_byte)
+    word = (node.text or b"").decode("utf-16-le", "replace").split(None, 1)[0].split(".", 1)[0]
+    return _problem(text, node.start_point.row, node.start_point.column // 2,
+                    f"`{word}` is module syntax: a <script> runs this file as a classic script "
+                    f"(compile it to a classic script, or load it with <script type=\"module\"> outside bosco)")
+
+
 def js_tree_size(text: str) -> tuple[int, bool]:
     """``(node count without comments, has error)`` of the tree-sitter parse of ``text``."""
     root = _js_parser().parse(utf16(text), encoding="utf16").root_node
@@ -125,7 +179,8 @@ def js_tree_size(text: str) -> tuple[int, bool]:
 
 
 def js_facts(text: str) -> Facts:
-    """Parse ``text`` as JavaScript (script or module) and return its ``Facts``."""
+    """Parse ``text`` as a classic JavaScript script (pass it through ``classic`` first) and return
+    its ``Facts``; module syntax (``import``/``export`` statements, ``import.meta``) is a problem."""
     root = _js_parser().parse(utf16(text), encoding="utf16").root_node
     captures = QueryCursor(_JS_SPANS).captures(root)
 
@@ -134,7 +189,7 @@ def js_facts(text: str) -> Facts:
 
     comments = spans("comment")
     return Facts(spans("literal"), comments, spans("substitution"), root.descendant_count - len(comments),
-                 _js_problem(text, root) if root.has_error else None)
+                 _js_problem(text, root) if root.has_error else _module_problem(text, root))
 
 
 def _position(text: str, index: int) -> tuple[int, int]:
@@ -190,7 +245,7 @@ def problem(type_: str, text: str) -> SyntaxProblem | None:
     if type_ != "js":
         return css_facts(text).problem
     root = _js_parser().parse(utf16(text), encoding="utf16").root_node
-    return _js_problem(text, root) if root.has_error else None
+    return _js_problem(text, root) if root.has_error else _module_problem(text, root)
 
 
 def facts(type_: str, text: str) -> Facts:

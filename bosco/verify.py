@@ -313,13 +313,14 @@ def _shift(length: int, edits: tuple[tuple[int, int, int], ...]) -> np.ndarray:
 
 def _compute(type_: str, text: str, minify: bool, source: str | None,
              edits: tuple[tuple[int, int, int], ...]) -> Minified:
+    read = syntax.classic(text) if type_ == "js" else text  # same length: positions still point into text
     if not minify:
-        return Minified(text, None, syntax.problem(type_, text))
-    info = facts(type_, text)
+        return Minified(text, None, syntax.problem(type_, read))
+    info = facts(type_, read)
     if info.problem is not None:
         return Minified(text, None, info.problem)
-    output = _minify(type_, text)
-    aligned = check_output(type_, text, output, info)
+    output = _minify(type_, read)
+    aligned = check_output(type_, read, output, info)
     if isinstance(aligned, str):
         return Minified(text, None, None, aligned + "; shipped unminified")
     output = aligned.repaired or output

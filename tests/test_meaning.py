@@ -140,3 +140,52 @@ def test_image_set_strings_are_rebased_like_url(tmp_path: Path):
         '.a { background-image: image-set("../img/a.png" 1x, url(../img/b.png) 2x); }\n'
         ".b { background-image: -webkit-image-set('../img/a.png' 1x, \"data:image/png;base64,AA==\" 2x); }\n"
         '.c { content: "../img/a.png"; }\n/*# sourceMappingURL=main.css.map */\n')
+
+
+def run_bundle(node, result, key: str, folder: Path) -> str:
+    write_outputs(result, folder)
+    script = folder / "run.js"
+    script.write_text("var out = [];\n" + (folder / key).read_text() + "\nconsole.log(JSON.stringify(out));\n")
+    return node.run_file(script)
+
+
+def test_html_like_comments_cr_line_ends_and_hashbangs_run_as_browsers_run_them(tmp_path: Path, node, map_checker):
+    files = {
+        "js/a.js": "out.push(1 <!-- an HTML-like comment, as old pages wrote\n);\n",
+        "js/b.js": "#!/usr/bin/env node\nout.push('b');\n",
+        "js/c.js": "out.push('cr')\rvar n = 2\r++n\rout.push(n)\r",
+        "js/d.js": "var x = 5;\n  --> closing comment ends the line\nout.push(x-->4);\n",
+    }
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/*.js"]}})
+    result = build(repo)
+    assert result.all_errors == ()
+    assert result.all_warnings == ("js/top: js/b.js:1:1: a hashbang line (#!/usr/bin/env node) is a syntax error "
+                                   "after other code in a bundle; bosco turned it into a comment",)
+    code = output(result, "svc/default/js/top.js").decode()
+    assert code == ("out.push(1);\nout.push('b');\nout.push('cr')\nvar n=2\n++n\nout.push(n)\n;\n"
+                    "var x=5;out.push(x-->4);\n//# sourceMappingURL=top.js.map\n")
+    assert run_bundle(node, result, "svc/default/js/top.js", tmp_path / "out") == '[1,"b","cr",3,true]\n'
+    bundle = tmp_path / "out/svc/default/js/top.js"
+    check = map_checker(bundle, bundle.with_name("top.js.map"), "js")
+    assert check["badCount"] == 0 and check["checked"] == 23
+
+
+def test_module_syntax_is_an_error_naming_file_line_column(tmp_path: Path):
+    files = {"js/a.js": "var a = 1;\n", "js/m.js": "var b = 2;\n  export const z = 1;\n",
+             "js/meta.js": "var url = import.meta.url;\n", "js/dyn.js": "var p = typeof import('x');\n"}
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/m.js", "js/meta.js", "js/dyn.js"]}})
+    hint = ("is module syntax: a <script> runs this file as a classic script (compile it to a classic script, "
+            'or load it with <script type="module"> outside bosco)')
+    expected = (f"js/top: js/m.js:2:3: `export` {hint}\n      export const z = 1;",
+                f"js/top: js/meta.js:1:11: `import` {hint}\n    var url = import.meta.url;")
+    assert build(repo).all_errors == expected
+    assert build(repo, BuildOptions()).all_errors == expected  # cdn: each file its own <script>
+
+
+def test_use_strict_after_another_directive_is_seen(tmp_path: Path):
+    files = {"js/a.js": "var a = 1;\n", "js/b.js": "'use asm';\n/* why */ \"use strict\";\nvar b = 2;\n"}
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/b.js"], "first": ["js/b.js", "js/a.js"]}})
+    assert build(repo).all_warnings == (
+        "js/top: js/b.js starts with 'use strict' but follows non-strict files in the bundle, so it runs non-strict",
+        "js/first: js/b.js starts with 'use strict', which makes the non-strict files concatenated after it strict "
+        "too (js/a.js)")
