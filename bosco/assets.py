@@ -11,6 +11,20 @@ from wcmatch import glob as wcglob
 from bosco.manifest import Manifest
 
 GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NODIR
+# The primary order of printable ASCII in the Unicode Collation Algorithm with CLDR root data (what
+# ICU's ``'a'.localeCompare(b, 'en')`` uses): space and punctuation, symbols, digits, then letters
+# with case folded. Read from node 20 / ICU 78; the test pins it.
+_PRIMARY = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz"
+_RANK = {c: i for i, c in enumerate(_PRIMARY)} | {c.upper(): i for i, c in enumerate(_PRIMARY) if c.isalpha()}
+
+
+def glob_order(path: str) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """Sort key giving node-glob 7's order (``a.localeCompare(b, 'en')``, the order of the original
+    Bosco) for ASCII paths without ICU: compare the primary ranks of every character (``_PRIMARY``;
+    case ignored), then case, lower before upper (``a.js``, ``A.js``, ``ab.js``, ``aB.js``, ``Ab.js``).
+    Characters outside printable ASCII rank after ``z`` in code point order (ICU would interleave
+    accented letters with their base letter)."""
+    return (tuple(_RANK.get(c, len(_PRIMARY) + ord(c)) for c in path), tuple(c.isupper() for c in path))
 
 
 @dataclass(frozen=True)
@@ -61,8 +75,8 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     """Expand one glob relative to ``repo/base``.
 
     Returns ``([(absolute path, path relative to base)], error)``: files only, dotfiles excluded,
-    ``**`` recursive, braces allowed, sorted by the relative POSIX path (code-point order, the same on
-    every machine). The error is set when the pattern matches nothing, is absolute, climbs with
+    ``**`` recursive, braces allowed, sorted by the relative POSIX path in node-glob 7's order
+    (``glob_order``, the same on every machine). The error is set when the pattern matches nothing, is absolute, climbs with
     ``..``, or a match resolves outside the repo (symlink escape).
     """
     if pattern.startswith("/") or posixpath.isabs(pattern) or ".." in pattern.split("/"):
@@ -71,7 +85,7 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     if not folder.is_dir():
         return [], f"{pattern}: basePath folder {folder} does not exist"
     repo_real = repo.resolve()
-    matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=0))
+    matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=0), key=glob_order)
     result = []
     for rel in matches:
         path = folder / rel

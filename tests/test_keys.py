@@ -71,7 +71,7 @@ def test_minified_keys_are_bundles_maps_and_fragments():
 def test_recursive_glob_order_is_sorted_dotfiles_excluded_and_duplicates_kept_first():
     asset_set = build(KEYS)
     fragment = asset_set.get("svc-a/local/html/bottom.js.html").data.decode()
-    # js/**/*.js: lib/m.js, top.js, z.js (code-point order, .hidden.js excluded); the explicit js/top.js
+    # js/**/*.js: lib/m.js, top.js, z.js (node-glob 7 order, .hidden.js excluded); the explicit js/top.js
     # matched again keeps its first position.
     assert fragment == (
         '<script src="/svc-a/local/js/lib/m.js"></script>\n'

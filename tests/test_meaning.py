@@ -3,6 +3,7 @@ legal comments, classic-script checks, map association and asset order."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from trustkit import build, output, service, write_outputs
@@ -189,3 +190,19 @@ def test_use_strict_after_another_directive_is_seen(tmp_path: Path):
         "js/top: js/b.js starts with 'use strict' but follows non-strict files in the bundle, so it runs non-strict",
         "js/first: js/b.js starts with 'use strict', which makes the non-strict files concatenated after it strict "
         "too (js/a.js)")
+
+
+def test_glob_order_is_node_glob_7_locale_order(tmp_path: Path, node):
+    names = ["_u.js", "1.js", "a b.js", "a_b.js", "a-b.js", "a.b.js", "a.js", "A.js", "ab.js", "aB.js", "Ab.js",
+             "alpha.js", "b.js", "B.js", "Mid.js", "x10.js", "x9.js", "Z.js", "zeta.js", "a,b.js", "a;b.js", "a!b.js",
+             "a(b.js", "a[b.js", "a@b.js", "a&b.js", "a#b.js", "a%b.js", "a+b.js", "a=b.js", "a~b.js", "a$b.js",
+             "sub/x.js", "sub.js"]
+    order = json.loads(node.run(f"console.log(JSON.stringify({json.dumps(names)}.sort((a, b) => "
+                                "a.localeCompare(b, 'en'))))"))
+    assert order[:19] == ["_u.js", "1.js", "a b.js", "a_b.js", "a-b.js", "a,b.js", "a;b.js", "a!b.js", "a.b.js",
+                          "a.js", "A.js", "a(b.js", "a[b.js", "a@b.js", "a&b.js", "a#b.js", "a%b.js", "a+b.js", "a=b.js"]
+    files = {f"js/{name}": f"out.push({json.dumps(name)});\n" for name in names}
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/**/*.js"]}})
+    result = build(repo, CONCAT)
+    listed = [source.split("/", 2)[2] for source in json.loads(output(result, "svc/7/js/top.js.map"))["sources"]]
+    assert listed == order
