@@ -18,6 +18,32 @@ _PRIMARY = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvw
 _RANK = {c: i for i, c in enumerate(_PRIMARY)} | {c.upper(): i for i, c in enumerate(_PRIMARY) if c.isalpha()}
 
 
+# Source languages that need a compiler before a browser can use them: suffix -> (language, example
+# command compiling ``{src}`` to ``{out}``).
+FOREIGN_SOURCES: dict[str, dict[str, tuple[str, str]]] = {
+    "css": {".scss": ("Sass", "sass {src} {out}"), ".sass": ("Sass", "sass {src} {out}"),
+            ".less": ("Less", "lessc {src} {out}"), ".styl": ("Stylus", "stylus {src} -o {out}")},
+    "js": {".ts": ("TypeScript", "esbuild {src} --outfile={out}"), ".mts": ("TypeScript", "esbuild {src} --outfile={out}"),
+           ".cts": ("TypeScript", "esbuild {src} --outfile={out}"), ".tsx": ("TSX", "esbuild {src} --outfile={out}"),
+           ".jsx": ("JSX", "esbuild {src} --outfile={out}"), ".coffee": ("CoffeeScript", "coffee -c {src}")},
+}
+
+
+def foreign_source(asset: Asset) -> str | None:
+    """Why ``asset`` (listed under ``js``/``css``) is not JS/CSS a browser runs, with the command that
+    would compile it (to run in ``build.command``), or None when its suffix is not a known source
+    language (``.scss``, ``.sass``, ``.less``, ``.styl``; ``.ts``, ``.mts``, ``.cts``, ``.tsx``, ``.jsx``,
+    ``.coffee``)."""
+    suffix = posixpath.splitext(asset.repo_rel)[1].lower()
+    found = FOREIGN_SOURCES.get(asset.type, {}).get(suffix)
+    if found is None or asset.source_map:
+        return None
+    language, command = found
+    out = asset.repo_rel[: -len(suffix)] + "." + asset.type
+    return (f"{asset.repo_rel} is {language} source, not {asset.type.upper()}: browsers cannot use it; compile it "
+            f"in build.command (e.g. `{command.format(src=asset.repo_rel, out=out)}`) and list {out} instead")
+
+
 def glob_order(path: str) -> tuple[tuple[int, ...], tuple[bool, ...]]:
     """Sort key giving node-glob 7's order (``a.localeCompare(b, 'en')``, the order of the original
     Bosco) for ASCII paths without ICU: compare the primary ranks of every character (``_PRIMARY``;

@@ -16,7 +16,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -545,7 +545,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         cache = compression_cache(state.config)
         if not state.config.get("aws.cdn"):
             err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
-        options = publish_build_options(state, build_name, bundle, True, f"/{env}")
+        options = replace(publish_build_options(state, build_name, bundle, True, f"/{env}"), refuse_foreign=True)
         asset_set = build_published(state, options)
         print_problems(asset_set)
         from bosco.publish.s3 import config_problems, s3_target  # boto3 costs 0.2 s of start-up: only here

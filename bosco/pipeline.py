@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from bosco.assets import BundleInput, collect, missing_assets
+from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
 from bosco.bundle import build_bundle, js_minify_inputs
@@ -39,7 +39,8 @@ class BuildOptions:
     fragments list them); ``base_url`` prefixes fragment URLs (``""`` = root-relative ``/<key>``);
     ``tag`` limits bundles to one tag; ``rebuild`` forces ``build.command``; ``sri`` adds integrity
     attributes to fragments; ``livereload`` is the URL of the live-reload script that fragments
-    load (``bosco cdn -w --livereload``, watched services only), None for none.
+    load (``bosco cdn -w --livereload``, watched services only), None for none; ``refuse_foreign``
+    makes a Sass/Less/TypeScript/... source listed as CSS/JS an error (``s3push``), else a warning.
     """
 
     build: str = "local"
@@ -54,6 +55,7 @@ class BuildOptions:
     repos_link: bool = False
     check_syntax: bool = True
     livereload: str | None = None
+    refuse_foreign: bool = False
 
 
 def sri(data: bytes) -> str:
@@ -140,6 +142,10 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
         bundle_key = None
         files: list[Output] = []
         code_type = b.type in ("js", "css")
+        for asset in b.code if code_type else ():
+            foreign = foreign_source(asset)
+            if foreign:
+                (bundle_errors if options.refuse_foreign else bundle_warnings).append(foreign)
         if code_type and options.bundle:
             if b.code:
                 bundle_key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"

@@ -219,3 +219,18 @@ def test_bad_build_name_is_a_usage_error(workspace, s3, bucket):
     assert result.exit_code == 2
     assert "'../55' cannot be a key segment" in result.stderr
     assert keys(s3, bucket) == {}
+
+
+def test_sass_listed_as_css_is_refused_by_s3push_and_warned_by_build_out(workspace, s3, bucket, tmp_path):
+    manifest = json.loads(json.dumps(MANIFESTS["app-web"]))
+    manifest["assets"]["css"]["main"].append("css/top2.scss")
+    set_manifest(workspace, "app-web", manifest)
+    (workspace / "app-web/public/css/top2.scss").write_text("$c: red;\n.a { .b { color: $c; } }\n")
+    problem = ("public/css/top2.scss is Sass source, not CSS: browsers cannot use it; compile it in build.command "
+               "(e.g. `sass public/css/top2.scss public/css/top2.css`) and list public/css/top2.css instead")
+    result = failed_push(workspace)
+    assert f"error: app-web: css/main: {problem}" in " ".join(result.stderr.split())
+    assert keys(s3, bucket) == {}
+    built = run(workspace, "build", "--out", str(tmp_path / "out"))
+    assert built.exit_code == 0, built.output
+    assert f"warning: app-web: css/main: {problem}" in " ".join(built.stderr.split())
