@@ -20,12 +20,12 @@ _RANK = {c: i for i, c in enumerate(_PRIMARY)} | {c.upper(): i for i, c in enume
 
 # Source languages that need a compiler before a browser can use them: suffix -> (language, example
 # command compiling ``{src}`` to ``{out}``).
+_ESBUILD = "esbuild {src} --outfile={out}"
 FOREIGN_SOURCES: dict[str, dict[str, tuple[str, str]]] = {
     "css": {".scss": ("Sass", "sass {src} {out}"), ".sass": ("Sass", "sass {src} {out}"),
             ".less": ("Less", "lessc {src} {out}"), ".styl": ("Stylus", "stylus {src} -o {out}")},
-    "js": {".ts": ("TypeScript", "esbuild {src} --outfile={out}"), ".mts": ("TypeScript", "esbuild {src} --outfile={out}"),
-           ".cts": ("TypeScript", "esbuild {src} --outfile={out}"), ".tsx": ("TSX", "esbuild {src} --outfile={out}"),
-           ".jsx": ("JSX", "esbuild {src} --outfile={out}"), ".coffee": ("CoffeeScript", "coffee -c {src}")},
+    "js": {".ts": ("TypeScript", _ESBUILD), ".mts": ("TypeScript", _ESBUILD), ".cts": ("TypeScript", _ESBUILD),
+           ".tsx": ("TSX", _ESBUILD), ".jsx": ("JSX", _ESBUILD), ".coffee": ("CoffeeScript", "coffee -c {src}")},
 }
 
 
@@ -102,8 +102,8 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
 
     Returns ``([(absolute path, path relative to base)], error)``: files only, dotfiles excluded,
     ``**`` recursive, braces allowed, sorted by the relative POSIX path in node-glob 7's order
-    (``glob_order``, the same on every machine). The error is set when the pattern matches nothing, is absolute, climbs with
-    ``..``, or a match resolves outside the repo (symlink escape).
+    (``glob_order``, the same on every machine). The error is set when the pattern matches nothing,
+    is absolute, climbs with ``..``, or a match resolves outside the repo (symlink escape).
     """
     if pattern.startswith("/") or posixpath.isabs(pattern) or ".." in pattern.split("/"):
         return [], f"{pattern}: must be relative to basePath and stay inside the repository"

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import csscompressor
+import numpy as np
 
 from bosco.assets import Asset
 from bosco.config import CSS_MINIFIERS
@@ -25,11 +27,8 @@ from bosco.css import prepare as prepare_css
 from bosco.errors import BundleError
 from bosco.jsonfile import read_text
 from bosco.sourcemap import MapWriter, decode_mappings
-from bosco.syntax import unit_offsets
+from bosco.syntax import map_comments, unit_offsets, utf16
 from bosco.verify import minify_verified
-
-_JS_MAP_COMMENT = re.compile(r"^[ \t]*//[#@][ \t]*sourceMappingURL=([^\s'\"]*)[ \t]*$", re.M)
-_CSS_MAP_COMMENT = re.compile(r"/\*[#@][ \t]*sourceMappingURL=([^\s*]*)[ \t]*\*/")
 
 
 @dataclass(frozen=True)
@@ -52,10 +51,6 @@ def csscompressor_minify(text: str) -> str:
     return csscompressor.compress(text)
 
 
-def _blank(match: re.Match[str]) -> str:
-    return "\n" * match.group(0).count("\n")
-
-
 def _needs_semicolon(text: str) -> bool:
     stripped = text[-4096:].rstrip()  # only the end matters; avoid copying megabytes
     last_line = stripped.rsplit("\n", 1)[-1]
@@ -66,20 +61,57 @@ def _source_name(service: str, asset: Asset) -> str:
     return f"{service}/{asset.repo_rel}"
 
 
-def _own_map(asset: Asset, text: str, maps: dict[str, Asset], pattern: re.Pattern[str]) -> Path | None:
-    """The map file of an already-minified input: a listed ``<file><ext>``, else its comment's target."""
-    listed = maps.get(asset.repo_rel)
-    if listed is not None:
-        return listed.path
-    match = pattern.search(text)
-    if match and match.group(1) and not re.match(r"^[a-z]+:", match.group(1)):
-        candidate = asset.path.parent / match.group(1)
-        return candidate if candidate.is_file() else None
+def _own_map(asset: Asset, comments: tuple[tuple[int, int, str], ...], maps: dict[Path, Asset],
+             used: set[Path]) -> Path | None:
+    """The map file of ``asset``: its own (last) ``sourceMappingURL`` comment's target when that is a
+    listed map or a file, else a listed ``<file>.map``, else a listed ``<stem>.map`` (jQuery's
+    ``jquery.min.map`` next to ``jquery.min.js``). A listed map found is added to ``used``."""
+    candidates = []
+    url = comments[-1][2] if comments else ""
+    if url and not re.match(r"^[a-z][a-z0-9+.-]*:", url, re.I):
+        candidates.append(asset.path.parent / unquote(url.split("?")[0].split("#")[0]))
+    candidates += [asset.path.with_name(asset.path.name + ".map"), asset.path.with_suffix(".map")]
+    for n, candidate in enumerate(candidates):
+        real = candidate.resolve()
+        if real in maps:
+            used.add(real)
+            return candidate
+        if n == 0 and url and candidate.is_file():
+            return candidate
     return None
 
 
-def _compose(writer: MapWriter, map_path: Path, service: str, repo: Path, line0: int) -> None:
-    """Copy the segments of an input's own map into ``writer``, shifted down by ``line0`` lines."""
+def _shift_segments(lines: list[list[tuple[int, ...]]], original: str, text: str,
+                    edits: tuple[tuple[int, int, int], ...]) -> list[list[tuple[int, ...]]]:
+    """``lines`` of segments generated for ``original``, moved to where the same characters are in
+    ``text`` (``original`` rewritten by ``edits``: ``(start, end, new length)`` in UTF-16 units); a
+    segment inside a rewritten stretch moves to the start of its replacement."""
+    flat = [(n, seg) for n, segments in enumerate(lines) for seg in segments]
+    if not flat:
+        return lines
+    units_o, units_t = np.frombuffer(utf16(original), "<u2"), np.frombuffer(utf16(text), "<u2")
+    starts_o = np.concatenate(([0], np.flatnonzero(units_o == 10) + 1))
+    starts_t = np.concatenate(([0], np.flatnonzero(units_t == 10) + 1))
+    gen_line = np.minimum(np.array([n for n, _ in flat]), len(starts_o) - 1)
+    offset = starts_o[gen_line] + np.array([seg[0] for _, seg in flat])
+    start, end, size = (np.array(column, dtype=np.int64) for column in zip(*edits, strict=True))
+    before = np.concatenate(([0], np.cumsum(size - (end - start))))  # shift caused by the first k edits
+    k = np.searchsorted(start, offset, side="right")
+    inside = (k > 0) & (offset < end[np.maximum(k - 1, 0)])
+    moved = np.where(inside, start[np.maximum(k - 1, 0)] + before[np.maximum(k - 1, 0)], offset + before[k])
+    new_line = np.searchsorted(starts_t, moved, side="right") - 1
+    new_col = moved - starts_t[new_line]
+    out: list[list[tuple[int, ...]]] = [[] for _ in range(int(new_line.max()) + 1)]
+    for (_, seg), line, col in zip(flat, new_line.tolist(), new_col.tolist(), strict=True):
+        out[line].append((col, *seg[1:]))
+    return out
+
+
+def _compose(writer: MapWriter, map_path: Path, service: str, repo: Path, line0: int, original: str = "",
+             text: str = "", edits: tuple[tuple[int, int, int], ...] = ()) -> None:
+    """Copy the segments of an input's own map into ``writer``, shifted down by ``line0`` lines and,
+    when bosco rewrote the input (``original`` became ``text`` by ``edits``, see ``_shift_segments``),
+    to where the rewritten text holds each mapped character."""
     try:
         data = json.loads(read_text(map_path))
         lines = decode_mappings(data["mappings"])
@@ -98,6 +130,8 @@ def _compose(writer: MapWriter, map_path: Path, service: str, repo: Path, line0:
         if content is None and target.is_file():
             content = read_text(target)
         index.append(writer.add_source(name, content))
+    if edits:
+        lines = _shift_segments(lines, original, text, edits)
     for n, segments in enumerate(lines):
         for seg in segments:
             if len(seg) >= 4:
@@ -141,10 +175,15 @@ def _read(asset: Asset) -> str:
         raise BundleError(f"{asset.path}: cannot read as UTF-8 ({exc})") from exc
 
 
-def _without_map_comments(text: str, comment: re.Pattern[str]) -> str:
-    if "sourceMappingURL" not in text:  # the regex is slow over megabytes; most files have no comment
-        return text
-    return comment.sub(_blank, text)
+def _without_map_comments(text: str, comments: tuple[tuple[int, int, str], ...]) -> str:
+    """``text`` with its ``sourceMappingURL`` comments (``syntax.map_comments``) blanked, their line
+    breaks kept, so only the bundle's own comment remains."""
+    out, last = [], 0
+    for start, end, _ in comments:
+        out += [text[last:start], "\n" * text.count("\n", start, end)]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _without_hashbang(text: str) -> str:
@@ -159,7 +198,8 @@ def js_minify_inputs(assets: Sequence[Asset]) -> Iterator[str]:
     for asset in assets:
         if asset.type == "js" and not asset.source_map and not asset.already_minified:
             try:
-                yield _without_hashbang(_without_map_comments(read_text(asset.path), _JS_MAP_COMMENT))
+                text = read_text(asset.path)
+                yield _without_hashbang(_without_map_comments(text, map_comments("js", text)))
             except (OSError, UnicodeDecodeError):
                 continue
 
@@ -191,16 +231,19 @@ def build_bundle(
     js = type_ == "js"
     name = f"{tag}.{type_}"
     writer = MapWriter(name)
-    maps = {a.repo_rel[: -len(".map")]: a for a in assets if a.source_map and a.repo_rel.endswith(".map")}
-    comment = _JS_MAP_COMMENT if js else _CSS_MAP_COMMENT
+    maps = {a.path.resolve(): a for a in assets if a.source_map}
+    used: set[Path] = set()
     inputs = []
     for asset in assets:
         if asset.source_map:
             continue
         raw = _read(asset)
-        own_map = _own_map(asset, raw, maps, comment) if asset.already_minified else None
-        inputs.append((asset, _without_map_comments(raw, comment), own_map))
-    warnings: list[str] = []
+        comments = map_comments(type_, raw)
+        own_map = _own_map(asset, comments, maps, used)
+        inputs.append((asset, _without_map_comments(raw, comments), own_map if asset.already_minified else None))
+    warnings: list[str] = [
+        f"{a.repo_rel}: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
+        f"comment, <file>.map or <stem>.map), so it is not used" for real, a in maps.items() if real not in used]
     errors: list[str] = []
     parts: list[str] = []
     # (source name, original text, text to bundle, url edits, own map, may minify, repo path)
@@ -234,7 +277,7 @@ def build_bundle(
             warnings.append(f"{repo_path}: {result.fault}")
         out = result.code
         if own_map is not None:
-            _compose(writer, own_map, service, repo, line)
+            _compose(writer, own_map, service, repo, line, original, text, edits)
         elif minify and may_minify and not js and css_minifier != "rcssmin":
             out = csscompressor_minify(text)
             writer.segment(line, 0, writer.add_source(source, original), 0, 0)

@@ -22,6 +22,8 @@ import numpy as np
 import tree_sitter_javascript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from bosco import cache
+
 _JS = Language(tree_sitter_javascript.language())
 _JS_SPANS = Query(_JS, """
 (comment) @comment
@@ -232,6 +234,37 @@ def css_facts(text: str) -> Facts:
         literals = [(int(units[a]), int(units[b])) for a, b in literals]
         comments = [(int(units[a]), int(units[b])) for a, b in comments]
     return Facts(tuple(literals), tuple(comments), (), -1, problem)
+
+
+_MAP_URL = re.compile(r"(?://|/\*)[#@][ \t]*sourceMappingURL=([^\s'\"*]*)\s*(?:\*/)?\Z")
+
+
+def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
+    """The ``sourceMappingURL`` comments of ``text`` (``//# ...`` or ``/*# ... */``, ``@`` too; the
+    Source Map v3 spec) that are real comments, not text inside a string, template or regex, as
+    ``(start, end, url)`` code point spans, in order. Cached by content (``bosco.cache``)."""
+    if "sourceMappingURL" not in text:
+        return ()
+    name = cache.key("map-comments-1", type_, text)
+    found = cache.load(name)
+    if found is None:
+        comments = list((js_facts(classic(text)) if type_ == "js" else css_facts(text)).comments)
+        if not text.isascii():
+            units = unit_offsets(text)
+            comments = [(int(np.searchsorted(units, a)), int(np.searchsorted(units, b))) for a, b in comments]
+        starts = [a for a, _ in comments]
+        found = []
+        for hit in re.finditer("sourceMappingURL", text):
+            i = bisect.bisect_right(starts, hit.start()) - 1
+            if i < 0 or comments[i][1] <= hit.start() or (found and found[-1][0] == comments[i][0]):
+                continue
+            start, end = comments[i]
+            match = _MAP_URL.match(text[start:end].rstrip("\r"))
+            if match:
+                found.append((start, end, match.group(1)))
+        found = tuple(found)
+        cache.store(name, found)
+    return found
 
 
 def unit_offsets(text: str) -> np.ndarray:

@@ -200,9 +200,86 @@ def test_glob_order_is_node_glob_7_locale_order(tmp_path: Path, node):
     order = json.loads(node.run(f"console.log(JSON.stringify({json.dumps(names)}.sort((a, b) => "
                                 "a.localeCompare(b, 'en'))))"))
     assert order[:19] == ["_u.js", "1.js", "a b.js", "a_b.js", "a-b.js", "a,b.js", "a;b.js", "a!b.js", "a.b.js",
-                          "a.js", "A.js", "a(b.js", "a[b.js", "a@b.js", "a&b.js", "a#b.js", "a%b.js", "a+b.js", "a=b.js"]
+                          "a.js", "A.js", "a(b.js", "a[b.js", "a@b.js", "a&b.js", "a#b.js", "a%b.js", "a+b.js",
+                          "a=b.js"]
     files = {f"js/{name}": f"out.push({json.dumps(name)});\n" for name in names}
     repo = service(tmp_path, "svc", files, {"js": {"top": ["js/**/*.js"]}})
     result = build(repo, CONCAT)
     listed = [source.split("/", 2)[2] for source in json.loads(output(result, "svc/7/js/top.js.map"))["sources"]]
     assert listed == order
+
+
+def test_only_real_source_mapping_comments_are_stripped(tmp_path: Path, node):
+    files = {
+        "js/a.js": "out.push(`line\n//# sourceMappingURL=kept.map\n`.length);\r\n//# sourceMappingURL=a.js.map\r\n",
+        "js/b.js": "out.push('b');\n/*# sourceMappingURL=b.js.map */\n",
+        "css/a.css": '.a { content: "/*# sourceMappingURL=kept.map */"; }\r\n/*# sourceMappingURL=a.css.map */\r\n',
+    }
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/b.js"]}, "css": {"main": ["css/a.css"]}})
+    result = build(repo, CONCAT)
+    assert result.all_errors == () and result.all_warnings == ()
+    assert output(result, "svc/7/js/top.js").decode() == (
+        "out.push(`line\n//# sourceMappingURL=kept.map\n`.length);\r\n\r\n"
+        "out.push('b');\n\n"
+        "//# sourceMappingURL=top.js.map\n")
+    assert output(result, "svc/7/css/main.css").decode() == (
+        '.a { content: "/*# sourceMappingURL=kept.map */"; }\r\n\r\n/*# sourceMappingURL=main.css.map */\n')
+    assert run_bundle(node, result, "svc/7/js/top.js", tmp_path / "out") == '[35,"b"]\n'
+
+
+def test_composed_map_of_rewritten_minified_css_is_exact(tmp_path: Path, map_checker):
+    from bosco.sourcemap import MapWriter
+
+    source = '@charset "UTF-8";\n.logo {\n  background: url(../../img/a.png);\n  color: red;\n}\n'
+    minified = '@charset "UTF-8";.logo{background:url(../../img/a.png);color:red}\n'
+    writer = MapWriter("site.min.css")
+    src = writer.add_source("../../../src/site.css", source)
+    for col, line, src_col in ((0, 0, 0), (17, 1, 0), (18, 1, 1), (23, 2, 2), (34, 2, 14), (55, 3, 2), (61, 3, 9)):
+        writer.segment(0, col, src, line, src_col)
+
+    files = {"src/site.css": source,
+             "public/css/sub/site.min.css": minified + "/*# sourceMappingURL=site.min.css.map */\n",
+             "public/css/sub/site.min.css.map": json.dumps(writer.to_dict()), "public/img/a.png": b"png"}
+    repo = service(tmp_path, "svc", files, {"basePath": "public", "alreadyMinified": True,
+                                            "css": {"main": ["css/sub/site.min.css", "css/sub/site.min.css.map"]},
+                                            "img": {"main": ["img/*"]}})
+    result = build(repo, BuildOptions(build="7", bundle=True, minify=True))
+    assert result.all_errors == () and result.all_warnings == ()
+    assert output(result, "svc/7/css/main.css").decode() == (
+        '@charset "UTF-8";\n.logo{background:url(../img/a.png);color:red}\n\n/*# sourceMappingURL=main.css.map */\n')
+    write_outputs(result, tmp_path / "out")
+    bundle = tmp_path / "out/svc/7/css/main.css"
+    check = map_checker(bundle, bundle.with_name("main.css.map"), "css")
+    # every token maps to the library's source; the rewritten url's parts map to where the url began;
+    # the hoisted @charset is not mapped
+    assert check["checked"] == 10
+    assert [(b["token"], b["source"], b["found"]) for b in check["bad"]] == [
+        ("charset", None, ""), ('"UTF-8"', None, "")] + [
+        (token, "svc/src/site.css", "url(../../img/a.png)") for token in ("img", "a", "png")]
+
+
+def test_maps_are_found_by_comment_then_file_map_then_stem_map(tmp_path: Path):
+    from bosco.sourcemap import MapWriter
+
+    def own_map(name: str, source: str) -> str:
+        writer = MapWriter(name)
+        writer.segment(0, 0, writer.add_source(source, "var x = 1;\n"), 0, 0)
+        return json.dumps(writer.to_dict())
+
+    files = {
+        "js/jquery.min.js": "var x=1;\n//# sourceMappingURL=jquery.min.map\n",
+        "js/jquery.min.map": own_map("j", "jq.js"),
+        "js/stem.min.js": "var s=1;\n", "js/stem.min.map": own_map("s", "stem.js"),
+        "js/full.min.js": "var f=1;\n", "js/full.min.js.map": own_map("f", "full.js"),
+        "js/other.min.js": "var o=1;\n//# sourceMappingURL=maps/o.map\n", "js/maps/o.map": own_map("o", "o.js"),
+        "js/orphan.map": own_map("x", "orphan.js"),
+    }
+    repo = service(tmp_path, "svc", files, {"alreadyMinified": True, "js": {"top": [
+        "js/jquery.min.js", "js/stem.min.js", "js/full.min.js", "js/other.min.js", "js/*.map", "js/maps/*.map"]}})
+    result = build(repo)
+    assert result.all_errors == ()
+    assert result.all_warnings == (
+        "js/top: js/orphan.map: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
+        "comment, <file>.map or <stem>.map), so it is not used",)
+    assert json.loads(output(result, "svc/default/js/top.js.map"))["sources"] == [
+        "svc/js/jq.js", "svc/js/stem.js", "svc/js/full.js", "svc/js/maps/o.js"]
