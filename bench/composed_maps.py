@@ -38,7 +38,8 @@ const code = fs.readFileSync(codePath, 'utf8');
   const out = [];
   code.split('\n').forEach((text, i) => {
     if (text.includes('sourceMappingURL=')) return;
-    const re = /(\/\*[\s\S]*?\*\/)|("(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|(#[\w-]+|-?[A-Za-z_][\w-]*|\d*\.?\d+[A-Za-z%]*)/g;
+    const re = new RegExp(String.raw`(\/\*[\s\S]*?\*\/)|("(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|` +
+                          String.raw`(#[\w-]+|-?[A-Za-z_][\w-]*|\d*\.?\d+[A-Za-z%]*)`, 'g');
     let m;
     while ((m = re.exec(text))) {
       if (m[1]) continue;
