@@ -25,7 +25,7 @@ import httpx
 
 from bosco.pipeline import BuildOptions, build_service
 from bosco.server import AssetHolder, CdnServer
-from bosco.watch import DEBOUNCE, WatchSession
+from bosco.watch import SETTLE, WatchSession
 from bosco.workspace import load_service
 
 FILES = 50
@@ -68,9 +68,8 @@ def measure(repo: Path, minify: bool) -> tuple[list[float], float]:
     holder = AssetHolder()
     server = CdnServer(holder, "127.0.0.1", 0)
     session = WatchSession([service], [repo], options, holder)
-    session.build_all()
     server.start()
-    session.start()
+    session.serve()
     key = "app-big/local/js/main.js" if minify else f"app-big/local/js/f{TARGET:03d}.js"
     target = repo / f"public/js/f{TARGET:03d}.js"
     original = target.read_text()
@@ -102,7 +101,7 @@ def main() -> None:
         repo = make_workspace(Path(tmp))
         size = sum(p.stat().st_size for p in (repo / "public/js").iterdir())
         print(f"bundle: {FILES} files, {size / 1e6:.2f} MB; {SAVES} atomic saves per mode; "
-              f"debounce {DEBOUNCE * 1000:.0f} ms; python {sys.version.split()[0]}")
+              f"settle {SETTLE * 1000:.0f} ms; python {sys.version.split()[0]}")
         print(f"{'mode':<11}{'median ms':>10}{'p95 ms':>9}{'max ms':>9}{'one-shot build ms':>19}{'median/build':>14}")
         for minify in (False, True):
             latencies, baseline = measure(repo, minify)

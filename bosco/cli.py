@@ -242,6 +242,10 @@ def print_rebuild(rebuild: Rebuild) -> None:
     keys = rebuild.changed + tuple(f"-{k}" for k in rebuild.removed)
     what = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "") if keys else "no change"
     cause = ", ".join(rebuild.reasons[:2]) + (" …" if len(rebuild.reasons) > 2 else "")
+    if rebuild.recovered:
+        err.print(f"[green]{escape(rebuild.service)}: recovered[/] in {rebuild.ms:.0f} ms ({escape(cause)}): "
+                  f"{escape(what)}", highlight=False)
+        return
     err.print(f"[green]{escape(rebuild.service)}[/]: {escape(what)} ({escape(cause)}) in {rebuild.ms:.0f} ms",
               highlight=False)
 

@@ -12,8 +12,10 @@ of on file events. Each rebuild is published as a ``rebuild`` server-sent event 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,8 +48,10 @@ from bosco.pipeline import BuildOptions, assemble, build_service, check_syntax
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
 
-DEBOUNCE = 0.05  # seconds of quiet after the last event before a rebuild (one save = several events)
-MAX_DELAY = 1.0  # seconds after the first event a rebuild starts even if events keep coming
+SETTLE = 0.003  # seconds from the first event of a burst to its rebuild (the rest of one save arrives)
+VANISH_GRACE = 1.0  # seconds a file or folder that disappeared may take to come back (editors, branch switches)
+POLL_INTERVAL = 0.25  # seconds between snapshots of a folder watched by polling
+MAX_LINK_DEPTH = 40  # folder levels followed below a root (and through links) at most
 EXCLUDED_DIRS = frozenset({"node_modules"})  # and every folder whose name starts with "."
 EVENT_TYPES = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
                DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
@@ -59,10 +63,12 @@ _MATCH_FLAGS = GLOB_FLAGS & ~wcglob.NODIR
 
 @dataclass(frozen=True)
 class WatchRoot:
-    """A folder to watch: ``recursive`` when a glob reaches below it."""
+    """One folder to watch, not its subfolders (each is a root of its own). ``link`` is True when
+    ``path`` is reached through a symbolic link inside the repo: the link's target is watched and
+    events are reported under ``path``, the name the globs see."""
 
     path: Path
-    recursive: bool
+    link: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ class Rebuild:
     ``changed`` are asset keys added or with new bytes, ``removed`` keys no longer served (both
     sorted, compared with what was served before); ``errors`` the new build's problems (empty when
     it succeeded; on failure the last good outputs stay served); ``ms`` the wall time in
-    milliseconds; ``reasons`` the repo-relative paths (or ``"watch build ready"``) that caused it."""
+    milliseconds; ``reasons`` the repo-relative paths (or ``"watch build ready"``) that caused it;
+    ``recovered`` True when it succeeded after a failed build of the service."""
 
     service: str
     changed: tuple[str, ...]
@@ -80,6 +87,7 @@ class Rebuild:
     errors: tuple[str, ...]
     ms: float
     reasons: tuple[str, ...] = ()
+    recovered: bool = False
 
     @property
     def ok(self) -> bool:
@@ -123,43 +131,62 @@ def _excluded(folder: Path) -> bool:
     return folder.name in EXCLUDED_DIRS or folder.name.startswith(".")
 
 
-def _split(root: WatchRoot) -> list[WatchRoot]:
-    """A recursive root whose subtree holds excluded folders becomes a plain watch on it plus
-    recursive watches on its other subfolders (so node_modules and .git are never watched)."""
-    if not root.recursive or not root.path.is_dir():
-        return [root]
-    children = sorted(c for c in root.path.iterdir() if c.is_dir() and not c.is_symlink())
-    kept = [c for c in children if not _excluded(c)]
-    below = [_split(WatchRoot(c, True)) for c in kept]
-    if len(kept) == len(children) and all(b == [WatchRoot(c, True)] for b, c in zip(below, kept, strict=True)):
-        return [root]
-    return [WatchRoot(root.path, False)] + [r for b in below for r in b]
+def _walk(folder: Path, recursive: bool, repo_real: Path, link: bool = False,
+          chain: tuple[Path, ...] = ()) -> list[WatchRoot]:
+    """``folder`` and, when ``recursive``, every folder below it that is not excluded. A symbolic
+    link to a folder inside the repo is followed (its target watched under the link's name) unless
+    the target is ``folder`` or one of its ancestors on the way (a loop); links that leave the repo
+    are not followed (their files are refused by the glob expansion)."""
+    roots = [WatchRoot(folder, link)]
+    try:
+        real = folder.resolve()
+    except OSError:  # a link loop or a folder gone meanwhile
+        return roots
+    if not recursive or len(chain) >= MAX_LINK_DEPTH:
+        return roots
+    try:
+        children = sorted(c for c in folder.iterdir() if not _excluded(c) and c.is_dir())
+    except OSError:
+        return roots
+    for child in children:
+        child_link = child.is_symlink()
+        if child_link:
+            try:
+                target = child.resolve(strict=True)
+            except (OSError, RuntimeError):
+                continue
+            if (target != repo_real and repo_real not in target.parents) or target in (*chain, real):
+                continue
+        roots += _walk(child, True, repo_real, link or child_link, (*chain, real))
+    return roots
 
 
 def watch_roots(service: Service) -> tuple[WatchRoot, ...]:
-    """The folders to watch for ``service``: the repo itself (for the manifest), each basePath folder
-    (recursive) and, for globs relative to the repo itself, the deepest folder without glob magic
-    (recursive when the glob reaches below it). A folder that does
-    not exist yet is replaced by its nearest existing ancestor, so its creation is seen. Excluded
-    folders below a recursive root are left out; roots inside another recursive root are dropped."""
+    """The folders to watch for ``service``: the repo itself (for the manifest), every basePath
+    folder and the folders below it and, for globs relative to the repo itself, the deepest folder
+    without glob magic (and the folders below it when the glob reaches into them). A folder that
+    does not exist (yet, or any more: a branch switch, a re-clone) is replaced by its nearest
+    existing ancestor, above the repo if need be, so its creation is seen."""
     repo = service.path
     wanted: dict[Path, bool] = {repo: False}
     for base, pattern in _globs(service):
         prefix, recursive = _static_prefix(pattern)
-        if base:  # one recursive watch per basePath: fewer inotify instances than one per glob folder
+        if base:
             folder, recursive = repo / base, True
         else:
             folder = repo / prefix if prefix else repo
-        while not folder.is_dir() and folder != repo and repo in folder.parents:
-            folder, recursive = folder.parent, False
         wanted[folder] = wanted.get(folder, False) or recursive
-    roots = [r for path, rec in wanted.items() for r in _split(WatchRoot(path, rec))]
-    recursive_paths = [r.path for r in roots if r.recursive]
-    return tuple(sorted(
-        {r for r in roots if not any(p in r.path.parents or (p == r.path and not r.recursive)
-                                     for p in recursive_paths)},
-        key=lambda r: (str(r.path), r.recursive),
-    ))
+    existing: dict[Path, bool] = {}
+    for folder, recursive in wanted.items():
+        while not folder.is_dir() and folder.parent != folder:
+            folder, recursive = folder.parent, False
+        existing[folder] = existing.get(folder, False) or recursive
+    try:
+        repo_real = repo.resolve()
+    except OSError:
+        repo_real = repo
+    return tuple(sorted({r for folder, rec in existing.items() for r in _walk(folder, rec, repo_real)},
+                        key=lambda r: (str(r.path), r.link)))
 
 
 def is_relevant(service: Service, path: Path) -> bool:
@@ -187,14 +214,16 @@ def _diff(old: ServiceBuild | None, new: ServiceBuild) -> tuple[tuple[str, ...],
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, session: WatchSession, repo: Path) -> None:
-        self.session, self.repo = session, repo
+    """Hands every watchdog event to the session (one handler for every watch)."""
+
+    def __init__(self, session: WatchSession) -> None:
+        self.session = session
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         paths = [Path(str(event.src_path))]
         if event.dest_path:
             paths.append(Path(str(event.dest_path)))
-        self.session.notify(self.repo, paths, event.is_directory, event.event_type)
+        self.session.dispatch(paths, event.is_directory, event.event_type)
 
 
 class WatchSession:
@@ -203,10 +232,15 @@ class WatchSession:
     ``services`` are all served services in order; ``watched`` the folders of those to watch.
     ``livereload`` makes the fragments of watched services load ``/_bosco/livereload.js``.
     Callbacks (called from background threads): ``on_rebuild(Rebuild)`` after each rebuild,
-    ``on_problem(service, message)`` for watch-build problems and the polling fallback (service
-    ``""``), ``on_output(service, line)`` for watch-build output. ``observer_class`` is watchdog's
-    platform observer unless given; it falls back to ``PollingObserver`` when the inotify limits
-    (``ENOSPC``/``EMFILE``) are reached. ``debounce`` is the quiet period in seconds.
+    ``on_problem(service, message)`` for watch-build problems, watching problems and the polling
+    fallback (service ``""``), ``on_output(service, line)`` for watch-build output.
+    ``observer_class`` is watchdog's platform observer unless given; a folder it cannot watch (the
+    inotify limits ``ENOSPC``/``EMFILE``, or any other error) is watched by polling instead.
+
+    Rebuilds start at the first event (after ``SETTLE``); events during a rebuild are coalesced
+    into one more rebuild right after it. A watched file or folder that disappears holds its
+    service's rebuild until it is back or ``VANISH_GRACE`` has passed (editors that rename the
+    original away before writing the new file, branch switches), so it never drops out briefly.
     """
 
     def __init__(
@@ -222,7 +256,6 @@ class WatchSession:
         on_problem: Callable[[str, str], None] | None = None,
         on_output: Callable[[str, str], None] | None = None,
         observer_class: Callable[[], BaseObserver] = Observer,
-        debounce: float = DEBOUNCE,
         watch_build_backoff: float = 1.0,
     ) -> None:
         self.services = {s.path: s for s in services}
@@ -233,8 +266,7 @@ class WatchSession:
             replace(options, livereload=url_for(options.base_url, LIVERELOAD_PATH[1:])) if livereload else options
         )
         self.on_rebuild, self.on_problem, self.on_output = on_rebuild, on_problem, on_output
-        self.observer_class, self.debounce, self.watch_build_backoff = observer_class, debounce, watch_build_backoff
-        self.polling = False
+        self.observer_class, self.watch_build_backoff = observer_class, watch_build_backoff
         self._served: dict[Path, ServiceBuild] = {}
         self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
         self._generations = itertools.count(1)
@@ -243,11 +275,16 @@ class WatchSession:
         self._problems: dict[Path, str] = {}
         self._lock = threading.RLock()
         self._cond = threading.Condition()
-        self._pending: dict[Path, tuple[float, float, set[str]]] = {}
+        self._pending: dict[Path, tuple[float, set[str]]] = {}  # per service: first event, reasons
+        self._vanished: dict[Path, dict[Path, float]] = {}  # per service: paths gone (and when) that may return
         self._stopped = False
         self._observer: BaseObserver | None = None
-        self._watches: dict[Path, dict[WatchRoot, ObservedWatch]] = {}
-        self._gone: dict[Path, set[Path]] = {}  # per service: folders deleted or moved away since the last sync
+        self._poller: BaseObserver | None = None  # for the folders inotify cannot watch
+        self._handler = _Handler(self)
+        # every watched folder: (observer, watch, services that want it); shared by services
+        self._watches: dict[WatchRoot, tuple[BaseObserver, ObservedWatch, set[Path]]] = {}
+        self._gone: set[Path] = set()  # folders deleted or moved away since the last sync
+        self._hinted = False
         self._watch_builds: list[WatchBuild] = []
         self._worker = threading.Thread(target=self._work, name="bosco-rebuild", daemon=True)
 
@@ -324,25 +361,30 @@ class WatchSession:
         self.holder.swap(asset_set)
         return asset_set
 
-    def rebuild(self, repo: Path, reasons: Iterable[str] = ()) -> Rebuild:
+    def rebuild(self, repo: Path, reasons: Iterable[str] = ()) -> Rebuild | None:
         """Re-read the manifest of the service in ``repo``, rebuild it, swap it into the served set
-        and publish a ``rebuild`` event. A build with errors keeps the last good outputs served."""
+        and publish a ``rebuild`` event. A build with errors keeps the last good outputs served.
+        None when the build is dropped: a newer one is served, or a watched file is briefly gone."""
         start = time.perf_counter()
         generation = self._begin(repo)
         service = load_service(repo)
         build = build_service(service, self._options(repo))
         with self._lock:
+            if self._held(repo, time.monotonic()) is not None:
+                return None  # read while a file was briefly gone: its pending rebuild follows
             self.services[repo] = service
             previous = self._served.get(repo)
             errors = build.all_errors
             if errors and repo in self._last_good:
                 good = self._last_good[repo]
                 build = replace(good, errors=errors, warnings=build.warnings, description=build.description)
-            self._install(repo, build, generation)
+            if not self._install(repo, build, generation):
+                return None
             self._publish()
         changed, removed = _diff(previous, build)
+        recovered = not errors and previous is not None and bool(previous.all_errors)
         result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
-                         tuple(sorted(reasons)))
+                         tuple(sorted(reasons)), recovered)
         self.holder.events.publish("rebuild", result.event(), key=build.name, retain=not result.ok)
         if self.on_rebuild:
             self.on_rebuild(result)
@@ -362,32 +404,78 @@ class WatchSession:
     # events -------------------------------------------------------------------------------
 
     def request(self, repo: Path, reason: str) -> None:
-        """Ask for a rebuild of the service in ``repo`` after the quiet period."""
-        now = time.monotonic()
+        """Ask for a rebuild of the service in ``repo`` (starts at once when it is idle)."""
         with self._cond:
-            first, _, reasons = self._pending.get(repo, (now, now, set()))
+            first, reasons = self._pending.get(repo, (time.monotonic(), set()))
             reasons.add(reason)
-            self._pending[repo] = (first, now, reasons)
+            self._pending[repo] = (first, reasons)
             self._cond.notify()
 
+    def dispatch(self, paths: list[Path], is_directory: bool, event_type: str) -> None:
+        """Handle one watchdog event (called from an observer thread): every watched service whose
+        repo holds one of ``paths`` is told."""
+        for repo in self.watched:
+            inside = [p for p in paths if p == repo or repo in p.parents]
+            if inside:
+                self.notify(repo, paths, is_directory, event_type)
+
     def notify(self, repo: Path, paths: list[Path], is_directory: bool, event_type: str) -> None:
-        """Handle one watchdog event for the service in ``repo`` (called from the observer thread)."""
+        """Handle one watchdog event for the service in ``repo``: ``paths`` are the event's source
+        (and destination of a move)."""
         service = self.services[repo]
         watch_build = self._has_watch_build(service)
+        inside = [p for p in paths if p == repo or repo in p.parents]
+        now = time.monotonic()
+        with self._cond:  # never self._lock: watchdog calls us holding its lock (deadlock)
+            vanished = self._vanished.setdefault(repo, {})
+            gone = event_type in ("deleted", "moved") and paths[0] in inside and not paths[0].exists()
+            if gone and (is_directory or is_relevant(service, paths[0])):
+                vanished[paths[0]] = now
+            for path in inside:
+                if path.exists():  # back (or new): nothing below it is gone any more
+                    for gone in [g for g in vanished if g == path or path in g.parents]:
+                        del vanished[gone]
+            if is_directory and event_type != "created":
+                self._gone.add(paths[0])
         if is_directory:  # folders appear or go: watch the new set of folders, re-expand the globs
-            if event_type != "created":
-                with self._cond:  # never self._lock: watchdog calls us holding its lock (deadlock)
-                    self._gone.setdefault(repo, set()).add(paths[0])
             if not watch_build:
-                self.request(repo, paths[-1].relative_to(repo).as_posix() + "/")
+                self.request(repo, inside[-1].relative_to(repo).as_posix() + "/")
             return
-        for path in paths:
+        for path in inside:
             if is_relevant(service, path) and (path.name == MANIFEST_NAME or not watch_build):
                 self.request(repo, path.relative_to(repo).as_posix())
 
     @staticmethod
     def _has_watch_build(service: Service) -> bool:
         return bool(service.manifest and service.manifest.build and service.manifest.build.watch_command)
+
+    def _held(self, repo: Path, now: float) -> float | None:
+        """When the rebuild of ``repo`` may start, if a vanished path still holds it (else None);
+        paths back on disk or gone for longer than ``VANISH_GRACE`` are forgotten."""
+        with self._cond:
+            vanished = self._vanished.get(repo, {})
+            until = None
+            for path, at in list(vanished.items()):
+                if at + VANISH_GRACE <= now or os.path.lexists(path):
+                    del vanished[path]
+                else:
+                    until = max(until or 0.0, at + VANISH_GRACE)
+            return until
+
+    def _next_due(self) -> tuple[Path, set[str]] | None:
+        """Wait for the next service whose rebuild is due and take it off the queue (None: stopped)."""
+        with self._cond:
+            while not self._stopped:
+                now = time.monotonic()
+                wait = None
+                for repo, (first, reasons) in list(self._pending.items()):
+                    at = max(first + SETTLE, self._held(repo, now) or 0.0)
+                    if at <= now:
+                        del self._pending[repo]
+                        return repo, reasons
+                    wait = at - now if wait is None else min(wait, at - now)
+                self._cond.wait(wait)
+            return None
 
     def _work(self) -> None:
         # events seen while the first build runs wait for it (it may not have served every service yet)
@@ -398,28 +486,16 @@ class WatchSession:
             service = self.services[repo]
             if self._has_watch_build(service):
                 self._start_watch_build(repo, service)
-        while True:
-            with self._cond:
-                due: list[tuple[Path, set[str]]] = []
-                while not self._stopped and not due:
-                    now = time.monotonic()
-                    wait = None
-                    for repo, (first, last, reasons) in list(self._pending.items()):
-                        at = min(last + self.debounce, first + MAX_DELAY)
-                        if at <= now:
-                            due.append((repo, reasons))
-                            del self._pending[repo]
-                        else:
-                            wait = at - now if wait is None else min(wait, at - now)
-                    if not due:
-                        self._cond.wait(wait)
-                if self._stopped:
-                    return
-            for repo, reasons in due:
+        while (due := self._next_due()) is not None:
+            repo, reasons = due
+            try:
                 self.rebuild(repo, reasons)
                 if self._sync_watches(repo) and not self._has_watch_build(self.services[repo]):
                     # files created in a new folder before its watch existed: look once more
                     self.request(repo, "newly watched folders")
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive any one rebuild
+                if self.on_problem:
+                    self.on_problem(self.services[repo].name, f"rebuild failed unexpectedly: {exc!r}")
 
     # observers ----------------------------------------------------------------------------
 
@@ -430,42 +506,66 @@ class WatchSession:
             return self._sync(repo)
 
     def _sync(self, repo: Path) -> bool:
-        observer = self._observer
-        if observer is None or self._stopped:
+        if self._observer is None or self._stopped:
             return False
-        current = self._watches.setdefault(repo, {})
         with self._cond:
-            gone = self._gone.pop(repo, set())
+            gone, self._gone = self._gone, set()
         wanted = set(watch_roots(self.services[repo]))
         # a watch on a folder that was deleted or moved away is dead, even if the folder is back
-        dead = [r for r in current if r not in wanted or any(g == r.path or g in r.path.parents for g in gone)]
-        for root in dead:
-            observer.unschedule(current.pop(root))
+        for root in [r for r in self._watches if any(g == r.path or g in r.path.parents for g in gone)]:
+            self._unwatch(root, None)
+        for root in [r for r, (_, _, repos) in self._watches.items() if repo in repos and r not in wanted]:
+            self._unwatch(root, repo)
         added = False
-        for root in sorted(wanted - set(current), key=lambda r: str(r.path)):
-            try:
-                current[root] = observer.schedule(_Handler(self, repo), str(root.path),
-                                                  recursive=root.recursive, event_filter=EVENT_TYPES)
-            except OSError as exc:
-                if exc.errno not in INOTIFY_LIMIT_ERRNOS or self.polling:
-                    raise
-                self._fall_back_to_polling()
-                return True
-            added = True
+        for root in sorted(wanted, key=lambda r: str(r.path)):
+            if root in self._watches:
+                self._watches[root][2].add(repo)
+            elif self._watch(root, repo):
+                added = True
         return added
 
-    def _fall_back_to_polling(self) -> None:
-        old = self._observer
-        self.polling = True
-        self._observer = PollingObserver(timeout=0.25)
-        self._watches.clear()
-        self._observer.start()
-        if old is not None:
-            old.stop()
-        if self.on_problem:
-            self.on_problem("", INOTIFY_HINT)
-        for repo in self.watched:
-            self._sync(repo)
+    def _watch(self, root: WatchRoot, repo: Path) -> bool:
+        """Watch ``root`` with inotify, else by polling (with the one-line hint); False when the
+        folder is gone (its parent's watch sees it come back)."""
+        assert self._observer is not None
+        try:
+            watch = self._observer.schedule(self._handler, str(root.path), event_filter=EVENT_TYPES,
+                                            follow_symlink=root.link)
+            self._watches[root] = (self._observer, watch, {repo})
+            return True
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            problem = INOTIFY_HINT if exc.errno in INOTIFY_LIMIT_ERRNOS else \
+                f"cannot watch {root.path} ({exc.strerror or exc}); watching it by polling instead"
+        if self._poller is None:
+            self._poller = PollingObserver(timeout=POLL_INTERVAL)
+            self._poller.start()
+        try:
+            watch = self._poller.schedule(self._handler, str(root.path), event_filter=EVENT_TYPES,
+                                          follow_symlink=root.link)
+        except OSError:
+            return False
+        self._watches[root] = (self._poller, watch, {repo})
+        if self.on_problem and (problem != INOTIFY_HINT or not self._hinted):
+            self._hinted = self._hinted or problem == INOTIFY_HINT
+            self.on_problem("", problem)
+        return True
+
+    def _unwatch(self, root: WatchRoot, repo: Path | None) -> None:
+        """Stop watching ``root`` for ``repo`` (None: for every service)."""
+        observer, watch, repos = self._watches[root]
+        repos.discard(repo) if repo is not None else repos.clear()
+        if not repos:
+            del self._watches[root]
+            with contextlib.suppress(KeyError, OSError):
+                observer.unschedule(watch)
+
+    @property
+    def polling(self) -> tuple[Path, ...]:
+        """The folders watched by polling (inotify could not watch them), sorted."""
+        with self._lock:
+            return tuple(sorted(r.path for r, (o, _, _) in self._watches.items() if o is self._poller))
 
     def start(self) -> WatchSession:
         """Start the observers and the rebuild worker; the worker starts the watch builds and
@@ -503,9 +603,10 @@ class WatchSession:
             watch_builds = list(self._watch_builds)
         for watch_build in watch_builds:
             watch_build.stop()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(5)
+        for observer in (self._observer, self._poller):
+            if observer is not None:
+                observer.stop()
+                observer.join(5)
         if self._worker.is_alive():
             self._worker.join(30)
 
