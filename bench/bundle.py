@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark verified minification and exact source maps (issue 5) against esbuild.
+"""Benchmark verified minification and exact source maps against esbuild.
 
     python3 bench/bundle.py [--libs DIR] [--workspace /tmp/bosco-bench/workspace]
 

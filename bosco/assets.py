@@ -1,4 +1,4 @@
-"""Glob expansion, ordering and ``Asset`` records (DESIGN §4 glob rules, §5 keys)."""
+"""Glob expansion, ordering and ``Asset`` records (rules: docs/manifest.md, "Globs"; keys: docs/layout.md)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def glob_order(path: str) -> tuple[tuple[int, ...], tuple[bool, ...]]:
 class Asset:
     """One declared source file.
 
-    ``path`` is absolute; ``rel`` is relative to its section's basePath (the key suffix, DESIGN §5);
+    ``path`` is absolute; ``rel`` is relative to its section's basePath (the key suffix, docs/layout.md);
     ``repo_rel`` is relative to the repo (used in source maps). ``source_map`` marks files ending with
     the section's ``sourceMapExtension`` in a js/css bundle: maps of the section's code, not code.
     """

@@ -1,8 +1,9 @@
-"""The asset set: asset key -> ``Output`` (bytes, content type, sources, sha256), DESIGN §2/§3.
+"""The asset set: asset key -> ``Output`` (bytes, content type, sources, sha256); keys
+as in docs/layout.md.
 
 Content types come from bosco's own table below, never from the host's ``mimetypes`` database
 (which differs between machines and Python versions: ``.js`` is ``text/javascript`` only from
-Python 3.12), so the same workspace gives the same headers everywhere (DESIGN §7).
+Python 3.12), so the same workspace gives the same headers everywhere.
 """
 
 from __future__ import annotations

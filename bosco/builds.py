@@ -1,5 +1,5 @@
 """External build commands: one-shot ``build.command`` and long-running ``build.watch.command``
-(cwd = the service repo; DESIGN §4)."""
+(cwd = the service repo; docs/manifest.md, "Build commands")."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class ReadyDetector:
 
 
 class WatchBuild:
-    """One service's long-running ``build.watch.command`` (DESIGN §4), supervised in a thread.
+    """One service's long-running ``build.watch.command``, supervised in a thread.
 
     The command runs in ``repo`` in its own process group (a string through the shell, a list as
     argv). ``on_output(line)`` gets each output line with ANSI codes kept; ``on_ready()`` is called

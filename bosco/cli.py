@@ -1,4 +1,4 @@
-"""The ``bosco`` command line: parse options, call the library, print with rich (DESIGN §7).
+"""The ``bosco`` command line: parse options, call the library, print with rich (reference: docs/commands.md).
 
 Results go to stdout, progress and logs to stderr. Exit codes: 0 success, 1 failure, 2 usage.
 Shared options are accepted before and after the command name (``bosco -e tes cdn`` and
@@ -645,6 +645,31 @@ def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(node, dict) and node:
         return [item for k, v in node.items() for item in _flatten(v, f"{prefix}{k}.")]
     return [(prefix[:-1], node)]
+
+
+@cli.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of bosco-service.json (for editors)."""
+    from bosco import docs
+
+    click.echo(docs.schema(), nl=False)
+
+
+@cli.command("docs")
+@click.argument("topic", required=False)
+def docs_command(topic: str | None) -> None:
+    """Print a page of bosco's reference (manifest, configuration, ...)."""
+    from bosco import docs
+
+    if topic is None:
+        for name, summary in docs.TOPICS.items():
+            out.print(f"{name:<14} {summary}", markup=False)
+        return
+    try:
+        click.echo(docs.page(topic), nl=False)
+    except KeyError:
+        raise click.BadParameter(f"{topic!r} is not a page; pages: {', '.join(docs.TOPICS)}",
+                                 param_hint="TOPIC") from None
 
 
 def main() -> None:

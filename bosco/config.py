@@ -1,4 +1,4 @@
-"""Layered configuration (DESIGN §6).
+"""Layered configuration (reference: docs/configuration.md).
 
 Layers, lowest to highest: built-in ``DEFAULTS``; the user file; ``<root>/.bosco/bosco.json``;
 ``<root>/.bosco/<environment>.json``; ``BOSCO_*`` environment variables; command-line options.

@@ -1,4 +1,4 @@
-"""CSS that survives bundling (issue 5): ``url()`` rebasing, one ``@charset``, ``@import`` handling.
+"""CSS that survives bundling: ``url()`` rebasing, one ``@charset``, ``@import`` handling.
 
 A CSS bundle is served from ``<service>/<build>/css/<tag>.css``, not from where each source file
 would have been served (``<service>/<build>/<path relative to basePath>``), so relative ``url()``

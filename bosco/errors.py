@@ -1,4 +1,4 @@
-"""The bosco exception hierarchy (DESIGN §7): every error a user can cause is a BoscoError.
+"""The bosco exception hierarchy: every error a user can cause is a BoscoError.
 
 The CLI prints ``str(error)`` as one red line, then ``error.hint`` when set, and exits 1.
 """
@@ -22,7 +22,7 @@ class ConfigError(BoscoError):
 
 
 class ManifestError(BoscoError):
-    """A ``bosco-service.json`` is not valid JSON or does not follow DESIGN §4."""
+    """A ``bosco-service.json`` is not valid JSON or does not follow docs/manifest.md."""
 
 
 class BuildCommandError(BoscoError):

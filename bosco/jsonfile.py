@@ -10,7 +10,7 @@ from bosco.errors import BoscoError
 
 
 def read_text(path: Path) -> str:
-    """Read ``path`` as UTF-8, removing a leading BOM (DESIGN §7)."""
+    """Read ``path`` as UTF-8, removing a leading byte order mark (RFC 8259 §8.1 lets parsers ignore it)."""
     text = path.read_bytes().decode("utf-8")
     return text[1:] if text.startswith("\ufeff") else text
 

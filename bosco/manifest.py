@@ -1,4 +1,5 @@
-"""``bosco-service.json`` -> a typed ``Manifest`` (DESIGN §4), validated with file-named errors."""
+"""``bosco-service.json`` -> a typed ``Manifest`` (reference: docs/manifest.md), validated with file-named
+errors."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from bosco.jsonfile import load_json
 MANIFEST_NAME = "bosco-service.json"
 TYPES = ("js", "css", "img", "html", "swf", "fonts", "pdf", "json")
 SECTION_OPTIONS = ("basePath", "alreadyMinified", "sourceMapExtension")
-HINT = f"fix {MANIFEST_NAME} (format: DESIGN.md §4)"
+HINT = f"fix {MANIFEST_NAME} (reference: `bosco docs manifest`, docs/manifest.md)"
 
 
 @dataclass(frozen=True)

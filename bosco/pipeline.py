@@ -1,7 +1,7 @@
 """The build stages wired together: service -> collected assets -> bundles -> fragments -> AssetSet.
 
 Every function here takes plain data and returns frozen data, so tests call it without the CLI and
-``bosco cdn -w`` can rebuild one service and swap it in (DESIGN §3).
+``bosco cdn -w`` can rebuild one service and swap it in.
 """
 
 from __future__ import annotations

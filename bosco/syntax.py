@@ -1,4 +1,4 @@
-"""Syntax checking and lexical facts of JS and CSS inputs (issue 5).
+"""Syntax checking and lexical facts of JS and CSS inputs.
 
 JS is parsed with tree-sitter (``tree-sitter-javascript``): a C parser with error recovery whose
 ERROR/MISSING nodes give the first syntax error with line and column. CSS is scanned with the

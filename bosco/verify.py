@@ -1,4 +1,4 @@
-"""Verified minification with exact source maps (issue 5).
+"""Verified minification with exact source maps.
 
 rjsmin and rcssmin only delete characters (comments, whitespace; rcssmin also the ``;`` before a
 ``}``) or collapse a whitespace run to one separator. So the minified text can be *aligned* with its

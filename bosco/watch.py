@@ -4,7 +4,7 @@ A ``WatchSession`` owns the per-service builds of the served asset set. watchdog
 each watched service's manifest and the folders its globs reach (never ``node_modules`` or
 dot-folders such as ``.git`` and build caches, unless a glob names them); events are coalesced per
 service over a short quiet period, the service alone is rebuilt (manifest re-read, globs
-re-expanded) and the asset set re-assembled and swapped in one step (DESIGN §3). A failed rebuild
+re-expanded) and the asset set re-assembled and swapped in one step. A failed rebuild
 keeps serving the service's last good outputs with the errors on the index page. Services with a
 ``build.watch.command`` run it (``bosco.builds.WatchBuild``) and rebuild on its ready text instead
 of on file events. Each rebuild is published as a ``rebuild`` server-sent event for live reload.

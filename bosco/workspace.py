@@ -1,4 +1,4 @@
-"""Workspace root discovery, service discovery and ``-r/-t/-s`` filtering (DESIGN §2)."""
+"""Workspace root discovery, service discovery and ``-r/-t/-s`` filtering."""
 
 from __future__ import annotations
 

@@ -157,7 +157,7 @@ class Node:
 @pytest.fixture(scope="session")
 def node() -> Node:
     if shutil.which("node") is None:
-        pytest.fail("node is required by the bundle tests (DESIGN §8: bundles are executed)")
+        pytest.fail("node is required by the bundle tests (bundles are executed, not only compared)")
     folder = Path(tempfile.gettempdir()) / f"bosco-test-source-map-{SOURCE_MAP_VERSION}"
     if not (folder / "node_modules" / "source-map" / "package.json").is_file():
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Issue 5 §3: url() rebasing, one @charset, @import hoisting and inlining."""
+"""CSS bundling: url() rebasing, one @charset, @import hoisting and inlining."""
 
 from __future__ import annotations
 

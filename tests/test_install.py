@@ -1,11 +1,14 @@
-"""A non-editable ``pip install`` in a fresh venv serves the example workspace (templates packaged).
+"""A non-editable ``pip install`` in a fresh venv serves the example workspace (templates packaged) and
+prints the packaged reference pages and manifest schema.
 
 This is the slow test of the suite (pip builds and installs the package: tens of seconds);
-it is marked ``slow`` and still runs by default because issue 2 requires it.
+it is marked ``slow`` and still runs by default: it is the only check that the package ships its
+templates, reference pages and schema.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -49,6 +52,12 @@ def test_non_editable_install_serves_the_example_workspace(tmp_path):
     assert templates.is_relative_to(venv), where  # imported from the venv, not from a source tree
     packaged = {p.name for p in templates.iterdir()}
     assert {"_layout.html", "index.html", "repos.html", "fragment.js.html", "fragment.css.html"} <= packaged
+
+    schema = subprocess.run([str(bosco), "schema"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert json.loads(schema) == json.loads((REPO / "docs" / "bosco-service.schema.json").read_text())
+    for topic in ("manifest", "configuration", "commands", "layout", "api"):
+        page = subprocess.run([str(bosco), "docs", topic], cwd=tmp_path, capture_output=True, text=True, check=True)
+        assert page.stdout == (REPO / "docs" / f"{topic}.md").read_text(), topic
 
     workspace = shutil.copytree(source / "examples" / "workspace", tmp_path / "workspace")
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOSCO_")}

@@ -1,4 +1,4 @@
-"""Asset keys (DESIGN §5) for every manifest shape and mode, on tests/fixtures/keys."""
+"""Asset keys (docs/layout.md) for every manifest shape and mode, on tests/fixtures/keys."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Manifest loading and validation (DESIGN §4), errors naming the file."""
+"""Manifest loading and validation (docs/manifest.md), errors naming the file."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_invalid_json_names_file_line_and_column(tmp_path):
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert str(info.value) == f"{path}:3:14: invalid JSON: Expecting value"
-    assert info.value.hint == "fix bosco-service.json (format: DESIGN.md §4)"
+    assert info.value.hint == "fix bosco-service.json (reference: `bosco docs manifest`, docs/manifest.md)"
 
 
 def test_manifest_with_bom_loads(tmp_path):

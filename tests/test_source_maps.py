@@ -1,4 +1,4 @@
-"""Issue 5 §2: exact source maps, checked with the `source-map` npm package run by node."""
+"""Exact source maps, checked with the `source-map` npm package run by node."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 5 §4: subresource integrity on published fragments; 'use strict' concatenation hazard."""
+"""Subresource integrity on published fragments; 'use strict' concatenation hazard."""
 
 from __future__ import annotations
 

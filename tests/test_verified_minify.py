@@ -1,4 +1,4 @@
-"""Issue 5 §1: syntax checks and verified minification."""
+"""Syntax checks and verified minification."""
 
 from __future__ import annotations
 

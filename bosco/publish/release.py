@@ -1,4 +1,5 @@
-"""Releases: publishing an AssetSet to a target safely, in order and incrementally (DESIGN §3, §5).
+"""Releases: publishing an AssetSet to a target safely, in order and incrementally (layout:
+docs/layout.md).
 
 Order: single files, bundles, libraries and site assets; then source maps; then fragments and
 ``index.html``; then one release index ``<service>/<build>/release.json`` per service; then the
@@ -35,7 +36,7 @@ RELEASES = "releases.json"
 DEFAULT_MAXAGE = 31536000
 SHORT_CACHE_CONTROL = "public, max-age=60, must-revalidate"
 DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) * 8)
-# Kinds whose keys carry the build segment (<service>/<build>/...), DESIGN §5.
+# Kinds whose keys carry the build segment (<service>/<build>/...), docs/layout.md.
 BUILD_KINDS = frozenset({"file", "bundle", "map", "fragment"})
 # Publish order: a stage starts when every object of the previous one is stored.
 STAGES = {"file": 0, "bundle": 0, "library": 0, "site": 0, "map": 1, "fragment": 2, "page": 2}

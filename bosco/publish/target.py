@@ -3,7 +3,7 @@
 Keys given to a target are asset keys plus an encoding suffix (``app-home/55/js/top.js.br``),
 relative to the target's root: the S3 target adds ``<environment>/``, the local target joins them
 under its folder. Both targets implement the same ``Target`` protocol, so ``bosco build --out``
-and ``bosco s3push`` run the same release code (DESIGN §3).
+and ``bosco s3push`` run the same release code.
 """
 
 from __future__ import annotations
