@@ -12,10 +12,16 @@ from typing import Any
 from bosco.assetset import is_segment
 from bosco.errors import ManifestError
 from bosco.jsonfile import load_json
+from bosco.typos import close_match, misspelt
 
 MANIFEST_NAME = "bosco-service.json"
 TYPES = ("js", "css", "img", "html", "swf", "fonts", "pdf", "json")
 SECTION_OPTIONS = ("basePath", "alreadyMinified", "sourceMapExtension")
+# The keys bosco reads; any other key belongs to another tool (service.docker, dependsOn, ...).
+TOP_KEYS = ("service", "tags", "assets", "files", "libraries", "siteAssets", "build")
+GLOB_SPEC_KEYS = ("basePath", "glob")
+BUILD_KEYS = ("command", "watch")
+WATCH_KEYS = ("command", "ready", "timeout")
 HINT = f"fix {MANIFEST_NAME} (reference: `bosco docs manifest`, docs/manifest.md)"
 
 
@@ -120,7 +126,9 @@ def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list
         if type_ in SECTION_OPTIONS:
             continue
         if type_ not in TYPES:
-            warnings.append(f"{path}: unknown asset type {where}.{type_} ignored (known: {', '.join(TYPES)})")
+            meant = close_match(type_, TYPES + SECTION_OPTIONS)
+            warnings.append(f"{path}: unknown key {where}.{type_} ignored; did you mean {where}.{meant}?" if meant
+                            else f"{path}: unknown asset type {where}.{type_} ignored (known: {', '.join(TYPES)})")
             continue
         if tag is not None:
             _check_tag(tag, where, path)
@@ -177,11 +185,37 @@ def _build(value: Any, path: Path) -> BuildSpec | None:
     )
 
 
+def _typos(node: Any, known: tuple[str, ...], where: str, path: Path) -> list[str]:
+    """Warnings for the keys of ``node`` that are not in ``known`` but close to one of them (a typo
+    that would otherwise be ignored silently); other unknown keys belong to other tools."""
+    if not isinstance(node, dict):
+        return []
+    return [f"{path}: unknown key {where}{key} ignored; did you mean {where}{meant}?"
+            for key, meant in misspelt(node, known)]
+
+
+def _key_typos(data: dict[str, Any], path: Path) -> list[str]:
+    """Misspelt keys at the top level, in ``libraries[]``/``siteAssets[]`` entries and in ``build``."""
+    warnings = _typos(data, TOP_KEYS, "", path)
+    for name in ("libraries", "siteAssets"):
+        if isinstance(data.get(name), list):
+            for i, item in enumerate(data[name]):
+                warnings += _typos(item, GLOB_SPEC_KEYS, f"{name}[{i}].", path)
+    build = data.get("build")
+    warnings += _typos(build, BUILD_KEYS, "build.", path)
+    if isinstance(build, dict):
+        warnings += _typos(build.get("watch"), WATCH_KEYS, "build.watch.", path)
+    return warnings
+
+
 def parse_manifest(data: Any, path: Path) -> Manifest:
-    """Validate already-parsed manifest JSON. Raises ``ManifestError`` naming ``path`` and the key."""
+    """Validate already-parsed manifest JSON. Raises ``ManifestError`` naming ``path`` and the key.
+
+    Keys bosco does not read are ignored (manifests carry settings of other tools); one close to a
+    key bosco reads (``asset``, ``librarys``, ``basepath``) is a warning naming the key it means."""
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: must hold a JSON object", HINT)
-    warnings: list[str] = []
+    warnings = _key_typos(data, path)
     service = data.get("service") or {}
     if not isinstance(service, dict):
         raise ManifestError(f"{path}: service must be an object", HINT)
