@@ -35,12 +35,14 @@ from bosco.verify import minify_verified
 class Bundle:
     """One bundle's output: ``code`` (UTF-8, ending with its ``sourceMappingURL`` comment) and
     its source map as a JSON-ready dict; ``warnings`` and ``errors`` are readable lines (an error,
-    such as a syntax error, fails ``build``/``s3push``; ``cdn`` shows both on the index page)."""
+    such as a syntax error, fails ``build``/``s3push``; ``cdn`` shows both on the index page);
+    ``legal`` is the text of ``<bundle>.LEGAL.txt`` (legal comments ``linked``), else empty."""
 
     code: bytes
     source_map: dict[str, Any]
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    legal: str = ""
 
 
 @lru_cache(maxsize=64)
@@ -214,6 +216,7 @@ def build_bundle(
     css_minifier: str = "rcssmin",
     build: str = "local",
     known_keys: frozenset[str] = frozenset(),
+    legal_comments: str = "inline",
 ) -> Bundle:
     """Concatenate (and with ``minify`` minify) the ``js`` or ``css`` ``assets`` of one bundle.
 
@@ -223,8 +226,11 @@ def build_bundle(
     unminified and reported in ``Bundle.errors``. rjsmin/rcssmin output is verified and mapped
     exactly (``bosco.verify``); CSS ``url()``/``@charset``/``@import`` are handled by ``bosco.css``
     against the bundle key ``<service>/<build>/css/<tag>.css`` and ``known_keys`` (the keys a
-    ``url()`` may reach). The map's ``sources`` are ``<service>/<repo path>``. Raises
-    ``BundleError`` when an input cannot be read as UTF-8.
+    ``url()`` may reach). The map's ``sources`` are ``<service>/<repo path>``. Legal comments of the
+    files bosco minifies (``/*!``, ``//!``, ``@license``, ``@preserve``) follow ``legal_comments``
+    as esbuild's ``--legal-comments`` does: ``inline`` (kept in place), ``eof`` (at the end of the
+    bundle), ``linked`` (in ``Bundle.legal``, the bundle links ``<tag>.<type>.LEGAL.txt``), ``none``.
+    Raises ``BundleError`` when an input cannot be read as UTF-8.
     """
     if css_minifier not in CSS_MINIFIERS:
         raise BundleError(f"css.minifier {css_minifier!r} is unknown", f"use one of: {', '.join(CSS_MINIFIERS)}")
@@ -268,9 +274,11 @@ def build_bundle(
             units.append((part.name, part.original, part.text, _unit_edits(part.original, part.edits), own_map,
                           may_minify, part.name.split("/", 1)[1]))
     line = len(parts)
+    legal: list[str] = []
     for source, original, text, edits, own_map, may_minify, repo_path in units:
         result = minify_verified(type_, text, minify and may_minify and own_map is None and (
-            js or css_minifier == "rcssmin"), original if edits else None, edits)
+            js or css_minifier == "rcssmin"), original if edits else None, edits, legal_comments == "inline")
+        legal += [comment for comment in result.legal if comment not in legal]
         if result.problem is not None:
             errors.append(result.problem.describe(repo_path))
         if result.fault is not None:
@@ -292,8 +300,13 @@ def build_bundle(
         parts.append(out)
         line += out.count("\n")
     body = "".join(parts)
+    if legal and legal_comments == "eof":
+        body += "\n".join(legal) + "\n"
+    elif legal and legal_comments == "linked":
+        body += f"/*! For license information please see {name}.LEGAL.txt */\n"
     trailer = f"//# sourceMappingURL={name}.map\n" if js else f"/*# sourceMappingURL={name}.map */\n"
-    return Bundle((body + trailer).encode("utf-8"), writer.to_dict(), tuple(warnings), tuple(errors))
+    return Bundle((body + trailer).encode("utf-8"), writer.to_dict(), tuple(warnings), tuple(errors),
+                  "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "")
 
 
 def _unit_edits(text: str, edits: tuple[tuple[int, int, int], ...]) -> tuple[tuple[int, int, int], ...]:

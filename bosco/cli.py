@@ -297,7 +297,8 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
     base_url = (state.config.get("cdn.url") or f"http://localhost:{server.port}").rstrip("/")
     holder.base_url = base_url
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
-                           rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True)
+                           rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True,
+                           legal_comments=state.config.get("minify.legalcomments", "inline"))
     verbose = bool(click.get_current_context().find_object(Context).get("verbose"))  # type: ignore[union-attr]
     session = WatchSession(
         state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
@@ -341,7 +342,8 @@ def publish_build_options(state: Setup, build: str, tag: str | None, minify: boo
     base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else fallback_base.rstrip("/")
     return BuildOptions(build=build, minify=minify, bundle=True, base_url=base, tag=tag,
                         css_minifier=css_minifier(state.config), rebuild=True,
-                        sri=bool(state.config.get("fragments.sri", True)), title=f"bosco {state.environment}/{build}")
+                        sri=bool(state.config.get("fragments.sri", True)), title=f"bosco {state.environment}/{build}",
+                        legal_comments=state.config.get("minify.legalcomments", "inline"))
 
 
 def build_published(state: Setup, options: BuildOptions) -> AssetSet:

@@ -23,6 +23,7 @@ from bosco.jsonfile import load_json
 DEFAULTS: dict[str, Any] = {
     "cdn": {"host": "127.0.0.1", "port": 7334, "url": None},
     "css": {"minifier": "rcssmin"},
+    "minify": {"legalcomments": "inline"},
     "fragments": {"sri": True},
     "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000,
             "shortcache": "public, max-age=60, must-revalidate", "attempts": 5,
@@ -31,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
+LEGAL_COMMENTS = ("inline", "eof", "linked", "none")  # minify.legalcomments (esbuild's --legal-comments)
 SECRET_WORDS = ("secret", "password", "token", "credential")
 SECRET_KEYS = {"key", "aws.key", "aws.secret", "accesskeyid", "secretaccesskey"}
 MASK = "****"
@@ -129,6 +131,7 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "cdn.port": (_port, "a whole number from 0 to 65535"),
     "cdn.url": (lambda v: v is None or isinstance(v, str), "a URL string"),
     "css.minifier": (lambda v: v in CSS_MINIFIERS, " or ".join(f'"{m}"' for m in CSS_MINIFIERS)),
+    "minify.legalcomments": (lambda v: v in LEGAL_COMMENTS, " or ".join(f'"{m}"' for m in LEGAL_COMMENTS)),
     "fragments.sri": (lambda v: isinstance(v, bool), "true or false"),
     "aws.maxage": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                    "a whole number of seconds"),

@@ -40,7 +40,8 @@ class BuildOptions:
     ``tag`` limits bundles to one tag; ``rebuild`` forces ``build.command``; ``sri`` adds integrity
     attributes to fragments; ``livereload`` is the URL of the live-reload script that fragments
     load (``bosco cdn -w --livereload``, watched services only), None for none; ``refuse_foreign``
-    makes a Sass/Less/TypeScript/... source listed as CSS/JS an error (``s3push``), else a warning.
+    makes a Sass/Less/TypeScript/... source listed as CSS/JS an error (``s3push``), else a warning;
+    ``legal_comments`` is ``minify.legalcomments`` (``inline``, ``eof``, ``linked``, ``none``).
     """
 
     build: str = "local"
@@ -56,6 +57,7 @@ class BuildOptions:
     check_syntax: bool = True
     livereload: str | None = None
     refuse_foreign: bool = False
+    legal_comments: str = "inline"
 
 
 def sri(data: bytes) -> str:
@@ -151,7 +153,8 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                 bundle_key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
                 try:
                     result = build_bundle(service.name, service.path, b.type, b.tag, b.assets,
-                                          options.minify, options.css_minifier, options.build, known_keys)
+                                          options.minify, options.css_minifier, options.build, known_keys,
+                                          options.legal_comments)
                 except BoscoError as exc:
                     bundle_errors.append(str(exc))
                     bundle_key = None
@@ -162,6 +165,9 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                     outputs.append(main)
                     source_map = json.dumps(result.source_map, separators=(",", ":")).encode()
                     outputs.append(Output(bundle_key + ".map", source_map, "map", service.name, sources))
+                    if result.legal:
+                        outputs.append(Output(bundle_key + ".LEGAL.txt", result.legal.encode(), "file", service.name,
+                                              sources))
                     bundle_errors += result.errors
                     bundle_warnings += result.warnings
         else:
@@ -219,7 +225,7 @@ def build_asset_set(
         texts = (text for service in services if service.manifest is not None
                  for b in collect(service.path, service.manifest, options.tag).bundles
                  for text in js_minify_inputs(b.assets))
-        prewarm("js", texts, os.cpu_count() or 1)
+        prewarm("js", texts, os.cpu_count() or 1, options.legal_comments == "inline")
     builds = []
     with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
         for service in services:

@@ -70,12 +70,14 @@ _JS_PAIR_CODES = _pair_codes(_JS_PUNCT_PAIRS)
 class Minified:
     """One file after minification: ``code`` to ship, ``file_map`` its exact mappings (None: map
     line by line, the code being the input itself), ``problem`` the input's first syntax error and
-    ``fault`` why the minifier's output was rejected (the input is shipped instead)."""
+    ``fault`` why the minifier's output was rejected (the input is shipped instead); ``legal`` the
+    legal comments the minifier took out of ``code`` (for the end of the bundle or a LEGAL.txt)."""
 
     code: str
     file_map: FileMap | None
     problem: SyntaxProblem | None = None
     fault: str | None = None
+    legal: tuple[str, ...] = ()
 
 
 def _units(text: str) -> np.ndarray:
@@ -311,8 +313,42 @@ def _shift(length: int, edits: tuple[tuple[int, int, int], ...]) -> np.ndarray:
     return np.concatenate(pieces).astype(np.int64)
 
 
+def is_legal(comment: str) -> bool:
+    """True for a legal comment as esbuild defines it (``--legal-comments``): it starts with ``/*!``
+    or ``//!``, or holds ``@license`` or ``@preserve``."""
+    return comment.startswith(("/*!", "//!")) or "@license" in comment or "@preserve" in comment
+
+
+def _legal_comments(type_: str, a: np.ndarray, b: np.ndarray, origin: np.ndarray, literal_b: np.ndarray,
+                    info: Facts) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The minified units ``b`` (with ``origin``/``literal_b``) with the input's legal comments put
+    back, each before the output token that followed it (a ``//!`` comment with its line break),
+    and the texts of those comments."""
+    spans = [(s, e) for s, e in info.comments
+             if is_legal(a[s:e].astype("<u2").tobytes().decode("utf-16-le", "surrogatepass"))]
+    if not spans:
+        return b, origin, literal_b, ()
+    mapped = np.flatnonzero(origin >= 0)
+    where, units, origins, texts = [], [], [], []
+    for s, e in spans:
+        k = int(np.searchsorted(origin[mapped], e))
+        at = int(mapped[k]) if k < len(mapped) else len(b)
+        piece, piece_origin = list(a[s:e]), list(range(s, e))
+        if type_ == "js" and at > 0 and b[at - 1] == ord("/"):
+            piece, piece_origin = [32, *piece], [-1, *piece_origin]  # ``a/ /*!x*/`` must not become ``a//*!x*/``
+        if a[s + 1] == ord("/"):
+            piece, piece_origin = [*piece, 10], [*piece_origin, -1]
+        where += [at] * len(piece)
+        units += piece
+        origins += piece_origin
+        texts.append(a[s:e].astype("<u2").tobytes().decode("utf-16-le", "surrogatepass"))
+    b = np.insert(b, where, np.array(units, dtype=b.dtype))
+    literal_b = np.insert(literal_b, where, np.array(origins) >= 0)
+    return b, np.insert(origin, where, np.array(origins, dtype=np.int64)), literal_b, tuple(texts)
+
+
 def _compute(type_: str, text: str, minify: bool, source: str | None,
-             edits: tuple[tuple[int, int, int], ...]) -> Minified:
+             edits: tuple[tuple[int, int, int], ...], keep_legal: bool = True) -> Minified:
     read = syntax.classic(text) if type_ == "js" else text  # same length: positions still point into text
     if not minify:
         return Minified(text, None, syntax.problem(type_, read))
@@ -325,29 +361,36 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
         return Minified(text, None, None, aligned + "; shipped unminified")
     output = aligned.repaired or output
     fault = aligned.fault and aligned.fault + "; repaired from the source"
-    origin = aligned.origin
+    origin, literal_b, legal = aligned.origin, aligned.literal, ()
+    if info.comments and ("@license" in read or "@preserve" in read or "/*!" in read or "//!" in read):
+        b, origin_l, literal_l, legal = _legal_comments(type_, _units(read), _units(output), origin, literal_b, info)
+        inline = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+        if keep_legal and legal and (type_ == "css" or js_tree_size(inline) == (info.nodes, False)):
+            output, origin, literal_b, legal = inline, origin_l, literal_l, ()
     if source is not None:
         shift = _shift(len(_units(text)), edits)
         origin = np.where(origin >= 0, shift[np.maximum(origin, 0)], -1)
-    return Minified(output, segments(type_, output, origin, aligned.literal, source or text), None, fault)
+    return Minified(output, segments(type_, output, origin, literal_b, source or text), None, fault, legal)
 
 
-def _key(type_: str, text: str, minify: bool, source: str | None, edits: tuple[tuple[int, int, int], ...]) -> str:
-    return cache.key(VERSION, type_, "min" if minify else "check", text, source or "", repr(edits))
+def _key(type_: str, text: str, minify: bool, source: str | None, edits: tuple[tuple[int, int, int], ...],
+         keep_legal: bool = True) -> str:
+    return cache.key(VERSION, type_, ("min" if keep_legal else "min-legal-apart") if minify else "check", text,
+                     source or "", repr(edits))
 
 
-def _compute_minified(item: tuple[str, str]) -> Minified:
-    return _compute(item[0], item[1], True, None, ())
+def _compute_minified(item: tuple[str, str, bool]) -> Minified:
+    return _compute(item[0], item[1], True, None, (), item[2])
 
 
-def prewarm(type_: str, texts: Iterable[str], workers: int) -> int:
+def prewarm(type_: str, texts: Iterable[str], workers: int, keep_legal: bool = True) -> int:
     """Fill the cache for ``minify_verified(type_, text)`` of every distinct ``text`` not cached yet,
     in ``workers`` forked processes (largest first), so a cold build uses every core; the build that
     follows then only reads the cache. Returns how many texts were computed (0 when fewer than two
     are missing or ``workers`` < 2: a single file gains nothing from a pool)."""
     todo: dict[str, str] = {}
     for text in texts:
-        name = _key(type_, text, True, None, ())
+        name = _key(type_, text, True, None, (), keep_legal)
         if name not in todo and cache.load(name) is None:
             todo[name] = text
     if len(todo) < 2 or workers < 2:
@@ -355,23 +398,25 @@ def prewarm(type_: str, texts: Iterable[str], workers: int) -> int:
     order = sorted(todo, key=lambda name: -len(todo[name]))
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(min(workers, len(order)), mp_context=context) as pool:
-        results = pool.map(_compute_minified, [(type_, todo[name]) for name in order])
+        results = pool.map(_compute_minified, [(type_, todo[name], keep_legal) for name in order])
         for name, result in zip(order, results, strict=True):
             cache.store(name, result)
     return len(order)
 
 
 def minify_verified(type_: str, text: str, minify: bool = True, source: str | None = None,
-                    edits: tuple[tuple[int, int, int], ...] = ()) -> Minified:
+                    edits: tuple[tuple[int, int, int], ...] = (), keep_legal: bool = True) -> Minified:
     """Syntax-check ``text`` (``js`` or ``css``) and, with ``minify``, minify it with rjsmin/rcssmin,
     verify the result and derive its exact map. A syntax error or a rejected output leaves the
     code as it was (``file_map`` None). When ``text`` is ``source`` rewritten by ``edits``
     (``(start, end, new length)`` in UTF-16 units of ``source``), the map points into ``source``.
+    Legal comments (``is_legal``) stay in the minified code, before the token that followed them
+    (``keep_legal``, esbuild's ``inline``), else they go and ``Minified.legal`` lists them.
     Cached by content hash in memory and under ``bosco.cache.cache_dir()``; never raises for bad input."""
-    key = _key(type_, text, minify, source, edits)
+    key = _key(type_, text, minify, source, edits, keep_legal)
     hit = cache.load(key)
     if hit is not None:
         return hit
-    result = _compute(type_, text, minify, source, edits)
+    result = _compute(type_, text, minify, source, edits, keep_legal)
     cache.store(key, result)
     return result

@@ -283,3 +283,64 @@ def test_maps_are_found_by_comment_then_file_map_then_stem_map(tmp_path: Path):
         "comment, <file>.map or <stem>.map), so it is not used",)
     assert json.loads(output(result, "svc/default/js/top.js.map"))["sources"] == [
         "svc/js/jq.js", "svc/js/stem.js", "svc/js/full.js", "svc/js/maps/o.js"]
+
+
+LEGAL_JS = ("/*! lib A v1 | MIT */\nvar a = 1;\n//! lib B\nout.push(a); /* @license C */\n"
+            "function f() { /*! inner */ return 4 / /*! d */ 2; }\nout.push(f());\n")
+LEGAL_CSS = "/*! x */\n.a { color: red }\n/* @preserve y */\n.b { c: d }\n/* plain */\n"
+
+
+def test_legal_comments_are_kept_inline_by_default(tmp_path: Path, node, map_checker):
+    files = {"js/a.js": LEGAL_JS, "js/b.js": "out.push('b'); // plain\n", "css/a.css": LEGAL_CSS}
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/*.js"]}, "css": {"main": ["css/a.css"]}})
+    result = build(repo)
+    assert result.all_errors == () and result.all_warnings == ()
+    assert output(result, "svc/default/js/top.js").decode() == (
+        "/*! lib A v1 | MIT */var a=1;//! lib B\nout.push(a);/* @license C */function f(){/*! inner */return 4/ "
+        "/*! d */2;}\nout.push(f());\nout.push('b');\n//# sourceMappingURL=top.js.map\n")
+    assert output(result, "svc/default/css/main.css").decode() == (
+        "/*! x */.a{color:red}/* @preserve y */.b{c:d}\n/*# sourceMappingURL=main.css.map */\n")
+    assert run_bundle(node, result, "svc/default/js/top.js", tmp_path / "out") == '[1,2,"b"]\n'
+    for key in ("js/top.js", "css/main.css"):
+        bundle = tmp_path / "out/svc/default" / key
+        check = map_checker(bundle, bundle.with_name(bundle.name + ".map"), key[:key.index("/")])
+        assert check["badCount"] == 0 and check["checked"] > 5
+
+
+def test_legal_comments_eof_linked_and_none(tmp_path: Path, node, map_checker):
+    repo = service(tmp_path, "svc", {"js/a.js": LEGAL_JS, "css/a.css": LEGAL_CSS},
+                   {"js": {"top": ["js/a.js"]}, "css": {"main": ["css/a.css"]}})
+    code = "var a=1;out.push(a);function f(){return 4/2;}\nout.push(f());\n"
+    comments = "/*! lib A v1 | MIT */\n//! lib B\n/* @license C */\n/*! inner */\n/*! d */\n"
+    expected = {
+        "eof": (code + comments, ".a{color:red}.b{c:d}\n/*! x */\n/* @preserve y */\n"),
+        "linked": (code + "/*! For license information please see top.js.LEGAL.txt */\n",
+                   ".a{color:red}.b{c:d}\n/*! For license information please see main.css.LEGAL.txt */\n"),
+        "none": (code, ".a{color:red}.b{c:d}\n"),
+    }
+    for mode, (js, css) in expected.items():
+        result = build(repo, BuildOptions(build="default", minify=True, bundle=True, legal_comments=mode))
+        assert output(result, "svc/default/js/top.js").decode() == js + "//# sourceMappingURL=top.js.map\n"
+        assert output(result, "svc/default/css/main.css").decode() == css + "/*# sourceMappingURL=main.css.map */\n"
+        legal = {o.key: o.data.decode() for o in result.outputs if o.key.endswith(".LEGAL.txt")}
+        assert legal == ({"svc/default/js/top.js.LEGAL.txt": comments,
+                          "svc/default/css/main.css.LEGAL.txt": "/*! x */\n/* @preserve y */\n"} if mode == "linked"
+                         else {})
+        assert run_bundle(node, result, "svc/default/js/top.js", tmp_path / mode) == "[1,2]\n"
+        bundle = tmp_path / mode / "svc/default/js/top.js"
+        check = map_checker(bundle, bundle.with_name("top.js.map"), "js")
+        assert check["badCount"] == 0 and check["checked"] == 14
+
+
+def test_legal_comments_setting_is_validated(tmp_path: Path):
+    import pytest
+
+    from bosco.config import load_config
+    from bosco.errors import ConfigError
+
+    (tmp_path / ".bosco").mkdir()
+    (tmp_path / ".bosco" / "bosco.json").write_text('{"minify": {"legalcomments": "external"}}')
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
+    assert str(caught.value) == (f"{tmp_path / '.bosco' / 'bosco.json'}: minify.legalcomments must be \"inline\" or "
+                                 f"\"eof\" or \"linked\" or \"none\", not \"external\"")
