@@ -161,16 +161,20 @@ class Setup:
     warnings: list[str]
 
 
-def setup(overrides: dict[str, Any] | None = None, need_services: bool = True) -> Setup:
-    """Resolve root, config and the filtered services from the shared options.
+def setup(overrides: dict[str, Any] | None = None, need_services: bool = True, strict: bool = False) -> Setup:
+    """Resolve root, config and the filtered services from the shared options; print the
+    configuration's warnings (unknown keys, an environment without its file) on stderr.
 
-    With ``need_services``, raises ``BoscoError`` when the workspace has no service or the filters
-    leave none (a command with nothing to do is a mistake, not a success)."""
+    ``strict`` makes an unknown configuration key an error. With ``need_services``, raises
+    ``BoscoError`` when the workspace has no service or the filters leave none (a command with
+    nothing to do is a mistake, not a success)."""
     ctx = click.get_current_context().find_object(Context)
     assert ctx is not None
     root = find_root(Path.cwd(), ctx.get("workspace"))
     environment = ctx.get("environment", "local")
-    config = load_config(root, environment, overrides)
+    config = load_config(root, environment, overrides, strict=strict)
+    for warning in config.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     services, warnings = discover_services(root, config)
     if not services and need_services:
         raise BoscoError(f"no service found in workspace {root}",
@@ -628,10 +632,11 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
 
 @cli.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
+@click.option("--strict", is_flag=True, help="Fail (exit 1) on configuration keys bosco does not read.")
 @shared_options
-def config_command(as_json: bool) -> None:
+def config_command(as_json: bool, strict: bool) -> None:
     """Print the resolved configuration (secrets masked) and the files it came from."""
-    state = setup(need_services=False)
+    state = setup(need_services=False, strict=strict)
     values = state.config.masked()
     if as_json:
         out.print_json(json.dumps(values))

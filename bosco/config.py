@@ -19,6 +19,7 @@ from deepmerge import Merger
 
 from bosco.errors import ConfigError
 from bosco.jsonfile import load_json
+from bosco.typos import close_match
 
 DEFAULTS: dict[str, Any] = {
     "cdn": {"host": "127.0.0.1", "port": 7334, "url": None},
@@ -36,6 +37,13 @@ LEGAL_COMMENTS = ("inline", "eof", "linked", "none")  # minify.legalcomments (es
 SECRET_WORDS = ("secret", "password", "token", "credential")
 SECRET_KEYS = {"key", "aws.key", "aws.secret", "accesskeyid", "secretaccesskey"}
 MASK = "****"
+# Keys bosco reads besides those of DEFAULTS: the workspace's repos list, Bosco's credentials.
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    **{section: tuple(keys) for section, keys in DEFAULTS.items()},
+    "aws": (*DEFAULTS["aws"], "key", "secret"),
+}
+TOP_LEVEL = (*DEFAULTS, "repos")
+OTHER_VARIABLES = ("BOSCO_CACHE",)  # BOSCO_* variables that are not configuration keys
 
 # Objects merge key by key; lists and scalars from the higher layer replace the lower one.
 _merger = Merger([(dict, ["merge"])], ["override"], ["override"])
@@ -43,10 +51,12 @@ _merger = Merger([(dict, ["merge"])], ["override"], ["override"])
 
 @dataclass(frozen=True)
 class Config:
-    """The resolved configuration: ``values`` is the merged JSON object, ``sources`` the files read."""
+    """The resolved configuration: ``values`` is the merged JSON object, ``sources`` the files read,
+    ``warnings`` readable lines about keys and variables bosco does not know (see ``unknown_keys``)."""
 
     values: dict[str, Any]
     sources: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=())
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """Return the value at a dotted key such as ``"cdn.port"``, or ``default`` when absent/None."""
@@ -163,6 +173,62 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
         raise ConfigError(f"{origin}: {dotted} must be {valid}, not {json.dumps(value)}", f"fix {dotted} in {origin}")
 
 
+def _variable(dotted: str) -> str:
+    return "BOSCO_" + dotted.replace(".", "_").upper()
+
+
+def unknown_keys(values: Mapping[str, Any], origins: Mapping[str, str], env: Mapping[str, str],
+                 strict: bool = False) -> list[str]:
+    """Readable lines about configuration keys bosco does not read, each naming the file, variable
+    or option that set it: a key one typo away from a known one (``cdn.prot``, ``aws.buckett``,
+    ``BOSCO_AWS_BUCKETT``, a top-level ``fragment``), with the key it probably means. With
+    ``strict``, also every other unknown key inside bosco's own sections (``cdn``, ``css``,
+    ``fragments``, ``aws``, ``brotli``). Other top-level keys are left alone: Bosco's configuration
+    files hold settings of its other commands."""
+    lines = []
+
+    def report(dotted: str, meant: str | None) -> None:
+        origin = origins.get(dotted, "configuration")
+        if origin.startswith("environment variable"):
+            hint = f"; did you mean {_variable(meant)}?" if meant else ""
+        else:
+            hint = f"; did you mean {meant}?" if meant else ""
+        lines.append(f"{origin}: unknown key {dotted} ignored{hint}")
+
+    for section, node in values.items():
+        if section not in TOP_LEVEL:
+            meant = close_match(section, TOP_LEVEL)
+            if meant:
+                report(section, meant)
+        elif section in KNOWN_KEYS and isinstance(node, Mapping):
+            for key in node:
+                if key not in KNOWN_KEYS[section]:
+                    meant = close_match(key, KNOWN_KEYS[section])
+                    if meant or strict:
+                        report(f"{section}.{key}", f"{section}.{meant}" if meant else None)
+    variables = [*OTHER_VARIABLES, *(_variable(f"{s}.{k}") for s, keys in KNOWN_KEYS.items() for k in keys)]
+    for name in env:
+        if name.startswith("BOSCO_") and name.count("_") < 2 and name not in OTHER_VARIABLES:
+            meant = close_match(name, variables)
+            if meant:
+                lines.append(f"environment variable {name} is not one bosco reads; did you mean {meant}?")
+    return lines
+
+
+def environment_warning(root: Path | None, environment: str) -> str | None:
+    """A line when ``environment`` (not ``local``) has no ``<root>/.bosco/<environment>.json``: its
+    settings (the bucket, above all) then come from the other layers only. Names the environments
+    that have a file, and the closest one."""
+    if root is None or environment == "local" or (root / ".bosco" / f"{environment}.json").is_file():
+        return None
+    folder = root / ".bosco"
+    known = sorted(p.stem for p in folder.glob("*.json") if p.stem != "bosco") if folder.is_dir() else []
+    meant = close_match(environment, known)
+    return (f"environment {environment}: no {folder / (environment + '.json')}; its settings come from the other "
+            "layers only" + (f"; did you mean -e {meant}?" if meant else "")
+            + (f" (environments with a file: {', '.join(known)})" if known else ""))
+
+
 def _layer(path: Path) -> dict[str, Any]:
     data = load_json(path, ConfigError, "fix the JSON or remove the file")
     if not isinstance(data, dict):
@@ -175,12 +241,15 @@ def load_config(
     environment: str,
     overrides: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
+    strict: bool = False,
 ) -> Config:
     """Resolve the configuration for the workspace at ``root`` and ``environment``.
 
     ``overrides`` are command-line values as a nested object (highest layer); ``env`` defaults to
     ``os.environ``. Raises ``ConfigError`` naming the file (with line:column) when a layer is not
-    valid JSON or not an object, and naming the layer that set a value of the wrong type.
+    valid JSON or not an object, and naming the layer that set a value of the wrong type. Unknown
+    keys and a missing environment file are ``warnings`` (``unknown_keys``, ``environment_warning``);
+    with ``strict`` an unknown key raises ``ConfigError`` listing them all.
     """
     env = os.environ if env is None else env
     values = copy.deepcopy(DEFAULTS)
@@ -204,4 +273,8 @@ def load_config(
         _record(overrides, "command line", origins)
         _merger.merge(values, copy.deepcopy(dict(overrides)))
     validate(values, origins)
-    return Config(values, tuple(sources))
+    unknown = unknown_keys(values, origins, env, strict)
+    if strict and unknown:
+        raise ConfigError("; ".join(unknown), "fix or remove these keys (reference: docs/configuration.md)")
+    missing_env = environment_warning(root, environment)
+    return Config(values, tuple(sources), warnings=tuple(unknown) + ((missing_env,) if missing_env else ()))
