@@ -50,6 +50,7 @@ from bosco.publish.release import (
     released_outputs,
 )
 from bosco.publish.target import Target
+from bosco.redact import redact
 from bosco.workspace import Service, discover_services, filter_services, find_root
 
 if TYPE_CHECKING:
@@ -123,7 +124,8 @@ def shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class BoscoGroup(click.Group):
-    """Turns BoscoError into one red line, a hint and exit code 1 (traceback only with -v)."""
+    """Turns BoscoError into one red line, a hint and exit code 1 (traceback only with -v), with
+    secrets masked (``redact.redact``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -131,10 +133,10 @@ class BoscoGroup(click.Group):
         except BoscoError as exc:
             state = ctx.find_object(Context)
             if state and state.get("verbose"):
-                err.print(traceback.format_exc(), markup=False)
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+                err.print(redact(traceback.format_exc()), markup=False)
+            err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True, highlight=False)
             if exc.hint:
-                err.print(f"[dim]hint: {exc.hint}[/]")
+                err.print(f"[dim]hint: {escape(redact(exc.hint))}[/]")
             ctx.exit(1)
 
 
@@ -213,9 +215,9 @@ def print_problems(asset_set: AssetSet) -> None:
     """Warnings and errors of an asset set on stderr, one line each, naming the service."""
     warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]
     for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(redact(warning))}", highlight=False)
     for error in asset_set.errors:
-        err.print(f"[red]error:[/] {escape(error)}", highlight=False)
+        err.print(f"[red]error:[/] {escape(redact(error))}", highlight=False)
 
 
 def watched_services(services: list[Service], pattern: str | None, cwd: Path) -> list[Service]:
@@ -372,7 +374,7 @@ def compression_cache(config: Config) -> CompressionCache:
 
 def print_retry(message: str) -> None:
     """A retried S3 request, one yellow line on stderr (botocore retries; bosco only reports)."""
-    err.print(f"[yellow]retry:[/] {escape(message)}", highlight=False)
+    err.print(f"[yellow]retry:[/] {escape(redact(message))}", highlight=False)
 
 
 @contextmanager
@@ -383,7 +385,8 @@ def json_failure(as_json: bool, problems: list[str]) -> Iterator[None]:
         yield
     except BoscoError as exc:
         if as_json:
-            click.echo(json.dumps({"ok": False, "errors": [*problems, str(exc)], "hint": exc.hint}, indent=2))
+            errors = [redact(e) for e in [*problems, str(exc)]]
+            click.echo(json.dumps({"ok": False, "errors": errors, "hint": exc.hint and redact(exc.hint)}, indent=2))
         raise
 
 
@@ -391,7 +394,7 @@ def require_problem_free(printed: list[str], problems: list[str], where: str) ->
     """Print ``problems`` (``printed`` ones were shown already) and raise one PublishError counting
     both when there is any: nothing may be published."""
     for problem in problems:
-        err.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+        err.print(f"[red]error:[/] {escape(redact(problem))}", highlight=False)
     if printed or problems:
         raise PublishError(f"{len(printed) + len(problems)} problem(s); nothing published to {where}",
                            "fix the problems above and run again")
@@ -649,9 +652,13 @@ def config_command(as_json: bool, strict: bool) -> None:
 
 
 def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` rows: objects open into ``a.b``, lists holding objects or lists into
+    ``a[0].b``; other lists and scalars are one row."""
     if isinstance(node, dict) and node:
-        return [item for k, v in node.items() for item in _flatten(v, f"{prefix}{k}.")]
-    return [(prefix[:-1], node)]
+        return [item for k, v in node.items() for item in _flatten(v, f"{prefix}.{k}" if prefix else k)]
+    if isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+        return [item for i, v in enumerate(node) for item in _flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, node)]
 
 
 @cli.command("schema")

@@ -19,6 +19,7 @@ from deepmerge import Merger
 
 from bosco.errors import ConfigError
 from bosco.jsonfile import load_json
+from bosco.redact import mask_values, shown_value
 from bosco.typos import close_match
 
 DEFAULTS: dict[str, Any] = {
@@ -34,9 +35,6 @@ DEFAULTS: dict[str, Any] = {
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
 LEGAL_COMMENTS = ("inline", "eof", "linked", "none")  # minify.legalcomments (esbuild's --legal-comments)
-SECRET_WORDS = ("secret", "password", "token", "credential")
-SECRET_KEYS = {"key", "aws.key", "aws.secret", "accesskeyid", "secretaccesskey"}
-MASK = "****"
 # Keys bosco reads besides those of DEFAULTS: the workspace's repos list, Bosco's credentials.
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     **{section: tuple(keys) for section, keys in DEFAULTS.items()},
@@ -68,21 +66,9 @@ class Config:
         return default if node is None else node
 
     def masked(self) -> dict[str, Any]:
-        """A copy of ``values`` with every secret replaced by ``"****"`` (for printing)."""
-        return _mask(self.values, "")
-
-
-def _is_secret(path: str) -> bool:
-    leaf = path.rsplit(".", 1)[-1].lower()
-    return path.lower() in SECRET_KEYS or leaf in SECRET_KEYS or any(w in leaf for w in SECRET_WORDS)
-
-
-def _mask(node: Any, path: str) -> Any:
-    if isinstance(node, Mapping):
-        return {k: _mask(v, f"{path}.{k}" if path else k) for k, v in node.items()}
-    if path and node not in (None, "") and _is_secret(path):
-        return MASK
-    return node
+        """A copy of ``values`` fit for printing (``redact.mask_values``): every value under a key
+        that looks secret, at any depth and inside lists, is ``"****"``; URLs lose their userinfo."""
+        return mask_values(self.values)
 
 
 def user_config_files(env: Mapping[str, str]) -> list[Path]:
@@ -146,7 +132,10 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "aws.maxage": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
                    "a whole number of seconds"),
     "aws.bucket": (lambda v: v is None or (isinstance(v, str) and v != ""), "a bucket name"),
-    "aws.endpoint": (lambda v: v is None or isinstance(v, str), "a URL string"),
+    "aws.endpoint": (lambda v: v is None or (isinstance(v, str) and v.startswith(("http://", "https://"))),
+                     "an http:// or https:// URL"),
+    "aws.key": (lambda v: v is None or isinstance(v, str), "a string (an AWS access key id)"),
+    "aws.secret": (lambda v: v is None or isinstance(v, str), "a string (an AWS secret access key)"),
     "aws.shortcache": (lambda v: isinstance(v, str) and v != "", "a Cache-Control header value"),
     "aws.attempts": (_int_from(1, 20), "a whole number of attempts from 1 to 20"),
     "aws.connecttimeout": (_int_from(1, 600), "a whole number of seconds from 1 to 600"),
@@ -158,7 +147,8 @@ SCHEMA: dict[str, tuple[Any, str]] = {
 
 def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     """Check the keys bosco reads (``SCHEMA``); raise ``ConfigError`` naming the file, variable or
-    option that set a bad value, what a valid value is, and the value found."""
+    option that set a bad value, what a valid value is, and the value found (``"****"`` for a key
+    that looks secret, ``redact.shown_value``)."""
     for section, default in DEFAULTS.items():
         if not isinstance(values.get(section), Mapping):
             origin = origins.get(section, "configuration")
@@ -170,7 +160,8 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
         if dotted not in origins or check(value):
             continue
         origin = origins[dotted]
-        raise ConfigError(f"{origin}: {dotted} must be {valid}, not {json.dumps(value)}", f"fix {dotted} in {origin}")
+        raise ConfigError(f"{origin}: {dotted} must be {valid}, not {shown_value(dotted, value)}",
+                          f"fix {dotted} in {origin}")
 
 
 def _variable(dotted: str) -> str:

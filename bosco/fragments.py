@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bosco import __version__
 from bosco.assetset import ServiceBuild
+from bosco.redact import public_paths
 
 _env = Environment(
     loader=FileSystemLoader(str(resources.files("bosco.templates"))),
@@ -39,14 +41,20 @@ def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], liverelo
 
 def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str,
                  repos_link: bool = False) -> str:
-    """The index page: every service, bundle and asset with links; errors in red."""
+    """The index page: every service, bundle and asset with links; errors in red. Paths in errors
+    and warnings are shown repo-relative (``redact.public_paths``): the page is served to any
+    origin and published, so it never shows where the workspace lives."""
+    roots = sorted({str(Path(s.path).parent) for s in services})
     return _env.get_template("index.html").render(
-        services=services, base=base_url, warnings=warnings, title=title, url=url_for, version=__version__,
-        repos_link=repos_link,
+        services=services, base=base_url, warnings=[public_paths(w, None, roots) for w in warnings], title=title,
+        url=url_for, version=__version__, repos_link=repos_link,
+        public=lambda text, service: public_paths(text, service.path, roots),
     )
 
 
 def render_repos(services: Sequence[ServiceBuild], base_url: str) -> str:
-    """The ``/repos`` page: services with their ``package.json`` description."""
+    """The ``/repos`` page: services with their ``package.json`` description and their folder
+    relative to the workspace (``redact.public_paths``)."""
+    roots = sorted({str(Path(s.path).parent) for s in services})
     return _env.get_template("repos.html").render(services=services, base=base_url, version=__version__,
-                                                  repos_link=True)
+                                                  repos_link=True, folder=lambda s: public_paths(s.path, None, roots))

@@ -45,6 +45,7 @@ from bosco.builds import WatchBuild
 from bosco.fragments import url_for
 from bosco.manifest import MANIFEST_NAME
 from bosco.pipeline import BuildOptions, assemble, build_service, check_syntax
+from bosco.redact import public_paths
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
 
@@ -99,11 +100,13 @@ class Rebuild:
         keys = self.changed + self.removed
         return bool(keys) and all(k.endswith((".css", ".css.map")) for k in keys)
 
-    def event(self) -> dict[str, Any]:
-        """The JSON payload of the ``rebuild`` server-sent event."""
+    def event(self, repo: Path | None = None) -> dict[str, Any]:
+        """The JSON payload of the ``rebuild`` server-sent event (any origin may read it): paths in
+        ``errors`` are relative to ``repo`` and its workspace (``redact.public_paths``)."""
+        roots = [repo.parent] if repo else []
         return {"service": self.service, "ok": self.ok, "changed": list(self.changed),
-                "removed": list(self.removed), "css_only": self.css_only, "errors": list(self.errors),
-                "ms": round(self.ms, 1)}
+                "removed": list(self.removed), "css_only": self.css_only,
+                "errors": [public_paths(e, repo, roots) for e in self.errors], "ms": round(self.ms, 1)}
 
 
 def _static_prefix(pattern: str) -> tuple[str, bool]:
@@ -385,7 +388,7 @@ class WatchSession:
         recovered = not errors and previous is not None and bool(previous.all_errors)
         result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
                          tuple(sorted(reasons)), recovered)
-        self.holder.events.publish("rebuild", result.event(), key=build.name, retain=not result.ok)
+        self.holder.events.publish("rebuild", result.event(repo), key=build.name, retain=not result.ok)
         if self.on_rebuild:
             self.on_rebuild(result)
         return result

@@ -304,6 +304,28 @@ def test_config_masks_secrets_and_shows_environment_overrides(example):
         assert secret not in result.output and secret not in as_json.output
 
 
+def test_config_masks_secrets_at_any_depth_in_lists_and_urls(example):
+    (example / ".bosco" / "bosco.json").write_text(json.dumps({
+        "aws": {"bucket": "shop-assets", "endpoint": "https://minio:m1n10-pass@s3.internal:9000",
+                "profiles": [{"name": "ci", "secret": "list-secret-1"}, {"name": "dev", "apiKey": "AK-2"}]},
+        "sentry": {"dsn": "https://0123abcdkey@o1.ingest.sentry.io/42"},
+        "db": {"url": "postgres://app:db-pass-9@db.internal/app", "auth": {"user": "u"}},
+        "signing": {"privateKey": "PEM", "passphrase": "open sesame"},
+    }), encoding="utf-8")
+    result = bosco("-W", example, "config")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    for line in ('aws.endpoint = "https://****@s3.internal:9000"', 'aws.bucket = "shop-assets"',
+                 'aws.profiles[0].name = "ci"', 'aws.profiles[0].secret = "****"', 'aws.profiles[1].apiKey = "****"',
+                 'sentry.dsn = "https://****@o1.ingest.sentry.io/42"', 'db.url = "postgres://****@db.internal/app"',
+                 'db.auth.user = "****"', 'signing.privateKey = "****"', 'signing.passphrase = "****"'):
+        assert line in lines
+    as_json = json.loads(bosco("-W", example, "config", "--json").stdout)
+    assert as_json["aws"]["profiles"] == [{"name": "ci", "secret": "****"}, {"name": "dev", "apiKey": "****"}]
+    for secret in ("m1n10-pass", "list-secret-1", "AK-2", "0123abcdkey", "db-pass-9", "PEM", "open sesame"):
+        assert secret not in result.output
+
+
 def test_config_error_names_the_file_line_and_column(example):
     (example / ".bosco" / "bosco.json").write_text('{"cdn": {"port": 7334,}}', encoding="utf-8")
     result = bosco("-W", example, "config")

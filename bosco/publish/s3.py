@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bosco.config import Config
 from bosco.errors import PublishError
 from bosco.publish.target import Headers, SourceMissing, StoredObject
+from bosco.redact import redact
 
 DELETE_BATCH = 1000  # DeleteObjects accepts at most 1000 keys per request
 NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
@@ -42,7 +43,8 @@ def s3_client(config: Config, concurrency: int, on_retry: Callable[[str], None] 
     """A boto3 S3 client for the configured region and endpoint, with a connection pool of
     ``concurrency``, botocore's standard retry mode (``aws.attempts`` attempts in total) and
     ``aws.connecttimeout``/``aws.readtimeout`` (seconds). ``on_retry(message)`` is called before
-    each retry with the operation, key, attempt and the cause of the previous failure."""
+    each retry with the operation, URL (userinfo masked, ``redact.redact``), attempt and the cause
+    of the previous failure."""
     credentials = {}
     if config.get("aws.key") and config.get("aws.secret"):
         credentials = {"aws_access_key_id": config.get("aws.key"), "aws_secret_access_key": config.get("aws.secret")}
@@ -80,8 +82,8 @@ def _notify(request: Any, operation: str, attempts: int, on_retry: Callable[[str
     """``request-created`` handler: a request created for attempt 2 or later is a retry."""
     attempt = request.context.get("retries", {}).get("attempt", 1)
     if attempt > 1:
-        on_retry(f"retrying {operation} {request.url.split('?')[0]} (attempt {attempt} of {attempts}) after: "
-                 f"{request.context.get('bosco_retry_cause', 'an error')}")
+        on_retry(redact(f"retrying {operation} {request.url.split('?')[0]} (attempt {attempt} of {attempts}) after: "
+                        f"{request.context.get('bosco_retry_cause', 'an error')}"))
 
 
 class S3Target:
@@ -105,9 +107,10 @@ class S3Target:
             error = exc.response.get("Error", {})
             code = error.get("Code", "")
             hint = "create the bucket or fix aws.bucket" if code == "NoSuchBucket" else None
-            raise PublishError(f"{where}: {code} {error.get('Message', '')}".rstrip(), hint) from exc
+            raise PublishError(redact(f"{where}: {code} {error.get('Message', '')}".rstrip()), hint) from exc
         except BotoCoreError as exc:
-            raise PublishError(f"{where}: {exc}", "check aws.endpoint, aws.region and your AWS credentials") from exc
+            raise PublishError(f"{where}: {redact(str(exc))}",
+                               "check aws.endpoint, aws.region and your AWS credentials") from exc
 
     def _pages(self, prefix: str, **extra: Any) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("list_objects_v2")
