@@ -132,7 +132,7 @@ def test_browser_swaps_css_in_place_reloads_on_js_and_shows_failures(live, examp
             good = manifest.read_text()
             manifest.write_text("{")
             overlay = page.wait_for_selector("#bosco-overlay", timeout=15000)
-            assert overlay.text_content().startswith(f"bosco: app-home failed to rebuild\n\n{manifest}:1:2: ")
+            assert overlay.text_content().startswith("bosco: app-home failed to rebuild\n\nbosco-service.json:1:2: ")
             manifest.write_text(good)
             page.wait_for_selector("#bosco-overlay", state="detached", timeout=15000)
             assert page.evaluate("window.marker") == 42
