@@ -19,12 +19,10 @@ from types import MappingProxyType
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
-from bosco.bundle import build_bundle, js_minify_inputs
 from bosco.errors import BoscoError
 from bosco.fragments import render_fragment, render_index, url_for
 from bosco.gitinfo import repo_info
 from bosco.jsonfile import read_text
-from bosco.verify import minify_verified, prewarm
 from bosco.workspace import Service
 
 INDEX_KEY = "index.html"
@@ -87,6 +85,8 @@ def _single(service: str, build: str, asset, kind: str = "file", key: str | None
 
 def _syntax_errors(type_: str, repo_rel: str, data: bytes) -> list[str]:
     """The syntax error of one JS/CSS file served as it is (cached by content, see ``bosco.verify``)."""
+    from bosco.verify import minify_verified  # numpy and tree-sitter load only when a file is checked
+
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -151,6 +151,8 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
         if code_type and options.bundle:
             if b.code:
                 bundle_key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
+                from bosco.bundle import build_bundle  # numpy and tree-sitter load only for bundles
+
                 try:
                     result = build_bundle(service.name, service.path, b.type, b.tag, b.assets,
                                           options.minify, options.css_minifier, options.build, known_keys,
@@ -222,6 +224,9 @@ def build_asset_set(
     Minified builds first verify-and-minify every distinct JS file not yet cached on all CPUs
     (``verify.prewarm``), so the in-order build below only reads the cache."""
     if options.minify and options.bundle:
+        from bosco.bundle import js_minify_inputs
+        from bosco.verify import prewarm
+
         texts = (text for service in services if service.manifest is not None
                  for b in collect(service.path, service.manifest, options.tag).bundles
                  for text in js_minify_inputs(b.assets))
