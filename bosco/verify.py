@@ -66,6 +66,28 @@ _JS_GLUE_CODES = _pair_codes(_JS_GLUE)
 _JS_PAIR_CODES = _pair_codes(_JS_PUNCT_PAIRS)
 
 
+def _table(chars: str) -> np.ndarray:
+    table = np.zeros(65536, dtype=bool)
+    table[[ord(c) for c in chars]] = True
+    return table
+
+
+# Line terminators (ECMA-262 §12.3). Where the minifier removes one between two tokens, automatic
+# semicolon insertion (§12.10) may have applied in the input and not in the output. It cannot after
+# a punctuator that never ends a statement (``=``, ``(``, ``,``, ``{``...: the line continues), and
+# it changes nothing before one that never starts one (``}``, ``)``, ``;``, ``.``... unless the
+# previous token is a restricted keyword such as ``return``, or ``++``/``--`` start the next line).
+_LT = _table("\n\r\u2028\u2029")
+_NO_END = _table("{([,;:?=<>+-*/%&|^!~.")
+_NO_START = _table(")]},;:?.=*%&|^<>+-/")  # ``/`` outside a literal: a division, never a regex
+_AFTER_ANY = _table("};")  # ASI before these behaves the same with or without the line break
+# A line break after these ends the statement (restricted productions, ECMA-262 §12.10.1): the
+# minifier may not remove it before anything but ``;``/``}``. After the others it may matter.
+_ENDS_STATEMENT = frozenset(("return", "break", "continue", "throw", "yield"))
+_RESTRICTED = frozenset(("async", "let", "await", "get", "set", "static", "of"))
+_DIGIT = _table("0123456789")
+
+
 @dataclass(frozen=True)
 class Minified:
     """One file after minification: ``code`` to ship, ``file_map`` its exact mappings (None: map
@@ -118,12 +140,15 @@ def _drop_semicolons(units: np.ndarray, nonws: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Alignment:
     """``origin[i]`` is the UTF-16 position in the input of output unit ``i`` (-1 for a separator);
-    ``literal[i]`` is True for output units inside a string, template or regex literal."""
+    ``literal[i]`` is True for output units inside a string, template or regex literal;
+    ``unproven`` is the input position of the first JS join the alignment alone cannot prove
+    unchanged (see ``_unproven``), else None."""
 
     origin: np.ndarray
     literal: np.ndarray
     repaired: str | None = None
     fault: str | None = None
+    unproven: int | None = None
 
 
 def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
@@ -203,7 +228,65 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
         repaired = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
     literal_b = np.zeros(len(b), dtype=bool)
     literal_b[origin >= 0] = literal[origin[origin >= 0]]
-    return Alignment(origin, literal_b, repaired, reason if repaired and not css else None)
+    unproven, changed = (None, False) if css else _unproven(a, a_nonws, literal, count_b, b, b_nonws,
+                                                            b_ws[~in_literal[gap_b]])
+    if changed:
+        return f"the minifier removed the line break that ends a statement at {_where(text, a, unproven)}"
+    return Alignment(origin, literal_b, repaired, reason if repaired and not css else None, unproven)
+
+
+def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np.ndarray, b: np.ndarray,
+              b_nonws: np.ndarray, b_sep: np.ndarray) -> tuple[int | None, bool]:
+    """``(input position, changed)`` of the first join (between input tokens ``nonws[k]`` and
+    ``nonws[k + 1]``) the alignment cannot prove unchanged, else ``(None, False)``: a line break added
+    or removed where automatic semicolon insertion might read the two versions differently (see
+    ``_LT``), or whitespace removed between a number and a ``.`` (``1 .x``) or inside ``< !--`` (an
+    HTML-like comment, ECMA-262 B.1.1). ``changed`` is True when the join certainly changed meaning:
+    a line break removed after ``return``/``break``/``continue``/``throw``/``yield``."""
+    if len(nonws) < 2:
+        return None, False
+    gaps = len(nonws) + 1
+    lt = np.flatnonzero(_LT[a] & ~literal)
+    had = np.bincount(np.searchsorted(nonws, lt), minlength=gaps)[1:-1] > 0
+    sep = b_sep[b[b_sep] == 10]
+    has = np.bincount(np.searchsorted(b_nonws, sep), minlength=gaps)[1:-1] > 0
+    left, right = a[nonws[:-1]], a[nonws[1:]]
+    lit_l, lit_r = literal[nonws[:-1]], literal[nonws[1:]]
+    before = np.concatenate(([0], a[nonws[:-2]]))
+    after = np.concatenate((a[nonws[2:]], [0]))
+    postfix = np.isin(left, [43, 45]) & (before == left)
+    continues = _NO_END[left] & ~lit_l & ~postfix & ~((left == 46) & _DIGIT[before])  # ``1.`` is a number
+    closing = ~lit_r & (_AFTER_ANY[right] | (_NO_START[right] & ~(np.isin(right, [43, 45]) & (after == right))
+                                             & ~((right == 46) & _DIGIT[after]) & ~((right == 61) & (after == 62))))
+    removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0)
+    glue = removed & (((left == 46) & _DIGIT[right]) | ((left == 60) & (right == 33)))
+    risky = np.flatnonzero((has & ~had) | (had & ~has & ~continues & ~closing) | glue)
+    restricted = np.flatnonzero(had & ~has & ~continues & ~_AFTER_ANY[right] & _JS_WORD[left] & ~lit_l)
+    number_dot = np.flatnonzero(removed & _DIGIT[left] & (right == 46))
+    words = {int(k): _word_before(a, int(nonws[k])) for k in restricted}
+    ends = [k for k, word in words.items() if word in _ENDS_STATEMENT]
+    if ends:
+        return int(nonws[ends[0]]), True
+    found = [k for k, word in words.items() if word in _RESTRICTED and closing[k]]
+    found += [k for k in number_dot if _DIGIT[a[_word_start(a, int(nonws[k]))]]]
+    risky = np.union1d(risky, np.array(found, dtype=np.int64))
+    return (int(nonws[int(risky[0])]), False) if len(risky) else (None, False)
+
+
+def _word_start(a: np.ndarray, end: int, longest: int = 1 << 30) -> int:
+    """Start of the identifier, keyword or number ending at input position ``end`` (at most ``longest`` back)."""
+    start = end
+    while start > 0 and end - start < longest and _JS_WORD[a[start - 1]]:
+        start -= 1
+    return start
+
+
+def _word_before(a: np.ndarray, end: int) -> str:
+    """The keyword or identifier ending at ``end`` ("" for a property name such as ``a.return``)."""
+    start = _word_start(a, end, 9)
+    if start > 0 and a[start - 1] == 46:
+        return ""
+    return a[start:end + 1].astype("<u2").tobytes().decode("utf-16-le", "replace")
 
 
 def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: np.ndarray, b_ws: np.ndarray,
@@ -292,10 +375,12 @@ def _minify(type_: str, text: str) -> str:
 
 
 def check_output(type_: str, text: str, output: str, info: Facts) -> Alignment | str:
-    """``align`` plus, for JS, the parse check: the (repaired) output must parse without error into
-    as many nodes as ``text`` has without comments. Returns the ``Alignment`` or the reason."""
+    """``align`` plus, for JS whose minified line breaks might change automatic semicolon insertion
+    (``Alignment.unproven``), the parse check: the (repaired) output must parse without error into
+    as many nodes as ``text`` has without comments. Elsewhere the alignment and the junction checks
+    already prove the token sequence unchanged. Returns the ``Alignment`` or the reason."""
     aligned = align(type_, text, output, info)
-    if not isinstance(aligned, str) and type_ == "js":
+    if not isinstance(aligned, str) and type_ == "js" and aligned.unproven is not None:
         nodes, broken = js_tree_size(aligned.repaired or output)
         if broken or nodes != info.nodes:
             return "the minified code parses differently from the input"

@@ -12,7 +12,7 @@ from trustkit import PUBLISH, build, output, service, write_outputs
 from bosco.cli import cli
 from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.syntax import css_facts, js_facts
-from bosco.verify import check_output, minify_verified
+from bosco.verify import align, check_output, minify_verified
 from bosco.workspace import load_service
 
 NESTED = "var b = 'x';\nvar s = `${b ? `, ${b}` : ''}!`;\nconsole.log(JSON.stringify(s));\n"
@@ -126,7 +126,7 @@ def test_verification_rejects_glued_tokens_and_changed_parse():
     assert reason("js", "a = b + +c;", "a=b++c;") == "the minifier joined two tokens at line 1:7"
     assert reason("js", "x = typeof y;", "x=typeofy;") == "the minifier joined two tokens at line 1:10"
     assert reason("js", "function f(){return\nx}", "function f(){return x}") == (
-        "the minified code parses differently from the input")
+        "the minifier removed the line break that ends a statement at line 1:19")
     repaired = check_output("js", "a = 'p q';", "a='pq';", js_facts("a = 'p q';"))
     assert (repaired.repaired, repaired.fault) == (
         "a='p q';", "the minifier changed whitespace inside a string or template at line 1:7")
@@ -208,3 +208,29 @@ def test_prewarm_computes_each_distinct_missing_text_once_in_worker_processes(tm
         assert minify_verified("js", text) == cached  # a fresh computation gives the same result
         monkeypatch.delenv("BOSCO_CACHE")
     assert prewarm("js", ["var single = 1;\n"], workers=2) == 0  # one missing text is not worth a pool
+
+
+def test_only_joins_the_alignment_cannot_prove_are_reparsed():
+    def unproven(text, output):
+        aligned = align("js", text, output, js_facts(text))
+        assert not isinstance(aligned, str), aligned
+        return None if aligned.unproven is None else text[aligned.unproven:]
+
+    # line breaks rjsmin removes where no semicolon can be inserted: proven by the alignment alone
+    assert unproven("a = {\n  b: 1,\n  c: [1,\n 2]\n};\nf(a)\n  .then(g);\n", "a={b:1,c:[1,2]};f(a).then(g);") is None
+    assert unproven("x = (a\n  / b);\nreturn_ = c;\nd = e\n", "x=(a/b);return_=c;d=e") is None
+    assert unproven("documentElement$1\n  .appendChild(t);", "documentElement$1.appendChild(t);") is None
+    assert unproven("x = a.return\n  + 1;", "x=a.return+1;") is None
+    # joins where automatic semicolon insertion or tokenizing may differ: the output is re-parsed
+    assert unproven("function f(){async\nx}", "function f(){async x}") == "c\nx}"
+    assert unproven("a\n++b", "a++b") == "a\n++b"
+    assert unproven("x = 1.\ny = 2", "x=1.y=2") == ".\ny = 2"
+    assert unproven("x = 1 .toString()", "x=1.toString()") == "1 .toString()"
+    assert unproven("function f(){return a}", "function f(){return\na}") == "n a}"
+    assert check_output("js", "function f(){return\n+x}", "function f(){return+x}", js_facts(
+        "function f(){return\n+x}")) == "the minifier removed the line break that ends a statement at line 1:19"
+    for text, minified in [("a\n++b", "a++b"),
+                           ("x = 1.\ny = 2", "x=1.y=2"), ("x = 1 .toString()", "x=1.toString()"),
+                           ("function f(){return a}", "function f(){return\na}")]:
+        assert check_output("js", text, minified, js_facts(text)) == (
+            "the minified code parses differently from the input")
