@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 import csscompressor
@@ -34,12 +33,12 @@ from bosco.verify import minify_verified
 @dataclass(frozen=True)
 class Bundle:
     """One bundle's output: ``code`` (UTF-8, ending with its ``sourceMappingURL`` comment) and
-    its source map as a JSON-ready dict; ``warnings`` and ``errors`` are readable lines (an error,
+    its source map as compact JSON (UTF-8); ``warnings`` and ``errors`` are readable lines (an error,
     such as a syntax error, fails ``build``/``s3push``; ``cdn`` shows both on the index page);
     ``legal`` is the text of ``<bundle>.LEGAL.txt`` (legal comments ``linked``), else empty."""
 
     code: bytes
-    source_map: dict[str, Any]
+    source_map: bytes
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     legal: str = ""
@@ -305,7 +304,7 @@ def build_bundle(
     elif legal and legal_comments == "linked":
         body += f"/*! For license information please see {name}.LEGAL.txt */\n"
     trailer = f"//# sourceMappingURL={name}.map\n" if js else f"/*# sourceMappingURL={name}.map */\n"
-    return Bundle((body + trailer).encode("utf-8"), writer.to_dict(), tuple(warnings), tuple(errors),
+    return Bundle((body + trailer).encode("utf-8"), writer.to_json(), tuple(warnings), tuple(errors),
                   "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "")
 
 

@@ -165,8 +165,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                     main = Output(bundle_key, result.code, "bundle", service.name, sources)
                     files.append(main)
                     outputs.append(main)
-                    source_map = json.dumps(result.source_map, separators=(",", ":")).encode()
-                    outputs.append(Output(bundle_key + ".map", source_map, "map", service.name, sources))
+                    outputs.append(Output(bundle_key + ".map", result.source_map, "map", service.name, sources))
                     if result.legal:
                         outputs.append(Output(bundle_key + ".LEGAL.txt", result.legal.encode(), "file", service.name,
                                               sources))

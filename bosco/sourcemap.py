@@ -6,6 +6,7 @@ and the Base64 VLQ code is a few lines, so bosco owns it (as the bundle issue al
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,23 @@ def decode_mappings(mappings: str) -> list[list[tuple[int, ...]]]:
                 segments.append((gen_col,))
         lines.append(segments)
     return lines
+
+
+_ESCAPED: dict[str, str] = {}
+ESCAPED_BYTES = 32 * 1024 * 1024  # characters of escaped source text kept between maps
+
+
+def _escaped(content: str | None) -> str:
+    """``json.dumps(content)``, memoised for large texts (up to ``ESCAPED_BYTES`` in all)."""
+    if content is None or len(content) < 4096:
+        return json.dumps(content)
+    found = _ESCAPED.get(content)
+    if found is None:
+        found = json.dumps(content)
+        while _ESCAPED and sum(map(len, _ESCAPED.values())) + len(found) > ESCAPED_BYTES:
+            _ESCAPED.pop(next(iter(_ESCAPED)))
+        _ESCAPED[content] = found
+    return found
 
 
 _B64_BYTES = np.frombuffer(_B64.encode("ascii"), dtype=np.uint8)
@@ -201,6 +219,16 @@ class MapWriter:
             self._line = line + file_map.lines - 1
         self._col = file_map.last_col
         self._src_line, self._src_col = file_map.end
+
+    def to_json(self) -> bytes:
+        """The map as compact JSON (UTF-8), byte for byte ``json.dumps(self.to_dict(), separators=(",", ":"))``.
+
+        Each ``sourcesContent`` entry is escaped once per distinct text and kept (``_escaped``): the
+        same library sources appear in many bundles and on every rebuild."""
+        head = json.dumps({"version": 3, "file": self.file, "sources": self.sources}, separators=(",", ":"))
+        contents = ",".join(_escaped(c) for c in self.contents)
+        tail = json.dumps({"names": [], "mappings": "".join(self._parts)}, separators=(",", ":"))
+        return f'{head[:-1]},"sourcesContent":[{contents}],{tail[1:]}'.encode()
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -123,3 +123,17 @@ def test_encoded_segments_round_trip_for_small_and_huge_values():
     writer.append(0, writer.add_source("svc/x.js", None), encode_segments(gen_line, gen_col, src_line, src_col))
     assert decode_mappings(writer.to_dict()["mappings"]) == [
         [(0, 0, 3, 0), (5, 0, 3, 15), (100_000_000, 0, 0, 2**30)], [], [(0, 0, 7, 1), (31, 0, 7, 0)]]
+
+
+def test_map_json_is_exactly_the_compact_json_of_the_map():
+    import json
+
+    from bosco.sourcemap import MapWriter
+
+    big = "/* \u00e9 \"quoted\" \\ \u2028 \U0001f600 */\n" * 500  # escaped once, then reused
+    for _ in range(2):
+        writer = MapWriter("top.js")
+        writer.lines(0, writer.add_source("svc/a.js", big), 500)
+        writer.lines(500, writer.add_source("svc/b.js", None), 1)
+        writer.lines(501, writer.add_source("svc/c \"d\".js", "x = '\u00e9';\n"), 1)
+        assert writer.to_json() == json.dumps(writer.to_dict(), separators=(",", ":")).encode()
