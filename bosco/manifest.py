@@ -163,6 +163,9 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
     return tuple(specs)
 
 
+MAX_WATCH_TIMEOUT_MS = 86_400_000  # a watch build that needs longer than a day to get ready is stuck
+
+
 def _build(value: Any, path: Path) -> BuildSpec | None:
     if value is None:
         return None
@@ -175,8 +178,9 @@ def _build(value: Any, path: Path) -> BuildSpec | None:
     timeout = watch.get("timeout", 10000)
     if not isinstance(ready, str) or not ready:
         raise ManifestError(f"{path}: build.watch.ready must be a non-empty string", HINT)
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
-        raise ManifestError(f"{path}: build.watch.timeout must be a positive number of milliseconds", HINT)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 < timeout <= MAX_WATCH_TIMEOUT_MS:
+        raise ManifestError(f"{path}: build.watch.timeout must be a positive number of milliseconds "
+                            f"up to {MAX_WATCH_TIMEOUT_MS} (one day)", HINT)
     return BuildSpec(
         _command(value.get("command"), "build.command", path),
         _command(watch.get("command"), "build.watch.command", path),

@@ -116,7 +116,8 @@ SEGMENT_RULE = " (non-empty, no '/', not '.' or '..')"
     ({"files": {"t": {"alreadyMinified": "yes", "js": []}}}, "files.t.alreadyMinified must be true or false"),
     ({"libraries": [{"basePath": "lib"}]}, "libraries[0] must be an object with a string 'glob'"),
     ({"build": {"command": 5}}, "build.command must be a shell string or a list of strings"),
-    ({"build": {"watch": {"timeout": "10s"}}}, "build.watch.timeout must be a positive number of milliseconds"),
+    *[({"build": {"watch": {"timeout": bad}}}, "build.watch.timeout must be a positive number of milliseconds "
+       "up to 86400000 (one day)") for bad in ("10s", 0, -5, True, 1e30, 10**30, 86_400_001, 1.5)],
     ({"service": {"name": "a/b"}}, 'service.name "a/b" cannot be a key segment' + SEGMENT_RULE),
     ({"assets": {"js": {"..": ["a.js"]}}}, 'assets.js: bundle tag ".." cannot be a key segment' + SEGMENT_RULE),
     ({"files": {"a/b": {"js": ["a.js"]}}}, 'files.a/b: bundle tag "a/b" cannot be a key segment' + SEGMENT_RULE),
