@@ -144,6 +144,21 @@ def _image_set_urls(text: str, pos: int) -> list[tuple[str, int, int, str, int, 
     return found
 
 
+def local_imports(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
+    """``(url path, resolved file)`` of each local ``@import`` of ``text`` (the style sheet at
+    ``path``), in order: only existing files inside ``repo`` (after symbolic links), the ones a
+    bundle inlines."""
+    repo = repo.resolve()
+    found = []
+    for kind, _, _, url, _, _ in scan(text):
+        if kind == "import" and url and not _ABSOLUTE.match(url):
+            url_path = re.split(r"[?#]", url, maxsplit=1)[0]
+            target = (path.parent / url_path).resolve()
+            if target.is_file() and repo in target.parents:
+                found.append((url_path, target))
+    return found
+
+
 class _Preparer:
     def __init__(self, service: str, repo: Path, bundle_key: str, known_keys: frozenset[str]) -> None:
         self.service, self.repo, self.bundle_key, self.known = service, repo.resolve(), bundle_key, known_keys

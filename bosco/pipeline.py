@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import os
+import posixpath
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -19,6 +20,7 @@ from types import MappingProxyType
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
+from bosco.css import local_imports
 from bosco.errors import BoscoError
 from bosco.fragments import render_fragment, render_index, url_for
 from bosco.gitinfo import repo_info
@@ -111,6 +113,36 @@ def check_syntax(build: ServiceBuild) -> ServiceBuild:
     return replace(build, bundles=tuple(reports))
 
 
+def _imported(service: Service, build: str, importer: Output, path: Path,
+              seen: set[str]) -> tuple[list[Output], list[str]]:
+    """The files the local ``@import``s of the style sheet ``importer`` (read from ``path``) pull in,
+    and theirs, each at the key a browser resolves its URL to from ``importer.key`` (unminified
+    ``cdn`` serves style sheets as they are, so the browser fetches them), unless ``seen`` (keys
+    already served, updated). An import whose URL leaves ``<service>/<build>/`` is a warning."""
+    try:
+        text = importer.data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], []  # the syntax check reports it
+    outputs: list[Output] = []
+    problems: list[str] = []
+    for url, target in local_imports(path, text, service.path):
+        key = posixpath.normpath(posixpath.join(posixpath.dirname(importer.key), url))
+        repo_rel = target.relative_to(service.path.resolve()).as_posix()
+        if not key.startswith(f"{service.name}/{build}/"):
+            problems.append(f"{importer.sources[0].split('/', 1)[1]}: @import {url!r} reaches outside the "
+                            f"service's keys, so only bundles (cdn minify, build, s3push) include {repo_rel}")
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        out = Output(key, target.read_bytes(), "file", service.name, (f"{service.name}/{repo_rel}",))
+        outputs.append(out)
+        more, more_problems = _imported(service, build, out, target, seen)
+        outputs += more
+        problems += more_problems
+    return outputs, problems
+
+
 def build_service(service: Service, options: BuildOptions, with_git: bool = True) -> ServiceBuild:
     """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
     command, missing file or bundle failure becomes an error line on the returned ServiceBuild.
@@ -138,6 +170,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
          for a in b.assets] + [key for key, _ in collected.libraries + collected.site_assets])
     outputs: list[Output] = []
     reports: list[BundleReport] = []
+    imported_keys = {f"{service.name}/{options.build}/{a.rel}" for b in collected.bundles for a in b.assets}
     for b in collected.bundles:
         bundle_errors = list(b.errors)
         bundle_warnings: list[str] = []
@@ -179,6 +212,10 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                     files.append(out)
                     if code_type and options.check_syntax:
                         bundle_errors += _syntax_errors(asset.type, asset.repo_rel, out.data)
+                    if b.type == "css":
+                        imported, problems = _imported(service, options.build, out, asset.path, imported_keys)
+                        outputs += imported
+                        bundle_warnings += problems
         fragment_key = None
         if code_type:
             fragment = _fragment(service.name, options, b, files)

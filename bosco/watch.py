@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
+import json
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -54,7 +56,8 @@ VANISH_GRACE = 1.0  # seconds a file or folder that disappeared may take to come
 POLL_INTERVAL = 0.25  # seconds between snapshots of a folder watched by polling
 MAX_LINK_DEPTH = 40  # folder levels followed below a root (and through links) at most
 EXCLUDED_DIRS = frozenset({"node_modules"})  # and every folder whose name starts with "."
-EVENT_TYPES = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
+WRITE_WAIT = 0.1  # seconds a file being written in place may take until it is closed
+EVENT_TYPES = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileDeletedEvent, FileMovedEvent,
                DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
 INOTIFY_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 INOTIFY_HINT = ("inotify limit reached; watching by polling instead (slower). Raise it with "
@@ -208,6 +211,18 @@ def is_relevant(service: Service, path: Path) -> bool:
     return False
 
 
+def build_inputs(build: ServiceBuild, repo: Path) -> frozenset[Path]:
+    """Every file ``build`` (of the service in ``repo``) read, as ``repo / <repo path>``: the sources
+    of its outputs and of its CSS bundles' maps (which name the files local ``@import``s inlined)."""
+    names = {s for o in build.outputs for s in o.sources}
+    for output in build.outputs:
+        if output.kind == "map" and output.key.endswith(".css.map"):
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                names.update(s for s in json.loads(output.data).get("sources", []) if isinstance(s, str))
+    rels = (name.split("/", 1)[1] for name in names if "/" in name)
+    return frozenset(repo / rel for rel in rels if ".." not in rel.split("/"))
+
+
 def _diff(old: ServiceBuild | None, new: ServiceBuild) -> tuple[tuple[str, ...], tuple[str, ...]]:
     before = {o.key: o.data for o in old.outputs} if old else {}
     after = {o.key: o.data for o in new.outputs}
@@ -271,6 +286,7 @@ class WatchSession:
         self.on_rebuild, self.on_problem, self.on_output = on_rebuild, on_problem, on_output
         self.observer_class, self.watch_build_backoff = observer_class, watch_build_backoff
         self._served: dict[Path, ServiceBuild] = {}
+        self._inputs: dict[Path, frozenset[Path]] = {}  # per service: the files its served build read
         self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
         self._generations = itertools.count(1)
         self._initial = threading.Event()  # set when build_all has served every service once
@@ -280,6 +296,7 @@ class WatchSession:
         self._cond = threading.Condition()
         self._pending: dict[Path, tuple[float, set[str]]] = {}  # per service: first event, reasons
         self._vanished: dict[Path, dict[Path, float]] = {}  # per service: paths gone (and when) that may return
+        self._writing: dict[Path, dict[Path, float]] = {}  # per service: files written in place, not closed yet
         self._stopped = False
         self._observer: BaseObserver | None = None
         self._poller: BaseObserver | None = None  # for the folders inotify cannot watch
@@ -309,6 +326,7 @@ class WatchSession:
             return False
         self._generation[path] = generation
         self._served[path] = build
+        self._inputs[path] = build_inputs(build, path)
         if not build.all_errors:
             self._last_good[path] = build
         return True
@@ -329,6 +347,8 @@ class WatchSession:
                 progress(self.services[path])
         with self._lock:
             asset_set = self._publish()
+            for path in self.watched:  # the folders of files no glob names are known now
+                self._sync(path)
         self._initial.set()
         return asset_set
 
@@ -431,8 +451,9 @@ class WatchSession:
         now = time.monotonic()
         with self._cond:  # never self._lock: watchdog calls us holding its lock (deadlock)
             vanished = self._vanished.setdefault(repo, {})
+            inputs = self._inputs.get(repo, frozenset())
             gone = event_type in ("deleted", "moved") and paths[0] in inside and not paths[0].exists()
-            if gone and (is_directory or is_relevant(service, paths[0])):
+            if gone and (is_directory or is_relevant(service, paths[0]) or paths[0] in inputs):
                 vanished[paths[0]] = now
             for path in inside:
                 if path.exists():  # back (or new): nothing below it is gone any more
@@ -440,12 +461,17 @@ class WatchSession:
                         del vanished[gone]
             if is_directory and event_type != "created":
                 self._gone.add(paths[0])
+            writing = self._writing.setdefault(repo, {})
+            if event_type in ("created", "modified") and not is_directory:
+                writing[paths[0]] = now  # written in place: read it once it is closed
+            elif event_type in ("closed", "deleted", "moved"):
+                writing.pop(paths[0], None)
         if is_directory:  # folders appear or go: watch the new set of folders, re-expand the globs
             if not watch_build:
                 self.request(repo, inside[-1].relative_to(repo).as_posix() + "/")
             return
         for path in inside:
-            if is_relevant(service, path) and (path.name == MANIFEST_NAME or not watch_build):
+            if (is_relevant(service, path) or path in inputs) and (path.name == MANIFEST_NAME or not watch_build):
                 self.request(repo, path.relative_to(repo).as_posix())
 
     @staticmethod
@@ -453,8 +479,9 @@ class WatchSession:
         return bool(service.manifest and service.manifest.build and service.manifest.build.watch_command)
 
     def _held(self, repo: Path, now: float) -> float | None:
-        """When the rebuild of ``repo`` may start, if a vanished path still holds it (else None);
-        paths back on disk or gone for longer than ``VANISH_GRACE`` are forgotten."""
+        """When the rebuild of ``repo`` may start, if a vanished path or a file still being written
+        holds it (else None); paths back on disk or gone for longer than ``VANISH_GRACE`` and writes
+        not closed within ``WRITE_WAIT`` are forgotten."""
         with self._cond:
             vanished = self._vanished.get(repo, {})
             until = None
@@ -463,6 +490,12 @@ class WatchSession:
                     del vanished[path]
                 else:
                     until = max(until or 0.0, at + VANISH_GRACE)
+            writing = self._writing.get(repo, {})
+            for path, at in list(writing.items()):
+                if at + WRITE_WAIT <= now:
+                    del writing[path]
+                else:
+                    until = max(until or 0.0, at + WRITE_WAIT)
             return until
 
     def _next_due(self) -> tuple[Path, set[str]] | None:
@@ -514,6 +547,9 @@ class WatchSession:
         with self._cond:
             gone, self._gone = self._gone, set()
         wanted = set(watch_roots(self.services[repo]))
+        # the folders of files read although no glob names them (local @imports)
+        folders = {r.path for r in wanted}
+        wanted |= {WatchRoot(f) for f in {p.parent for p in self._inputs.get(repo, ())} - folders if f.is_dir()}
         # a watch on a folder that was deleted or moved away is dead, even if the folder is back
         for root in [r for r in self._watches if any(g == r.path or g in r.path.parents for g in gone)]:
             self._unwatch(root, None)

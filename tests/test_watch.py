@@ -359,3 +359,40 @@ def test_symlinked_folder_inside_a_basepath_is_watched(live, example: Path) -> N
     w.wait_bytes(key, b"var atTarget = 1;\n")
     (repo / "shared/lib/extra.js").write_text("var extra = 1;\n")
     w.wait_bytes("app-home/local/js/lib/extra.js", b"var extra = 1;\n")
+
+
+def _with_imports(repo: Path) -> None:
+    """home.css imports partials/vars.css (inside basePath, which imports ../tokens.css) and
+    ../../shared/theme.css (outside basePath); no glob names any of them."""
+    css = repo / "public/css"
+    (css / "partials").mkdir()
+    (css / "partials/vars.css").write_text('@import "../tokens.css";\n:root { --v: 1; }\n')
+    (css / "tokens.css").write_text(":root { --t: 1; }\n")
+    (repo / "shared").mkdir()
+    (repo / "shared/theme.css").write_text(".theme { color: red; }\n")
+    home = css / "home.css"
+    home.write_text('@import "partials/vars.css";\n@import "../../shared/theme.css";\n' + home.read_text())
+
+
+def test_imported_style_sheets_are_served_unminified_and_watched(live, example: Path) -> None:
+    repo = example / "app-home"
+    _with_imports(repo)
+    w = live()
+    assert w.get("app-home/local/css/partials/vars.css").content == (repo / "public/css/partials/vars.css").read_bytes()
+    assert w.get("app-home/local/css/tokens.css").content == b":root { --t: 1; }\n"
+    assert "shared/theme.css" in w.get("").text  # reaches outside the service's keys: a warning
+    atomic_write(repo / "public/css/partials/vars.css", b":root { --v: 2; }\n")
+    w.wait_bytes("app-home/local/css/partials/vars.css", b":root { --v: 2; }\n")
+    w.wait_status("app-home/local/css/tokens.css", 404)  # no longer imported
+
+
+def test_editing_an_imported_style_sheet_rebuilds_the_importing_bundle(live, example: Path) -> None:
+    repo = example / "app-home"
+    _with_imports(repo)
+    w = live(minify=True)
+    bundle = "app-home/local/css/main.css"
+    assert b"--t:1" in w.get(bundle).content and b".theme{color:red}" in w.get(bundle).content
+    atomic_write(repo / "public/css/tokens.css", b":root { --t: 42; }\n")
+    until(lambda: b"--t:42" in w.get(bundle).content, what="the bundle with the edited import")
+    atomic_write(repo / "shared/theme.css", b".theme { color: blue; }\n")
+    until(lambda: b".theme{color:blue}" in w.get(bundle).content, what="the bundle with the edited outside import")
