@@ -77,7 +77,7 @@ def test_file_outside_every_glob_does_not_rebuild(live, example: Path) -> None:
     (example / "app-home/public/css/home.css").write_text(".after {}\n")  # a real change after it
     w.wait_bytes(HOME_CSS, b".after {}\n")
     time.sleep(0.5)
-    assert [r.reasons for r in w.rebuilds] == [("public/css/home.css",)]
+    assert w.rebuilds and all(r.reasons == ("public/css/home.css",) for r in w.rebuilds)
 
 
 def test_deleted_file_leaves_the_set_and_the_fragment(live, example: Path) -> None:
