@@ -18,8 +18,8 @@ def read_text(path: Path) -> str:
 def load_json(path: Path, error: type[BoscoError], hint: str) -> Any:
     """Parse the JSON file at ``path``.
 
-    Raises ``error`` with ``"<path>:<line>:<col>: <reason>"`` for invalid JSON (lines and columns
-    are 1-based, as editors count them), or ``"<path>: <reason>"`` when it cannot be read or decoded
+    Raises ``error`` with ``"<path>:<line>:<col>: invalid JSON: <reason>"`` for invalid JSON (see
+    ``explain``), or ``"<path>: <reason>"`` when it cannot be read or decoded
     or an object repeats a key (JSON parsers silently keep the last one; we refuse to guess).
     """
     try:
@@ -31,7 +31,7 @@ def load_json(path: Path, error: type[BoscoError], hint: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise error(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}", hint) from exc
+        raise error(f"{path}:{explain(exc)}", hint) from exc
     except _DuplicateKey as exc:
         raise error(f"{path}: key {json.dumps(exc.args[0])} appears twice in one object; only one can count",
                     hint) from exc
@@ -48,3 +48,47 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise _DuplicateKey(key)
         result[key] = value
     return result
+
+
+def _position(text: str, pos: int) -> str:
+    """``line:column`` of index ``pos`` of ``text``, both 1-based as editors count them."""
+    return f"{text.count(chr(10), 0, pos) + 1}:{pos - text.rfind(chr(10), 0, pos)}"
+
+
+def explain(exc: json.JSONDecodeError) -> str:
+    """``"<line>:<col>: invalid JSON: <reason>"`` for a JSON syntax error, in plain words and at the
+    place to fix (RFC 8259 grammar): a trailing comma is named at the comma, a missing ``,`` or
+    ``:`` right after the value or key it should follow, a comment, a single-quoted string, a
+    bare word or the end of the file as what they are. Other errors keep Python's wording."""
+    text, pos, msg = exc.doc, exc.pos, exc.msg
+    before = len(text[:pos].rstrip())  # just after the last token before the error
+    last = text[before - 1] if before else ""
+    here = text[pos] if pos < len(text) else ""
+    if not text.strip():
+        pos, reason = 0, "the file is empty"
+    elif text.startswith(("//", "/*"), pos):
+        reason = "comments are not allowed in JSON"
+    elif msg.startswith("Unterminated string"):
+        reason = 'a string is not closed (its closing " is missing)'
+    elif msg.startswith("Invalid control character"):
+        reason = r"a line break, tab or other control character inside a string (write it as \n or \t)"
+    elif msg.startswith("Extra data"):
+        reason = "text after the end of the JSON value (one value per file; a bracket closed too early?)"
+    elif not here:
+        reason = "the file ends too early (a value or a closing bracket is missing)"
+    elif last == "," and here in "}]":
+        pos, reason = before - 1, f"trailing comma before '{here}' (JSON allows none)"
+    elif msg == "Expecting ',' delimiter":
+        pos, reason = before, "missing ',' after this value"
+    elif msg == "Expecting ':' delimiter":
+        pos, reason = before, "missing ':' after this key"
+    elif here == "'":
+        reason = "strings and keys need double quotes, not single quotes"
+    elif msg.startswith("Expecting property name"):
+        reason = "expected a key in double quotes"
+    elif here.isalpha() or here == "_":
+        word = text[pos:].split(None, 1)[0].rstrip(",:]}")[:20]
+        reason = f"{word} is not a JSON value (strings need double quotes; the words are true, false and null)"
+    else:
+        reason = msg[0].lower() + msg[1:]
+    return f"{_position(text, pos)}: invalid JSON: {reason}"

@@ -198,7 +198,8 @@ def test_invalid_json_manifest_fails_naming_file_line_and_column(example, tmp_pa
     out = tmp_path / "out"
     result = bosco("-W", example, "build", "--out", out)
     assert result.exit_code == 1
-    assert f"error: app-checkout: {manifest}:3:20: invalid JSON: Expecting value" in error_lines(result)
+    message = f"{manifest}:3:19: invalid JSON: trailing comma before ']' (JSON allows none)"
+    assert f"error: app-checkout: {message}" in error_lines(result)
     assert error_lines(result)[-1] == f"error: 1 error(s); nothing written to {out}"
     assert "Traceback" not in result.output
     assert not out.exists()
@@ -330,7 +331,8 @@ def test_config_error_names_the_file_line_and_column(example):
     (example / ".bosco" / "bosco.json").write_text('{"cdn": {"port": 7334,}}', encoding="utf-8")
     result = bosco("-W", example, "config")
     assert result.exit_code == 1
-    assert error_lines(result)[0].startswith(f"error: {example / '.bosco' / 'bosco.json'}:1:23: invalid JSON")
+    settings = example / ".bosco" / "bosco.json"
+    assert error_lines(result)[0].startswith(f"error: {settings}:1:22: invalid JSON: trailing comma")
 
 
 def published_services(out: Path) -> list[str]:

@@ -22,7 +22,7 @@ def test_invalid_json_names_file_line_and_column(tmp_path):
     path = write(tmp_path / "svc" / "bosco-service.json", '{\n  "service": {"name": "x"},\n  "tags": [1,]\n}\n')
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
-    assert str(info.value) == f"{path}:3:14: invalid JSON: Expecting value"
+    assert str(info.value) == f"{path}:3:13: invalid JSON: trailing comma before ']' (JSON allows none)"
     assert info.value.hint == "fix bosco-service.json (reference: `bosco docs manifest`, docs/manifest.md)"
 
 

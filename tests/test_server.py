@@ -180,7 +180,8 @@ def test_index_page_shows_broken_services_in_red_and_serves_the_others(example, 
     assert re.search(r"\.error\s*\{[^}]*color:\s*#b91c1c", page)  # the .error class is red
     # paths are repo-relative: the page goes to any origin (and is published), never the workspace's location
     assert response.headers["access-control-allow-origin"] == "*"
-    assert '<p class="error">bosco-service.json:3:20: invalid JSON: Expecting value</p>' in page
+    assert ('<p class="error">bosco-service.json:3:19: invalid JSON: trailing comma before &#39;]&#39; '
+            '(JSON allows none)</p>') in page
     assert '<div class="error">js/app.js: no file matches under public' in page
     assert str(example) not in page and str(example.resolve()) not in page
     for name in SERVICES:

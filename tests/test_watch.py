@@ -118,7 +118,7 @@ def test_broken_manifest_keeps_last_good_output_then_recovers(live, example: Pat
     good = manifest_path.read_text()
     manifest_path.write_text(good.replace('"tags"', '"tags" "oops"', 1))
     failed = w.wait_rebuild("app-home")
-    message = f"{manifest_path}:5:10: invalid JSON: Expecting ':' delimiter"
+    message = f"{manifest_path}:5:9: invalid JSON: missing ':' after this key"
     assert failed.errors == (message,)
     assert w.get(HOME_CSS).content == old
     page = w.get("").text

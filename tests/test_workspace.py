@@ -110,7 +110,7 @@ def test_invalid_config_json_names_file_line_column(tmp_path):
     path = write(tmp_path / ".bosco" / "bosco.json", '{"cdn": {"port": 70,}}')
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
-    assert str(info.value).startswith(f"{path}:1:21: invalid JSON: Expecting property name enclosed in double quotes")
+    assert str(info.value) == f"{path}:1:20: invalid JSON: trailing comma before '}}' (JSON allows none)"
 
 
 def test_broken_manifest_does_not_stop_the_other_services(tmp_path):
@@ -119,9 +119,11 @@ def test_broken_manifest_does_not_stop_the_other_services(tmp_path):
     bad = write(tmp_path / "bad" / "bosco-service.json", '{"assets": ')
     asset_set = build(tmp_path)
     assert "good/local/a.js" in asset_set.outputs
-    assert asset_set.errors == [f"bad: {bad}:1:12: invalid JSON: Expecting value"]
+    message = f"{bad}:1:12: invalid JSON: the file ends too early (a value or a closing bracket is missing)"
+    assert asset_set.errors == [f"bad: {message}"]
     index = asset_set.get("index.html").data.decode()
-    assert '<p class="error">bosco-service.json:1:12: invalid JSON: Expecting value</p>' in index
+    assert ('<p class="error">bosco-service.json:1:12: invalid JSON: the file ends too early (a value or a '
+            'closing bracket is missing)</p>') in index
 
 
 def test_missing_file_is_an_error_entry_on_the_index_page(tmp_path):
