@@ -122,7 +122,7 @@ def test_broken_manifest_keeps_last_good_output_then_recovers(live, example: Pat
     assert failed.errors == (message,)
     assert w.get(HOME_CSS).content == old
     page = w.get("").text
-    assert '<p class="error">bosco-service.json:5:10: invalid JSON: Expecting &#39;:&#39; delimiter</p>' in page
+    assert '<p class="error">bosco-service.json:5:9: invalid JSON: missing &#39;:&#39; after this key</p>' in page
     assert str(example) not in page
     manifest_path.write_text(good)
     recovered = w.wait_rebuild("app-home", 2)
