@@ -130,17 +130,18 @@ def test_imports_browsers_ignore_stay_ignored_with_a_warning(tmp_path: Path):
 
 
 def test_image_set_strings_are_rebased_like_url(tmp_path: Path):
-    css = ('.a { background-image: image-set("../img/a.png" 1x, url(../img/b.png) 2x); }\n'
-           ".b { background-image: -webkit-image-set('../img/a.png' 1x, \"data:image/png;base64,AA==\" 2x); }\n"
-           '.c { content: "../img/a.png"; }\n')
-    repo = service(tmp_path, "svc", {"public/styles/site.css": css, "public/img/a.png": b"a", "public/img/b.png": b"b"},
-                   {"basePath": "public", "css": {"main": ["styles/site.css"]}, "img": {"main": ["img/*"]}})
+    css = ('.a { background-image: image-set("../../img/a.png" 1x, url(../../img/b.png) 2x); }\n'
+           ".b { background-image: -webkit-image-set('../../img/a.png' 1x, \"data:image/png;base64,AA==\" 2x); }\n"
+           '.c { content: "../../img/a.png"; }\n')
+    repo = service(tmp_path, "svc", {"public/styles/deep/site.css": css, "public/img/a.png": b"a",
+                                     "public/img/b.png": b"b"},
+                   {"basePath": "public", "css": {"main": ["styles/deep/site.css"]}, "img": {"main": ["img/*"]}})
     result = build(repo, CONCAT)
     assert result.all_errors == () and result.all_warnings == ()
     assert output(result, "svc/7/css/main.css").decode() == (
         '.a { background-image: image-set("../img/a.png" 1x, url(../img/b.png) 2x); }\n'
         ".b { background-image: -webkit-image-set('../img/a.png' 1x, \"data:image/png;base64,AA==\" 2x); }\n"
-        '.c { content: "../img/a.png"; }\n/*# sourceMappingURL=main.css.map */\n')
+        '.c { content: "../../img/a.png"; }\n/*# sourceMappingURL=main.css.map */\n')
 
 
 def run_bundle(node, result, key: str, folder: Path) -> str:
