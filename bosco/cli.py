@@ -90,6 +90,13 @@ def _regex(value: str | None, option: str) -> str | None:
     return value
 
 
+def _release(value: str) -> str:
+    """Click callback: ``SERVICE/BUILD`` or ``BUILD``, each part one key segment (usage error, exit 2)."""
+    for part in value.split("/", 1) if value.count("/") == 1 else [value]:
+        _segment(part, "SERVICE/BUILD | BUILD")
+    return value
+
+
 SHARED_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--workspace", "-W", type=click.Path(file_okay=False, path_type=Path),
                  help="Workspace folder (default: nearest ancestor with .bosco/, else the current folder)."),
@@ -202,13 +209,22 @@ def css_minifier(config: Config) -> str:
     return name
 
 
-def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]], AssetSet]) -> AssetSet:
-    """Run ``build(progress)`` showing a rich progress bar on stderr (``progress`` after each service)."""
-    columns = (TextColumn("building"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+@contextmanager
+def progress_bar(label: str, total: int) -> Iterator[Callable[[str], None]]:
+    """A transient rich progress bar on stderr (``label``, a bar, done/total, a description, elapsed
+    time); yields ``advance(description)``. Shown only on a terminal: elsewhere (CI logs, pipes) it
+    would leave an empty line and nothing else."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("", total=len(state.services))
-        return build(lambda s: progress.update(task, advance=1, description=s.name))
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("", total=total)
+        yield lambda description: progress.update(task, advance=1, description=description)
+
+
+def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]], AssetSet]) -> AssetSet:
+    """Run ``build(progress)`` showing a progress bar (``progress`` is called after each service)."""
+    with progress_bar("building", len(state.services)) as advance:
+        return build(lambda s: advance(s.name))
 
 
 def print_problems(asset_set: AssetSet) -> None:
@@ -265,22 +281,23 @@ def print_output(service: str, line: str) -> None:
     err.print(Text.assemble((f"{service} | ", "dim"), Text.from_ansi(line)), highlight=False)
 
 
-@cli.command()
+@cli.command(short_help="Serve every service's assets on a local pseudo-CDN (watch, live reload).")
 @click.argument("mode", required=False, type=click.Choice(["minify"]))
+@click.option("--minify", "minify_flag", is_flag=True, help="The same as MODE minify.")
 @click.option("--host", help="Interface to listen on (default: cdn.host, 127.0.0.1).")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default: cdn.port, 7334).")
 @click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
-@click.option("--watch", "-w", "watch", metavar="REGEX",
+@click.option("--watch", "-w", "watch", metavar="REGEX", callback=lambda c, p, v: _regex(v, "--watch"),
               help="Watch the services whose name matches REGEX and rebuild them on change (default: the "
               "service the current folder is in).")
 @click.option("--livereload", is_flag=True,
               help="Make the fragments of watched services reload the page (or swap CSS) after a rebuild.")
 @shared_options
-def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, watch: str | None,
+def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None, rebuild: bool, watch: str | None,
         livereload: bool) -> None:
     """Serve every service's assets from one local pseudo-CDN (build `local`).
 
-    With MODE `minify`, JS and CSS are served as minified bundles with source maps; otherwise each
+    With MODE `minify` (or --minify), JS and CSS are served as minified bundles with source maps; otherwise each
     source file is served at its own key and the fragments list them one by one. With -w, watched
     services are rebuilt as their files change.
     """
@@ -296,7 +313,7 @@ def cdn(mode: str | None, host: str | None, port: int | None, rebuild: bool, wat
     watched = watched_services(state.services, watch, Path.cwd())
     if livereload and not watched:
         err.print("[yellow]warning:[/] --livereload does nothing without watched services (-w REGEX)")
-    minify = mode == "minify"
+    minify = mode == "minify" or minify_flag
     minifier = css_minifier(state.config)
     holder = AssetHolder()
     server = CdnServer(holder, state.config.get("cdn.host", "127.0.0.1"), int(state.config.get("cdn.port", 7334)))
@@ -390,14 +407,28 @@ def json_failure(as_json: bool, problems: list[str]) -> Iterator[None]:
         raise
 
 
-def require_problem_free(printed: list[str], problems: list[str], where: str) -> None:
+def require_problem_free(printed: list[str], problems: list[str], where: str,
+                         hint: str = "fix the problems above and run again") -> None:
     """Print ``problems`` (``printed`` ones were shown already) and raise one PublishError counting
     both when there is any: nothing may be published."""
     for problem in problems:
         err.print(f"[red]error:[/] {escape(redact(problem))}", highlight=False)
     if printed or problems:
-        raise PublishError(f"{len(printed) + len(problems)} problem(s); nothing published to {where}",
-                           "fix the problems above and run again")
+        raise PublishError(f"{len(printed) + len(problems)} problem(s); nothing published to {where}", hint)
+
+
+def environment_hint(state: Setup) -> str:
+    """Which environment a command used and how to pick another (a missing bucket is most often a
+    missing or mistyped -e): names the environments that have a ``.bosco/<env>.json``."""
+    ctx = click.get_current_context().find_object(Context)
+    chosen = ctx is not None and ctx.get("environment") is not None
+    env = state.environment
+    folder = state.root / ".bosco"
+    known = sorted(p.stem for p in folder.glob("*.json") if p.stem != "bosco") if folder.is_dir() else []
+    used = f"-e {env}" if chosen else f"{env} (the default: no -e given)"
+    return (f"the environment is {used}; pick one with -e ENV"
+            + (f" (environments with a file in {folder}: {', '.join(known)})" if known else "")
+            + f", or set aws.bucket in {folder / (env + '.json')} or BOSCO_AWS_BUCKET")
 
 
 def require_interactive(no_prompt: bool) -> None:
@@ -415,19 +446,16 @@ def confirm(question: str) -> None:
 
 
 def run_with_progress(plan: ReleasePlan, target: Target, cache: CompressionCache) -> PublishReport:
-    """Execute ``plan`` with a rich progress bar (objects and bytes sent) on stderr."""
-    columns = (TextColumn("publishing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-               TimeElapsedColumn())
+    """Execute ``plan`` with a progress bar (objects and bytes sent) on stderr."""
     sent = 0
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("", total=len(plan.steps) + 2 * len(plan.services))
+    with progress_bar("publishing", len(plan.steps) + 2 * len(plan.services)) as advance:
 
-        def advance(result: Result) -> None:
+        def done(result: Result) -> None:
             nonlocal sent
             sent += result.sent
-            progress.update(task, advance=1, description=f"{sent / 1e6:.2f} MB sent")
+            advance(f"{sent / 1e6:.2f} MB sent")
 
-        return execute(plan, target, cache, advance)
+        return execute(plan, target, cache, done)
 
 
 def collect_provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool) -> tuple[dict[str, Any], list[str]]:
@@ -481,7 +509,7 @@ def print_report(report: PublishReport, as_json: bool, extra: dict[str, Any] | N
               markup=False)
 
 
-@cli.command("build")
+@cli.command("build", short_help="Write the asset set s3push would publish into a folder (--out DIR).")
 @click.argument("bundle", required=False)
 @click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the asset set to (one file per asset key).")
@@ -521,7 +549,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
               f"for {len(state.services)} services to {escape(str(out_dir))}")
 
 
-@cli.command("s3push")
+@cli.command("s3push", short_help="Build the minified asset set and publish it to S3 under <env>/.")
 @click.argument("bundle", required=False)
 @click.option("--build", "-b", "build_name", default=DEFAULT_BUILD, show_default=True,
               callback=lambda c, p, v: _segment(v, "--build"),
@@ -569,7 +597,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
             else ({}, [])
         problems += asset_set.errors + config + dirty
         require_problem_free(asset_set.errors, config + dirty,
-                             f"s3://{bucket}/{env}/" if bucket else f"environment {env}")
+                             f"s3://{bucket}/{env}/" if bucket else f"environment {env}",
+                             environment_hint(state) if config else "fix the problems above and run again")
         target = s3_target(state.config, env, concurrency, print_retry)
         plan = plan_release(asset_set, target, publish, records)
         bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
@@ -589,8 +618,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
             print_report(run_with_progress(plan, target, cache), as_json, extra)
 
 
-@cli.command("s3delete")
-@click.argument("release", metavar="SERVICE/BUILD | BUILD")
+@cli.command("s3delete", short_help="Delete exactly the objects of one published release.")
+@click.argument("release", metavar="SERVICE/BUILD | BUILD", callback=lambda c, p, v: _release(v))
 @click.option("--no-prompt", "-n", is_flag=True, help="Delete without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List the objects that would be deleted; change nothing.")
 @click.option("--force", is_flag=True, help="Also delete the release that releases.json marks as current.")
@@ -603,8 +632,11 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     service, _, build = release.rpartition("/")
     state = setup(need_services=not service)  # SERVICE/BUILD needs no workspace: the service may be gone
     names = [service] if service else [s.name for s in state.services]
-    from bosco.publish.s3 import s3_target  # boto3 costs 0.2 s of start-up: only here
+    from bosco.publish.s3 import config_problems, s3_target  # boto3 costs 0.2 s of start-up: only here
 
+    missing = config_problems(state.config, state.environment)
+    if missing:
+        raise PublishError(missing[0], environment_hint(state))
     target = s3_target(state.config, state.environment, DEFAULT_CONCURRENCY, print_retry)
     plans = [p for p in (plan_delete(target, n, build) for n in names) if p.keys]
     if not plans:
@@ -633,7 +665,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     err.print(f"[green]{'would delete' if dry_run else 'deleted'}[/] {len(keys)} objects")
 
 
-@cli.command("config")
+@cli.command("config", short_help="Print the resolved configuration (secrets masked) and its files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the resolved configuration as JSON.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on configuration keys bosco does not read.")
 @shared_options

@@ -233,11 +233,12 @@ def run_module(*args: str, cwd: Path, env: dict[str, str], timeout: float = 60) 
                           timeout=timeout, check=False)
 
 
-def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(example, tmp_path, isolated_env):
+@pytest.mark.parametrize("mode", ["minify", "--minify"])
+def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(example, tmp_path, isolated_env, mode):
     (example / "app-reports" / "build.py").write_text("print('compiling charts')\nraise SystemExit(3)\n",
                                                      encoding="utf-8")
     log = tmp_path / "cdn.log"
-    with running_cdn([sys.executable, "-m", "bosco", "cdn", "minify"], example, isolated_env, log) as (base, index):
+    with running_cdn([sys.executable, "-m", "bosco", "cdn", mode], example, isolated_env, log) as (base, index):
         assert index.status_code == 404
         assert '<p class="error">build command `python3 build.py` failed with exit code 3' in index.text
         port = base.rsplit(":", 1)[1]
@@ -257,6 +258,7 @@ def test_cdn_minify_serves_bundles_and_the_other_services_when_a_build_fails(exa
     assert "error: app-reports: build command `python3 build.py` failed with exit code 3" in output
     assert "compiling charts" in output
     assert "Traceback" not in output
+    assert output.splitlines()[0].startswith("listening on http://127.0.0.1:")  # no empty line from a progress bar
 
 
 def test_busy_port_is_one_clear_error_line(example, isolated_env):

@@ -1,0 +1,77 @@
+"""What a person sees of the command line: whole one-line summaries, argument errors before
+configuration errors, no empty line from a progress bar in logs, which environment s3push used."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bosco.cli import cli
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BOSCO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+
+
+def tiny_workspace(root: Path) -> Path:
+    (root / ".bosco").mkdir(parents=True)
+    (root / ".bosco" / "tes.json").write_text(json.dumps({"aws": {"bucket": "b"}}))
+    (root / "app" / "js").mkdir(parents=True)
+    (root / "app" / "js" / "a.js").write_text("var a = 1;\n")
+    (root / "app" / "bosco-service.json").write_text(json.dumps({"assets": {"js": {"top": ["js/a.js"]}}}))
+    return root
+
+
+def test_help_shows_whole_one_line_summaries():
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=100)
+    commands = result.stdout.split("Commands:\n", 1)[1].splitlines()
+    summaries = {line.split()[0]: line.split(None, 1)[1] for line in commands if line.strip()}
+    for name, command in cli.commands.items():
+        assert summaries[name] == command.get_short_help_str(200), name
+        assert not summaries[name].endswith("..."), name
+
+
+@pytest.mark.parametrize("args", [["cdn", "-w", "app-("], ["s3delete", "-n", "app/.."], ["s3delete", "-n", "a/b/c"],
+                                  ["-r", "(", "config"], ["build", "--out", "x", "-b", ".."]])
+def test_argument_errors_come_before_configuration_errors(tmp_path, args):
+    root = tiny_workspace(tmp_path / "ws")
+    (root / ".bosco" / "bosco.json").write_text('{"cdn": {"port": 1,}}')  # broken: never read
+    result = CliRunner().invoke(cli, ["-W", str(root), *args])
+    assert result.exit_code == 2, result.output
+    assert "bosco.json" not in result.stderr
+
+
+def test_progress_bars_leave_no_empty_line_in_logs(tmp_path):
+    root = tiny_workspace(tmp_path / "ws")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOSCO_")}
+    result = subprocess.run([sys.executable, "-m", "bosco", "-W", str(root), "build", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] != "" and "" not in lines
+    assert lines[-1].startswith("wrote 6 files")
+
+
+def test_s3push_without_a_bucket_says_which_environment_it_used(tmp_path):
+    root = tiny_workspace(tmp_path / "ws")
+    result = CliRunner().invoke(cli, ["-W", str(root), "s3push", "-n"])
+    assert result.exit_code == 1
+    assert "error: aws.bucket is not set (put it in .bosco/local.json or BOSCO_AWS_BUCKET)" in result.stderr
+    folder = root / ".bosco"
+    assert result.stderr.splitlines()[-1] == (
+        f"hint: the environment is local (the default: no -e given); pick one with -e ENV (environments with a "
+        f"file in {folder}: tes), or set aws.bucket in {folder / 'local.json'} or BOSCO_AWS_BUCKET")
+    chosen = CliRunner().invoke(cli, ["-W", str(root), "-e", "prod", "s3delete", "-n", "7"])
+    assert chosen.exit_code == 1
+    assert chosen.stderr.splitlines()[-1].startswith("hint: the environment is -e prod; pick one with -e ENV")
