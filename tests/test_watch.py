@@ -198,16 +198,16 @@ def test_watched_services_defaults_to_the_current_service(example: Path) -> None
         watched_services(services, "nope", example)
 
 
-@pytest.mark.parametrize(("pattern", "message"), [
-    ("app-(", "error: -w 'app-(' is not a valid regular expression: missing ), unterminated subpattern at "
-     'position 4 hint: use e.g. -w "app-home|app-checkout"'),
-    ("nope", "error: -w 'nope' matches none of the 4 services hint: service names: app-home, app-checkout, "
+@pytest.mark.parametrize(("pattern", "code", "message"), [
+    ("app-(", 2, "Invalid value for --watch: 'app-(' is not a valid regular expression: missing ), unterminated "
+     "subpattern at position 4"),
+    ("nope", 1, "error: -w 'nope' matches none of the 4 services hint: service names: app-home, app-checkout, "
      "app-reports, service-api"),
 ])
-def test_cdn_watch_bad_regex(example: Path, pattern: str, message: str) -> None:
+def test_cdn_watch_bad_regex(example: Path, pattern: str, code: int, message: str) -> None:
     result = CliRunner().invoke(cli, ["cdn", "-W", str(example), "-p", "0", "-w", pattern])
-    assert result.exit_code == 1
-    assert " ".join(result.output.split()) == message
+    assert result.exit_code == code  # an invalid regex is a usage error, found before anything is read
+    assert message in " ".join(result.output.split())
 
 
 def test_removed_basepath_folder_is_watched_again(live, example: Path) -> None:
