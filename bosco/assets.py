@@ -8,6 +8,7 @@ from pathlib import Path
 
 from wcmatch import glob as wcglob
 
+from bosco.files import problem
 from bosco.manifest import Manifest
 
 GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NODIR
@@ -103,7 +104,8 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     Returns ``([(absolute path, path relative to base)], error)``: files only, dotfiles excluded,
     ``**`` recursive, braces allowed, sorted by the relative POSIX path in node-glob 7's order
     (``glob_order``, the same on every machine). The error is set when the pattern matches nothing,
-    is absolute, climbs with ``..``, or a match resolves outside the repo (symlink escape).
+    is absolute, climbs with ``..``, or a match resolves outside the repo (symlink escape) or is not
+    a regular file (a FIFO, socket, device or broken symlink: never opened).
     """
     if pattern.startswith("/") or posixpath.isabs(pattern) or ".." in pattern.split("/"):
         return [], f"{pattern}: must be relative to basePath and stay inside the repository"
@@ -118,6 +120,9 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
         real = path.resolve()
         if real != repo_real and repo_real not in real.parents:
             return [], f"{rel}: resolves outside the repository ({real})"
+        reason = problem(path)
+        if reason:  # only regular files are assets: a FIFO or device is never opened
+            return [], f"{rel}: {reason}, not a regular file; only regular files are assets"
         result.append((path, rel.replace("\\", "/")))
     if not result:
         if (folder / pattern).is_dir():

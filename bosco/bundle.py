@@ -23,8 +23,9 @@ import numpy as np
 from bosco.assets import Asset
 from bosco.config import CSS_MINIFIERS
 from bosco.css import prepare as prepare_css
-from bosco.errors import BundleError
-from bosco.jsonfile import read_text
+from bosco.errors import BoscoError, BundleError, InputFileError
+from bosco.files import inside, problem, read_text
+from bosco.jsonfile import parse_json
 from bosco.sourcemap import MapWriter, decode_mappings
 from bosco.syntax import map_comments, unit_offsets, utf16
 from bosco.verify import minify_verified
@@ -62,23 +63,40 @@ def _source_name(service: str, asset: Asset) -> str:
     return f"{service}/{asset.repo_rel}"
 
 
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
+
+
 def _own_map(asset: Asset, comments: tuple[tuple[int, int, str], ...], maps: dict[Path, Asset],
-             used: set[Path]) -> Path | None:
-    """The map file of ``asset``: its own (last) ``sourceMappingURL`` comment's target when that is a
-    listed map or a file, else a listed ``<file>.map``, else a listed ``<stem>.map`` (jQuery's
-    ``jquery.min.map`` next to ``jquery.min.js``). A listed map found is added to ``used``."""
+             used: set[Path], repo: Path, errors: list[str]) -> tuple[Path, str] | None:
+    """The map file of ``asset`` and its repo path: its own (last) ``sourceMappingURL`` comment's
+    target when that is a listed map or a file, else a listed ``<file>.map``, else a listed
+    ``<stem>.map`` (jQuery's ``jquery.min.map`` next to ``jquery.min.js``). A listed map found is
+    added to ``used``. A comment target outside ``repo`` is never read or checked for existence
+    (an error in ``errors`` for an already-minified file, whose map would be read)."""
     candidates = []
     url = comments[-1][2] if comments else ""
-    if url and not re.match(r"^[a-z][a-z0-9+.-]*:", url, re.I):
+    local = bool(url) and not _URL.match(url)
+    if local:
         candidates.append(asset.path.parent / unquote(url.split("?")[0].split("#")[0]))
     candidates += [asset.path.with_name(asset.path.name + ".map"), asset.path.with_suffix(".map")]
     for n, candidate in enumerate(candidates):
-        real = candidate.resolve()
+        comment = n == 0 and local
+        try:
+            real = inside(repo, candidate, f"{asset.repo_rel}: sourceMappingURL {url!r}")
+        except InputFileError as exc:
+            if comment and asset.already_minified:
+                errors.append(str(exc))
+            continue
         if real in maps:
             used.add(real)
-            return candidate
-        if n == 0 and url and candidate.is_file():
-            return candidate
+            return candidate, maps[real].repo_rel
+        if comment:
+            shown = real.relative_to(repo.resolve()).as_posix()
+            reason = problem(real)
+            if reason is None:
+                return real, shown
+            if reason != "does not exist" and asset.already_minified:
+                errors.append(f"{asset.repo_rel}: sourceMappingURL {shown}: {reason}, not a regular file; not read")
     return None
 
 
@@ -108,35 +126,93 @@ def _shift_segments(lines: list[list[tuple[int, ...]]], original: str, text: str
     return out
 
 
-def _compose(writer: MapWriter, map_path: Path, service: str, repo: Path, line0: int, original: str = "",
-             text: str = "", edits: tuple[tuple[int, int, int], ...] = ()) -> None:
-    """Copy the segments of an input's own map into ``writer``, shifted down by ``line0`` lines and,
-    when bosco rewrote the input (``original`` became ``text`` by ``edits``, see ``_shift_segments``),
-    to where the rewritten text holds each mapped character."""
+def _map_problem(data: Any) -> str | None:
+    """What makes parsed map JSON unusable (the field and why), or None (Source Map v3 fields)."""
+    if not isinstance(data, dict):
+        return "must hold a JSON object"
+    if not isinstance(data.get("mappings"), str):
+        return "mappings must be a string"
+    if not isinstance(data.get("sourceRoot", ""), (str, type(None))):
+        return f"sourceRoot must be a string, not {json.dumps(data['sourceRoot'])}"
+    sources = data.get("sources")
+    if not isinstance(sources, list) or not all(isinstance(s, (str, type(None))) for s in sources):
+        return "sources must be a list of strings (or null)"
+    contents = data.get("sourcesContent", [])
+    if not isinstance(contents, (list, type(None))) or not all(isinstance(c, (str, type(None)))
+                                                              for c in contents or []):
+        return "sourcesContent must be a list of strings (or null)"
+    return None
+
+
+def _decoded(data: dict[str, Any]) -> tuple[list[list[tuple[int, ...]]] | None, str | None]:
+    """The decoded ``mappings`` of a map that passed ``_map_problem``, or the field error."""
     try:
-        data = json.loads(read_text(map_path))
         lines = decode_mappings(data["mappings"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BundleError(f"{map_path}: not a usable source map ({exc})", "fix or remove the map") from exc
+    except (KeyError, IndexError, ValueError):
+        return None, "mappings is not valid Base64 VLQ"
+    count = len(data["sources"])
+    for n, segments in enumerate(lines):
+        for seg in segments:
+            if len(seg) >= 4 and not 0 <= seg[1] < count:
+                return None, f"mappings line {n + 1} refers to source {seg[1]}, but sources has {count} entries"
+            if min(seg[:4]) < 0:
+                return None, f"mappings line {n + 1} has a negative position"
+    return lines, None
+
+
+def _compose(writer: MapWriter, map_path: Path, shown: str, service: str, repo: Path, line0: int,
+             errors: list[str], original: str = "", text: str = "",
+             edits: tuple[tuple[int, int, int], ...] = ()) -> bool:
+    """Copy the segments of an input's own map (``shown``: its repo path) into ``writer``, shifted
+    down by ``line0`` lines and, when bosco rewrote the input (``original`` became ``text`` by
+    ``edits``, see ``_shift_segments``), to where the rewritten text holds each mapped character.
+
+    A source without ``sourcesContent`` is read only when it resolves inside ``repo`` (else an
+    error, and its content stays null). A malformed map adds an error naming the map and the
+    field to ``errors``, writes nothing and returns False."""
+    try:
+        data = parse_json(read_text(map_path, shown), shown, BundleError)
+    except BoscoError as exc:
+        errors.append(f"{exc} (not a usable source map)")
+        return False
+    reason = _map_problem(data)
+    lines, reason = (None, reason) if reason else _decoded(data)
+    if lines is None:
+        errors.append(f"{shown}: not a usable source map: {reason}")
+        return False
+    repo_real = repo.resolve()
     root = data.get("sourceRoot") or ""
     contents = data.get("sourcesContent") or []
-    index = []
-    for i, src in enumerate(data.get("sources", [])):
-        target = (map_path.parent / root / src).resolve()
-        try:
-            name = f"{service}/{target.relative_to(repo.resolve()).as_posix()}"
-        except ValueError:
-            name = posixpath.join(root, src) if root else src
+    index: list[int | None] = []
+    for i, src in enumerate(data["sources"]):
+        if src is None:  # an unnamed source (Source Map v3 allows null): its segments are dropped
+            index.append(None)
+            continue
+        written = posixpath.join(root, src) if root else src
         content = contents[i] if i < len(contents) else None
-        if content is None and target.is_file():
-            content = read_text(target)
+        name = written
+        if not _URL.match(written):
+            try:
+                real = inside(repo, map_path.parent / written, f"{shown}: sources[{i}] {src!r}")
+            except InputFileError as exc:
+                if content is None:
+                    errors.append(str(exc))
+            else:
+                repo_path = real.relative_to(repo_real).as_posix()
+                name = f"{service}/{repo_path}"
+                if content is None and problem(real) != "does not exist":
+                    try:
+                        content = read_text(real, f"{shown}: sources[{i}] {repo_path}")
+                    except InputFileError as exc:
+                        errors.append(str(exc))
         index.append(writer.add_source(name, content))
     if edits:
         lines = _shift_segments(lines, original, text, edits)
     for n, segments in enumerate(lines):
         for seg in segments:
-            if len(seg) >= 4:
+            if len(seg) >= 4 and index[seg[1]] is not None:
                 writer.segment(line0 + n, seg[0], index[seg[1]], seg[2], seg[3])
+    return True
 
 
 # Whitespace and comments, other directives (a string literal ending its statement), then the
@@ -169,13 +245,6 @@ def strict_warnings(files: list[tuple[str, str]]) -> list[str]:
             f"so it runs non-strict" for name in strict]
 
 
-def _read(asset: Asset) -> str:
-    try:
-        return read_text(asset.path)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{asset.path}: cannot read as UTF-8 ({exc})") from exc
-
-
 def _without_map_comments(text: str, comments: tuple[tuple[int, int, str], ...]) -> str:
     """``text`` with its ``sourceMappingURL`` comments (``syntax.map_comments``) blanked, their line
     breaks kept, so only the bundle's own comment remains."""
@@ -201,7 +270,7 @@ def js_minify_inputs(assets: Sequence[Asset]) -> Iterator[str]:
             try:
                 text = read_text(asset.path)
                 yield _without_hashbang(_without_map_comments(text, map_comments("js", text)))
-            except (OSError, UnicodeDecodeError):
+            except InputFileError:
                 continue
 
 
@@ -229,7 +298,9 @@ def build_bundle(
     files bosco minifies (``/*!``, ``//!``, ``@license``, ``@preserve``) follow ``legal_comments``
     as esbuild's ``--legal-comments`` does: ``inline`` (kept in place), ``eof`` (at the end of the
     bundle), ``linked`` (in ``Bundle.legal``, the bundle links ``<tag>.<type>.LEGAL.txt``), ``none``.
-    Raises ``BundleError`` when an input cannot be read as UTF-8.
+    A path an input names (map ``sources``, ``sourceMappingURL``, ``@import``) is read only inside
+    ``repo`` (``bosco.files``), else it is an error line. Raises ``InputFileError`` when an input is
+    not a readable UTF-8 regular file.
     """
     if css_minifier not in CSS_MINIFIERS:
         raise BundleError(f"css.minifier {css_minifier!r} is unknown", f"use one of: {', '.join(CSS_MINIFIERS)}")
@@ -238,21 +309,21 @@ def build_bundle(
     writer = MapWriter(name)
     maps = {a.path.resolve(): a for a in assets if a.source_map}
     used: set[Path] = set()
+    errors: list[str] = []
     inputs = []
     for asset in assets:
         if asset.source_map:
             continue
-        raw = _read(asset)
+        raw = read_text(asset.path, asset.repo_rel)
         comments = map_comments(type_, raw)
-        own_map = _own_map(asset, comments, maps, used)
+        own_map = _own_map(asset, comments, maps, used, repo, errors)
         inputs.append((asset, _without_map_comments(raw, comments), own_map if asset.already_minified else None))
     warnings: list[str] = [
         f"{a.repo_rel}: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
         f"comment, <file>.map or <stem>.map), so it is not used" for real, a in maps.items() if real not in used]
-    errors: list[str] = []
     parts: list[str] = []
-    # (source name, original text, text to bundle, url edits, own map, may minify, repo path)
-    units: list[tuple[str, str, str, tuple[tuple[int, int, int], ...], Path | None, bool, str]] = []
+    # (source name, original text, text to bundle, url edits, own map and its repo path, may minify, repo path)
+    units: list[tuple[str, str, str, tuple[tuple[int, int, int], ...], tuple[Path, str] | None, bool, str]] = []
     if js:
         warnings += strict_warnings([(a.repo_rel, text) for a, text, _ in inputs])
         for a, text, _ in inputs:
@@ -283,15 +354,14 @@ def build_bundle(
         if result.fault is not None:
             warnings.append(f"{repo_path}: {result.fault}")
         out = result.code
-        if own_map is not None:
-            _compose(writer, own_map, service, repo, line, original, text, edits)
-        elif minify and may_minify and not js and css_minifier != "rcssmin":
-            out = csscompressor_minify(text)
-            writer.segment(line, 0, writer.add_source(source, original), 0, 0)
-        elif result.file_map is not None:
-            writer.append(line, writer.add_source(source, original), result.file_map)
-        else:
-            writer.lines(line, writer.add_source(source, original), out.count("\n") + (not out.endswith("\n")))
+        if own_map is None or not _compose(writer, *own_map, service, repo, line, errors, original, text, edits):
+            if minify and may_minify and not js and css_minifier != "rcssmin":
+                out = csscompressor_minify(text)
+                writer.segment(line, 0, writer.add_source(source, original), 0, 0)
+            elif result.file_map is not None:
+                writer.append(line, writer.add_source(source, original), result.file_map)
+            else:
+                writer.lines(line, writer.add_source(source, original), out.count("\n") + (not out.endswith("\n")))
         if not out.endswith("\n"):
             out += "\n"
         if js and _needs_semicolon(out):

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bosco import cache
+from bosco.errors import InputFileError
+from bosco.files import inside, problem, read_text
 
 _CHARSET = re.compile(r'@charset\s+["\'][^"\']*["\']\s*;', re.I)
 # One pass finds @import statements, url()s and image-set()s outside comments and strings.
@@ -153,8 +155,11 @@ def local_imports(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
     for kind, _, _, url, _, _ in scan(text):
         if kind == "import" and url and not _ABSOLUTE.match(url):
             url_path = re.split(r"[?#]", url, maxsplit=1)[0]
-            target = (path.parent / url_path).resolve()
-            if target.is_file() and repo in target.parents:
+            try:
+                target = inside(repo, path.parent / url_path, url)
+            except InputFileError:
+                continue
+            if problem(target) is None:
                 found.append((url_path, target))
     return found
 
@@ -185,16 +190,13 @@ class _Preparer:
         if own is None:
             self.result.errors.append(f"{where}: @import {url!r}: cannot read its condition {condition.strip()!r}")
             return
-        target = (path.parent / url.split("?")[0]).resolve()
-        if not target.is_file() or self.repo not in target.parents:
-            self.result.errors.append(f"{where}: @import {url!r} does not resolve to a file in the repository "
-                                      f"({target})")
-            return
-        imported = target.relative_to(self.repo).as_posix()
+        what = f"{where}: @import {url!r}"
         try:
-            imported_text = target.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.result.errors.append(f"{where}: @import {url!r}: cannot read {imported} ({exc})")
+            target = inside(self.repo, path.parent / url.split("?")[0], what)
+            imported = target.relative_to(self.repo).as_posix()
+            imported_text = read_text(target, f"{what} -> {imported}")
+        except InputFileError as exc:
+            self.result.errors.append(str(exc))
             return
         if condition.strip():
             self.outer.append(condition.strip())

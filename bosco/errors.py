@@ -35,3 +35,9 @@ class BundleError(BoscoError):
 
 class PublishError(BoscoError):
     """Writing a release to its target failed."""
+
+
+class InputFileError(BoscoError):
+    """A file that an input names cannot be used: it resolves outside its service repository, is not a
+    regular file (FIFO, socket, device, folder, broken symlink), cannot be read or decoded, or holds
+    JSON nested too deeply. The message names the file; the file was not read (or not used)."""

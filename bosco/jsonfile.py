@@ -6,35 +6,57 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bosco.errors import BoscoError
+from bosco.errors import BoscoError, InputFileError
+from bosco.files import read_text
+
+MAX_DEPTH = 64  # nesting levels of arrays/objects; manifests, configs and package.json need a handful
 
 
-def read_text(path: Path) -> str:
-    """Read ``path`` as UTF-8, removing a leading byte order mark (RFC 8259 §8.1 lets parsers ignore it)."""
-    text = path.read_bytes().decode("utf-8")
-    return text[1:] if text.startswith("\ufeff") else text
+def depth(value: Any) -> int:
+    """How deeply ``value`` (parsed JSON) nests arrays and objects (0 for a scalar); iterative."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def parse_json(text: str, shown: str, error: type[BoscoError], hint: str | None = None,
+               max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``text`` (the content of the file shown as ``shown``).
+
+    Raises ``error`` with ``"<shown>:<line>:<col>: invalid JSON: <reason>"`` for invalid JSON (see
+    ``explain``), or ``"<shown>: <reason>"`` when an object repeats a key
+    (JSON parsers silently keep the last one; we refuse to guess) or arrays/objects nest deeper
+    than ``max_depth`` levels (RFC 8259 §9 lets a parser limit nesting).
+    """
+    too_deep = error(f"{shown}: JSON nested deeper than {max_depth} levels", hint)
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise error(f"{shown}:{explain(exc)}", hint) from exc
+    except _DuplicateKey as exc:
+        raise error(f"{shown}: key {json.dumps(exc.args[0])} appears twice in one object; only one can count",
+                    hint) from exc
+    except RecursionError:
+        raise too_deep from None
+    if depth(value) > max_depth:
+        raise too_deep
+    return value
 
 
 def load_json(path: Path, error: type[BoscoError], hint: str) -> Any:
-    """Parse the JSON file at ``path``.
-
-    Raises ``error`` with ``"<path>:<line>:<col>: invalid JSON: <reason>"`` for invalid JSON (see
-    ``explain``), or ``"<path>: <reason>"`` when it cannot be read or decoded
-    or an object repeats a key (JSON parsers silently keep the last one; we refuse to guess).
-    """
+    """Parse the JSON file at ``path`` (``parse_json``). Raises ``error`` naming the file when it is
+    not a regular file (a FIFO is never opened), cannot be read, is not UTF-8 or not valid JSON."""
     try:
         text = read_text(path)
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})", hint) from exc
-    except OSError as exc:
-        raise error(f"{path}: cannot read ({exc.strerror})", hint) from exc
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError as exc:
-        raise error(f"{path}:{explain(exc)}", hint) from exc
-    except _DuplicateKey as exc:
-        raise error(f"{path}: key {json.dumps(exc.args[0])} appears twice in one object; only one can count",
-                    hint) from exc
+    except InputFileError as exc:
+        raise error(str(exc), hint) from exc
+    return parse_json(text, str(path), error, hint)
 
 
 class _DuplicateKey(ValueError):

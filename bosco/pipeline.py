@@ -21,10 +21,11 @@ from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
 from bosco.css import local_imports
-from bosco.errors import BoscoError
+from bosco.errors import BoscoError, InputFileError
+from bosco.files import problem, read_bytes
 from bosco.fragments import render_fragment, render_index, url_for
 from bosco.gitinfo import repo_info
-from bosco.jsonfile import read_text
+from bosco.jsonfile import load_json
 from bosco.workspace import Service
 
 INDEX_KEY = "index.html"
@@ -65,12 +66,18 @@ def sri(data: bytes) -> str:
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
 
 
-def _description(repo: Path) -> str | None:
+def _description(repo: Path) -> tuple[str | None, list[str]]:
+    """The ``description`` of ``repo/package.json`` (None when absent) and a warning when the file
+    exists but cannot be used (not a regular file, not UTF-8, invalid or too deeply nested JSON)."""
+    path = repo / "package.json"
+    if problem(path) == "does not exist":
+        return None, []
     try:
-        value = json.loads(read_text(repo / "package.json")).get("description")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        data = load_json(path, InputFileError, "")
+    except InputFileError as exc:
+        return None, [f"package.json: {str(exc).removeprefix(f'{path}: ')}; its description is not shown"]
+    value = data.get("description") if isinstance(data, dict) else None
+    return (value if isinstance(value, str) else None), []
 
 
 def _fragment(service: str, options: BuildOptions, b: BundleInput, outputs: list[Output]) -> Output:
@@ -81,8 +88,9 @@ def _fragment(service: str, options: BuildOptions, b: BundleInput, outputs: list
 
 
 def _single(service: str, build: str, asset, kind: str = "file", key: str | None = None) -> Output:
+    """The output of one file served as it is; ``InputFileError`` when it is not a readable regular file."""
     key = key or f"{service}/{build}/{asset.rel}"
-    return Output(key, asset.path.read_bytes(), kind, service, (f"{service}/{asset.repo_rel}",))
+    return Output(key, read_bytes(asset.path, asset.repo_rel), kind, service, (f"{service}/{asset.repo_rel}",))
 
 
 def _syntax_errors(type_: str, repo_rel: str, data: bytes) -> list[str]:
@@ -135,7 +143,12 @@ def _imported(service: Service, build: str, importer: Output, path: Path,
         if key in seen:
             continue
         seen.add(key)
-        out = Output(key, target.read_bytes(), "file", service.name, (f"{service.name}/{repo_rel}",))
+        try:
+            data = read_bytes(target, repo_rel)
+        except InputFileError as exc:
+            problems.append(str(exc))
+            continue
+        out = Output(key, data, "file", service.name, (f"{service.name}/{repo_rel}",))
         outputs.append(out)
         more, more_problems = _imported(service, build, out, target, seen)
         outputs += more
@@ -147,13 +160,14 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
     """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
     command, missing file or bundle failure becomes an error line on the returned ServiceBuild.
     ``with_git`` reads the git facts of the folder (``gitinfo.repo_info``, after build.command ran)."""
-    description = _description(service.path)
+    description, description_warnings = _description(service.path)
     if service.manifest is None:
         return ServiceBuild(service.name, str(service.path), (), errors=(service.error or "",),
-                            description=description, git=repo_info(service.path) if with_git else None)
+                            warnings=tuple(description_warnings), description=description,
+                            git=repo_info(service.path) if with_git else None)
     manifest = service.manifest
     errors: list[str] = []
-    warnings = list(manifest.warnings)
+    warnings = list(manifest.warnings) + description_warnings
     if manifest.build and manifest.build.command:
         if options.rebuild or missing_assets(service.path, manifest):
             try:
@@ -206,7 +220,11 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                     bundle_warnings += result.warnings
         else:
             for asset in b.assets:
-                out = _single(service.name, options.build, asset)
+                try:
+                    out = _single(service.name, options.build, asset)
+                except InputFileError as exc:
+                    bundle_errors.append(str(exc))
+                    continue
                 outputs.append(out)
                 if not asset.source_map:
                     files.append(out)
@@ -225,10 +243,12 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
             b.type, b.tag, bundle_key, tuple(o.key for o in files if o.key != bundle_key), fragment_key,
             tuple(bundle_errors), tuple(f"{service.name}/{a.repo_rel}" for a in b.code), tuple(bundle_warnings),
         ))
-    for key, asset in collected.libraries:
-        outputs.append(_single(service.name, options.build, asset, "library", key))
-    for key, asset in collected.site_assets:
-        outputs.append(_single(service.name, options.build, asset, "site", key))
+    for kind, shared in (("library", collected.libraries), ("site", collected.site_assets)):
+        for key, asset in shared:
+            try:
+                outputs.append(_single(service.name, options.build, asset, kind, key))
+            except InputFileError as exc:
+                errors.append(f"{kind}: {exc}")
     errors += collected.errors
     return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
                         tuple(warnings), description, repo_info(service.path) if with_git else None)

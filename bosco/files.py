@@ -1,0 +1,100 @@
+"""Reading the files that inputs name, safely (README "Files bosco reads").
+
+Every file bosco reads because a manifest, map, stylesheet or config names it goes through here:
+only regular files are read (a FIFO, socket or device is never opened, so a build can never block on
+one), a path named inside a service must resolve inside that service's repository after symlinks,
+and text is UTF-8 with a leading BOM removed (DESIGN §7). Problems are ``InputFileError``s whose
+message names the file as the caller shows it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from bosco.errors import InputFileError
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _mode_kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file (symlinks followed), or None when it is one:
+    ``"is a FIFO (named pipe)"``, ``"is a socket"``, ``"is a character device"``, ``"is a folder"``,
+    ``"is a broken symlink"``, ``"is a symlink loop"``, ``"does not exist"``... Never opens the file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        try:
+            link = stat.S_ISLNK(os.lstat(path).st_mode)
+        except OSError:
+            link = False
+        if not link:
+            return "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror})"
+        return "is a symlink loop" if exc.errno == errno.ELOOP else "is a broken symlink"
+    except ValueError:  # an embedded NUL byte
+        return "is not a valid path"
+    return None if stat.S_ISREG(mode) else f"is {_mode_kind(mode)}"
+
+
+def read_bytes(path: Path, shown: str | None = None) -> bytes:
+    """The bytes of the regular file ``path``. Raises ``InputFileError`` naming ``shown`` (default:
+    ``path``) when it is anything else or cannot be read; other kinds of file are never opened
+    (checked before opening, and again on the open descriptor)."""
+    shown = shown or str(path)
+    reason = problem(path)
+    if reason:
+        kind = reason.startswith("is ")
+        raise InputFileError(f"{shown}: {reason}" + (", not a regular file; not read" if kind else ""))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InputFileError(f"{shown}: cannot read ({exc.strerror})") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # replaced between the check and the open
+            raise InputFileError(f"{shown}: is {_mode_kind(mode)}, not a regular file; not read")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InputFileError(f"{shown}: cannot read ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+
+
+def decode(data: bytes, shown: str) -> str:
+    """``data`` decoded as UTF-8 without a leading BOM; ``InputFileError`` naming ``shown`` otherwise."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{shown}: cannot read as UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_text(path: Path, shown: str | None = None) -> str:
+    """``read_bytes`` decoded as UTF-8 with a leading BOM removed (DESIGN §7)."""
+    return decode(read_bytes(path, shown), shown or str(path))
+
+
+def inside(repo: Path, path: Path, shown: str) -> Path:
+    """``path`` resolved (symlinks followed); raises ``InputFileError`` naming ``shown`` when it
+    lies outside ``repo`` (the file is then never read or even checked for existence)."""
+    repo_real = repo.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a symlink loop, an embedded NUL byte
+        raise InputFileError(f"{shown}: cannot be resolved ({exc}); not read") from exc
+    if real != repo_real and repo_real not in real.parents:
+        raise InputFileError(f"{shown}: resolves outside the repository; not read")
+    return real
