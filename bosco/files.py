@@ -3,7 +3,7 @@
 Every file bosco reads because a manifest, map, stylesheet or config names it goes through here:
 only regular files are read (a FIFO, socket or device is never opened, so a build can never block on
 one), a path named inside a service must resolve inside that service's repository after symlinks,
-and text is UTF-8 with a leading BOM removed (DESIGN §7). Problems are ``InputFileError``s whose
+and text is UTF-8 with a leading BOM removed. Problems are ``InputFileError``s whose
 message names the file as the caller shows it.
 """
 
@@ -83,7 +83,7 @@ def decode(data: bytes, shown: str) -> str:
 
 
 def read_text(path: Path, shown: str | None = None) -> str:
-    """``read_bytes`` decoded as UTF-8 with a leading BOM removed (DESIGN §7)."""
+    """``read_bytes`` decoded as UTF-8 with a leading BOM removed."""
     return decode(read_bytes(path, shown), shown or str(path))
 
 
