@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import posixpath
 from collections.abc import Callable, Sequence
