@@ -1,30 +1,83 @@
-"""On-disk cache of per-file results keyed by content hash (``$XDG_CACHE_HOME/bosco``).
+"""Caches of results keyed by content hash: memory, a local folder, and an optional shared S3 store.
 
-Parsing, verifying and mapping a file costs far more than minifying it, so results are kept per
-file content: an unchanged file is never parsed again, across runs and across services that ship
-the same library. Entries are pickles written atomically by this process into the user's own cache
-folder; an unreadable entry is a miss. ``BOSCO_CACHE=0`` turns the disk cache off.
+Parsing, verifying and mapping a file costs far more than minifying it, and brotli at quality 11
+costs more than both, so results are kept by the hash of their inputs: an unchanged file is never
+parsed or compressed again, across runs, across services that ship the same library and (with
+``cache.remote``) across machines.
+
+- **Local**: ``$XDG_CACHE_HOME/bosco/<FORMAT>-<code version>/`` (else ``~/.cache/bosco/...``), one
+  folder per bosco code version, so an upgrade starts a new folder and ``bosco cache prune`` drops
+  the old ones. Entries are pickles written atomically by this process into the user's own folder
+  (an unreadable entry is a miss); the folder is trimmed to ``cache.maxsize`` MB, least recently
+  used first, when a command stored something. ``BOSCO_CACHE=0`` turns the disk cache off.
+- **Shared** (``cache.remote = "s3://bucket/prefix"``, same credentials and ``aws.endpoint`` as
+  ``s3push``): verified minify results and compressed bodies under
+  ``<prefix>/<FORMAT>-<code version>/<kind>/<name>``. Reads come before computing, writes happen in
+  the background after (waited for at exit); both are best effort, never failing a command. Entries
+  are self-checking (``envelope``): one whose hash does not match its content and key (corrupt, or
+  copied from another key) is ignored. Shared entries are JSON or compressed bytes, never pickles.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import pickle
 import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-_memory: dict[str, Any] = {}
+FORMAT = "v2"  # layout and serialization of cache entries
+MAGIC = b"bosco-cache-entry 1\n"
+DEFAULT_MAXSIZE = 2048  # MB of the local cache folder (cache.maxsize)
 MEMORY_ENTRIES = 4096
+_memory: dict[str, Any] = {}
+_stored = False  # this process wrote to the local folder: trim it at exit
+_remote: RemoteCache | None = None
+_maxsize = DEFAULT_MAXSIZE
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """SHA-256 hex of bosco's own source files and the versions of the libraries whose output is
+    cached (rjsmin, rcssmin, brotli, tree-sitter-javascript): any change gives new cache keys."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in ("rjsmin", "rcssmin", "brotli", "tree-sitter", "tree-sitter-javascript"):
+        try:
+            digest.update(f"{name}={version(name)}\0".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name}=?\0".encode())
+    return digest.hexdigest()
+
+
+def folder_name() -> str:
+    """The name of this code version's cache folder, locally and in the shared store."""
+    return f"{FORMAT}-{code_version()[:16]}"
+
+
+def cache_root(env: dict[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/bosco``, else ``~/.cache/bosco`` (XDG base directories)."""
+    env = os.environ if env is None else env
+    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path(env.get("HOME") or Path.home()) / ".cache"
+    return base / "bosco"
 
 
 def cache_dir() -> Path | None:
-    """``$XDG_CACHE_HOME/bosco`` (else ``~/.cache/bosco``); None when ``BOSCO_CACHE=0``."""
+    """This code version's local cache folder; None when ``BOSCO_CACHE=0``."""
     if os.environ.get("BOSCO_CACHE") == "0":
         return None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "bosco"
+    return cache_root() / folder_name()
 
 
 def key(*parts: str) -> str:
@@ -42,7 +95,7 @@ def _path(name: str) -> Path | None:
 
 
 def load(name: str) -> Any | None:
-    """The value stored under ``name`` (memory first, then disk), or None."""
+    """The value stored under ``name`` (memory first, then the local folder), or None."""
     if name in _memory:
         return _memory[name]
     path = _path(name)
@@ -63,17 +116,270 @@ def _remember(name: str, value: Any) -> None:
 
 
 def store(name: str, value: Any) -> None:
-    """Keep ``value`` under ``name`` in memory and, when possible, on disk (errors are ignored:
-    the cache only saves time)."""
+    """Keep ``value`` under ``name`` in memory and, when possible, in the local folder (errors are
+    ignored: the cache only saves time)."""
+    global _stored
     _remember(name, value)
     path = _path(name)
     if path is None:
         return
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        write_atomic(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        _stored = True
     except OSError:
         return
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---- shared entries -------------------------------------------------------------------------
+
+def envelope(name: str, payload: bytes) -> bytes:
+    """A self-checking shared entry: ``MAGIC``, the SHA-256 hex of ``name`` and ``payload``, a
+    newline, then ``payload``."""
+    return MAGIC + hashlib.sha256(name.encode() + b"\n" + payload).hexdigest().encode() + b"\n" + payload
+
+
+def open_envelope(name: str, data: bytes) -> bytes | None:
+    """The payload of an ``envelope`` stored for ``name``; None when it is corrupt or was made for
+    another name."""
+    head = len(MAGIC) + 65
+    if not data.startswith(MAGIC) or len(data) < head or data[head - 1:head] != b"\n":
+        return None
+    payload = data[head:]
+    if hashlib.sha256(name.encode() + b"\n" + payload).hexdigest().encode() != data[len(MAGIC):head - 1]:
+        return None
+    return payload
+
+
+def shared(kind: str, name: str, decode: Callable[[bytes], Any | None]) -> Any | None:
+    """The value of ``kind``/``name`` from memory, the local folder or the shared store (decoded
+    with ``decode``, which returns None for a payload it rejects), or None. A shared hit is also
+    kept locally."""
+    value = load(name)
+    if value is not None or _remote is None:
+        return value
+    data = _remote.get(kind, name)
+    payload = open_envelope(name, data) if data is not None else None
+    value = decode(payload) if payload is not None else None
+    if value is not None:
+        store(name, value)
+    return value
+
+
+def store_shared(kind: str, name: str, value: Any, encode: Callable[[Any], bytes]) -> None:
+    """``store`` plus, with a shared store configured, an upload of ``encode(value)`` in the background."""
+    store(name, value)
+    if _remote is not None:
+        _remote.put(kind, name, envelope(name, encode(value)))
+
+
+def fetch_shared(kind: str, names: list[str], decode: Callable[[bytes], Any | None]) -> None:
+    """Load ``names`` missing locally from the shared store concurrently (into the local cache)."""
+    if _remote is None:
+        return
+    missing = [n for n in names if load(n) is None]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda n: shared(kind, n, decode), missing))
+
+
+def remote() -> RemoteCache | None:
+    """The configured shared store, if any."""
+    return _remote
+
+
+def configure(remote_url: str | None, config: Any = None, maxsize: int = DEFAULT_MAXSIZE) -> None:
+    """Use the shared store at ``remote_url`` (``s3://bucket/prefix``, reached with the S3 settings
+    of ``config``) or none, and cap the local folder at ``maxsize`` MB. Pending uploads are waited
+    for and the local folder trimmed when the process exits."""
+    global _remote, _maxsize
+    _maxsize = maxsize
+    if _remote is not None:
+        _remote.flush()
+    _remote = RemoteCache(remote_url, config) if remote_url else None
+
+
+def _at_exit() -> None:
+    if _remote is not None:
+        _remote.flush()
+    if _stored:
+        trim(_maxsize)
+
+
+atexit.register(_at_exit)
+
+
+# ---- sizes, trimming and pruning ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class FolderStats:
+    """One cache folder: ``name``, ``entries`` and ``bytes``; ``current`` when it belongs to this
+    code version."""
+
+    name: str
+    entries: int
+    bytes: int
+    current: bool
+
+
+def _files(folder: Path) -> list[os.DirEntry[str]]:
+    found: list[os.DirEntry[str]] = []
+    stack = [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        found.append(entry)
+        except OSError:
+            continue
+    return found
+
+
+def local_stats() -> list[FolderStats]:
+    """Every folder of the local cache root (this version's and older ones), by name."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    stats = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = _files(folder)
+        stats.append(FolderStats(folder.name, len(files), sum(f.stat().st_size for f in files),
+                                 folder.name == folder_name()))
+    return stats
+
+
+def trim(maxsize_mb: int) -> int:
+    """Delete the least recently used entries of this version's local folder until it holds at most
+    ``maxsize_mb`` MB; returns the bytes deleted."""
+    folder = cache_dir()
+    if folder is None or not folder.is_dir():
+        return 0
+    files = [(f.stat().st_atime, f.stat().st_size, f.path) for f in _files(folder)]
+    total, limit, freed = sum(f[1] for f in files), maxsize_mb * 1024 * 1024, 0
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        try:
+            os.unlink(path)
+        except OSError:
+            continue
+        total -= size
+        freed += size
+    return freed
+
+
+def prune_local(maxsize_mb: int) -> int:
+    """Delete the local folders of other code versions (and the pre-versioned layout), then trim this
+    version's folder to ``maxsize_mb`` MB; returns the bytes deleted."""
+    import shutil
+
+    freed = 0
+    root = cache_root()
+    if root.is_dir():
+        for folder in root.iterdir():
+            if folder.is_dir() and folder.name != folder_name():
+                freed += sum(f.stat().st_size for f in _files(folder))
+                shutil.rmtree(folder, ignore_errors=True)
+    return freed + trim(maxsize_mb)
+
+
+class RemoteCache:
+    """The shared store at ``s3://bucket/prefix``: entry ``kind``/``name`` is the object
+    ``<prefix>/<folder_name()>/<kind>/<name[:2]>/<name>``. ``get`` returns None on any error;
+    ``put`` uploads in background threads, ignoring errors (``failures`` counts them), and
+    ``flush`` waits for the uploads. After an error other than a missing entry (no network, no
+    permission) the store is ``broken`` and no longer used by this process. Raises ``BoscoError`` for a URL that is not ``s3://bucket[/prefix]``."""
+
+    def __init__(self, url: str, config: Any) -> None:
+        from bosco.errors import BoscoError
+
+        if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:
+            raise BoscoError(f"cache.remote {url!r} is not an s3://bucket/prefix URL",
+                             'set e.g. "cache": {"remote": "s3://my-bucket/bosco-cache"} in .bosco/bosco.json')
+        self.bucket, _, prefix = url[5:].partition("/")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = url
+        from bosco.publish.s3 import s3_client  # boto3 loads only when a shared cache is configured
+
+        self.client = s3_client(config, 16)
+        self._pool = ThreadPoolExecutor(8)
+        self._pending: list[Future[None]] = []
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.hits = self.misses = self.sent = 0
+        self.broken = False
+
+    def object_key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{folder_name()}/{kind}/{name[:2]}/{name}"
+
+    def get(self, kind: str, name: str) -> bytes | None:
+        if self.broken:
+            return None
+        try:
+            data = self.client.get_object(Bucket=self.bucket, Key=self.object_key(kind, name))["Body"].read()
+        except Exception as exc:  # a miss, no permission, no network: the cache only saves time
+            self.misses += 1
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code not in ("NoSuchKey", "404", "NotFound"):
+                self.broken = True  # unreachable or forbidden: stop asking for the rest of the command
+            return None
+        self.hits += 1
+        return data
+
+    def _put(self, key: str, data: bytes) -> None:
+        if self.broken:
+            return
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            self.sent += len(data)
+        except Exception:
+            self.failures += 1
+            self.broken = True
+
+    def put(self, kind: str, name: str, data: bytes) -> None:
+        if self.broken:
+            return
+        with self._lock:
+            self._pending.append(self._pool.submit(self._put, self.object_key(kind, name), data))
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def _objects(self) -> list[dict[str, Any]]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        return [o for page in pages for o in page.get("Contents", [])]
+
+    def stats(self) -> list[FolderStats]:
+        """Entries and bytes per code-version folder under the prefix. Raises the client's error."""
+        folders: dict[str, list[int]] = {}
+        for obj in self._objects():
+            name = obj["Key"][len(self.prefix):].split("/", 1)[0]
+            folders.setdefault(name, [0, 0])
+            folders[name][0] += 1
+            folders[name][1] += obj["Size"]
+        return [FolderStats(n, c, b, n == folder_name()) for n, (c, b) in sorted(folders.items())]
+
+    def prune(self) -> int:
+        """Delete the entries of other code versions under the prefix; returns the bytes deleted."""
+        old = [o for o in self._objects() if not o["Key"][len(self.prefix):].startswith(folder_name() + "/")]
+        for start in range(0, len(old), 1000):
+            batch = old[start:start + 1000]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": o["Key"]} for o in batch]})
+        return sum(o["Size"] for o in old)

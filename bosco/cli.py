@@ -30,6 +30,7 @@ from rich.text import Text
 
 from bosco import __version__
 from bosco.assetset import AssetSet, is_segment
+from bosco.cache import configure as configure_cache
 from bosco.config import Config, load_config
 from bosco.errors import BoscoError, PublishError
 from bosco.pipeline import BuildOptions, build_asset_set
@@ -184,6 +185,7 @@ def setup(overrides: dict[str, Any] | None = None, need_services: bool = True, s
     config = load_config(root, environment, overrides, strict=strict)
     for warning in config.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    configure_cache(config.get("cache.remote"), config, config.get("cache.maxsize"))
     services, warnings = discover_services(root, config)
     if not services and need_services:
         raise BoscoError(f"no service found in workspace {root}",
@@ -383,7 +385,7 @@ def publish_options(state: Setup, build: str, concurrency: int, bundle: str | No
 
 
 def compression_cache(config: Config) -> CompressionCache:
-    """The compression cache (``$XDG_CACHE_HOME/bosco/compressed``) with the configured brotli
+    """The compression cache (``compressed`` in the local cache folder) with the configured brotli
     qualities, encoding large bodies in one process per CPU."""
     return CompressionCache(default_cache_dir(), config.get("brotli.quality"), config.get("brotli.mapquality"),
                             os.cpu_count() or 1)
@@ -663,6 +665,79 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
         for key in keys:
             out.print(key, markup=False, highlight=False)
     err.print(f"[green]{'would delete' if dry_run else 'deleted'}[/] {len(keys)} objects")
+
+
+@cli.group("cache", short_help="Show or trim the local and shared caches.")
+def cache_group() -> None:
+    """Show or trim bosco's caches: the local folder and the shared store (cache.remote)."""
+
+
+def _cache_rows(title: str, rows: list[Any]) -> Table:
+    table = Table(title=title, box=box.SIMPLE)
+    for column in ("folder", "entries", "MB", ""):
+        table.add_column(column, justify="left" if column in ("folder", "") else "right")
+    for row in rows:
+        table.add_row(row.name, str(row.entries), f"{row.bytes / 1e6:.1f}", "current" if row.current else "old")
+    return table
+
+
+def _remote_cache(state: Setup) -> Any:
+    from bosco.cache import remote
+
+    store = remote()
+    if store is None:
+        raise BoscoError("cache.remote is not set, so there is no shared cache",
+                         'set e.g. "cache": {"remote": "s3://my-bucket/bosco-cache"} in .bosco/bosco.json')
+    return store
+
+
+@cache_group.command("stats")
+@click.option("--remote", "use_remote", is_flag=True, help="Also list the shared cache (cache.remote).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
+@shared_options
+def cache_stats(use_remote: bool, as_json: bool) -> None:
+    """Entries and size of each cache folder (one per bosco code version)."""
+    from bosco.cache import cache_root, local_stats
+
+    state = setup(need_services=False)
+    local = local_stats()
+    shared = _call_remote(lambda: _remote_cache(state).stats()) if use_remote else None
+    if as_json:
+        click.echo(json.dumps({"local": {"folder": str(cache_root()), "folders": [vars(r) for r in local]},
+                               **({"remote": {"url": _remote_cache(state).url, "folders": [vars(r) for r in shared]}}
+                                  if shared is not None else {})}, indent=2))
+        return
+    out.print(_cache_rows(f"local cache {cache_root()} (cache.maxsize {state.config.get('cache.maxsize')} MB)",
+                          local))
+    if shared is not None:
+        out.print(_cache_rows(f"shared cache {_remote_cache(state).url}", shared))
+
+
+def _call_remote(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except BoscoError:
+        raise
+    except Exception as exc:  # botocore's errors: one line naming the store
+        raise PublishError(f"cannot read the shared cache: {redact(str(exc))}",
+                           "check cache.remote, aws.endpoint and the AWS credentials") from exc
+
+
+@cache_group.command("prune")
+@click.option("--remote", "use_remote", is_flag=True, help="Also delete the shared cache's entries of other "
+              "bosco versions.")
+@shared_options
+def cache_prune(use_remote: bool) -> None:
+    """Delete the entries of other bosco code versions and trim the local folder to cache.maxsize MB."""
+    from bosco.cache import prune_local
+
+    state = setup(need_services=False)
+    freed = prune_local(int(state.config.get("cache.maxsize")))
+    err.print(f"[green]local:[/] deleted {freed / 1e6:.1f} MB")
+    if use_remote:
+        store = _remote_cache(state)
+        freed = _call_remote(store.prune)
+        err.print(f"[green]shared:[/] deleted {freed / 1e6:.1f} MB of {escape(store.url)}")
 
 
 @cli.command("config", short_help="Print the resolved configuration (secrets masked) and its files.")

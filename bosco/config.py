@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
             "shortcache": "public, max-age=60, must-revalidate", "attempts": 5,
             "connecttimeout": 5, "readtimeout": 30},
     "brotli": {"quality": 11, "mapquality": 5},
+    "cache": {"remote": None, "maxsize": 2048},
 }
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
@@ -142,6 +143,9 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "aws.readtimeout": (_int_from(1, 600), "a whole number of seconds from 1 to 600"),
     "brotli.quality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
     "brotli.mapquality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
+    "cache.remote": (lambda v: v is None or (isinstance(v, str) and v.startswith("s3://") and len(v) > 5),
+                     "an s3://bucket/prefix URL"),
+    "cache.maxsize": (_int_from(1, 10**7), "a whole number of MB"),
 }
 
 

@@ -18,6 +18,7 @@ of source maps); results are cached in memory and on disk by content hash (``bos
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import sys
 from collections.abc import Iterable
@@ -88,6 +89,9 @@ _RESTRICTED = frozenset(("async", "let", "await", "get", "set", "static", "of"))
 _DIGIT = _table("0123456789")
 
 
+MINIFIED = "minified"  # kind of verified minify results in the shared cache
+
+
 @dataclass(frozen=True)
 class Minified:
     """One file after minification: ``code`` to ship, ``file_map`` its exact mappings (None: map
@@ -100,6 +104,38 @@ class Minified:
     problem: SyntaxProblem | None = None
     fault: str | None = None
     legal: tuple[str, ...] = ()
+
+
+def encode_minified(result: Minified) -> bytes:
+    """``result`` as JSON for the shared cache (never a pickle: the store is shared)."""
+    file_map = result.file_map
+    return json.dumps({
+        "code": result.code,
+        "map": None if file_map is None else [list(file_map.first), file_map.tail, file_map.lines,
+                                              file_map.last_col, list(file_map.end)],
+        "problem": None if result.problem is None else [result.problem.line, result.problem.column,
+                                                        result.problem.message, result.problem.source_line],
+        "fault": result.fault,
+        "legal": list(result.legal),
+    }).encode()
+
+
+def decode_minified(payload: bytes) -> Minified | None:
+    """The ``Minified`` of ``encode_minified``; None for anything else."""
+    try:
+        data = json.loads(payload)
+        m, p = data["map"], data["problem"]
+        file_map = None if m is None else FileMap(
+            tuple(int(v) for v in m[0]), str(m[1]), int(m[2]), int(m[3]), tuple(int(v) for v in m[4]))
+        problem = None if p is None else SyntaxProblem(int(p[0]), int(p[1]), str(p[2]), str(p[3]))
+        fault = data["fault"]
+        result = Minified(str(data["code"]), file_map, problem, None if fault is None else str(fault),
+                          tuple(str(c) for c in data["legal"]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    if file_map is not None and (len(file_map.first) != 4 or len(file_map.end) != 2):
+        return None
+    return result
 
 
 def _units(text: str) -> np.ndarray:
@@ -473,11 +509,9 @@ def prewarm(type_: str, texts: Iterable[str], workers: int, keep_legal: bool = T
     in ``workers`` forked processes (largest first), so a cold build uses every core; the build that
     follows then only reads the cache. Returns how many texts were computed (0 when fewer than two
     are missing or ``workers`` < 2: a single file gains nothing from a pool)."""
-    todo: dict[str, str] = {}
-    for text in texts:
-        name = _key(type_, text, True, None, (), keep_legal)
-        if name not in todo and cache.load(name) is None:
-            todo[name] = text
+    wanted = {_key(type_, text, True, None, (), keep_legal): text for text in texts}
+    cache.fetch_shared(MINIFIED, list(wanted), decode_minified)
+    todo = {name: text for name, text in wanted.items() if cache.load(name) is None}
     if len(todo) < 2 or workers < 2:
         return 0
     order = sorted(todo, key=lambda name: -len(todo[name]))
@@ -485,7 +519,7 @@ def prewarm(type_: str, texts: Iterable[str], workers: int, keep_legal: bool = T
     with ProcessPoolExecutor(min(workers, len(order)), mp_context=context) as pool:
         results = pool.map(_compute_minified, [(type_, todo[name], keep_legal) for name in order])
         for name, result in zip(order, results, strict=True):
-            cache.store(name, result)
+            cache.store_shared(MINIFIED, name, result, encode_minified)
     return len(order)
 
 
@@ -497,11 +531,12 @@ def minify_verified(type_: str, text: str, minify: bool = True, source: str | No
     (``(start, end, new length)`` in UTF-16 units of ``source``), the map points into ``source``.
     Legal comments (``is_legal``) stay in the minified code, before the token that followed them
     (``keep_legal``, esbuild's ``inline``), else they go and ``Minified.legal`` lists them.
-    Cached by content hash in memory and under ``bosco.cache.cache_dir()``; never raises for bad input."""
+    Cached by content hash in memory, under ``bosco.cache.cache_dir()`` and in the shared cache
+    (``cache.remote``); never raises for bad input."""
     key = _key(type_, text, minify, source, edits, keep_legal)
-    hit = cache.load(key)
+    hit = cache.shared(MINIFIED, key, decode_minified)
     if hit is not None:
         return hit
     result = _compute(type_, text, minify, source, edits, keep_legal)
-    cache.store(key, result)
+    cache.store_shared(MINIFIED, key, result, encode_minified)
     return result

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import multiprocessing
-import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +21,7 @@ from pathlib import Path
 import brotli
 
 from bosco.assetset import type_info
+from bosco.cache import cache_root, folder_name, remote
 from bosco.publish.local import write_file
 
 
@@ -61,10 +62,21 @@ def encode(data: bytes, encoding: Encoding, text: bool = True, quality: int = BR
 
 
 def default_cache_dir(env: dict[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/bosco/compressed``, else ``~/.cache/bosco/compressed`` (XDG base directories)."""
-    env = dict(os.environ) if env is None else env
-    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path(env.get("HOME", Path.home())) / ".cache"
-    return base / "bosco" / "compressed"
+    """``compressed`` in this code version's local cache folder (``bosco.cache``):
+    ``$XDG_CACHE_HOME/bosco/<version>/compressed``, else ``~/.cache/bosco/<version>/compressed``."""
+    return cache_root(env) / folder_name() / "compressed"
+
+
+def decode(body: bytes, encoding: Encoding) -> bytes | None:
+    """The bytes ``body`` encodes in ``encoding``; None when it is not valid gzip or brotli."""
+    try:
+        if encoding == GZIP:
+            return gzip.decompress(body)
+        if encoding == BROTLI:
+            return brotli.decompress(body)
+    except (OSError, EOFError, ValueError, brotli.error):
+        return None
+    return body
 
 
 class CompressionCache:
@@ -125,8 +137,9 @@ class CompressionCache:
 
     def body(self, data: bytes, sha256: str, encoding: Encoding, key: str) -> bytes:
         """``data`` (whose hex SHA-256 is ``sha256``) of asset ``key`` in ``encoding``, from the cache
-        when present, else encoded and stored. A cache folder that cannot be written is ignored (the
-        body is still returned)."""
+        folder when present, else from the shared cache (``cache.remote``; a body that does not
+        decode to bytes with that SHA-256 is ignored), else encoded and stored in both. A cache that
+        cannot be read or written is ignored (the body is still returned)."""
         if encoding == IDENTITY:
             return data
         path = self._path(sha256, encoding, key)
@@ -135,7 +148,19 @@ class CompressionCache:
                 return path.read_bytes()
             except OSError:
                 pass
+        shared = remote()
+        kind = f"{encoding.name}{GZIP_LEVEL if encoding == GZIP else self._quality(key)}"
+        body = shared.get(kind, sha256) if shared is not None else None
+        if body is not None and (decoded := decode(body, encoding)) is not None and (
+                hashlib.sha256(decoded).hexdigest() == sha256):
+            return self._keep(path, body)
         body = self._encode(data, encoding, key)
+        if shared is not None:
+            shared.put(kind, sha256, body)
+        return self._keep(path, body)
+
+    @staticmethod
+    def _keep(path: Path | None, body: bytes) -> bytes:
         if path is not None:
             with contextlib.suppress(OSError):
                 write_file(path, body)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import brotli
 
+from bosco import cache
 from bosco.publish.compress import (
     BROTLI,
     GZIP,
@@ -61,8 +62,9 @@ def test_cache_without_folder_or_unwritable_folder_still_encodes(tmp_path: Path)
 
 
 def test_default_cache_dir_follows_xdg():
-    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path("/x/bosco/compressed")
-    assert default_cache_dir({"HOME": "/h"}) == Path("/h/.cache/bosco/compressed")
+    folder = cache.folder_name()
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path(f"/x/bosco/{folder}/compressed")
+    assert default_cache_dir({"HOME": "/h"}) == Path(f"/h/.cache/bosco/{folder}/compressed")
 
 
 def test_source_maps_get_their_own_brotli_quality(tmp_path: Path):

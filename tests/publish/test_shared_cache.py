@@ -1,0 +1,166 @@
+"""The shared cache (``cache.remote``) on moto's S3 server: a second runner with an empty local
+cache reuses the first runner's verified minify results and compressed bodies, never a stale or
+corrupt one, and every build is byte-identical with and without caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bosco import cache, verify
+from bosco.publish import compress
+
+from .s3support import keys, run
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.endswith("release.json") and not p.name.endswith("releases.json")}
+
+
+def share(workspace: Path, bucket: str) -> None:
+    (workspace / ".bosco" / "bosco.json").write_text(json.dumps({"cache": {"remote": f"s3://{bucket}/team-cache"}}))
+
+
+def new_runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    """A machine with an empty local cache (and this process's memory cache emptied)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / f"cache-{name}"))
+    cache._memory.clear()
+
+
+def build(workspace: Path, out: Path) -> dict[str, bytes]:
+    result = run(workspace, "build", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    cache.remote().flush() if cache.remote() else None
+    return files(out)
+
+
+def refuse(*_args, **_kwargs):
+    raise AssertionError("computed although the shared cache holds the result")
+
+
+def test_second_runner_reuses_verified_results_and_builds_the_same_bytes(workspace, bucket, s3, tmp_path,
+                                                                         monkeypatch):
+    (workspace / ".bosco" / "bosco.json").write_text("{}")
+    new_runner(monkeypatch, tmp_path, "uncached")
+    monkeypatch.setenv("BOSCO_CACHE", "0")
+    without = build(workspace, tmp_path / "out-uncached")
+    monkeypatch.delenv("BOSCO_CACHE")
+    share(workspace, bucket)
+    new_runner(monkeypatch, tmp_path, "first")
+    first = build(workspace, tmp_path / "out-first")
+    stored = keys(s3, bucket, "team-cache/")
+    folder = f"team-cache/{cache.folder_name()}/"
+    assert stored and all(k.startswith(folder + f"{verify.MINIFIED}/") for k in stored)
+    assert len(stored) == 4  # a.js, b.js and site.css of app-web, x.js of app-other: each verified once
+    new_runner(monkeypatch, tmp_path, "second")
+    monkeypatch.setattr(verify, "_compute", refuse)
+    second = build(workspace, tmp_path / "out-second")
+    assert first == second == without
+
+
+def test_changed_input_or_option_never_reuses_a_shared_result(workspace, bucket, tmp_path, monkeypatch):
+    share(workspace, bucket)
+    new_runner(monkeypatch, tmp_path, "first")
+    build(workspace, tmp_path / "out-first")
+    (workspace / "app-web/public/js/a.js").write_bytes(b"/*! MIT licence */\nvar answer = 41;\n")
+    new_runner(monkeypatch, tmp_path, "second")
+    changed = build(workspace, tmp_path / "out-second")
+    assert b"var answer=41;" in changed["app-web/default/js/top.js"]
+    (workspace / ".bosco" / "tes.json").write_text(json.dumps({**json.loads(
+        (workspace / ".bosco" / "tes.json").read_text()), "minify": {"legalcomments": "eof"}}))
+    new_runner(monkeypatch, tmp_path, "third")
+    eof = build(workspace, tmp_path / "out-third")
+    new_runner(monkeypatch, tmp_path, "uncached")
+    monkeypatch.setenv("BOSCO_CACHE", "0")
+    (workspace / ".bosco" / "bosco.json").write_text("{}")
+    assert build(workspace, tmp_path / "out-uncached") == eof
+    assert eof["app-web/default/js/top.js"] != changed["app-web/default/js/top.js"]
+
+
+def test_corrupt_or_foreign_shared_entries_are_ignored(workspace, bucket, s3, tmp_path, monkeypatch):
+    share(workspace, bucket)
+    new_runner(monkeypatch, tmp_path, "first")
+    first = build(workspace, tmp_path / "out-first")
+    entries = sorted(keys(s3, bucket, "team-cache/"))
+    bodies = [s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in entries]
+    assert all(b'"code": "' in body for body in bodies)
+    s3.put_object(Bucket=bucket, Key=entries[0], Body=bodies[0].replace(b'"code": "', b'"code": "X'))  # corrupt
+    s3.put_object(Bucket=bucket, Key=entries[1], Body=bodies[2])  # another key's entry
+    s3.put_object(Bucket=bucket, Key=entries[2], Body=b"not an entry")
+    new_runner(monkeypatch, tmp_path, "second")
+    # the corrupt entry would ship an X, the foreign one another file's code: neither is used
+    assert build(workspace, tmp_path / "out-second") == first
+
+
+def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, monkeypatch):
+    share(workspace, bucket)
+    new_runner(monkeypatch, tmp_path, "first")
+    result = run(workspace, "s3push", "-n", "-b", "1")
+    assert result.exit_code == 0, result.output
+    cache.remote().flush()
+    bodies = {k for k in keys(s3, bucket, "team-cache/") if "/minified/" not in k}
+    assert {k.split("/")[2] for k in bodies} == {"gzip9", "br11", "br5"}
+    new_runner(monkeypatch, tmp_path, "second")  # publishes the same build to a mirror bucket
+    s3.create_bucket(Bucket=bucket + "-mirror")
+    settings = json.loads((workspace / ".bosco" / "tes.json").read_text())
+    settings["aws"]["bucket"] = bucket + "-mirror"
+    (workspace / ".bosco" / "tes.json").write_text(json.dumps(settings))
+    monkeypatch.setattr(compress, "encode", refuse)
+    monkeypatch.setattr(verify, "_compute", refuse)
+    again = run(workspace, "s3push", "-n", "-b", "1")
+    assert again.exit_code == 0, again.output
+    first, second = keys(s3, bucket, "tes/"), keys(s3, bucket + "-mirror", "tes/")
+    assert set(first) == set(second) and len(first) > 20
+    for key in first:
+        if not key.endswith("release.json") and not key.endswith("releases.json"):
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == s3.get_object(
+                Bucket=bucket + "-mirror", Key=key)["Body"].read(), key
+
+
+def test_cache_stats_and_prune(workspace, bucket, s3, tmp_path, monkeypatch):
+    share(workspace, bucket)
+    new_runner(monkeypatch, tmp_path, "first")
+    build(workspace, tmp_path / "out")
+    old = tmp_path / "cache-first" / "bosco" / "v1-0000000000000000" / "ab"
+    old.mkdir(parents=True)
+    (old / "entry").write_bytes(b"x" * 1000)
+    s3.put_object(Bucket=bucket, Key="team-cache/v1-0000000000000000/minified/ab/entry", Body=b"y" * 500)
+    stats = run(workspace, "cache", "stats", "--remote", "--json")
+    assert stats.exit_code == 0, stats.output
+    figures = json.loads(stats.stdout)
+    local = {f["name"]: f for f in figures["local"]["folders"]}
+    assert local["v1-0000000000000000"] == {"name": "v1-0000000000000000", "entries": 1, "bytes": 1000,
+                                            "current": False}
+    assert local[cache.folder_name()]["entries"] >= 4 and local[cache.folder_name()]["current"]
+    remote = {f["name"]: f for f in figures["remote"]["folders"]}
+    assert remote["v1-0000000000000000"]["bytes"] == 500 and remote[cache.folder_name()]["entries"] == 4
+    pruned = run(workspace, "cache", "prune", "--remote")
+    assert pruned.exit_code == 0, pruned.output
+    assert not old.parent.exists()
+    assert all(k.startswith(f"team-cache/{cache.folder_name()}/") for k in keys(s3, bucket, "team-cache/"))
+    assert len(keys(s3, bucket, "team-cache/")) == 4
+
+
+def test_local_cache_is_trimmed_to_its_size_cap(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for n in range(30):
+        cache.store(cache.key("entry", str(n)), "x" * 100_000)
+    folder = cache.cache_dir()
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) > 2_900_000
+    assert cache.trim(1) > 1_900_000
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) <= 1024 * 1024
+
+
+def test_unreachable_shared_cache_never_fails_a_build(workspace, tmp_path, monkeypatch):
+    (workspace / ".bosco" / "bosco.json").write_text(json.dumps({"cache": {"remote": "s3://no-such-bucket/x"}}))
+    new_runner(monkeypatch, tmp_path, "first")
+    result = run(workspace, "build", "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert cache.remote().broken
+    new_runner(monkeypatch, tmp_path, "uncached")
+    monkeypatch.setenv("BOSCO_CACHE", "0")
+    (workspace / ".bosco" / "bosco.json").write_text("{}")
+    assert build(workspace, tmp_path / "out-uncached") == files(tmp_path / "out")
