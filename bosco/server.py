@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import re
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -140,6 +141,35 @@ def _etag_matches(header: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+_BYTE_RANGE = re.compile(r"bytes[ \t]*=[ \t]*(\d*)[ \t]*-[ \t]*(\d*)[ \t]*", re.I)
+
+
+class RangeNotSatisfiable(Exception):
+    """A byte range that starts at or after the end of the representation (answer 416)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The ``(first, last)`` byte positions (inclusive) a ``Range`` header asks for, RFC 9110 §14.1.2,
+    within a representation of ``size`` bytes: ``bytes=0-1``, ``bytes=100-`` or the suffix
+    ``bytes=-500``; a ``last`` past the end is clipped. None when there is no header or it is
+    ignored, as S3 ignores it: not one well-formed byte range (several ranges, other units,
+    garbage). Raises ``RangeNotSatisfiable`` when ``first`` is at or after ``size`` (or for a
+    ``bytes=-0`` suffix)."""
+    match = _BYTE_RANGE.fullmatch(header.strip()) if header else None
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":  # the last N bytes
+        if int(last) == 0:
+            raise RangeNotSatisfiable
+        return (max(size - int(last), 0), size - 1) if size else None
+    if last and int(last) < int(first):
+        return None  # invalid: ignored
+    if int(first) >= size:
+        raise RangeNotSatisfiable
+    return int(first), min(int(last), size - 1) if last else size - 1
+
+
 def create_app(holder: AssetHolder) -> Starlette:
     """The ASGI app serving ``holder.current``: GET/HEAD of keys, OPTIONS preflight, ``/repos``, and
     the live-reload stream ``/_bosco/events`` (text/event-stream) and script ``/_bosco/livereload.js``."""
@@ -172,10 +202,20 @@ def create_app(holder: AssetHolder) -> Starlette:
             index = assets.get(INDEX_KEY)
             return page(404, index.data if index else b"not found")
         etag = f'"{output.sha256[:32]}"'
-        headers = {**CORS_HEADERS, "Cache-Control": NO_CACHE, "ETag": etag}
+        headers = {**CORS_HEADERS, "Cache-Control": NO_CACHE, "ETag": etag, "Accept-Ranges": "bytes"}
         if _etag_matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
-        return Response(output.data, 200, headers, media_type=output.content_type)
+        if_range = request.headers.get("if-range")
+        size = len(output.data)
+        try:  # If-Range: the range only applies to this exact representation (strong ETag match)
+            span = byte_range(request.headers.get("range"), size) if if_range in (None, etag) else None
+        except RangeNotSatisfiable:
+            return Response(b"", 416, {**headers, "Content-Range": f"bytes */{size}"})
+        if span is None:
+            return Response(output.data, 200, headers, media_type=output.content_type)
+        first, last = span
+        return Response(output.data[first:last + 1], 206, {**headers, "Content-Range": f"bytes {first}-{last}/{size}"},
+                        media_type=output.content_type)
 
     methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"]
     app = Starlette(routes=[

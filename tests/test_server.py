@@ -364,3 +364,54 @@ def test_fragment_urls_are_percent_encoded_and_served(serve, tmp_path):
         response = httpx.get(base + src)
         assert response.status_code == 200
         assert response.content == (repo / "js" / name).read_bytes()
+
+
+@pytest.fixture
+def video_base(tmp_path: Path, serve) -> tuple[str, bytes]:
+    """A served site asset ``asset/clip.mp4`` of 1000 bytes."""
+    repo = tmp_path / "ws" / "media"
+    (repo / "site").mkdir(parents=True)
+    data = bytes(range(256)) * 3 + bytes(232)
+    (repo / "site" / "clip.mp4").write_bytes(data)
+    (repo / "bosco-service.json").write_text(json.dumps({"siteAssets": [{"basePath": "site", "glob": "*"}]}))
+    return serve(build(repo.parent, build="local")), data
+
+
+@pytest.mark.parametrize(("header", "first", "last"), [
+    ("bytes=0-1", 0, 1), ("bytes=990-", 990, 999), ("bytes=-10", 990, 999), ("bytes=500-5000", 500, 999),
+    ("bytes=-5000", 0, 999), ("BYTES = 7 - 7", 7, 7),
+])
+def test_single_byte_range_gives_206(video_base, header: str, first: int, last: int) -> None:
+    base, data = video_base
+    for method in ("GET", "HEAD"):
+        response = httpx.request(method, f"{base}/asset/clip.mp4", headers={"Range": header})
+        assert response.status_code == 206
+        assert response.headers["content-range"] == f"bytes {first}-{last}/1000"
+        assert response.headers["content-length"] == str(last - first + 1)
+        assert response.headers["accept-ranges"] == "bytes"
+        assert response.content == (data[first:last + 1] if method == "GET" else b"")
+
+
+@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5000-6000", "bytes=-0"])
+def test_unsatisfiable_range_gives_416(video_base, header: str) -> None:
+    base, _ = video_base
+    response = httpx.get(f"{base}/asset/clip.mp4", headers={"Range": header})
+    assert response.status_code == 416 and response.headers["content-range"] == "bytes */1000"
+
+
+@pytest.mark.parametrize("header", ["bytes=0-1,5-6", "items=0-1", "bytes=5-1", "bytes=x-", "bytes=-"])
+def test_other_ranges_are_ignored_like_s3_does(video_base, header: str) -> None:
+    base, data = video_base
+    response = httpx.get(f"{base}/asset/clip.mp4", headers={"Range": header})
+    assert response.status_code == 200 and response.content == data
+    assert response.headers["accept-ranges"] == "bytes"
+
+
+def test_if_range_applies_the_range_only_to_the_same_representation(video_base) -> None:
+    base, data = video_base
+    etag = httpx.get(f"{base}/asset/clip.mp4").headers["etag"]
+    same = httpx.get(f"{base}/asset/clip.mp4", headers={"Range": "bytes=0-1", "If-Range": etag})
+    assert same.status_code == 206 and same.content == data[:2]
+    for stale in ('"0123"', "W/" + etag, "Sat, 29 Oct 1994 19:43:31 GMT"):
+        other = httpx.get(f"{base}/asset/clip.mp4", headers={"Range": "bytes=0-1", "If-Range": stale})
+        assert other.status_code == 200 and other.content == data
