@@ -1,9 +1,10 @@
 """The asset set: asset key -> ``Output`` (bytes, content type, sources, sha256); keys
 as in docs/layout.md.
 
-Content types come from bosco's own table below, never from the host's ``mimetypes`` database
-(which differs between machines and Python versions: ``.js`` is ``text/javascript`` only from
-Python 3.12), so the same workspace gives the same headers everywhere.
+Content types come from bosco's own table (``bosco.media_types``, generated from mime-db by
+``tools/media_types.py``) and the ``types`` configuration, never from the host's ``mimetypes``
+database (which differs between machines and Python versions: ``.js`` is ``text/javascript``
+only from Python 3.12), so the same workspace gives the same headers everywhere.
 """
 
 from __future__ import annotations
@@ -17,37 +18,11 @@ from functools import cached_property
 from types import MappingProxyType
 
 from bosco.gitinfo import RepoInfo
+from bosco.media_types import MEDIA_TYPES
 
-# extension -> (content type, is text, worth compressing). Text types are served with charset=utf-8.
-CONTENT_TYPES: dict[str, tuple[str, bool, bool]] = {
-    ".js": ("text/javascript", True, True),
-    ".mjs": ("text/javascript", True, True),
-    ".css": ("text/css", True, True),
-    ".map": ("application/json", True, True),
-    ".json": ("application/json", True, True),
-    ".html": ("text/html", True, True),
-    ".htm": ("text/html", True, True),
-    ".txt": ("text/plain", True, True),
-    ".xml": ("application/xml", True, True),
-    ".svg": ("image/svg+xml", True, True),
-    ".png": ("image/png", False, False),
-    ".jpg": ("image/jpeg", False, False),
-    ".jpeg": ("image/jpeg", False, False),
-    ".gif": ("image/gif", False, False),
-    ".webp": ("image/webp", False, False),
-    ".avif": ("image/avif", False, False),
-    ".ico": ("image/vnd.microsoft.icon", False, False),
-    ".woff": ("font/woff", False, False),
-    ".woff2": ("font/woff2", False, False),
-    ".ttf": ("font/ttf", False, False),
-    ".otf": ("font/otf", False, False),
-    ".eot": ("application/vnd.ms-fontobject", False, False),
-    ".swf": ("application/x-shockwave-flash", False, False),
-    ".pdf": ("application/pdf", False, False),
-    ".gz": ("application/gzip", False, False),
-    ".br": ("application/octet-stream", False, False),
-    ".zip": ("application/zip", False, False),
-}
+# Media types that are text although not text/* (JSON, XML and JavaScript, RFC 6839 suffixes).
+TEXTUAL = re.compile(r"^text/|[+/](json|xml)$|^application/(javascript|ecmascript)$")
+MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")  # RFC 6838 §4.2
 DEFAULT_TYPE = ("application/octet-stream", False, False)
 
 
@@ -60,10 +35,49 @@ def is_segment(value: object) -> bool:
     return isinstance(value, str) and bool(_SEGMENT.match(value))
 
 
+_configured: dict[str, tuple[str, bool, bool]] = {}  # the ``types`` configuration, see ``use_types``
+
+
+def describe_type(media_type: str) -> tuple[str, bool, bool]:
+    """``(media_type, is text, compressible)``: as bosco's table has it when it lists the type, else
+    text (and compressible) for text/*, JSON, XML and JavaScript types."""
+    known = next((entry for entry in MEDIA_TYPES.values() if entry[0] == media_type), None)
+    if known is not None:
+        return known
+    text = bool(TEXTUAL.search(media_type))
+    return media_type, text, text
+
+
+def parse_types(types: object) -> dict[str, tuple[str, bool, bool]]:
+    """The entries ``use_types`` adds for ``types`` (``{".ext": "type/subtype"}``). Raises
+    ``ValueError`` naming a bad extension or media type (RFC 6838 names)."""
+    if not isinstance(types, Mapping):
+        raise ValueError('must be an object like {".wasm": "application/wasm"}')
+    entries = {}
+    for ext, media_type in types.items():
+        if not (isinstance(ext, str) and re.fullmatch(r"\.[^./\\\s]+", ext)):
+            raise ValueError(f"{ext!r} is not a file extension such as \".wasm\"")
+        if not (isinstance(media_type, str) and MEDIA_TYPE.match(media_type.lower())):
+            raise ValueError(f"{ext}: {media_type!r} is not a media type such as \"application/wasm\"")
+        entries[ext.lower()] = describe_type(media_type.lower())
+    return entries
+
+
+def use_types(types: Mapping[str, str]) -> None:
+    """Serve and publish files with the extensions of ``types`` (``{".ext": "type/subtype"}``, the
+    ``types`` configuration) as those media types from now on, on top of bosco's table; replaces
+    the mapping of an earlier call. Raises ``ValueError`` as ``parse_types``."""
+    entries = parse_types(types)
+    _configured.clear()
+    _configured.update(entries)
+
+
 def type_info(key: str) -> tuple[str, bool, bool]:
-    """``(content type, is text, compressible)`` of an asset key, by its extension (case-insensitive)."""
+    """``(content type, is text, compressible)`` of an asset key, by its extension (case-insensitive):
+    the ``types`` configuration (``use_types``), else bosco's table generated from mime-db
+    (``bosco.media_types``), else ``application/octet-stream``."""
     ext = posixpath.splitext(key)[1].lower()
-    return CONTENT_TYPES.get(ext, DEFAULT_TYPE)
+    return _configured.get(ext) or MEDIA_TYPES.get(ext, DEFAULT_TYPE)
 
 
 def content_type(key: str) -> str:

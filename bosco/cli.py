@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bosco import __version__
-from bosco.assetset import AssetSet, is_segment
+from bosco.assetset import AssetSet, is_segment, use_types
 from bosco.cache import configure as configure_cache
 from bosco.config import Config, load_config
 from bosco.errors import BoscoError, PublishError
@@ -183,6 +183,7 @@ def setup(overrides: dict[str, Any] | None = None, need_services: bool = True, s
     root = find_root(Path.cwd(), ctx.get("workspace"))
     environment = ctx.get("environment", "local")
     config = load_config(root, environment, overrides, strict=strict)
+    use_types(config.get("types") or {})
     for warning in config.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     configure_cache(config.get("cache.remote"), config, config.get("cache.maxsize"))

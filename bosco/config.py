@@ -32,13 +32,14 @@ DEFAULTS: dict[str, Any] = {
             "connecttimeout": 5, "readtimeout": 30},
     "brotli": {"quality": 11, "mapquality": 5},
     "cache": {"remote": None, "maxsize": 2048},
+    "types": {},  # ".ext" -> media type, on top of bosco's table (bosco.assetset.use_types)
 }
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
 LEGAL_COMMENTS = ("inline", "eof", "linked", "none")  # minify.legalcomments (esbuild's --legal-comments)
 # Keys bosco reads besides those of DEFAULTS: the workspace's repos list, Bosco's credentials.
-KNOWN_KEYS: dict[str, tuple[str, ...]] = {
-    **{section: tuple(keys) for section, keys in DEFAULTS.items()},
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {  # "types" holds any extension
+    **{section: tuple(keys) for section, keys in DEFAULTS.items() if section != "types"},
     "aws": (*DEFAULTS["aws"], "key", "secret"),
 }
 TOP_LEVEL = (*DEFAULTS, "repos")
@@ -158,6 +159,13 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
             origin = origins.get(section, "configuration")
             raise ConfigError(f"{origin}: {section} must be an object like {json.dumps(default)}",
                               f"fix {section} in {origin}")
+    from bosco.assetset import parse_types  # the asset set's type table imports more than config needs
+
+    try:
+        parse_types(values["types"])
+    except ValueError as exc:
+        origin = origins.get("types", "configuration")
+        raise ConfigError(f"{origin}: types: {exc}", f"fix types in {origin}") from exc
     for dotted, (check, valid) in SCHEMA.items():
         section, key = dotted.split(".")
         value = values[section].get(key)

@@ -459,3 +459,47 @@ def test_cdn_on_a_fresh_example_runs_the_build_command_once_and_warns_about_noth
     output = log.read_text()
     assert "serving 4 services" in output
     assert "warning" not in output and "error" not in output
+
+
+MEDIA = {
+    "app.wasm": "application/wasm", "clip.mp4": "video/mp4", "clip.webm": "video/webm",
+    "site.webmanifest": "application/manifest+json; charset=utf-8", "photo.avif": "image/avif",
+    "mod.mjs": "text/javascript; charset=utf-8", "song.mp3": "audio/mpeg", "song.ogg": "audio/ogg",
+    "notes.txt": "text/plain; charset=utf-8", "feed.xml": "application/xml; charset=utf-8",
+    "favicon.ico": "image/vnd.microsoft.icon", "font.otf": "font/otf", "model.glb": "model/gltf-binary",
+    "data.bin": "application/octet-stream", "scene.x3dz": "text/x-scene; charset=utf-8",
+}
+
+
+def test_media_types_are_the_same_in_cdn_and_build_and_configurable(tmp_path: Path) -> None:
+    repo = tmp_path / "ws" / "media"
+    (repo / "site").mkdir(parents=True)
+    for name in MEDIA:
+        (repo / "site" / name).write_bytes(b"\x00data")
+    (repo / "bosco-service.json").write_text(json.dumps({"siteAssets": [{"basePath": "site", "glob": "*"}]}))
+    (tmp_path / "ws/.bosco").mkdir()
+    # users extend the table (and may replace entries): .x3dz is not in it, .glb already is
+    (tmp_path / "ws/.bosco/bosco.json").write_text(json.dumps({"types": {".X3DZ": "text/x-scene"}}))
+    shown = bosco("-W", tmp_path / "ws", "config")
+    assert shown.exit_code == 0 and 'types..X3DZ = "text/x-scene"' in shown.output
+    assert bosco("-W", tmp_path / "ws", "build", "--out", tmp_path / "out").exit_code == 0
+    release = json.loads((tmp_path / "out/media/default/release.json").read_text())
+    published = {e["key"].removeprefix("asset/"): e["contentType"] for e in release["objects"]}
+    assert {name: published[name] for name in MEDIA} == MEDIA
+    with running_cdn([sys.executable, "-m", "bosco", "cdn"], tmp_path / "ws", dict(os.environ),
+                     tmp_path / "cdn.log") as (base, _):
+        served = {name: httpx.get(f"{base}/asset/{name}").headers["content-type"] for name in MEDIA}
+    assert served == MEDIA
+
+
+@pytest.mark.parametrize(("types", "message"), [
+    ({"wasm": "application/wasm"}, "'wasm' is not a file extension such as \".wasm\""),
+    ({".wasm": "wasm"}, ".wasm: 'wasm' is not a media type such as \"application/wasm\""),
+    ([".wasm"], "types must be an object like {}"),
+])
+def test_bad_types_configuration_names_the_file(tmp_path: Path, types, message: str) -> None:
+    (tmp_path / ".bosco").mkdir()
+    (tmp_path / ".bosco/bosco.json").write_text(json.dumps({"types": types}))
+    result = bosco("-W", tmp_path, "config")
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split()) and ".bosco/bosco.json" in result.output
