@@ -47,7 +47,8 @@ EXPECTED_TYPES = {
     "app-other/55/html/bottom.js.html": "text/html; charset=utf-8",
     "index.html": "text/html; charset=utf-8",
 }
-COMPRESSED = {".js", ".map", ".css", ".svg", ".json", ".html"}
+# mime-db marks TrueType/OpenType/EOT fonts and icons compressible (unlike PNG, JPEG, WOFF2)
+COMPRESSED = {".js", ".map", ".css", ".svg", ".json", ".html", ".ttf", ".eot", ".ico"}
 
 
 def expected_set(workspace: Path, build: str):
@@ -171,7 +172,7 @@ def test_next_build_copies_unchanged_objects_and_uploads_the_changed_file(worksp
         "app-web/56/release.json", "app-other/56/release.json", "app-web/releases.json", "app-other/releases.json",
     ])
     skipped = sorted(k for k, a in actions.items() if a == "skip")
-    assert skipped == ["asset/favicon.ico"]
+    assert skipped == ["asset/favicon.ico", "asset/favicon.ico.br"]
     copied = {k for k, a in actions.items() if a == "copy"}
     assert "app-web/56/js/top.js.br" in copied and "app-web/56/img/logo.png" in copied
     assert len(copied) == len(actions) - len(uploaded) - len(skipped)
@@ -314,7 +315,7 @@ def test_confirmation_declined_publishes_nothing(workspace, s3, bucket):
     result = answer_prompt(workspace, "n")
     assert result.returncode == 1, result.stderr
     assert "2 services, 3 bundles, 23 files" in result.stderr
-    assert "(36 objects to upload, 0 to copy, 0 unchanged; then 4 release index files)" in result.stderr
+    assert "(39 objects to upload, 0 to copy, 0 unchanged; then 4 release index files)" in result.stderr
     assert "Are you sure you want to publish build 55 in tes (y/N)?" in result.stderr
     assert "cancelled: nothing changed" in result.stderr
     assert keys(s3, bucket) == {}
