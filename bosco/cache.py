@@ -80,12 +80,32 @@ def cache_dir() -> Path | None:
     return cache_root() / folder_name()
 
 
+LARGE = 64 * 1024  # characters: parts this long are hashed once per process (``_digests``)
+_digests: dict[str, bytes] = {}
+
+
+def _digest(part: str) -> bytes:
+    """SHA-256 of a large ``part``, remembered: a build keys the same file text several times (its
+    minify result, CSS scan, map comments), and a dict lookup of a str reuses its cached hash."""
+    found = _digests.get(part)
+    if found is None:
+        found = hashlib.sha256(part.encode("utf-8", "surrogatepass")).digest()
+        if len(_digests) >= MEMORY_ENTRIES:
+            _digests.pop(next(iter(_digests)))
+        _digests[part] = found
+    return found
+
+
 def key(*parts: str) -> str:
-    """SHA-256 hex of the ``parts`` (each length-prefixed, so no two part lists collide)."""
+    """SHA-256 hex of the ``parts`` (each tagged and length-prefixed, so no two part lists collide;
+    a part of ``LARGE`` characters or more enters as its own SHA-256)."""
     digest = hashlib.sha256()
     for part in parts:
-        data = part.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little") + data)
+        if len(part) >= LARGE:
+            digest.update(b"H" + _digest(part))
+        else:
+            data = part.encode("utf-8", "surrogatepass")
+            digest.update(b"S" + len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()
 
 
