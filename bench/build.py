@@ -1,20 +1,29 @@
 #!/usr/bin/env python3
 """Benchmark `bosco build` and `bosco cdn` on the 20-service workspace from ../shared/bench.
 
-    python3 bench/build.py [--workspace /tmp/bosco-bench/workspace] [--runs 5]
+    python3 bench/build.py [--workspace /tmp/bosco-bench/workspace] [--runs 3] [--against REF] [--new REF]
 
-Prints, median of --runs, whole-process wall time and peak RSS of `bosco build` with and without
-minification, and the time from starting `bosco cdn` until it answers its first request. The
-baseline, measured in the same run, is the irreducible work: one Python process that reads every
-JS/CSS file of the workspace and minifies it with rjsmin/rcssmin (no verification, bundling, maps,
-hashing or writing). "cold" runs get an empty XDG_CACHE_HOME each (no verified-minify cache);
-"warm" runs reuse one filled by a previous build. The original npm Bosco took 9.7 s and 733 MB for
-the minified build of this workspace (figure given in the issue, not re-measured here).
+Prints, median of --runs, one row per figure of the speed targets, for this checkout ("new") and,
+with --against REF (a git commit of this repository, e.g. the main of a day ago), for that code
+("base", extracted with `git archive` and run with the same interpreter) in the same run:
+
+  - cold minified build, whole process, empty cache: wall seconds, CPU seconds (user + system of
+    the process and its workers), peak RSS (the largest of the process and its workers); ratio to
+    the floor measured in the same run: one Python process that reads every JS/CSS file and runs
+    rjsmin/rcssmin (no verification, bundling, maps, hashing or writing)
+  - the same against `esbuild --minify --sourcemap` of the distinct JS and CSS files (npm `esbuild`,
+    installed by this script into a folder under the system temp dir)
+  - warm build, nothing changed: `build --out` into the folder of a previous build, cache kept
+  - `bosco cdn` and `bosco cdn minify` (cold cache): time from start until a fragment is answered
+
+The machine is shared: the load average before and after is printed with the figures, and CPU
+seconds are less sensitive to other processes than wall seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import socket
@@ -27,8 +36,9 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "bench" / "make_workspace.py"
-BOSCO = [sys.executable, "-m", "bosco"]
+REPO = HERE.parent
+SHARED = REPO.parent / "shared" / "bench" / "make_workspace.py"
+ESBUILD = "esbuild@0.23.1"
 BASELINE = """
 import glob, sys, rjsmin, rcssmin
 root = sys.argv[1]
@@ -37,27 +47,46 @@ for path in sorted(glob.glob(root + '/*/public/js/*.js')):
 for path in sorted(glob.glob(root + '/*/public/css/*.css')):
     rcssmin.cssmin(open(path, encoding='utf-8').read())
 """
+SCRATCH = Path(tempfile.mkdtemp(prefix="bosco-bench-"))
 
 
-def run(argv: list[str], cache: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process, via wait4 (the largest of the process and
-    its worker processes). ``cache`` is its XDG_CACHE_HOME; None gives a fresh empty one (cold)."""
+class Code:
+    """One version of bosco to measure: ``name`` and the folder put first on PYTHONPATH (None: this checkout)."""
+
+    def __init__(self, name: str, path: Path | None) -> None:
+        self.name, self.path = name, path
+
+    def env(self, cache: Path | None) -> dict[str, str]:
+        """The environment with XDG_CACHE_HOME at ``cache`` (a fresh empty folder when None: cold)."""
+        env = dict(os.environ, XDG_CACHE_HOME=str(cache or tempfile.mkdtemp(dir=SCRATCH)))
+        if self.path is not None:
+            env["PYTHONPATH"] = str(self.path) + os.pathsep + env.get("PYTHONPATH", "")
+        return env
+
+
+def extract(ref: str) -> Path:
+    """The ``bosco`` package and templates of commit ``ref``, in a scratch folder."""
+    folder = SCRATCH / f"code-{ref}"
+    folder.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    for package, source in (("templates", "templates"), ("docs", "docs")):  # pyproject's package-dir mapping
+        if (folder / source).is_dir() and not (folder / "bosco" / package).exists():
+            (folder / "bosco" / package).symlink_to(folder / source)
+    return folder
+
+
+def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, with waited-for workers) and peak RSS (MB) of one
+    child process (wait4: the largest of the process and its workers)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cache_env(cache))
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {' '.join(argv)}\n{proc.stderr.read().decode()}")
     proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024
-
-
-SCRATCH = Path(tempfile.mkdtemp(prefix="bosco-bench-"))
-
-
-def cache_env(cache: Path | None) -> dict[str, str]:
-    """The environment with XDG_CACHE_HOME at ``cache``, or at a fresh empty folder (cold) when None."""
-    return dict(os.environ, XDG_CACHE_HOME=str(cache or tempfile.mkdtemp(dir=SCRATCH)))
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def free_port() -> int:
@@ -66,74 +95,123 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def first_byte(workspace: Path, minify: bool) -> float:
-    """Seconds from spawning `bosco cdn` to a 200 for a fragment."""
+def first_fragment(code: Code, workspace: Path, minify: bool) -> float:
+    """Seconds from spawning `bosco cdn` (cold cache) to a 200 for a fragment."""
     port = free_port()
-    argv = BOSCO + ["-W", str(workspace), "cdn", "--port", str(port)] + (["minify"] if minify else [])
+    argv = [sys.executable, "-m", "bosco", "-W", str(workspace), "cdn", "--port", str(port)] + (
+        ["minify"] if minify else [])
     url = f"http://127.0.0.1:{port}/svc-01/local/html/top.js.html"
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cache_env(None))
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=code.env(None))
     try:
-        while time.perf_counter() - start < 60:
+        while time.perf_counter() - start < 120:
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     if response.status == 200:
                         return time.perf_counter() - start
             except OSError:
                 time.sleep(0.005)
-        sys.exit("bosco cdn did not answer within 60 s")
+        sys.exit("bosco cdn did not answer within 120 s")
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def median_of(runs: int, fn) -> tuple[float, float]:
+def median(runs: int, fn) -> tuple[float, ...]:
     results = [fn() for _ in range(runs)]
-    return statistics.median(r[0] for r in results), statistics.median(r[1] for r in results)
+    return tuple(statistics.median(r[i] for r in results) for i in range(len(results[0])))
+
+
+def esbuild_binary() -> Path | None:
+    """npm's esbuild, installed once into a folder under the system temp dir; None without npm."""
+    folder = Path(tempfile.gettempdir()) / "bosco-bench-esbuild"
+    binary = folder / "node_modules" / ".bin" / "esbuild"
+    if not binary.exists() and shutil.which("npm"):
+        subprocess.run(["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(folder), ESBUILD],
+                       check=False, capture_output=True)
+    return binary if binary.exists() else None
+
+
+def distinct(workspace: Path) -> list[Path]:
+    """One path per distinct content among the workspace's JS and CSS files."""
+    seen: dict[str, Path] = {}
+    for path in sorted(workspace.glob("*/public/js/*.js")) + sorted(workspace.glob("*/public/css/*.css")):
+        seen.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+    return list(seen.values())
+
+
+def esbuild_run(binary: Path, files: list[Path]) -> tuple[float, float, float]:
+    folder = Path(tempfile.mkdtemp(dir=SCRATCH))
+    inputs = []
+    for n, path in enumerate(files):  # distinct names: esbuild writes one output per input name
+        copy = folder / "in" / f"{n:02d}-{path.name}"
+        copy.parent.mkdir(exist_ok=True)
+        shutil.copyfile(path, copy)
+        inputs.append(str(copy))
+    return run([str(binary), *inputs, "--minify", "--sourcemap", "--log-level=error", f"--outdir={folder}/out"],
+               dict(os.environ))
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages (``/proc/loadavg``)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("/tmp/bosco-bench/workspace"))
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--against", metavar="REF", help="also measure bosco at this git commit (same run)")
+    parser.add_argument("--new", metavar="REF", help="measure this git commit as the new code (default: the checkout)")
     args = parser.parse_args()
     if not (args.workspace / "svc-01").is_dir():
         subprocess.run([sys.executable, str(SHARED), "--fetch", "--services", "20", "--root", str(args.workspace)],
                        check=True)
-    out = SCRATCH / "out"
-
-    warm_cache = Path(tempfile.mkdtemp(dir=SCRATCH))
-
-    def build(*extra: str, cache: Path | None = None):
-        def once():
-            shutil.rmtree(out, ignore_errors=True)
-            return run(BOSCO + ["-W", str(args.workspace), "build", "--out", str(out), *extra], cache)
-        return once
-
+    new = Code("new", extract(args.new) if args.new else None)
+    codes = [new] + ([Code(f"base {args.against}", extract(args.against))] if args.against else [])
     js = sum(p.stat().st_size for p in args.workspace.glob("*/public/js/*.js")) / 1e6
     css = sum(p.stat().st_size for p in args.workspace.glob("*/public/css/*.css")) / 1e6
-    print(f"workspace {args.workspace}: 20 services, JS {js:.2f} MB, CSS {css:.2f} MB; median of {args.runs}")
-    base_t, base_m = median_of(args.runs, lambda: run([sys.executable, "-c", BASELINE, str(args.workspace)]))
-    min_t, min_m = median_of(args.runs, build())
-    build(cache=warm_cache)()
-    warm_t, warm_m = median_of(args.runs, build(cache=warm_cache))
-    raw_t, raw_m = median_of(args.runs, build("--no-minify"))
-    cdn_t = statistics.median(first_byte(args.workspace, False) for _ in range(args.runs))
-    cdn_min_t = statistics.median(first_byte(args.workspace, True) for _ in range(args.runs))
+    print(f"workspace {args.workspace}: JS {js:.2f} MB, CSS {css:.2f} MB; median of {args.runs}; "
+          f"load average before: {loadavg()}")
+    binary = esbuild_binary()
+    floor = median(args.runs, lambda: run([sys.executable, "-c", BASELINE, str(args.workspace)], dict(os.environ)))
+    files = distinct(args.workspace)
+    esb = median(args.runs, lambda: esbuild_run(binary, files)) if binary else None
+    rows = [("floor: read + rjsmin/rcssmin only", floor, "")]
+    if esb:
+        rows.append((f"esbuild --minify --sourcemap, {len(files)} distinct files", esb, ""))
+    for code in codes:
+        out = SCRATCH / f"out-{code.name.split()[0]}"
+        warm_cache = Path(tempfile.mkdtemp(dir=SCRATCH))
+
+        def build(cache: Path | None, fresh: bool, code: Code = code, out: Path = out):
+            def once():
+                if fresh:
+                    shutil.rmtree(out, ignore_errors=True)
+                return run([sys.executable, "-m", "bosco", "-W", str(args.workspace), "build", "--out", str(out)],
+                           code.env(cache))
+            return once
+
+        cold = median(args.runs, build(None, True))
+        build(warm_cache, True)()
+        warm = median(args.runs, build(warm_cache, False))
+        cdn = median(args.runs, lambda code=code: (first_fragment(code, args.workspace, False), 0, 0))
+        cdn_min = median(args.runs, lambda code=code: (first_fragment(code, args.workspace, True), 0, 0))
+        rows += [
+            (f"{code.name}: cold minified build", cold,
+             f"{cold[0] / floor[0]:.2f}x floor" + (f", {cold[0] / esb[0]:.2f}x esbuild" if esb else "")),
+            (f"{code.name}: warm build, nothing changed", warm, ""),
+            (f"{code.name}: cdn, first fragment", cdn, ""),
+            (f"{code.name}: cdn minify, first fragment", cdn_min, "cold cache"),
+        ]
     shutil.rmtree(SCRATCH, ignore_errors=True)
-    rows = [
-        ("baseline: read + rjsmin/rcssmin only", base_t, base_m, ""),
-        ("bosco build (minified), cold cache", min_t, min_m,
-         f"{min_t / base_t:.2f}x baseline; target < 1 s, < 200 MB"),
-        ("bosco build (minified), warm cache", warm_t, warm_m, f"{warm_t / base_t:.2f}x baseline"),
-        ("bosco build --no-minify", raw_t, raw_m, f"{raw_t / base_t:.2f}x baseline"),
-    ]
-    print(f"{'what':<40}{'wall s':>9}{'peak MB':>9}  note")
-    for name, wall, mem, note in rows:
-        print(f"{name:<40}{wall:>9.3f}{mem:>9.1f}  {note}")
-    print(f"{'bosco cdn: first fragment answered':<40}{cdn_t:>9.3f}{'':>9}  target < 0.5 s")
-    print(f"{'bosco cdn minify: first fragment':<40}{cdn_min_t:>9.3f}")
-    print("for scale (issue figure, not re-measured): npm Bosco 5.0.2 minified build 9.7 s, 733 MB")
+    print(f"{'what':<52}{'wall s':>8}{'cpu s':>8}{'peak MB':>9}  note")
+    for name, (wall, cpu, mem), note in rows:
+        print(f"{name:<52}{wall:>8.3f}{cpu or float('nan'):>8.2f}{mem or float('nan'):>9.1f}  {note}")
+    print(f"load average after: {loadavg()}")
 
 
 if __name__ == "__main__":
