@@ -10,6 +10,7 @@ only from Python 3.12), so the same workspace gives the same headers everywhere.
 from __future__ import annotations
 
 import hashlib
+import json
 import posixpath
 import re
 from collections.abc import Mapping
@@ -29,10 +30,21 @@ DEFAULT_TYPE = ("application/octet-stream", False, False)
 _SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f]+$")
 
 
+SEGMENT_RULE = "non-empty, no '/', '\\' or control characters, not '.' or '..'"
+
+
 def is_segment(value: object) -> bool:
     """True when ``value`` can be one segment of an asset key (service name, build, environment,
     tag): a non-empty string without ``/``, ``\\`` or control characters, and not ``.`` or ``..``."""
     return isinstance(value, str) and bool(_SEGMENT.match(value))
+
+
+def segment_problem(value: object, what: str = "") -> str | None:
+    """None when ``value`` is one key segment (``is_segment``), else the one message every caller
+    shows: ``'<what> "<value>" cannot be a key segment (<SEGMENT_RULE>)'`` (the value as JSON)."""
+    if is_segment(value):
+        return None
+    return f"{what + ' ' if what else ''}{json.dumps(value)} cannot be a key segment ({SEGMENT_RULE})"
 
 
 _configured: dict[str, tuple[str, bool, bool]] = {}  # the ``types`` configuration, see ``use_types``

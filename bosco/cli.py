@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import sys
 import threading
 import traceback
@@ -29,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bosco import __version__
-from bosco.assetset import AssetSet, is_segment, use_types
+from bosco.assetset import AssetSet, segment_problem, use_types
 from bosco.cache import configure as configure_cache
 from bosco.config import Config, load_config
 from bosco.errors import BoscoError, PublishError
@@ -52,7 +51,7 @@ from bosco.publish.release import (
 )
 from bosco.publish.target import Target
 from bosco.redact import redact
-from bosco.workspace import Service, discover_services, filter_services, find_root
+from bosco.workspace import Service, compile_regex, discover_services, filter_services, find_root
 
 if TYPE_CHECKING:
     from bosco.watch import Rebuild
@@ -74,9 +73,9 @@ class Context:
 
 def _segment(value: str | None, option: str) -> str | None:
     """Click callback: ``value`` must be usable as one asset-key segment (usage error, exit 2)."""
-    if value is not None and not is_segment(value):
-        raise click.BadParameter(f"{value!r} cannot be a key segment (non-empty, no '/', not '.' or '..')",
-                                 param_hint=option)
+    problem = None if value is None else segment_problem(value)
+    if problem:
+        raise click.BadParameter(problem, param_hint=option)
     return value
 
 
@@ -84,10 +83,9 @@ def _regex(value: str | None, option: str) -> str | None:
     """Click callback: ``value`` must compile as a regular expression (usage error, exit 2)."""
     if value is not None:
         try:
-            re.compile(value)
-        except re.error as exc:
-            raise click.BadParameter(f"{value!r} is not a valid regular expression: {exc}",
-                                     param_hint=option) from exc
+            compile_regex(value, "")
+        except BoscoError as exc:
+            raise click.BadParameter(str(exc).lstrip(), param_hint=option) from exc
     return value
 
 
@@ -246,11 +244,7 @@ def watched_services(services: list[Service], pattern: str | None, cwd: Path) ->
     if pattern is None:
         cwd = cwd.resolve()
         return [s for s in services if cwd == s.path.resolve() or s.path.resolve() in cwd.parents]
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise BoscoError(f"-w {pattern!r} is not a valid regular expression: {exc}",
-                         'use e.g. -w "app-home|app-checkout"') from exc
+    regex = compile_regex(pattern, "-w", 'use e.g. -w "app-home|app-checkout"')
     matched = [s for s in services if regex.search(s.name)]
     if not matched:
         raise BoscoError(f"-w {pattern!r} matches none of the {len(services)} services",

@@ -3,13 +3,12 @@ errors."""
 
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bosco.assetset import is_segment
+from bosco.assetset import segment_problem
 from bosco.errors import ManifestError
 from bosco.jsonfile import load_json
 from bosco.typos import close_match, misspelt
@@ -113,9 +112,9 @@ def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str
 
 
 def _check_tag(tag: str, where: str, path: Path) -> None:
-    if not is_segment(tag):
-        raise ManifestError(f"{path}: {where}: bundle tag {json.dumps(tag)} cannot be a key segment "
-                            "(non-empty, no '/', not '.' or '..')", HINT)
+    problem = segment_problem(tag, "bundle tag")
+    if problem:
+        raise ManifestError(f"{path}: {where}: {problem}", HINT)
 
 
 def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list[str]) -> Section:
@@ -224,9 +223,8 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     if not isinstance(service, dict):
         raise ManifestError(f"{path}: service must be an object", HINT)
     name = service.get("name")
-    if name is not None and not is_segment(name):
-        raise ManifestError(f"{path}: service.name {json.dumps(name)} cannot be a key segment "
-                            "(non-empty, no '/', not '.' or '..')", HINT)
+    if name is not None and segment_problem(name):
+        raise ManifestError(f"{path}: {segment_problem(name, 'service.name')}", HINT)
     tags = data.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ManifestError(f"{path}: tags must be a list of strings", HINT)

@@ -83,6 +83,15 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
     return services, warnings
 
 
+def compile_regex(pattern: str, option: str, hint: str | None = None) -> re.Pattern[str]:
+    """``pattern`` compiled (Python ``re`` syntax, searched anywhere in a name). Raises ``BoscoError``
+    ``"<option> '<pattern>' is not a valid regular expression: <why>"`` with ``hint``."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise BoscoError(f"{option} {pattern!r} is not a valid regular expression: {exc}", hint) from exc
+
+
 def filter_services(
     services: list[Service],
     repo: str | None = None,
@@ -96,10 +105,7 @@ def filter_services(
     """
     result = services
     if repo:
-        try:
-            pattern = re.compile(repo)
-        except re.error as exc:
-            raise BoscoError(f"-r {repo!r} is not a valid regular expression: {exc}") from exc
+        pattern = compile_regex(repo, "-r")
         result = [s for s in result if pattern.search(s.name)]
     if tag:
         result = [s for s in result if tag in s.tags]

@@ -388,7 +388,7 @@ def test_invalid_repo_regex_is_a_usage_error(example, tmp_path):
 def test_environment_that_cannot_be_a_key_segment_is_a_usage_error(example, value):
     result = bosco("-W", example, "-e", value, "config")
     assert result.exit_code == 2
-    assert f"Invalid value for --environment: {value!r} cannot be a key segment" in result.stderr
+    assert f"Invalid value for --environment: {json.dumps(value)} cannot be a key segment" in result.stderr
 
 
 def test_filters_matching_nothing_fail(example, tmp_path):

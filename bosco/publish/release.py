@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bosco import __version__
-from bosco.assetset import AssetSet, Output, content_type, is_segment
+from bosco.assetset import AssetSet, Output, content_type, segment_problem
 from bosco.errors import PublishError
 from bosco.pipeline import sri
 from bosco.publish.compress import IDENTITY, CompressionCache, Encoding, encodings_for
@@ -194,9 +194,9 @@ class PublishReport:
 def check_name(value: str, what: str) -> str:
     """Return ``value`` when it is usable as one key segment (``assetset.is_segment``: a service or
     build name), else raise ``PublishError``."""
-    if not is_segment(value):
-        raise PublishError(f"{what} {value!r} cannot be used as a key segment",
-                           f"use a {what} without '/', '\\\\' or control characters, and not '.' or '..'")
+    problem = segment_problem(value, what)
+    if problem:
+        raise PublishError(problem, f"use another {what}")
     return value
 
 

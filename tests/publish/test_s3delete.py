@@ -87,7 +87,7 @@ def test_unknown_release_and_bad_names(workspace, s3, bucket):
     assert missing.exit_code == 1
     assert f"no objects found for app-web/9 in s3://{bucket}/tes/" in missing.stderr
     bad = run(workspace, "s3delete", "app-web/..", "-n")
-    assert bad.exit_code == 2 and "'..' cannot be a key segment" in bad.stderr  # a usage error, before any S3 call
+    assert bad.exit_code == 2 and '".." cannot be a key segment' in bad.stderr  # a usage error, before any S3 call
 
 
 def test_service_release_is_deleted_from_a_workspace_without_that_service(tmp_path, moto_url, s3, bucket):

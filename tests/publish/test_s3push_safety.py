@@ -217,7 +217,7 @@ def test_bad_publish_settings_name_their_file(workspace, s3, bucket):
 def test_bad_build_name_is_a_usage_error(workspace, s3, bucket):
     result = run(workspace, "s3push", "-n", "-b", "../55")
     assert result.exit_code == 2
-    assert "'../55' cannot be a key segment" in result.stderr
+    assert '"../55" cannot be a key segment' in result.stderr
     assert keys(s3, bucket) == {}
 
 
