@@ -236,6 +236,7 @@ def css_facts(text: str) -> Facts:
     return Facts(tuple(literals), tuple(comments), (), -1, problem)
 
 
+_LAST_LINE_MAP_URL = re.compile(r"(?:\A|\n)(//[#@][ \t]*sourceMappingURL=([^\s'\"*]*)[ \t]*)\s*\Z")
 _MAP_URL = re.compile(r"(?://|/\*)[#@][ \t]*sourceMappingURL=([^\s'\"*]*)\s*(?:\*/)?\Z")
 
 
@@ -245,6 +246,12 @@ def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
     ``(start, end, url)`` code point spans, in order. Cached by content (``bosco.cache``)."""
     if "sourceMappingURL" not in text:
         return ()
+    if type_ == "js" and text.count("sourceMappingURL") == 1:
+        # The usual case needs no parse: a ``//#`` line at the very end of a file is a comment
+        # (a string, template, regex or block comment open there would be a syntax error).
+        last = _LAST_LINE_MAP_URL.search(text)
+        if last:
+            return ((last.start(1), last.end(1), last.group(2)),)
     name = cache.key("map-comments-1", type_, text)
     found = cache.load(name)
     if found is None:
