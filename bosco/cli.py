@@ -133,6 +133,14 @@ class BoscoGroup(click.Group):
     """Turns BoscoError into one red line, a hint and exit code 1 (traceback only with -v), with
     secrets masked (``redact.redact``)."""
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help`` with each summary whole (click cuts them to fit one line)."""
+        rows = [(name, command.get_short_help_str(limit=1_000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
