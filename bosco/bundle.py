@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -263,16 +262,65 @@ def _without_hashbang(text: str) -> str:
     return "//" + text[2:] if text.startswith("#!") else text
 
 
-def js_minify_inputs(assets: Sequence[Asset]) -> Iterator[str]:
-    """The texts ``build_bundle`` will minify for these JS assets (for ``verify.prewarm``); files
-    that cannot be read are skipped here and reported by ``build_bundle``."""
+def minify_inputs(service: str, repo: Path, type_: str, tag: str, assets: tuple[Asset, ...], build: str = "local",
+                  css_minifier: str = "rcssmin") -> list[tuple[str, str | None, tuple[tuple[int, int, int], ...]]]:
+    """The ``(text, source, edits)`` that ``build_bundle`` with ``minify`` will pass to
+    ``minify_verified`` for these assets (for ``verify.prewarm``); empty when an input cannot be
+    read (``build_bundle`` reports it)."""
+    if type_ == "css" and css_minifier != "rcssmin":
+        return []
+    try:
+        units, _, _, _ = _units(service, repo, type_, f"{tag}.{type_}", assets, build, frozenset())
+    except InputFileError:
+        return []
+    return [(text, original if edits else None, edits) for _, original, text, edits, own_map, may_minify, _ in units
+            if may_minify and own_map is None]
+
+
+_Unit = tuple[str, str, str, tuple[tuple[int, int, int], ...], "tuple[Path, str] | None", bool, str]
+
+
+def _units(service: str, repo: Path, type_: str, name: str, assets: tuple[Asset, ...], build: str,
+           known_keys: frozenset[str]) -> tuple[list[_Unit], list[str], list[str], list[str]]:
+    """``(units, head parts, warnings, errors)`` of a bundle: each unit is ``(source name, original
+    text, text to bundle, url edits, own map and its repo path, may minify, repo path)``."""
+    js = type_ == "js"
+    maps = {a.path.resolve(): a for a in assets if a.source_map}
+    used: set[Path] = set()
+    errors: list[str] = []
+    inputs = []
     for asset in assets:
-        if asset.type == "js" and not asset.source_map and not asset.already_minified:
-            try:
-                text = read_text(asset.path)
-                yield _without_hashbang(_without_map_comments(text, map_comments("js", text)))
-            except InputFileError:
-                continue
+        if asset.source_map:
+            continue
+        raw = read_text(asset.path, asset.repo_rel)
+        comments = map_comments(type_, raw)
+        own_map = _own_map(asset, comments, maps, used, repo, errors)
+        inputs.append((asset, _without_map_comments(raw, comments), own_map if asset.already_minified else None))
+    warnings: list[str] = [
+        f"{a.repo_rel}: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
+        f"comment, <file>.map or <stem>.map), so it is not used" for real, a in maps.items() if real not in used]
+    parts: list[str] = []
+    units: list[_Unit] = []
+    if js:
+        warnings += strict_warnings([(a.repo_rel, text) for a, text, _ in inputs])
+        for a, text, _ in inputs:
+            if text.startswith("#!"):
+                warnings.append(f"{a.repo_rel}:1:1: a hashbang line ({text.split(chr(10), 1)[0][:60]}) is a syntax "
+                                f"error after other code in a bundle; bosco turned it into a comment")
+        units = [(_source_name(service, a), text, _without_hashbang(text), (), m, not a.already_minified, a.repo_rel)
+                 for a, text, m in inputs]
+    else:
+        prepared = prepare_css(service, repo, f"{service}/{build}/css/{name}", known_keys, [
+            (a.path, text, _source_name(service, a), f"{service}/{build}/{a.rel}") for a, text, _ in inputs])
+        warnings += prepared.warnings
+        errors += prepared.errors
+        parts += [statement + "\n" for statement in prepared.head]
+        flags = {_source_name(service, a): (m, not a.already_minified) for a, _, m in inputs}
+        for part in prepared.parts:
+            own_map, may_minify = flags.get(part.name, (None, True))
+            units.append((part.name, part.original, part.text, _unit_edits(part.original, part.edits), own_map,
+                          may_minify, part.name.split("/", 1)[1]))
+    return units, parts, warnings, errors
 
 
 def build_bundle(
@@ -308,42 +356,7 @@ def build_bundle(
     js = type_ == "js"
     name = f"{tag}.{type_}"
     writer = MapWriter(name)
-    maps = {a.path.resolve(): a for a in assets if a.source_map}
-    used: set[Path] = set()
-    errors: list[str] = []
-    inputs = []
-    for asset in assets:
-        if asset.source_map:
-            continue
-        raw = read_text(asset.path, asset.repo_rel)
-        comments = map_comments(type_, raw)
-        own_map = _own_map(asset, comments, maps, used, repo, errors)
-        inputs.append((asset, _without_map_comments(raw, comments), own_map if asset.already_minified else None))
-    warnings: list[str] = [
-        f"{a.repo_rel}: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
-        f"comment, <file>.map or <stem>.map), so it is not used" for real, a in maps.items() if real not in used]
-    parts: list[str] = []
-    # (source name, original text, text to bundle, url edits, own map and its repo path, may minify, repo path)
-    units: list[tuple[str, str, str, tuple[tuple[int, int, int], ...], tuple[Path, str] | None, bool, str]] = []
-    if js:
-        warnings += strict_warnings([(a.repo_rel, text) for a, text, _ in inputs])
-        for a, text, _ in inputs:
-            if text.startswith("#!"):
-                warnings.append(f"{a.repo_rel}:1:1: a hashbang line ({text.split(chr(10), 1)[0][:60]}) is a syntax "
-                                f"error after other code in a bundle; bosco turned it into a comment")
-        units = [(_source_name(service, a), text, _without_hashbang(text), (), m, not a.already_minified, a.repo_rel)
-                 for a, text, m in inputs]
-    else:
-        prepared = prepare_css(service, repo, f"{service}/{build}/css/{name}", known_keys, [
-            (a.path, text, _source_name(service, a), f"{service}/{build}/{a.rel}") for a, text, _ in inputs])
-        warnings += prepared.warnings
-        errors += prepared.errors
-        parts += [statement + "\n" for statement in prepared.head]
-        flags = {_source_name(service, a): (m, not a.already_minified) for a, _, m in inputs}
-        for part in prepared.parts:
-            own_map, may_minify = flags.get(part.name, (None, True))
-            units.append((part.name, part.original, part.text, _unit_edits(part.original, part.edits), own_map,
-                          may_minify, part.name.split("/", 1)[1]))
+    units, parts, warnings, errors = _units(service, repo, type_, name, assets, build, known_keys)
     line = len(parts)
     legal: list[str] = []
     for source, original, text, edits, own_map, may_minify, repo_path in units:

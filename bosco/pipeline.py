@@ -276,16 +276,21 @@ def build_asset_set(
 ) -> AssetSet:
     """Build every service in order (``progress`` is called after each) and assemble the set.
 
-    Minified builds first verify-and-minify every distinct JS file not yet cached on all CPUs
-    (``verify.prewarm``), so the in-order build below only reads the cache."""
+    Minified builds first verify-and-minify every distinct JS and CSS input not yet cached on all
+    CPUs (``verify.prewarm``), so the in-order build below only reads the cache."""
     if options.minify and options.bundle:
-        from bosco.bundle import js_minify_inputs
+        from bosco.bundle import minify_inputs
         from bosco.verify import prewarm
 
-        texts = (text for service in services if service.manifest is not None
-                 for b in collect(service.path, service.manifest, options.tag).bundles
-                 for text in js_minify_inputs(b.assets))
-        prewarm("js", texts, os.cpu_count() or 1, options.legal_comments == "inline")
+        items: dict[str, list] = {"js": [], "css": []}
+        for service in services:
+            if service.manifest is not None:
+                for b in collect(service.path, service.manifest, options.tag).bundles:
+                    if b.type in items and b.code:
+                        items[b.type] += minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
+                                                       options.build, options.css_minifier)
+        for type_, found in items.items():
+            prewarm(type_, found, os.cpu_count() or 1, options.legal_comments == "inline")
     builds = []
     with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
         for service in services:

@@ -500,24 +500,34 @@ def _key(type_: str, text: str, minify: bool, source: str | None, edits: tuple[t
                      source or "", repr(edits))
 
 
-def _compute_minified(item: tuple[str, str, bool]) -> Minified:
-    return _compute(item[0], item[1], True, None, (), item[2])
+Edits = tuple[tuple[int, int, int], ...]
 
 
-def prewarm(type_: str, texts: Iterable[str], workers: int, keep_legal: bool = True) -> int:
-    """Fill the cache for ``minify_verified(type_, text)`` of every distinct ``text`` not cached yet,
-    in ``workers`` forked processes (largest first), so a cold build uses every core; the build that
-    follows then only reads the cache. Returns how many texts were computed (0 when fewer than two
-    are missing or ``workers`` < 2: a single file gains nothing from a pool)."""
-    wanted = {_key(type_, text, True, None, (), keep_legal): text for text in texts}
+def _compute_minified(item: tuple[str, str, str | None, Edits, bool]) -> Minified:
+    type_, text, source, edits, keep_legal = item
+    return _compute(type_, text, True, source, edits, keep_legal)
+
+
+def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], workers: int,
+            keep_legal: bool = True) -> int:
+    """Fill the cache for ``minify_verified(type_, text, True, source, edits)`` of every distinct
+    item (a text, or ``(text, source, edits)`` as ``bundle.minify_inputs`` gives them) not cached
+    yet, locally or in the shared cache, in ``workers`` forked processes (largest first), so a cold
+    build uses every core; the build that follows then only reads the cache. Returns how many were
+    computed (0 when fewer than two are missing or ``workers`` < 2: a single file gains nothing
+    from a pool)."""
+    wanted: dict[str, tuple[str, str | None, Edits]] = {}
+    for item in items:
+        text, source, edits = (item, None, ()) if isinstance(item, str) else item
+        wanted[_key(type_, text, True, source, edits, keep_legal)] = (text, source, edits)
     cache.fetch_shared(MINIFIED, list(wanted), decode_minified)
-    todo = {name: text for name, text in wanted.items() if cache.load(name) is None}
+    todo = {name: item for name, item in wanted.items() if cache.load(name) is None}
     if len(todo) < 2 or workers < 2:
         return 0
-    order = sorted(todo, key=lambda name: -len(todo[name]))
+    order = sorted(todo, key=lambda name: -len(todo[name][0]))
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(min(workers, len(order)), mp_context=context) as pool:
-        results = pool.map(_compute_minified, [(type_, todo[name], keep_legal) for name in order])
+        results = pool.map(_compute_minified, [(type_, *todo[name], keep_legal) for name in order])
         for name, result in zip(order, results, strict=True):
             cache.store_shared(MINIFIED, name, result, encode_minified)
     return len(order)

@@ -6,9 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from trustkit import PUBLISH, build, output, service, write_outputs
 
+from bosco.assets import collect
 from bosco.cli import cli
 from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.syntax import css_facts, js_facts
@@ -208,6 +210,26 @@ def test_prewarm_computes_each_distinct_missing_text_once_in_worker_processes(tm
         assert minify_verified("js", text) == cached  # a fresh computation gives the same result
         monkeypatch.delenv("BOSCO_CACHE")
     assert prewarm("js", ["var single = 1;\n"], workers=2) == 0  # one missing text is not worth a pool
+
+
+def test_prewarm_covers_css_with_rebased_urls_so_the_build_computes_nothing(tmp_path: Path, monkeypatch):
+    from bosco import cache, verify
+    from bosco.bundle import minify_inputs
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cache._memory.clear()
+    repo = service(tmp_path, "svc", {"css/a.css": ".a { background: url(img/x.png) }\n",
+                                     "css/b.css": ".b {\n  color: red;\n}\n", "css/img/x.png": b"png"},
+                   {"css": {"main": ["css/a.css", "css/b.css"]}, "img": {"main": ["css/img/*.png"]}})
+    svc = load_service(repo)
+    assets = next(b for b in collect(repo, svc.manifest).bundles if b.type == "css").assets
+    items = minify_inputs("svc", repo, "css", "main", assets, "default")
+    assert items == [(".a { background: url(img/x.png) }\n", ".a { background: url(img/x.png) }\n",
+                      ((21, 30, 9),)), (".b {\n  color: red;\n}\n", None, ())]  # url checked and kept
+    assert verify.prewarm("css", items, workers=2) == 2
+    monkeypatch.setattr(verify, "_compute", lambda *a, **k: pytest.fail("computed after prewarm"))
+    result = build(repo)
+    assert output(result, "svc/default/css/main.css").startswith(b".a{background:url(img/x.png)}\n.b{color:red}")
 
 
 def test_only_joins_the_alignment_cannot_prove_are_reparsed():
