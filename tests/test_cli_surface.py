@@ -34,7 +34,7 @@ def tiny_workspace(root: Path) -> Path:
 
 
 def test_help_shows_whole_one_line_summaries():
-    result = CliRunner().invoke(cli, ["--help"], terminal_width=80)
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=72)
     summaries: dict[str, str] = {}
     for line in result.stdout.split("Commands:\n", 1)[1].splitlines():  # continuation lines are indented
         if line[:3].strip():
