@@ -594,6 +594,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         options = replace(publish_build_options(state, build_name, bundle, True, f"/{env}"), refuse_foreign=True)
         asset_set = build_published(state, options)
         print_problems(asset_set)
+        from bosco.diff import current_release, diff_releases
         from bosco.publish.s3 import config_problems, s3_target  # boto3 costs 0.2 s of start-up: only here
 
         bucket = state.config.get("aws.bucket")
@@ -613,7 +614,12 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
                   f"{sum(released.values()):,} bytes -> {target.description} "
                   f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
                   f"then {2 * len(plan.services)} release index files)", markup=False)
-        extra = {"git": {n: r["git"] for n, r in records.items()}}
+        with cache:
+            after = local_diff_side(asset_set, publish, records, cache, build_name)
+        before = {n: current_release(st) for n, st in plan.services.items()}
+        diff = diff_releases(before, after, {s.name: s.git for s in asset_set.services}, "current", build_name)
+        print_diff(diff, err)
+        extra = {"git": {n: r["git"] for n, r in records.items()}, "diff": diff}
         if dry_run:
             print_report(dry_run_report(plan, cache), as_json, extra)
             return
@@ -621,6 +627,80 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
             confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
         with cache:
             print_report(run_with_progress(plan, target, cache), as_json, extra)
+
+
+def local_diff_side(asset_set: AssetSet, publish: PublishOptions, records: dict[str, Any], cache: CompressionCache,
+                    label: str) -> dict[str, Any]:
+    """The services ``publish`` releases, as release indexes of the local build (bundles compressed
+    through ``cache`` to know their gzip/brotli sizes; a later push reuses the bodies)."""
+    from bosco.diff import local_indexes
+    from bosco.sizes import compressed_sizes
+
+    outputs = released_outputs(asset_set, publish)
+    names = [s.name for s in asset_set.services if s.name in {o.service for o in outputs}]
+    sizes = compressed_sizes([o for o in outputs if o.kind == "bundle"], cache)
+    return local_indexes(names, outputs, records, sizes, label)
+
+
+def print_diff(diff: dict[str, Any], console: Console) -> None:
+    """``bosco.diff.describe`` lines: changed services in bold, additions green, removals red."""
+    from bosco.diff import describe
+
+    for line in describe(diff):
+        style = "bold" if not line.startswith(" ") else "green" if line.startswith("  +") else \
+            "red" if line.startswith("  -") else None
+        console.print(Text(line, style=style or ""), highlight=False)
+
+
+@cli.command("diff", short_help="Show what changed between two releases (sizes, files, sources, commits).")
+@click.option("--from", "from_build", metavar="BUILD|local", callback=lambda c, p, v: _segment(v, "--from"),
+              help="Release to compare from (default: each service's current release in releases.json).")
+@click.option("--to", "to_build", metavar="BUILD|local", default="local", show_default=True,
+              callback=lambda c, p, v: _segment(v, "--to"),
+              help="Release to compare to; `local` builds the workspace as s3push would.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as one JSON object on stdout.")
+@shared_options
+def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
+    """Show what changed between two releases of the selected services: bundles added, removed or
+    changed with raw/gzip/brotli bytes before and after, files and source files, and the git
+    commits between them. Unchanged services take one line."""
+    from bosco.diff import diff_releases, read_release
+    from bosco.provenance import collect
+    from bosco.publish.s3 import s3_target  # boto3 costs 0.2 s of start-up: only here
+
+    if from_build == to_build:
+        raise click.BadParameter("--from and --to name the same release", param_hint="--to")
+    state = setup()
+    env = state.environment
+    target = s3_target(state.config, env, DEFAULT_CONCURRENCY, print_retry)
+    repos: dict[str, Any] = {}
+    local: dict[str, Any] = {}
+    if "local" in (from_build, to_build):
+        publish = publish_options(state, DEFAULT_BUILD, DEFAULT_CONCURRENCY, None, False)
+        asset_set = build_published(state, publish_build_options(state, DEFAULT_BUILD, None, True, f"/{env}"))
+        print_problems(asset_set)
+        if asset_set.errors:
+            raise BoscoError(f"{len(asset_set.errors)} error(s) in the local build; nothing to compare",
+                             "fix the errors above and run again")
+        found = collect(asset_set.services, released_outputs(asset_set, publish))
+        records = {n: p.record() for n, p in found.items()}
+        repos = {s.name: s.git for s in asset_set.services}
+        with compression_cache(state.config) as cache:
+            local = local_diff_side(asset_set, publish, records, cache, "local")
+    names = [s.name for s in state.services]
+    if not repos:  # two published releases: the local repositories still name the commits between them
+        from bosco.gitinfo import repo_info
+
+        repos = {s.name: repo_info(s.path) for s in state.services}
+
+    def side(build: str | None) -> dict[str, Any]:
+        return local if build == "local" else {n: read_release(target, n, build) for n in names}
+
+    diff = diff_releases(side(from_build), side(to_build), repos, from_build or "current", to_build)
+    if as_json:
+        click.echo(json.dumps(diff, indent=2))
+    else:
+        print_diff(diff, out)
 
 
 @cli.command("s3delete", short_help="Delete exactly the objects of one published release.")

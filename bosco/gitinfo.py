@@ -154,3 +154,19 @@ def last_commits(info: RepoInfo, paths: list[str]) -> dict[str, str | None]:
     Raises ``git.GitCommandError`` when the history cannot be read."""
     history = _history(info) if info.commit else {}
     return {path: history.get(path) for path in paths}
+
+
+def commits_between(info: RepoInfo, old: str, new: str, limit: int = 50) -> list[dict[str, str]] | None:
+    """The commits reachable from ``new`` but not from ``old`` that touch the service folder, newest
+    first, at most ``limit``: ``[{"commit": full SHA, "subject": first line}]``. None when the local
+    repository does not have both commits (a shallow clone, an unfetched branch)."""
+    repo = git.Repo(info.root)
+    try:
+        raw = _run_git(repo, "log", "--format=%H %s", f"--max-count={limit}", f"{old}..{new}", "--",
+                       info.prefix or ".")
+    except git.GitCommandError:
+        return None
+    finally:
+        repo.close()
+    return [{"commit": sha, "subject": subject} for sha, _, subject in (line.partition(" ") for line in
+                                                                        raw.splitlines() if line)]

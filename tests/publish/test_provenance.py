@@ -5,28 +5,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from pathlib import Path
 
 from bosco.gitinfo import last_commits, public_url, repo_info
 
-from .gitsupport import commit, git, init_repo
+from .gitsupport import TOKEN, commit, git, git_workspace, init_repo
 from .s3support import FILES, keys, run, write_workspace
-
-TOKEN = "ghp_s3cr3tT0ken"
-ORIGIN = f"https://deploy:{TOKEN}@git.example.com/team/app-web.git"
-
-
-def git_workspace(root: Path, aws: dict) -> tuple[Path, dict[str, str]]:
-    """The publish fixture workspace with app-web a repository (two commits, origin with a token)
-    and app-other one with a detached HEAD. Returns the workspace and the SHAs by name."""
-    workspace = write_workspace(root, aws)
-    web = workspace / "app-web"
-    first = init_repo(web, ORIGIN, "first")
-    (web / "public/js/b.js").write_bytes(FILES["app-web"]["public/js/b.js"] + b"console.log('b');\n")
-    second = commit(web, "b logs")
-    other = init_repo(workspace / "app-other")
-    git(workspace / "app-other", "checkout", "-q", "--detach")
-    return workspace, {"first": first, "second": second, "other": other}
 
 
 def test_build_out_records_commit_branch_origin_and_last_commit_per_file(tmp_path):
