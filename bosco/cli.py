@@ -525,9 +525,10 @@ def print_report(report: PublishReport, as_json: bool, extra: dict[str, Any] | N
 @click.option("--base-url", help="URL prefix for fragment links when aws.cdn is not configured "
               "(default: root-relative /<key>).")
 @click.option("--force", is_flag=True, help="Replace files of an already written build (not `default`).")
+@click.option("--ignore-budgets", is_flag=True, help="Write bundles over their size budgets (listed as warnings).")
 @shared_options
 def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
-                  force: bool) -> None:
+                  force: bool, ignore_budgets: bool) -> None:
     """Write the asset set that s3push would publish into a folder, through the same release code.
 
     BUNDLE limits bundles to one tag. Every build.command runs first. Fragment URLs use
@@ -548,6 +549,13 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     records, _ = collect_provenance(asset_set, publish, strict=False)
     target = DirectoryTarget(out_dir)
     plan = plan_release(asset_set, target, publish, records)
+    if has_budgets(state):
+        from bosco.diff import current_release
+
+        previous = {n: current_release(st) for n, st in plan.services.items()}
+        over, _ = check_budgets(state, asset_set, bundle_sizes(asset_set, publish, state.config), previous,
+                                build_name, ignore_budgets)
+        require_problem_free([], over, str(out_dir))
     totals = execute(plan, target, CompressionCache(None)).totals()
     written = totals["upload"] + totals["copy"]
     err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
@@ -569,9 +577,10 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
               "the build is `default`).")
 @click.option("--allow-dirty", is_flag=True, help="Publish files with uncommitted changes (their release records the "
               "dirty tree).")
+@click.option("--ignore-budgets", is_flag=True, help="Publish bundles over their size budgets (listed as warnings).")
 @shared_options
 def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, as_json: bool, concurrency: int,
-           force: bool, allow_dirty: bool) -> None:
+           force: bool, allow_dirty: bool, ignore_budgets: bool) -> None:
     """Run every build.command, build the asset set (minified) and publish it to aws.bucket under <env>/.
 
     BUNDLE limits the push to one tag (services without it are left alone). Nothing is uploaded
@@ -614,12 +623,15 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
                   f"{sum(released.values()):,} bytes -> {target.description} "
                   f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
                   f"then {2 * len(plan.services)} release index files)", markup=False)
-        with cache:
-            after = local_diff_side(asset_set, publish, records, cache, build_name)
+        sizes = bundle_sizes(asset_set, publish, state.config)
+        after = local_diff_side(asset_set, publish, records, sizes, build_name)
         before = {n: current_release(st) for n, st in plan.services.items()}
         diff = diff_releases(before, after, {s.name: s.git for s in asset_set.services}, "current", build_name)
         print_diff(diff, err)
-        extra = {"git": {n: r["git"] for n, r in records.items()}, "diff": diff}
+        over, violations = check_budgets(state, asset_set, sizes, before, build_name, ignore_budgets)
+        problems += over
+        require_problem_free([], over, target.description)
+        extra = {"git": {n: r["git"] for n, r in records.items()}, "diff": diff, "budgets": violations}
         if dry_run:
             print_report(dry_run_report(plan, cache), as_json, extra)
             return
@@ -629,17 +641,56 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
             print_report(run_with_progress(plan, target, cache), as_json, extra)
 
 
-def local_diff_side(asset_set: AssetSet, publish: PublishOptions, records: dict[str, Any], cache: CompressionCache,
-                    label: str) -> dict[str, Any]:
-    """The services ``publish`` releases, as release indexes of the local build (bundles compressed
-    through ``cache`` to know their gzip/brotli sizes; a later push reuses the bodies)."""
-    from bosco.diff import local_indexes
+def bundle_sizes(asset_set: AssetSet, publish: PublishOptions, config: Config) -> dict[str, dict[str, int]]:
+    """Raw/gzip/brotli bytes of every bundle ``publish`` releases, compressed through the compression
+    cache (a later push reuses the bodies)."""
     from bosco.sizes import compressed_sizes
+
+    with compression_cache(config) as cache:
+        return compressed_sizes([o for o in released_outputs(asset_set, publish) if o.kind == "bundle"], cache)
+
+
+def local_diff_side(asset_set: AssetSet, publish: PublishOptions, records: dict[str, Any],
+                    sizes: dict[str, dict[str, int]], label: str) -> dict[str, Any]:
+    """The services ``publish`` releases, as release indexes of the local build (``label``)."""
+    from bosco.diff import local_indexes
 
     outputs = released_outputs(asset_set, publish)
     names = [s.name for s in asset_set.services if s.name in {o.service for o in outputs}]
-    sizes = compressed_sizes([o for o in outputs if o.kind == "bundle"], cache)
     return local_indexes(names, outputs, records, sizes, label)
+
+
+def check_budgets(state: Setup, asset_set: AssetSet, sizes: dict[str, dict[str, int]],
+                  previous: dict[str, Any], build: str, ignore: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """The size budgets (README "Size budgets") of the measured bundles: returns (problems, the
+    violations as JSON). Violations are problems unless ``ignore`` (--ignore-budgets): then
+    warnings. Invalid manifest budgets are always problems."""
+    from bosco import budgets
+
+    rules, problems = budgets.rules_for(state.config.get("budgets"),
+                                        lambda key: state.config.origin(f"budgets.{key}" if key else "budgets"),
+                                        [(s.name, Path(s.path)) for s in asset_set.services])
+    violations = budgets.evaluate(asset_set, rules, sizes, previous, build)
+    lines = [f"over budget: {v.describe()}" for v in violations]
+    if ignore:
+        for line in lines:
+            err.print(f"[yellow]warning:[/] {escape(line)} (--ignore-budgets)", highlight=False)
+        lines = []
+    return problems + [f"{line} (--ignore-budgets publishes anyway)" for line in lines], \
+        [v.to_json() for v in violations]
+
+
+def has_budgets(state: Setup) -> bool:
+    """True when the configuration or a selected manifest has a ``budgets`` key (sizes are needed)."""
+    from bosco.jsonfile import load_json
+
+    def declares(service: Service) -> bool:
+        try:
+            return "budgets" in load_json(service.path / "bosco-service.json", BoscoError, "")
+        except (BoscoError, TypeError):
+            return False
+
+    return state.config.get("budgets") is not None or any(declares(s) for s in state.services)
 
 
 def print_diff(diff: dict[str, Any], console: Console) -> None:
@@ -685,8 +736,7 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
         found = collect(asset_set.services, released_outputs(asset_set, publish))
         records = {n: p.record() for n, p in found.items()}
         repos = {s.name: s.git for s in asset_set.services}
-        with compression_cache(state.config) as cache:
-            local = local_diff_side(asset_set, publish, records, cache, "local")
+        local = local_diff_side(asset_set, publish, records, bundle_sizes(asset_set, publish, state.config), "local")
     names = [s.name for s in state.services]
     if not repos:  # two published releases: the local repositories still name the commits between them
         from bosco.gitinfo import repo_info

@@ -17,6 +17,7 @@ from typing import Any
 
 from deepmerge import Merger
 
+from bosco import budgets
 from bosco.errors import ConfigError
 from bosco.jsonfile import load_json
 from bosco.redact import mask_values, shown_value
@@ -42,7 +43,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {  # "types" holds any extension
     **{section: tuple(keys) for section, keys in DEFAULTS.items() if section != "types"},
     "aws": (*DEFAULTS["aws"], "key", "secret"),
 }
-TOP_LEVEL = (*DEFAULTS, "repos")
+TOP_LEVEL = (*DEFAULTS, "repos", "budgets")
 OTHER_VARIABLES = ("BOSCO_CACHE",)  # BOSCO_* variables that are not configuration keys
 
 # Objects merge key by key; lists and scalars from the higher layer replace the lower one.
@@ -52,11 +53,17 @@ _merger = Merger([(dict, ["merge"])], ["override"], ["override"])
 @dataclass(frozen=True)
 class Config:
     """The resolved configuration: ``values`` is the merged JSON object, ``sources`` the files read,
-    ``warnings`` readable lines about keys and variables bosco does not know (see ``unknown_keys``)."""
+    ``warnings`` readable lines about keys and variables bosco does not know (see ``unknown_keys``),
+    ``origins`` the layer that set each dotted key."""
 
     values: dict[str, Any]
     sources: tuple[str, ...] = field(default=())
     warnings: tuple[str, ...] = field(default=())
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def origin(self, dotted: str) -> str:
+        """The file, variable or option that set ``dotted`` (else ``"configuration"``)."""
+        return self.origins.get(dotted) or "configuration"
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """Return the value at a dotted key such as ``"cdn.port"``, or ``default`` when absent/None."""
@@ -276,8 +283,10 @@ def load_config(
         _record(overrides, "command line", origins)
         _merger.merge(values, copy.deepcopy(dict(overrides)))
     validate(values, origins)
+    budgets.parse(values.get("budgets"), lambda key: origins.get(f"budgets.{key}" if key else "budgets", "budgets"))
     unknown = unknown_keys(values, origins, env, strict)
     if strict and unknown:
         raise ConfigError("; ".join(unknown), "fix or remove these keys (reference: docs/configuration.md)")
     missing_env = environment_warning(root, environment)
-    return Config(values, tuple(sources), warnings=tuple(unknown) + ((missing_env,) if missing_env else ()))
+    return Config(values, tuple(sources), warnings=tuple(unknown) + ((missing_env,) if missing_env else ()),
+                  origins=origins)

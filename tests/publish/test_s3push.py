@@ -15,6 +15,7 @@ import brotli
 from bosco import __version__
 from bosco.config import load_config
 from bosco.pipeline import BuildOptions, build_asset_set, sri
+from bosco.publish.compress import BROTLI, GZIP, encode
 from bosco.workspace import discover_services
 
 from .s3support import MANIFESTS, keys, run
@@ -203,12 +204,16 @@ def test_dry_run_touches_nothing(workspace, s3, bucket):
     assert report["dry_run"] is True
     assert {o["action"] for o in report["objects"]} == {"upload"}
     assert keys(s3, bucket) == {}
-    # nothing is compressed yet: compressible objects count their uncompressed size, and say so
+    # only bundles are compressed (the pre-push diff measures them): other compressible objects
+    # count their uncompressed size, and say so
     outputs = expected_set(workspace, "55").outputs
-    compressible = [k for k in outputs if k[k.rfind("."):] in COMPRESSED]
+    compressible = [k for k in outputs if k[k.rfind("."):] in COMPRESSED and outputs[k].kind != "bundle"]
     assert report["totals"]["estimated_objects"] == 2 * len(compressible)
-    assert report["totals"]["sent_bytes"] == sum(len(o.data) * (2 if k in compressible else 1)
-                                                 for k, o in outputs.items())
+    bundles = {(r["key"], enc): r[enc] for r in report["bundles"] for enc in ("gzip", "br")}
+    assert bundles == {(k, enc): len(encode(o.data, GZIP if enc == "gzip" else BROTLI))
+                       for k, o in outputs.items() if o.kind == "bundle" for enc in ("gzip", "br")}
+    unknown = sum(len(o.data) * (2 if k in compressible else 1) for k, o in outputs.items() if o.kind != "bundle")
+    assert report["totals"]["sent_bytes"] == unknown + sum(bundles.values())
     text = run(workspace, "s3push", "-b", "55", "--dry-run")
     assert (f"{report['totals']['sent_bytes']:,} bytes would be sent (uncompressed size of "
             f"{2 * len(compressible)} objects whose compressed size is not cached: an upper bound)") in text.stdout
