@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
+from typing import Any
 
 from bosco.gitinfo import RepoInfo
 from bosco.media_types import MEDIA_TYPES
@@ -168,12 +169,14 @@ class AssetSet:
     """The immutable result of one build of the workspace: ``outputs`` maps asset key -> Output.
 
     Built by ``pipeline.build_asset_set``; ``services`` keeps the per-service reports in workspace
-    order; ``warnings`` are workspace-level lines (e.g. two services writing the same library key).
+    order; ``warnings`` are workspace-level lines (e.g. two services writing the same library key);
+    ``duplicates`` the ``duplicates.Duplicate`` findings among the published source files.
     """
 
     outputs: Mapping[str, Output]
     services: tuple[ServiceBuild, ...]
     warnings: tuple[str, ...] = field(default=())
+    duplicates: tuple[Any, ...] = field(default=())
 
     def get(self, key: str) -> Output | None:
         return self.outputs.get(key)

@@ -631,7 +631,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         over, violations = check_budgets(state, asset_set, sizes, before, build_name, ignore_budgets)
         problems += over
         require_problem_free([], over, target.description)
-        extra = {"git": {n: r["git"] for n, r in records.items()}, "diff": diff, "budgets": violations}
+        extra = {"git": {n: r["git"] for n, r in records.items()}, "diff": diff, "budgets": violations,
+                 "duplicates": [d.to_json() for d in asset_set.duplicates]}
         if dry_run:
             print_report(dry_run_report(plan, cache), as_json, extra)
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -40,14 +41,15 @@ def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], liverelo
 
 
 def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str,
-                 repos_link: bool = False) -> str:
-    """The index page: every service, bundle and asset with links; errors in red. Paths in errors
-    and warnings are shown repo-relative (``redact.public_paths``): the page is served to any
-    origin and published, so it never shows where the workspace lives."""
+                 repos_link: bool = False, duplicates: Sequence[Any] = ()) -> str:
+    """The index page: every service (with its git facts), bundle and asset with links; errors in
+    red; a section listing ``duplicates`` (``duplicates.Duplicate``) with the bytes to save. Paths
+    in errors and warnings are shown repo-relative (``redact.public_paths``): the page is served to
+    any origin and published, so it never shows where the workspace lives."""
     roots = sorted({str(Path(s.path).parent) for s in services})
     return _env.get_template("index.html").render(
         services=services, base=base_url, warnings=[public_paths(w, None, roots) for w in warnings], title=title,
-        url=url_for, version=__version__, repos_link=repos_link,
+        url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates,
         public=lambda text, service: public_paths(text, service.path, roots),
     )
 

@@ -20,6 +20,8 @@ from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
 from bosco.builds import run_build
 from bosco.css import local_imports
+from bosco.duplicates import Duplicate
+from bosco.duplicates import find as find_duplicates
 from bosco.errors import BoscoError, InputFileError
 from bosco.files import problem, read_bytes
 from bosco.fragments import render_fragment, render_index, url_for
@@ -253,9 +255,10 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                         tuple(warnings), description, repo_info(service.path) if with_git else None)
 
 
-def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str]) -> Output:
+def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],
+                 duplicates: Sequence[Duplicate] = ()) -> Output:
     """The ``index.html`` page of an asset set."""
-    html = render_index(services, options.base_url, warnings, options.title, options.repos_link)
+    html = render_index(services, options.base_url, warnings, options.title, options.repos_link, duplicates)
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 
@@ -264,8 +267,10 @@ def assemble(services: Sequence[ServiceBuild], options: BuildOptions,
     """Combine service builds and render the index page into one AssetSet."""
     combined = AssetSet.assemble(tuple(services))
     all_warnings = tuple(warnings) + combined.warnings
-    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings)}
-    return AssetSet(MappingProxyType(outputs), combined.services, all_warnings)
+    found = tuple(find_duplicates(services))
+    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings, found)}
+    return AssetSet(MappingProxyType(outputs), combined.services,
+                    all_warnings + tuple(f"duplicate: {d.describe()}" for d in found), found)
 
 
 def build_asset_set(
