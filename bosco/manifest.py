@@ -17,7 +17,7 @@ MANIFEST_NAME = "bosco-service.json"
 TYPES = ("js", "css", "img", "html", "swf", "fonts", "pdf", "json")
 SECTION_OPTIONS = ("basePath", "alreadyMinified", "sourceMapExtension")
 # The keys bosco reads; any other key belongs to another tool (service.docker, dependsOn, ...).
-TOP_KEYS = ("service", "tags", "assets", "files", "libraries", "siteAssets", "build")
+TOP_KEYS = ("service", "tags", "assets", "files", "libraries", "siteAssets", "build", "budgets")
 GLOB_SPEC_KEYS = ("basePath", "glob")
 BUILD_KEYS = ("command", "watch")
 WATCH_KEYS = ("command", "ready", "timeout")
