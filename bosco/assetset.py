@@ -127,7 +127,8 @@ class BundleReport:
     ``key`` is the bundle key (None when files are served one by one), ``files`` the single-file keys,
     ``fragment`` the fragment key (js/css only), ``errors`` the readable problems of this bundle,
     ``sources`` the ``<service>/<repo path>`` of its code files, ``warnings`` readable lines that do
-    not fail a publish (a minifier fault worked around, a CSS ``url()`` to a missing file)."""
+    not fail a publish (a minifier fault worked around, a CSS ``url()`` to a missing file), ``details``
+    lines that need no action (shown with ``-v``)."""
 
     type: str
     tag: str
@@ -137,13 +138,15 @@ class BundleReport:
     errors: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ServiceBuild:
     """Everything one service contributed to an asset set. ``errors`` are service-level problems
     (broken manifest, failed build command); bundle problems are in ``bundles[i].errors``; ``git``
-    the git facts of the service folder (None when it is not in a git repository)."""
+    the git facts of the service folder (None when it is not in a git repository); ``details`` lines
+    that need no action (a build command not run because its output exists), shown with ``-v``."""
 
     name: str
     path: str
@@ -153,6 +156,7 @@ class ServiceBuild:
     warnings: tuple[str, ...] = ()
     description: str | None = None
     git: RepoInfo | None = None
+    details: tuple[str, ...] = ()
 
     @property
     def all_errors(self) -> tuple[str, ...]:
@@ -162,6 +166,11 @@ class ServiceBuild:
     def all_warnings(self) -> tuple[str, ...]:
         """Manifest warnings, then every bundle warning as ``<type>/<tag>: <warning>``."""
         return self.warnings + tuple(f"{b.type}/{b.tag}: {w}" for b in self.bundles for w in b.warnings)
+
+    @property
+    def all_details(self) -> tuple[str, ...]:
+        """Lines that need no action (``-v``): the service's, then each bundle's as ``<type>/<tag>: ...``."""
+        return self.details + tuple(f"{b.type}/{b.tag}: {d}" for b in self.bundles for d in b.details)
 
 
 @dataclass(frozen=True)

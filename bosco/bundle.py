@@ -36,13 +36,15 @@ class Bundle:
     """One bundle's output: ``code`` (UTF-8, ending with its ``sourceMappingURL`` comment) and
     its source map as compact JSON (UTF-8); ``warnings`` and ``errors`` are readable lines (an error,
     such as a syntax error, fails ``build``/``s3push``; ``cdn`` shows both on the index page);
-    ``legal`` is the text of ``<bundle>.LEGAL.txt`` (legal comments ``linked``), else empty."""
+    ``legal`` is the text of ``<bundle>.LEGAL.txt`` (legal comments ``linked``), else empty;
+    ``details`` readable lines that need no action (a minifier fault bosco repaired), for ``-v``."""
 
     code: bytes
     source_map: bytes
     warnings: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     legal: str = ""
+    details: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=64)
@@ -359,6 +361,7 @@ def build_bundle(
     units, parts, warnings, errors = _units(service, repo, type_, name, assets, build, known_keys)
     line = len(parts)
     legal: list[str] = []
+    details: list[str] = []
     for source, original, text, edits, own_map, may_minify, repo_path in units:
         result = minify_verified(type_, text, minify and may_minify and own_map is None and (
             js or css_minifier == "rcssmin"), original if edits else None, edits, legal_comments == "inline")
@@ -367,6 +370,8 @@ def build_bundle(
             errors.append(result.problem.describe(repo_path))
         if result.fault is not None:
             warnings.append(f"{repo_path}: {result.fault}")
+        if result.repaired is not None:
+            details.append(f"{repo_path}: {result.repaired}; repaired from the source")
         out = result.code
         if own_map is None or not _compose(writer, *own_map, service, repo, line, errors, original, text, edits):
             if minify and may_minify and not js and css_minifier != "rcssmin":
@@ -389,7 +394,7 @@ def build_bundle(
         body += f"/*! For license information please see {name}.LEGAL.txt */\n"
     trailer = f"//# sourceMappingURL={name}.map\n" if js else f"/*# sourceMappingURL={name}.map */\n"
     return Bundle((body + trailer).encode("utf-8"), writer.to_json(), tuple(warnings), tuple(errors),
-                  "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "")
+                  "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "", tuple(details))
 
 
 def _unit_edits(text: str, edits: tuple[tuple[int, int, int], ...]) -> tuple[tuple[int, int, int], ...]:

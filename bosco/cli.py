@@ -236,8 +236,19 @@ def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]
         return build(lambda s: advance(s.name))
 
 
-def print_problems(asset_set: AssetSet) -> None:
-    """Warnings and errors of an asset set on stderr, one line each, naming the service."""
+def is_verbose() -> bool:
+    """True with ``-v`` (call in the command's thread: click's context is per thread)."""
+    state = click.get_current_context().find_object(Context)
+    return bool(state and state.get("verbose"))
+
+
+def print_problems(asset_set: AssetSet, details: bool = False) -> None:
+    """Warnings and errors of an asset set on stderr, one line each, naming the service; with ``-v``
+    (``details``) the lines that need no action first (a minifier fault bosco repaired, a build
+    command not run)."""
+    if details:
+        for detail in (f"{s.name}: {d}" for s in asset_set.services for d in s.all_details):
+            err.print(f"[dim]detail: {escape(redact(detail))}[/]", highlight=False)
     warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(redact(warning))}", highlight=False)
@@ -327,11 +338,11 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
                            rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True,
                            legal_comments=state.config.get("minify.legalcomments", "inline"))
-    verbose = bool(click.get_current_context().find_object(Context).get("verbose"))  # type: ignore[union-attr]
+    show_details = is_verbose()
     session = WatchSession(
         state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
         on_rebuild=print_rebuild, on_problem=print_problem,
-        on_output=print_output if verbose else None,
+        on_output=print_output if show_details else None,
     )
 
     def build() -> None:
@@ -339,7 +350,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         # syntax-check every file and serve that (seconds on a cold cache for megabytes of JS);
         # minified bundles are verified in their only pass
         asset_set = build_with_progress(state, functools.partial(session.serve, quick=not minify))
-        print_problems(asset_set)
+        print_problems(asset_set, show_details)
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
         err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
                   f"({'minified bundles' if minify else 'source files'})")
@@ -542,7 +553,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "")
     asset_set = build_published(state, options)
-    print_problems(asset_set)
+    print_problems(asset_set, is_verbose())
     if asset_set.errors:
         raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
                          "fix the errors above and run again")
@@ -602,7 +613,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
             err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
         options = replace(publish_build_options(state, build_name, bundle, True, f"/{env}"), refuse_foreign=True)
         asset_set = build_published(state, options)
-        print_problems(asset_set)
+        print_problems(asset_set, is_verbose())
         from bosco.diff import current_release, diff_releases
         from bosco.publish.s3 import config_problems, s3_target  # boto3 costs 0.2 s of start-up: only here
 

@@ -169,6 +169,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
     manifest = service.manifest
     errors: list[str] = []
     warnings = list(manifest.warnings) + description_warnings
+    details: list[str] = []
     if manifest.build and manifest.build.command:
         if options.rebuild or missing_assets(service.path, manifest):
             try:
@@ -176,7 +177,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
             except BoscoError as exc:
                 errors.append(str(exc))
         else:
-            warnings.append("build.command not run: every declared asset exists (--rebuild runs it)")
+            details.append("build.command not run: every declared asset exists (--rebuild runs it)")
     collected = collect(service.path, manifest, options.tag)
     if errors:  # missing outputs of a failed build.command are consequences, not separate errors
         collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
@@ -189,6 +190,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
     for b in collected.bundles:
         bundle_errors = list(b.errors)
         bundle_warnings: list[str] = []
+        bundle_details: list[str] = []
         bundle_key = None
         files: list[Output] = []
         code_type = b.type in ("js", "css")
@@ -219,6 +221,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                                               sources))
                     bundle_errors += result.errors
                     bundle_warnings += result.warnings
+                    bundle_details += result.details
         else:
             for asset in b.assets:
                 try:
@@ -243,6 +246,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
         reports.append(BundleReport(
             b.type, b.tag, bundle_key, tuple(o.key for o in files if o.key != bundle_key), fragment_key,
             tuple(bundle_errors), tuple(f"{service.name}/{a.repo_rel}" for a in b.code), tuple(bundle_warnings),
+            tuple(bundle_details),
         ))
     for kind, shared in (("library", collected.libraries), ("site", collected.site_assets)):
         for key, asset in shared:
@@ -252,7 +256,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                 errors.append(f"{kind}: {exc}")
     errors += collected.errors
     return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
-                        tuple(warnings), description, repo_info(service.path) if with_git else None)
+                        tuple(warnings), description, repo_info(service.path) if with_git else None, tuple(details))
 
 
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],

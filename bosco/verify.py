@@ -97,13 +97,16 @@ class Minified:
     """One file after minification: ``code`` to ship, ``file_map`` its exact mappings (None: map
     line by line, the code being the input itself), ``problem`` the input's first syntax error and
     ``fault`` why the minifier's output was rejected (the input is shipped instead); ``legal`` the
-    legal comments the minifier took out of ``code`` (for the end of the bundle or a LEGAL.txt)."""
+    legal comments the minifier took out of ``code`` (for the end of the bundle or a LEGAL.txt);
+    ``repaired`` a known fault of the minifier that bosco repaired from the source (information, not
+    a problem: ``code`` is minified and exact)."""
 
     code: str
     file_map: FileMap | None
     problem: SyntaxProblem | None = None
     fault: str | None = None
     legal: tuple[str, ...] = ()
+    repaired: str | None = None
 
 
 def encode_minified(result: Minified) -> bytes:
@@ -117,6 +120,7 @@ def encode_minified(result: Minified) -> bytes:
                                                         result.problem.message, result.problem.source_line],
         "fault": result.fault,
         "legal": list(result.legal),
+        "repaired": result.repaired,
     }).encode()
 
 
@@ -128,9 +132,9 @@ def decode_minified(payload: bytes) -> Minified | None:
         file_map = None if m is None else FileMap(
             tuple(int(v) for v in m[0]), str(m[1]), int(m[2]), int(m[3]), tuple(int(v) for v in m[4]))
         problem = None if p is None else SyntaxProblem(int(p[0]), int(p[1]), str(p[2]), str(p[3]))
-        fault = data["fault"]
+        fault, repaired = data["fault"], data["repaired"]
         result = Minified(str(data["code"]), file_map, problem, None if fault is None else str(fault),
-                          tuple(str(c) for c in data["legal"]))
+                          tuple(str(c) for c in data["legal"]), None if repaired is None else str(repaired))
     except (ValueError, KeyError, TypeError, IndexError):
         return None
     if file_map is not None and (len(file_map.first) != 4 or len(file_map.end) != 2):
@@ -481,7 +485,6 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
     if isinstance(aligned, str):
         return Minified(text, None, None, aligned + "; shipped unminified")
     output = aligned.repaired or output
-    fault = aligned.fault and aligned.fault + "; repaired from the source"
     origin, literal_b, legal = aligned.origin, aligned.literal, ()
     if info.comments and ("@license" in read or "@preserve" in read or "/*!" in read or "//!" in read):
         b, origin_l, literal_l, legal = _legal_comments(type_, _units(read), _units(output), origin, literal_b, info)
@@ -491,7 +494,8 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
     if source is not None:
         shift = _shift(len(_units(text)), edits)
         origin = np.where(origin >= 0, shift[np.maximum(origin, 0)], -1)
-    return Minified(output, segments(type_, output, origin, literal_b, source or text), None, fault, legal)
+    return Minified(output, segments(type_, output, origin, literal_b, source or text), None, None, legal,
+                    aligned.fault)
 
 
 def _key(type_: str, text: str, minify: bool, source: str | None, edits: tuple[tuple[int, int, int], ...],

@@ -81,3 +81,17 @@ def test_s3push_without_a_bucket_says_which_environment_it_used(tmp_path):
     chosen = CliRunner().invoke(cli, ["-W", str(root), "-e", "prod", "s3delete", "-n", "7"])
     assert chosen.exit_code == 1
     assert chosen.stderr.splitlines()[-1].startswith("hint: the environment is -e prod; pick one with -e ENV")
+
+
+def test_the_example_builds_with_no_warning_and_details_only_with_v(example, tmp_path):
+    git = ["git", "-C", str(example), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "example"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    quiet = CliRunner().invoke(cli, ["-W", str(example), "build", "--out", str(tmp_path / "out")])
+    assert quiet.exit_code == 0, quiet.output
+    assert [line for line in quiet.stderr.splitlines() if line.startswith(("warning", "error", "detail"))] == []
+    verbose = CliRunner().invoke(cli, ["-W", str(example), "-v", "build", "--out", str(tmp_path / "out2")])
+    assert verbose.exit_code == 0, verbose.output
+    assert ("detail: app-home: js/bottom: public/js/lib/format.js: the minifier changed whitespace inside a string "
+            "or template at line 22:29; repaired from the source") in verbose.stderr.splitlines()
+    assert "warning" not in verbose.stderr
