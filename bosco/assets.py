@@ -9,9 +9,8 @@ from pathlib import Path
 from wcmatch import glob as wcglob
 
 from bosco.files import problem
-from bosco.manifest import Manifest
+from bosco.manifest import GLOB_FLAGS, MAX_GLOB_PATTERNS, Manifest
 
-GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NODIR
 # The primary order of printable ASCII in the Unicode Collation Algorithm with CLDR root data (what
 # ICU's ``'a'.localeCompare(b, 'en')`` uses): space and punctuation, symbols, digits, then letters
 # with case folded. Read from node 20 / ICU 78; the test pins it.
@@ -113,7 +112,7 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     if not folder.is_dir():
         return [], f"{pattern}: basePath folder {folder} does not exist"
     repo_real = repo.resolve()
-    matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=0), key=glob_order)
+    matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS), key=glob_order)
     result = []
     for rel in matches:
         path = folder / rel

@@ -269,7 +269,7 @@ def load_config(
         files += [root / ".bosco" / "bosco.json", root / ".bosco" / f"{environment}.json"]
     sources = []
     for path in files:
-        if path.is_file():
+        if os.path.lexists(path):  # a FIFO or broken symlink is an error naming it, never skipped or opened
             layer = _layer(path)
             _record(layer, str(path), origins)
             _merger.merge(values, layer)

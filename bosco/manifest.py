@@ -3,10 +3,14 @@ errors."""
 
 from __future__ import annotations
 
+import json
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from wcmatch import glob as wcglob
+from wcmatch._wcparse import PatternLimitException  # what wcmatch raises past its brace-expansion limit
 
 from bosco.assetset import segment_problem
 from bosco.errors import ManifestError
@@ -21,6 +25,9 @@ TOP_KEYS = ("service", "tags", "assets", "files", "libraries", "siteAssets", "bu
 GLOB_SPEC_KEYS = ("basePath", "glob")
 BUILD_KEYS = ("command", "watch")
 WATCH_KEYS = ("command", "ready", "timeout")
+GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NODIR
+MAX_GLOB_LENGTH = 1024  # characters of one glob
+MAX_GLOB_PATTERNS = 1000  # patterns one glob may expand to with braces (wcmatch's default limit)
 HINT = f"fix {MANIFEST_NAME} (reference: `bosco docs manifest`, docs/manifest.md)"
 
 
@@ -101,6 +108,28 @@ def _command(value: Any, where: str, path: Path) -> str | tuple[str, ...] | None
     raise ManifestError(f"{path}: {where} must be a shell string or a list of strings", HINT)
 
 
+def check_glob(glob: str, where: str, path: Path) -> None:
+    """Refuse a glob before it is used: longer than ``MAX_GLOB_LENGTH`` characters, not valid
+    Unicode (a lone surrogate such as ``"\\udc80"``), holding a NUL, or whose braces expand to more
+    than ``MAX_GLOB_PATTERNS`` patterns. Raises ``ManifestError`` naming ``path`` and ``where``."""
+    shown = json.dumps(glob[:60] + ("..." if len(glob) > 60 else ""))
+    if len(glob) > MAX_GLOB_LENGTH:
+        raise ManifestError(f"{path}: {where}: glob {shown} is {len(glob):,} characters long (at most "
+                            f"{MAX_GLOB_LENGTH:,})", HINT)
+    try:
+        glob.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ManifestError(f"{path}: {where}: glob {shown} is not valid Unicode (a lone surrogate at "
+                            f"character {exc.start + 1})", HINT) from exc
+    if "\0" in glob:
+        raise ManifestError(f"{path}: {where}: glob {shown} holds a NUL character", HINT)
+    try:
+        wcglob.translate(glob, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS)
+    except PatternLimitException as exc:
+        raise ManifestError(f"{path}: {where}: glob {shown} expands to more than {MAX_GLOB_PATTERNS:,} "
+                            f"patterns (braces)", HINT) from exc
+
+
 def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
@@ -108,6 +137,8 @@ def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str
         raise ManifestError(f"{path}: {where} must be a list of glob strings", HINT)
     if not value:
         warnings.append(f"{path}: {where} lists no files; the bundle is empty")
+    for i, glob in enumerate(value):
+        check_glob(glob, f"{where}[{i}]", path)
     return tuple(value)
 
 
@@ -158,6 +189,7 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("glob"), str):
             raise ManifestError(f"{path}: {where}[{i}] must be an object with a string 'glob'", HINT)
         base = normalize_base_path(item.get("basePath"), f"{where}[{i}].basePath", path)
+        check_glob(item["glob"], f"{where}[{i}].glob", path)
         specs.append(GlobSpec(base, item["glob"]))
     return tuple(specs)
 

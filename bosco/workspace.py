@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,8 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
 
     Services are the immediate subfolders of ``root`` holding a ``bosco-service.json`` (sorted by
     folder name), or exactly the config's ``repos`` list in its order when that is set (a listed repo
-    without a manifest is a warning). Raises ``BoscoError`` when two services share a name.
+    without a manifest is a warning). Services that share a name become one Service with an error naming
+    their folders (none of them is built; the others are).
     """
     warnings: list[str] = []
     repos = config.get("repos")
@@ -65,21 +67,25 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
             raise ConfigError(f"{root / '.bosco' / 'bosco.json'}: repos must be a list of folder names")
         folders = []
         for name in repos:
-            if (root / name / MANIFEST_NAME).is_file():
+            if os.path.lexists(root / name / MANIFEST_NAME):
                 folders.append(root / name)
             else:
                 warnings.append(f"repo {name} (from repos) has no {root / name / MANIFEST_NAME}; skipped")
     else:
-        folders = sorted(p.parent for p in root.glob(f"*/{MANIFEST_NAME}") if not p.parent.name.startswith("."))
-    services = [load_service(folder) for folder in folders]
-    seen: dict[str, Path] = {}
-    for service in services:
-        if service.name in seen:
-            raise BoscoError(
-                f"two services are named {service.name!r}: {seen[service.name]} and {service.path}",
-                "give one of them a different service.name in its bosco-service.json",
-            )
-        seen[service.name] = service.path
+        # lexists: a manifest that is a broken symlink or a FIFO is a service with an error, not no service
+        folders = sorted(p for p in root.iterdir()
+                         if not p.name.startswith(".") and p.is_dir() and os.path.lexists(p / MANIFEST_NAME))
+    named: dict[str, list[Service]] = {}
+    for service in map(load_service, folders):
+        named.setdefault(service.name, []).append(service)
+    services = []
+    for name, group in named.items():
+        if len(group) > 1:
+            folders_text = ", ".join(s.path.name for s in group[:-1]) + f" and {group[-1].path.name}"
+            group = [Service(name, group[0].path, None,
+                             f"{len(group)} services are named {name!r} (folders {folders_text}), so none of them "
+                             f"is served; give each a different service.name in its {MANIFEST_NAME}")]
+        services += group
     return services, warnings
 
 

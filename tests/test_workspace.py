@@ -59,11 +59,14 @@ def test_repos_list_restricts_and_orders(tmp_path):
     assert warnings == [f"repo ghost (from repos) has no {tmp_path / 'ghost' / 'bosco-service.json'}; skipped"]
 
 
-def test_duplicate_service_names_are_an_error(tmp_path):
+def test_services_sharing_a_name_are_one_error_and_the_others_load(tmp_path):
     write(tmp_path / "a" / "bosco-service.json", {"service": {"name": "same"}})
-    write(tmp_path / "b" / "bosco-service.json", {"service": {"name": "same"}})
-    with pytest.raises(BoscoError, match="two services are named 'same'"):
-        services_of(tmp_path)
+    write(tmp_path / "b" / "bosco-service.json", {"service": {"name": "other"}})
+    write(tmp_path / "c" / "bosco-service.json", {"service": {"name": "same"}})
+    services, _ = services_of(tmp_path)
+    assert [(s.name, s.path.name, s.manifest is None) for s in services] == [("same", "a", True), ("other", "b", False)]
+    assert services[0].error == ("2 services are named 'same' (folders a and c), so none of them is served; "
+                                 "give each a different service.name in its bosco-service.json")
 
 
 def test_filters_repo_regex_tag_and_current_service():
