@@ -76,7 +76,8 @@ BAD: dict[str, tuple[Callable[[Path], None], str]] = {
                                "bad: img/logo: img/odd: is a FIFO (named pipe), not a regular file; only regular "
                                "files are assets"),
     "socket matched by a glob": (lambda r: images(r, socket_file),
-                                 "bad: img/logo: img/odd: is a socket, not a regular file; only regular files are assets"),
+                                 "bad: img/logo: img/odd: is a socket, not a regular file; only regular files "
+                                 "are assets"),
     "character device matched by a glob": (lambda r: images(r, char_device),
                                            "bad: img/logo: img/odd: is a character device, not a regular file; only "
                                            "regular files are assets"),
