@@ -9,6 +9,7 @@ only from Python 3.12), so the same workspace gives the same headers everywhere.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import posixpath
@@ -83,6 +84,11 @@ def use_types(types: Mapping[str, str]) -> None:
     entries = parse_types(types)
     _configured.clear()
     _configured.update(entries)
+
+
+def sri(data: bytes) -> str:
+    """Subresource-integrity value ``sha384-<base64>`` of ``data`` (W3C Subresource Integrity)."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
 
 
 def type_info(key: str) -> tuple[str, bool, bool]:

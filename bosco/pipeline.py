@@ -6,8 +6,6 @@ Every function here takes plain data and returns frozen data, so tests call it w
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import posixpath
 from collections.abc import Callable, Sequence
@@ -17,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
-from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild
+from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild, sri
 from bosco.builds import run_build
 from bosco.css import local_imports
 from bosco.duplicates import Duplicate
@@ -60,11 +58,6 @@ class BuildOptions:
     livereload: str | None = None
     refuse_foreign: bool = False
     legal_comments: str = "inline"
-
-
-def sri(data: bytes) -> str:
-    """Subresource-integrity value ``sha384-<base64>`` of ``data`` (W3C SRI)."""
-    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode("ascii")
 
 
 def _description(repo: Path) -> tuple[str | None, list[str]]:

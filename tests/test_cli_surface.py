@@ -95,3 +95,10 @@ def test_the_example_builds_with_no_warning_and_details_only_with_v(example, tmp
     assert ("detail: app-home: js/bottom: public/js/lib/format.js: the minifier changed whitespace inside a string "
             "or template at line 22:29; repaired from the source") in verbose.stderr.splitlines()
     assert "warning" not in verbose.stderr
+
+
+def test_publishing_does_not_import_the_build_layer():
+    code = ("import sys, bosco.publish.release, bosco.publish.local; "
+            "print(sorted(m for m in sys.modules if m in ('bosco.pipeline', 'bosco.bundle', 'bosco.verify')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

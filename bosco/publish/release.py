@@ -24,9 +24,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bosco import __version__
-from bosco.assetset import AssetSet, Output, content_type, segment_problem
+from bosco.assetset import AssetSet, Output, content_type, segment_problem, sri
 from bosco.errors import PublishError
-from bosco.pipeline import sri
 from bosco.publish.compress import IDENTITY, CompressionCache, Encoding, encodings_for
 from bosco.publish.target import Headers, SourceMissing, StoredObject, Target
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import brotli
 
 from bosco import __version__
+from bosco.assetset import sri
 from bosco.config import load_config
-from bosco.pipeline import BuildOptions, build_asset_set, sri
+from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.publish.compress import BROTLI, GZIP, encode
 from bosco.workspace import discover_services
 
