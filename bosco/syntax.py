@@ -37,7 +37,23 @@ _JS_MODULE = Query(_JS, """
 (program (import_statement) @module)
 (program (export_statement) @module)
 (meta_property) @meta
+(await_expression) @await
 """)
+_FUNCTIONS = frozenset({"function_declaration", "function_expression", "arrow_function", "method_definition",
+                        "generator_function_declaration", "generator_function", "class_static_block"})
+
+
+def _top_level_await(node: Node) -> bool:
+    """An ``await x`` outside every function: module syntax (``await(x)`` stays a call in a script)."""
+    argument = node.named_children[0] if node.named_children else None
+    if argument is None or argument.type == "parenthesized_expression":
+        return False
+    parent = node.parent
+    while parent is not None:
+        if parent.type in _FUNCTIONS:
+            return False
+        parent = parent.parent
+    return True
 # HTML-like comments (ECMA-262 Annex B.1.1): ``<!--`` anywhere, ``-->`` first on a line.
 _HTML_OPEN = re.compile(r"<!--")
 _HTML_CLOSE = re.compile(r"^(?:[ \t]|/\*(?:[^*\n]|\*(?!/))*\*/)*(-->)", re.M)
@@ -163,7 +179,7 @@ def classic(text: str) -> str:
 def _module_problem(text: str, root: Node) -> SyntaxProblem | None:
     captures = QueryCursor(_JS_MODULE).captures(root)
     nodes = captures.get("module", []) + [n for n in captures.get("meta", []) if (n.text or b"").startswith(
-        "import".encode("utf-16-le"))]
+        "import".encode("utf-16-le"))] + [n for n in captures.get("await", []) if _top_level_await(n)]
     if not nodes:
         return None
     node = min(nodes, key=lambda n: n.start_byte)
@@ -182,7 +198,8 @@ def js_tree_size(text: str) -> tuple[int, bool]:
 
 def js_facts(text: str) -> Facts:
     """Parse ``text`` as a classic JavaScript script (pass it through ``classic`` first) and return
-    its ``Facts``; module syntax (``import``/``export`` statements, ``import.meta``) is a problem."""
+    its ``Facts``; module syntax (``import``/``export`` statements, ``import.meta``, ``await`` outside
+    a function) is a problem."""
     root = _js_parser().parse(utf16(text), encoding="utf16").root_node
     captures = QueryCursor(_JS_SPANS).captures(root)
 

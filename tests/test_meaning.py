@@ -174,12 +174,15 @@ def test_html_like_comments_cr_line_ends_and_hashbangs_run_as_browsers_run_them(
 
 def test_module_syntax_is_an_error_naming_file_line_column(tmp_path: Path):
     files = {"js/a.js": "var a = 1;\n", "js/m.js": "var b = 2;\n  export const z = 1;\n",
-             "js/meta.js": "var url = import.meta.url;\n", "js/dyn.js": "var p = typeof import('x');\n"}
-    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/m.js", "js/meta.js", "js/dyn.js"]}})
+             "js/meta.js": "var url = import.meta.url;\n", "js/dyn.js": "var p = typeof import('x');\n",
+             "js/wait.js": "async function f() { await g(); }\nawait(1);\nif (f) { await f(); }\n"}
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/m.js", "js/meta.js", "js/dyn.js",
+                                                           "js/wait.js"]}})
     hint = ("is module syntax: a <script> runs this file as a classic script (compile it to a classic script, "
             'or load it with <script type="module"> outside bosco)')
     expected = (f"js/top: js/m.js:2:3: `export` {hint}\n      export const z = 1;",
-                f"js/top: js/meta.js:1:11: `import` {hint}\n    var url = import.meta.url;")
+                f"js/top: js/meta.js:1:11: `import` {hint}\n    var url = import.meta.url;",
+                f"js/top: js/wait.js:3:10: `await` {hint}\n    if (f) {{ await f(); }}")
     assert build(repo).all_errors == expected
     assert build(repo, BuildOptions()).all_errors == expected  # cdn: each file its own <script>
 
