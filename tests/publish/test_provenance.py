@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import runpy
 
 from bosco.gitinfo import last_commits, public_url, repo_info
 
@@ -110,3 +111,20 @@ def test_public_url_drops_every_credential():
     assert public_url(f"https://{TOKEN}@host.example:8443/x.git?private_token=1#f") == "https://host.example:8443/x.git"
     assert public_url("ssh://git:pw@host/x.git") == "ssh://host/x.git"
     assert public_url("git@github.com:team/x.git") == "git@github.com:team/x.git"
+
+
+def test_the_example_workspace_script_makes_one_clean_repository_per_service(tmp_path):
+    from conftest import REPO
+
+    make = runpy.run_path(str(REPO / "examples" / "git_workspace.py"))["make"]
+    repos = make(tmp_path / "example")
+    assert [r.name for r in repos] == ["app-checkout", "app-home", "app-reports", "service-api"]
+    for repo in repos:
+        info = repo_info(repo)
+        assert info is not None and info.prefix == "" and info.branch == "main" and not info.dirty
+        assert info.origin == f"https://git.example.com/shop/{repo.name}.git"
+    out = tmp_path / "out"
+    result = run(tmp_path / "example", "build", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "app-home/default/release.json").read_bytes())["git"]["commit"] == repo_info(
+        repos[1]).commit
