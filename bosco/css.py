@@ -42,6 +42,7 @@ _LAYER = re.compile(r"\s*layer(?:\(\s*([^()]*?)\s*\)|(?=[\s]|\Z))", re.I)
 _SUPPORTS = re.compile(r"\s*supports\(", re.I)
 _LAYER_STATEMENT = re.compile(r"/\*.*?\*/|(@layer\s[^;{}]*;)", re.I | re.S)
 _IMPORT_HEAD = re.compile(r"""@import\s+(?:url\(\s*(?:"[^"]*"|'[^']*'|[^\s"')]*)\s*\)|"[^"]*"|'[^']*')""", re.I)
+_IMPORT = re.compile(r"@import", re.I)
 _ABSOLUTE = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//|/|#)", re.I)
 
 
@@ -150,6 +151,8 @@ def local_imports(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
     """``(url path, resolved file)`` of each local ``@import`` of ``text`` (the style sheet at
     ``path``), in order: only existing files inside ``repo`` (after symbolic links), the ones a
     bundle inlines."""
+    if not _IMPORT.search(text):  # most style sheets import nothing: skip the full scan
+        return []
     repo = repo.resolve()
     found = []
     for kind, _, _, url, _, _ in scan(text):
