@@ -37,7 +37,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-SHARED = REPO.parent / "shared" / "bench" / "make_workspace.py"
+# ../shared/bench beside the main checkout (a worktree under wt/ looks two levels up)
+SHARED = next((p for p in (HERE.parents[1] / "shared", HERE.parents[2] / "shared") if p.is_dir()),
+              HERE.parents[1] / "shared") / "bench" / "make_workspace.py"
 ESBUILD = "esbuild@0.23.1"
 BASELINE = """
 import glob, sys, rjsmin, rcssmin

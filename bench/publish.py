@@ -34,7 +34,9 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parent.parent / "shared" / "bench" / "make_workspace.py"
+# ../shared/bench beside the main checkout (a worktree under wt/ looks two levels up)
+SHARED = next((p for p in (HERE.parents[1] / "shared", HERE.parents[2] / "shared") if p.is_dir()),
+              HERE.parents[1] / "shared") / "bench" / "make_workspace.py"
 LIBS = Path("/tmp/bosco-bench/libs/node_modules")
 BOSCO = [sys.executable, "-m", "bosco"]
 
