@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from bosco import __version__
+from bosco import __version__, ui
 from bosco.assetset import AssetSet, segment_problem, use_types
 from bosco.cache import configure as configure_cache
 from bosco.config import Config, load_config
@@ -51,13 +51,12 @@ from bosco.publish.release import (
 )
 from bosco.publish.target import Target
 from bosco.redact import redact
+from bosco.ui import err, out
 from bosco.workspace import Service, compile_regex, discover_services, filter_services, find_root
 
 if TYPE_CHECKING:
     from bosco.watch import Rebuild
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # never hard-wrap paths in messages
-out = Console(highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -107,8 +106,18 @@ SHARED_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--tag", "-t", help="Only services whose manifest tags include this tag."),
     click.option("--service", "-s", "service", is_flag=True, default=None,
                  help="Only the service the current folder is in."),
-    click.option("--verbose", "-v", is_flag=True, default=None, help="Show tracebacks and build output."),
+    click.option("--verbose", "-v", is_flag=True, default=None,
+                 help="Also show build output and details that need no action."),
+    click.option("--quiet", "-q", is_flag=True, default=None, help="Show only errors (and results on stdout)."),
+    click.option("--traceback", is_flag=True, default=None, help="Show the Python traceback of an error."),
 ]
+SHARED_NAMES = ("workspace", "environment", "repo", "tag", "service", "verbose", "quiet", "traceback")
+
+
+def configure_ui(state: Context) -> None:
+    """Apply -q, -v and --traceback (given before or after the command name) to ``bosco.ui``."""
+    ui.configure(quiet=bool(state.get("quiet")), verbose=bool(state.get("verbose")),
+                 traceback=bool(state.get("traceback")))
 
 
 def shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,10 +127,11 @@ def shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context().find_object(Context)
         assert ctx is not None
-        for name in ("workspace", "environment", "repo", "tag", "service", "verbose"):
+        for name in SHARED_NAMES:
             value = kwargs.pop(name, None)
             if value is not None:
                 ctx.values[name] = value
+        configure_ui(ctx)
         return func(*args, **kwargs)
 
     for option in reversed(SHARED_OPTIONS):
@@ -130,8 +140,8 @@ def shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class BoscoGroup(click.Group):
-    """Turns BoscoError into one red line, a hint and exit code 1 (traceback only with -v), with
-    secrets masked (``redact.redact``)."""
+    """Turns BoscoError into one red line, a hint and exit code 1 (the traceback only with
+    --traceback), with secrets masked (``redact.redact``)."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``--help`` with each summary whole (click cuts them to fit one line)."""
@@ -145,12 +155,9 @@ class BoscoGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BoscoError as exc:
-            state = ctx.find_object(Context)
-            if state and state.get("verbose"):
-                err.print(redact(traceback.format_exc()), markup=False)
-            err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True, highlight=False)
-            if exc.hint:
-                err.print(f"[dim]hint: {escape(redact(exc.hint))}[/]")
+            if ui.mode.traceback:
+                ui.traceback_text(traceback.format_exc())
+            ui.error(str(exc), exc.hint)
             ctx.exit(1)
 
 
@@ -160,6 +167,7 @@ class BoscoGroup(click.Group):
 def cli(ctx: click.Context, **kwargs: Any) -> None:
     """bosco: serve (cdn) and publish (build, s3push, s3delete) the static assets of a multi-repo workspace."""
     ctx.obj = Context({k: v for k, v in kwargs.items() if v is not None})
+    configure_ui(ctx.obj)
 
 
 for _option in SHARED_OPTIONS:
@@ -191,7 +199,7 @@ def setup(overrides: dict[str, Any] | None = None, need_services: bool = True, s
     config = load_config(root, environment, overrides, strict=strict)
     use_types(config.get("types") or {})
     for warning in config.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+        ui.warning(warning)
     configure_cache(config.get("cache.remote"), config, config.get("cache.maxsize"))
     services, warnings = discover_services(root, config)
     if not services and need_services:
@@ -236,24 +244,15 @@ def build_with_progress(state: Setup, build: Callable[[Callable[[Service], None]
         return build(lambda s: advance(s.name))
 
 
-def is_verbose() -> bool:
-    """True with ``-v`` (call in the command's thread: click's context is per thread)."""
-    state = click.get_current_context().find_object(Context)
-    return bool(state and state.get("verbose"))
-
-
-def print_problems(asset_set: AssetSet, details: bool = False) -> None:
-    """Warnings and errors of an asset set on stderr, one line each, naming the service; with ``-v``
-    (``details``) the lines that need no action first (a minifier fault bosco repaired, a build
-    command not run)."""
-    if details:
-        for detail in (f"{s.name}: {d}" for s in asset_set.services for d in s.all_details):
-            err.print(f"[dim]detail: {escape(redact(detail))}[/]", highlight=False)
-    warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(redact(warning))}", highlight=False)
+def print_problems(asset_set: AssetSet) -> None:
+    """Details (``-v``), warnings and errors of an asset set on stderr, one line each, naming the
+    service. Details need no action: a minifier fault bosco repaired, a build command not run."""
+    for detail in (f"{s.name}: {d}" for s in asset_set.services for d in s.all_details):
+        ui.detail(detail)
+    for warning in list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]:
+        ui.warning(warning)
     for error in asset_set.errors:
-        err.print(f"[red]error:[/] {escape(redact(error))}", highlight=False)
+        ui.error(error)
 
 
 def watched_services(services: list[Service], pattern: str | None, cwd: Path) -> list[Service]:
@@ -338,11 +337,10 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
                            rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True,
                            legal_comments=state.config.get("minify.legalcomments", "inline"))
-    show_details = is_verbose()
     session = WatchSession(
         state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
         on_rebuild=print_rebuild, on_problem=print_problem,
-        on_output=print_output if show_details else None,
+        on_output=print_output if ui.mode.verbose else None,
     )
 
     def build() -> None:
@@ -350,7 +348,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         # syntax-check every file and serve that (seconds on a cold cache for megabytes of JS);
         # minified bundles are verified in their only pass
         asset_set = build_with_progress(state, functools.partial(session.serve, quick=not minify))
-        print_problems(asset_set, show_details)
+        print_problems(asset_set)
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
         err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
                   f"({'minified bundles' if minify else 'source files'})")
@@ -428,7 +426,7 @@ def require_problem_free(printed: list[str], problems: list[str], where: str,
     """Print ``problems`` (``printed`` ones were shown already) and raise one PublishError counting
     both when there is any: nothing may be published."""
     for problem in problems:
-        err.print(f"[red]error:[/] {escape(redact(problem))}", highlight=False)
+        ui.error(problem)
     if printed or problems:
         raise PublishError(f"{len(printed) + len(problems)} problem(s); nothing published to {where}", hint)
 
@@ -553,7 +551,7 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "")
     asset_set = build_published(state, options)
-    print_problems(asset_set, is_verbose())
+    print_problems(asset_set)
     if asset_set.errors:
         raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
                          "fix the errors above and run again")
@@ -613,7 +611,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
             err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
         options = replace(publish_build_options(state, build_name, bundle, True, f"/{env}"), refuse_foreign=True)
         asset_set = build_published(state, options)
-        print_problems(asset_set, is_verbose())
+        print_problems(asset_set)
         from bosco.diff import current_release, diff_releases
         from bosco.publish.s3 import config_problems, s3_target  # boto3 costs 0.2 s of start-up: only here
 

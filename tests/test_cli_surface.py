@@ -102,3 +102,21 @@ def test_publishing_does_not_import_the_build_layer():
             "print(sorted(m for m in sys.modules if m in ('bosco.pipeline', 'bosco.bundle', 'bosco.verify')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_quiet_shows_only_errors_and_traceback_is_separate_from_verbose(tmp_path):
+    root = tiny_workspace(tmp_path / "ws")
+    (root / ".bosco" / "bosco.json").write_text(json.dumps({"cdn": {"prot": 1}}))  # a warning
+    loud = CliRunner().invoke(cli, ["-W", str(root), "build", "--out", str(tmp_path / "a")])
+    assert loud.exit_code == 0 and "warning:" in loud.stderr and "wrote " in loud.stderr
+    quiet = CliRunner().invoke(cli, ["-W", str(root), "-q", "build", "--out", str(tmp_path / "b")])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert (tmp_path / "b" / "app" / "default" / "js" / "top.js").is_file()
+    (root / "app" / "js" / "a.js").unlink()
+    failed = CliRunner().invoke(cli, ["-W", str(root), "build", "--out", str(tmp_path / "c"), "-q"])
+    assert failed.exit_code == 1
+    assert [line.split(":")[0] for line in failed.stderr.splitlines()] == ["error", "error", "hint"]
+    verbose = CliRunner().invoke(cli, ["-W", str(root), "-v", "build", "--out", str(tmp_path / "c")])
+    assert verbose.exit_code == 1 and "Traceback" not in verbose.stderr
+    traced = CliRunner().invoke(cli, ["-W", str(root), "--traceback", "build", "--out", str(tmp_path / "c")])
+    assert traced.exit_code == 1 and "Traceback (most recent call last)" in traced.stderr
