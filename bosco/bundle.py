@@ -397,8 +397,10 @@ def build_bundle(
                   "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "", tuple(details))
 
 
+@lru_cache(maxsize=256)
 def _unit_edits(text: str, edits: tuple[tuple[int, int, int], ...]) -> tuple[tuple[int, int, int], ...]:
-    """``edits`` with code point positions turned into UTF-16 units (the same for ASCII text)."""
+    """``edits`` with code point positions turned into UTF-16 units (the same for ASCII text).
+    Remembered: a minified build prepares each bundle twice (``minify_inputs``, then ``build_bundle``)."""
     if not edits or text.isascii():
         return edits
     units = unit_offsets(text)
