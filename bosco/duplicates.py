@@ -5,9 +5,9 @@ site assets; empty files ignored):
 
 - the same bytes listed more than once (twice in one bundle, in two bundles or in two services);
 - the same library in different versions, recognised from the file name (``jquery-1.11.0-min.js``,
-  ``jquery-3.7.1.min.js``, ``lodash@4.17.21.js``), a license banner at the top of the file
-  (``/*! jQuery v3.7.1``) or the ``package.json`` of a vendored folder it lives in (not the
-  service's own ``package.json``).
+  ``jquery-3.7.1.min.js``, ``lodash@4.17.21.js``), a license banner in the file's first comment
+  (``/*! jQuery v3.7.1``; a banner further down belongs to code the file embeds) or the
+  ``package.json`` of a vendored folder it lives in (not the service's own ``package.json``).
 
 File hashes and banners are cached in memory by path, size and modification time, so ``bosco cdn``
 re-checks only changed files after a rebuild.
@@ -31,7 +31,8 @@ _NAME_VERSION = re.compile(
 _BANNER = re.compile(
     r"/\*!?\s*(?:\*\s*)?(?:@license\s+)?(?P<name>[A-Za-z][\w.\-]*(?: [A-Z][\w.\-]*)?)\s+(?:-\s+)?"
     r"v(?P<version>\d+\.\d+(?:\.\d+)?(?:-[\w.]+)?)\b")
-BANNER_BYTES = 1024
+_FIRST_COMMENT = re.compile(r'^\ufeff?\s*(?:@charset\s+"[^"]*";\s*)?(/\*.*?(?:\*/|$))', re.DOTALL)
+BANNER_BYTES = 2048
 
 _files: dict[tuple[str, int, int], tuple[str, tuple[str, str] | None]] = {}
 
@@ -115,7 +116,8 @@ def _facts(path: Path) -> tuple[int, str, tuple[str, str] | None] | None:
             data = path.read_bytes()
         except OSError:
             return None
-        found = _BANNER.search(data[:BANNER_BYTES].decode("utf-8", "replace"))
+        first = _FIRST_COMMENT.match(data[:BANNER_BYTES].decode("utf-8", "replace"))  # a later banner belongs
+        found = _BANNER.search(first.group(1)) if first else None  # to something the file embeds
         _files[key] = (hashlib.sha256(data).hexdigest(),
                        (_normal(found.group("name")), found.group("version")) if found else None)
     sha, banner = _files[key]

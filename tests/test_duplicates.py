@@ -29,6 +29,7 @@ FILES = {
         "public/vendor/lodash/lodash.js": b"var _ = 20;\n",
         "public/vendor/lodash/package.json": b'{"name": "lodash", "version": "4.17.20"}',
         "public/js/widgets.js": b"/*!\n * Foo Widgets v2.0.0\n */\nvar foo = 2;\n",
+        "public/js/embeds.js": b"/* Kit, version 6 */\nvar kit = 1;\n/*! jQuery v2.2.4 */\nvar jq = 2;\n",
         "package.json": b'{"name": "shop", "version": "9.9.9"}',
     },
     "admin": {"public/lib/lodash@4.17.21.js": b"var _ = 21;\n", "public/js/admin.js": b"var admin = 1;\n"},
@@ -37,7 +38,8 @@ MANIFESTS = {
     "web": {"assets": {"basePath": "public", "js": {"top": ["js/jquery-1.11.0-min.js", "js/app.js", "js/copy.js",
                                                            "js/empty.js"], "extra": ["js/foo.js"]}}},
     "shop": {"assets": {"basePath": "public", "js": {"top": ["js/jquery-3.7.1.min.js", "js/app.js", "js/empty.js",
-                                                            "vendor/lodash/lodash.js", "js/widgets.js"]}}},
+                                                            "vendor/lodash/lodash.js", "js/widgets.js",
+                                                            "js/embeds.js"]}}},
     "admin": {"assets": {"basePath": "public", "js": {"top": ["js/admin.js"]}},
               "libraries": [{"basePath": "public/lib", "glob": "*.js"}]},
 }
