@@ -91,7 +91,7 @@ def normalize_base_path(value: Any, where: str, path: Path) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ManifestError(f"{path}: {where} must be a string", HINT)
+        raise ManifestError(f"{path}: {where} must be a string, not {json_type(value)}", HINT)
     rel = posixpath.normpath(value.replace("\\", "/").strip().lstrip("/") or ".")
     if rel == ".." or rel.startswith("../"):
         raise ManifestError(f"{path}: {where} {value!r} points outside the repository", HINT)
@@ -113,6 +113,8 @@ def check_glob(glob: str, where: str, path: Path) -> None:
     Unicode (a lone surrogate such as ``"\\udc80"``), holding a NUL, or whose braces expand to more
     than ``MAX_GLOB_PATTERNS`` patterns. Raises ``ManifestError`` naming ``path`` and ``where``."""
     shown = json.dumps(glob[:60] + ("..." if len(glob) > 60 else ""))
+    if not glob.strip():
+        raise ManifestError(f"{path}: {where}: a glob cannot be empty", HINT)
     if len(glob) > MAX_GLOB_LENGTH:
         raise ManifestError(f"{path}: {where}: glob {shown} is {len(glob):,} characters long (at most "
                             f"{MAX_GLOB_LENGTH:,})", HINT)
@@ -133,8 +135,11 @@ def check_glob(glob: str, where: str, path: Path) -> None:
 def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ManifestError(f"{path}: {where} must be a list of glob strings", HINT)
+    if not isinstance(value, list):
+        raise ManifestError(f"{path}: {where} must be a list of glob strings, not {json_type(value)}", HINT)
+    for i, glob in enumerate(value):
+        if not isinstance(glob, str):
+            raise ManifestError(f"{path}: {where}[{i}] must be a glob string, not {json_type(glob)}", HINT)
     if not value:
         warnings.append(f"{path}: {where} lists no files; the bundle is empty")
     for i, glob in enumerate(value):
@@ -150,7 +155,7 @@ def _check_tag(tag: str, where: str, path: Path) -> None:
 
 def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list[str]) -> Section:
     if not isinstance(block, dict):
-        raise ManifestError(f"{path}: {where} must be an object", HINT)
+        raise ManifestError(f"{path}: {where} must be an object, not {json_type(block)}", HINT)
     bundles = []
     for type_, value in block.items():
         if type_ in SECTION_OPTIONS:
@@ -183,7 +188,8 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ManifestError(f"{path}: {where} must be a list of {{basePath, glob}} objects", HINT)
+        raise ManifestError(f"{path}: {where} must be a list of {{basePath, glob}} objects, not {json_type(value)}",
+                            HINT)
     specs = []
     for i, item in enumerate(value):
         if not isinstance(item, dict) or not isinstance(item.get("glob"), str):
@@ -197,14 +203,29 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
 MAX_WATCH_TIMEOUT_MS = 86_400_000  # a watch build that needs longer than a day to get ready is stuck
 
 
+def json_type(value: Any) -> str:
+    """How JSON names the type of ``value``: ``a string``, ``a number``, ``true or false``, ``a list``..."""
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"), (dict, "an object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
+
+
+def _object(value: Any, where: str, path: Path, shape: str = "an object") -> dict[str, Any]:
+    """``value`` when it is a JSON object, ``{}`` when absent or null; anything else (``0``, ``""``,
+    ``[]``) is a ``ManifestError`` naming ``path``, the key and what was found."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ManifestError(f"{path}: {where} must be {shape}, not {json_type(value)}", HINT)
+    return value
+
+
 def _build(value: Any, path: Path) -> BuildSpec | None:
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise ManifestError(f"{path}: build must be an object", HINT)
-    watch = value.get("watch") or {}
-    if not isinstance(watch, dict):
-        raise ManifestError(f"{path}: build.watch must be an object", HINT)
+    value = _object(value, "build", path)
+    watch = _object(value.get("watch"), "build.watch", path)
     ready = watch.get("ready", "finished")
     timeout = watch.get("timeout", 10000)
     if not isinstance(ready, str) or not ready:
@@ -251,21 +272,17 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: must hold a JSON object", HINT)
     warnings = _key_typos(data, path)
-    service = data.get("service") or {}
-    if not isinstance(service, dict):
-        raise ManifestError(f"{path}: service must be an object", HINT)
+    service = _object(data.get("service"), "service", path)
     name = service.get("name")
     if name is not None and segment_problem(name):
         raise ManifestError(f"{path}: {segment_problem(name, 'service.name')}", HINT)
-    tags = data.get("tags", [])
+    tags = [] if data.get("tags") is None else data["tags"]
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ManifestError(f"{path}: tags must be a list of strings", HINT)
     sections = []
     if data.get("assets") is not None:
         sections.append(_section(data["assets"], "assets", None, path, warnings))
-    files = data.get("files") or {}
-    if not isinstance(files, dict):
-        raise ManifestError(f"{path}: files must map bundle tags to objects", HINT)
+    files = _object(data.get("files"), "files", path, "an object mapping bundle tags to objects")
     for tag, block in files.items():
         sections.append(_section(block, f"files.{tag}", tag, path, warnings))
     return Manifest(

@@ -112,7 +112,17 @@ SEGMENT_RULE = " (non-empty, no '/', '\\' or control characters, not '.' or '..'
     ([], "must hold a JSON object"),
     ({"tags": "front"}, "tags must be a list of strings"),
     ({"assets": {"js": ["a.js"]}}, "assets.js must map bundle tags to lists of globs"),
-    ({"assets": {"js": {"top": [1]}}}, "assets.js.top must be a list of glob strings"),
+    ({"assets": {"js": {"top": [1]}}}, "assets.js.top[0] must be a glob string, not a number"),
+    ({"service": 0}, "service must be an object, not a number"),
+    ({"service": []}, "service must be an object, not a list"),
+    ({"files": ""}, "files must be an object mapping bundle tags to objects, not a string"),
+    ({"files": {"t": {"js": ""}}}, "files.t.js[0]: a glob cannot be empty"),
+    ({"assets": 0}, "assets must be an object, not a number"),
+    ({"assets": {"js": {"top": {}}}}, "assets.js.top must be a list of glob strings, not an object"),
+    ({"assets": {"basePath": 5, "js": {"a": ["x"]}}}, "assets.basePath must be a string, not a number"),
+    ({"build": False}, "build must be an object, not true or false"),
+    ({"build": {"watch": []}}, "build.watch must be an object, not a list"),
+    ({"libraries": {}}, "libraries must be a list of {basePath, glob} objects, not an object"),
     ({"files": {"t": {"alreadyMinified": "yes", "js": []}}}, "files.t.alreadyMinified must be true or false"),
     ({"libraries": [{"basePath": "lib"}]}, "libraries[0] must be an object with a string 'glob'"),
     ({"build": {"command": 5}}, "build.command must be a shell string or a list of strings"),
@@ -127,6 +137,13 @@ def test_bad_shapes_name_the_file_and_key(tmp_path, data, message):
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert str(info.value) == f"{path}: {message}"
+
+
+def test_null_counts_as_absent(tmp_path):
+    path = write(tmp_path / "bosco-service.json",
+                 {"service": None, "tags": None, "files": None, "assets": None, "build": {"watch": None}})
+    manifest = load_manifest(path)
+    assert (manifest.name, manifest.tags, manifest.sections, manifest.build.timeout_ms) == (None, (), (), 10000)
 
 
 def test_duplicate_keys_are_an_error(tmp_path):
