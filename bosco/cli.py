@@ -428,7 +428,7 @@ def require_problem_free(printed: list[str], problems: list[str], where: str,
     for problem in problems:
         ui.error(problem)
     if printed or problems:
-        raise PublishError(f"{len(printed) + len(problems)} problem(s); nothing published to {where}", hint)
+        raise PublishError(f"{ui.plural(len(printed) + len(problems), 'error')}; nothing published to {where}", hint)
 
 
 def environment_hint(state: Setup) -> str:
@@ -535,9 +535,10 @@ def print_report(report: PublishReport, as_json: bool, extra: dict[str, Any] | N
               "(default: root-relative /<key>).")
 @click.option("--force", is_flag=True, help="Replace files of an already written build (not `default`).")
 @click.option("--ignore-budgets", is_flag=True, help="Write bundles over their size budgets (listed as warnings).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 @shared_options
 def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
-                  force: bool, ignore_budgets: bool) -> None:
+                  force: bool, ignore_budgets: bool, as_json: bool) -> None:
     """Write the asset set that s3push would publish into a folder, through the same release code.
 
     BUNDLE limits bundles to one tag. Every build.command runs first. Fragment URLs use
@@ -546,14 +547,22 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
     <service>/<build>/release.json is written last. Exits 1 (writing nothing) when any service has
     an error.
     """
+    problems: list[str] = []
+    with json_failure(as_json, problems):
+        _build_to(bundle, out_dir, build_name, no_minify, base_url, force, ignore_budgets, as_json, problems)
+
+
+def _build_to(bundle: str | None, out_dir: Path, build_name: str, no_minify: bool, base_url: str | None,
+              force: bool, ignore_budgets: bool, as_json: bool, problems: list[str]) -> None:
     state = setup()
     check_out_dir(out_dir, state.root)
     publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force)
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "")
     asset_set = build_published(state, options)
     print_problems(asset_set)
+    problems += asset_set.errors
     if asset_set.errors:
-        raise BoscoError(f"{len(asset_set.errors)} error(s); nothing written to {out_dir}",
+        raise BoscoError(f"{ui.plural(len(asset_set.errors), 'error')}; nothing written to {out_dir}",
                          "fix the errors above and run again")
     records, _ = collect_provenance(asset_set, publish, strict=False)
     target = DirectoryTarget(out_dir)
@@ -567,6 +576,12 @@ def build_command(bundle: str | None, out_dir: Path, build_name: str, no_minify:
         require_problem_free([], over, str(out_dir))
     totals = execute(plan, target, CompressionCache(None)).totals()
     written = totals["upload"] + totals["copy"]
+    if as_json:
+        warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]
+        click.echo(json.dumps({"ok": True, "out": str(out_dir), "environment": state.environment, "build": build_name,
+                               "services": [s.name for s in asset_set.services], "written": written,
+                               "unchanged": totals["skip"], "bytes": totals["sent_bytes"],
+                               "warnings": [redact(w) for w in warnings]}, indent=2))
     err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
               f"for {len(state.services)} services to {escape(str(out_dir))}")
 
@@ -741,7 +756,7 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
         asset_set = build_published(state, publish_build_options(state, DEFAULT_BUILD, None, True, f"/{env}"))
         print_problems(asset_set)
         if asset_set.errors:
-            raise BoscoError(f"{len(asset_set.errors)} error(s) in the local build; nothing to compare",
+            raise BoscoError(f"{ui.plural(len(asset_set.errors), 'error')} in the local build; nothing to compare",
                              "fix the errors above and run again")
         found = collect(asset_set.services, released_outputs(asset_set, publish))
         records = {n: p.record() for n, p in found.items()}

@@ -164,7 +164,7 @@ def test_build_fails_with_one_line_naming_the_file(tmp_path: Path, kind: str, mo
         code, stdout, stderr = run.exit_code, run.stdout, run.stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: " + expected.replace("<bad>", str(root / "bad")),
-                      f"error: 1 error(s); nothing written to {out}"], stderr
+                      f"error: 1 error; nothing written to {out}"], stderr
     assert code == 1
     assert "Traceback" not in stdout + stderr
     assert not out.exists()

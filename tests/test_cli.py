@@ -200,7 +200,7 @@ def test_invalid_json_manifest_fails_naming_file_line_and_column(example, tmp_pa
     assert result.exit_code == 1
     message = f"{manifest}:3:19: invalid JSON: trailing comma before ']' (JSON allows none)"
     assert f"error: app-checkout: {message}" in error_lines(result)
-    assert error_lines(result)[-1] == f"error: 1 error(s); nothing written to {out}"
+    assert error_lines(result)[-1] == f"error: 1 error; nothing written to {out}"
     assert "Traceback" not in result.output
     assert not out.exists()
 

@@ -120,3 +120,21 @@ def test_quiet_shows_only_errors_and_traceback_is_separate_from_verbose(tmp_path
     assert verbose.exit_code == 1 and "Traceback" not in verbose.stderr
     traced = CliRunner().invoke(cli, ["-W", str(root), "--traceback", "build", "--out", str(tmp_path / "c")])
     assert traced.exit_code == 1 and "Traceback (most recent call last)" in traced.stderr
+
+
+def test_build_json_is_one_object_with_exact_keys(tmp_path):
+    root = tiny_workspace(tmp_path / "ws")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["-W", str(root), "-q", "build", "--out", str(out), "-b", "7", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": True, "out": str(out), "environment": "local", "build": "7",
+                                         "services": ["app"], "written": 6, "unchanged": 0,
+                                         "bytes": sum(p.stat().st_size for p in out.rglob("*") if p.is_file()),
+                                         "warnings": []}
+    (root / "app" / "js" / "a.js").unlink()
+    failed = CliRunner().invoke(cli, ["-W", str(root), "-q", "build", "--out", str(out), "--json"])
+    assert failed.exit_code == 1
+    report = json.loads(failed.stdout)
+    assert list(report) == ["ok", "errors", "hint"] and report["ok"] is False
+    assert report["errors"][-1] == f"1 error; nothing written to {out}"
+    assert report["errors"][0].startswith("app: js/top: js/a.js: no file matches under")

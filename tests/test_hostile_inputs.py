@@ -97,7 +97,7 @@ def test_build_out_reports_each_escape_and_writes_nothing(hostile: Path, tmp_pat
     assert result.exit_code == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: evil: {e}" for e in EVIL_ERRORS] + [
-        f"error: {len(EVIL_ERRORS)} error(s); nothing written to {out}"]
+        f"error: {len(EVIL_ERRORS)} errors; nothing written to {out}"]
     assert not out.exists() or not any(out.iterdir())
     assert "Traceback" not in result.output
 

@@ -64,7 +64,7 @@ def test_build_out_with_errors_writes_nothing(tmp_path):
     out = tmp_path / "out"
     result = run(workspace, "build", "--out", str(out))
     assert result.exit_code == 1
-    assert f"1 error(s); nothing written to {out}" in result.stderr
+    assert f"1 error; nothing written to {out}" in result.stderr
     assert not out.exists()
 
 

@@ -27,12 +27,12 @@ def test_missing_file_publishes_nothing(workspace, s3, bucket):
     set_manifest(workspace, "app-web", manifest)
     result = failed_push(workspace, "--json")
     assert result.stderr.count("js/missing.js") == 1  # printed once, not again in the summary
-    assert f"1 problem(s); nothing published to s3://{bucket}/tes/" in result.stderr
+    assert f"1 error; nothing published to s3://{bucket}/tes/" in result.stderr
     assert keys(s3, bucket) == {}
     report = json.loads(result.stdout)
     assert report["ok"] is False and len(report["errors"]) == 2
     assert "js/missing.js" in report["errors"][0]
-    assert report["errors"][1] == f"1 problem(s); nothing published to s3://{bucket}/tes/"
+    assert report["errors"][1] == f"1 error; nothing published to s3://{bucket}/tes/"
     assert report["hint"] == "fix the problems above and run again"
 
 
@@ -78,7 +78,7 @@ def test_every_problem_is_listed_and_nothing_published(tmp_path, moto_url, s3, b
     assert f"{workspace / 'app-other' / 'bosco-service.json'}:3:" in result.stderr
     assert "css/gone.css" in result.stderr
     assert "aws.bucket is not set" in result.stderr
-    assert "3 problem(s); nothing published to environment tes" in result.stderr
+    assert "3 errors; nothing published to environment tes" in result.stderr
     assert keys(s3, bucket) == {}
 
 
