@@ -307,14 +307,16 @@ def print_output(service: str, line: str) -> None:
               "service the current folder is in).")
 @click.option("--livereload", is_flag=True,
               help="Make the fragments of watched services reload the page (or swap CSS) after a rebuild.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout (one per line).")
 @shared_options
 def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None, rebuild: bool, watch: str | None,
-        livereload: bool) -> None:
+        livereload: bool, as_json: bool) -> None:
     """Serve every service's assets from one local pseudo-CDN (build `local`).
 
     With MODE `minify` (or --minify), JS and CSS are served as minified bundles with source maps; otherwise each
     source file is served at its own key and the fragments list them one by one. With -w, watched
-    services are rebuilt as their files change.
+    services are rebuilt as their files change. With --json, stdout gets one JSON object per line
+    for each event: listening, serving, watching, rebuild, problem, stopped.
     """
     from bosco.server import AssetHolder, CdnServer
     from bosco.watch import WatchSession
@@ -337,9 +339,21 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
                            rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True,
                            legal_comments=state.config.get("minify.legalcomments", "inline"))
+    emit = json_events(as_json)
+
+    def on_rebuild(rebuild: Rebuild) -> None:
+        print_rebuild(rebuild)
+        emit("rebuild", service=rebuild.service, ok=rebuild.ok, changed=list(rebuild.changed),
+             removed=list(rebuild.removed), reasons=list(rebuild.reasons), errors=list(rebuild.errors),
+             ms=round(rebuild.ms, 1), recovered=rebuild.recovered)
+
+    def on_problem(service: str, message: str) -> None:
+        print_problem(service, message)
+        emit("problem", service=service or None, message=message)
+
     session = WatchSession(
         state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
-        on_rebuild=print_rebuild, on_problem=print_problem,
+        on_rebuild=on_rebuild, on_problem=on_problem,
         on_output=print_output if ui.mode.verbose else None,
     )
 
@@ -352,21 +366,44 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
         err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
                   f"({'minified bundles' if minify else 'source files'})")
+        emit("serving", url=f"{base_url}/", services=[s.name for s in state.services], assets=count, minified=minify,
+             warnings=[redact(w) for w in [*asset_set.warnings, *(f"{s.name}: {w}" for s in asset_set.services
+                                                                   for w in s.all_warnings)]],
+             errors=[redact(e) for e in asset_set.errors])
         if watched:
             err.print(f"[green]watching[/] {', '.join(s.name for s in watched)}"
                       + (" (live reload on)" if livereload else ""))
-        out.print(f"{base_url}/")
+            emit("watching", services=[s.name for s in watched], livereload=livereload)
+        if not as_json:
+            out.print(f"{base_url}/")
 
     def ready() -> None:
         threading.Thread(target=build, daemon=True).start()
 
     err.print(f"listening on http://{server.host}:{server.port}/ (Ctrl-C to stop)")
+    emit("listening", url=f"http://{server.host}:{server.port}/")
     try:
         server.run(on_ready=ready)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown: stopping is success
         err.print("stopped")
     finally:
         session.stop()
+        emit("stopped")
+
+
+def json_events(enabled: bool) -> Callable[..., None]:
+    """``emit(event, **fields)``: with ``enabled`` (``--json``), one JSON object per line on stdout,
+    ``{"event": event, **fields}``, flushed at once (a reader follows the stream); else nothing.
+    Safe from several threads."""
+    lock = threading.Lock()
+
+    def emit(event: str, **fields: Any) -> None:
+        if enabled:
+            with lock:
+                click.echo(json.dumps({"event": event, **fields}))
+                sys.stdout.flush()
+
+    return emit
 
 
 def publish_build_options(state: Setup, build: str, tag: str | None, minify: bool,

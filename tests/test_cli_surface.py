@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,24 @@ def test_build_json_is_one_object_with_exact_keys(tmp_path):
     assert list(report) == ["ok", "errors", "hint"] and report["ok"] is False
     assert report["errors"][-1] == f"1 error; nothing written to {out}"
     assert report["errors"][0].startswith("app: js/top: js/a.js: no file matches under")
+
+
+def test_cdn_json_prints_one_object_per_event(example, tmp_path):
+    from conftest import running_cdn
+
+    log = tmp_path / "cdn.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOSCO_")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"))
+    with running_cdn([sys.executable, "-m", "bosco", "cdn", "-q", "--json"], example, env, log) as (base, _):
+        deadline = time.monotonic() + 120
+        while '"serving"' not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    events = [json.loads(line) for line in log.read_text().splitlines()]  # -q: nothing but JSON
+    assert events[0] == {"event": "listening", "url": f"{base}/"}
+    port = base.rsplit(":", 1)[1]
+    serving = events[1]
+    assert list(serving) == ["event", "url", "services", "assets", "minified", "warnings", "errors"]
+    assert serving["event"] == "serving" and serving["url"] == f"http://localhost:{port}/"
+    assert serving["services"] == ["app-home", "app-checkout", "app-reports", "service-api"]
+    assert serving["assets"] > 0 and serving["minified"] is False
+    assert serving["warnings"] == serving["errors"] == []
