@@ -26,12 +26,14 @@ import os
 import pickle
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from bosco.userdirs import cache_enabled, xdg_home
 
 FORMAT = "v2"  # layout and serialization of cache entries
 MAGIC = b"bosco-cache-entry 1\n"
@@ -66,18 +68,14 @@ def folder_name() -> str:
     return f"{FORMAT}-{code_version()[:16]}"
 
 
-def cache_root(env: dict[str, str] | None = None) -> Path:
-    """``$XDG_CACHE_HOME/bosco``, else ``~/.cache/bosco`` (XDG base directories)."""
-    env = os.environ if env is None else env
-    base = Path(env["XDG_CACHE_HOME"]) if env.get("XDG_CACHE_HOME") else Path(env.get("HOME") or Path.home()) / ".cache"
-    return base / "bosco"
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CACHE_HOME/bosco``, else ``~/.cache/bosco`` (``userdirs.xdg_home``)."""
+    return xdg_home("XDG_CACHE_HOME", env) / "bosco"
 
 
-def cache_dir() -> Path | None:
-    """This code version's local cache folder; None when ``BOSCO_CACHE=0``."""
-    if os.environ.get("BOSCO_CACHE") == "0":
-        return None
-    return cache_root() / folder_name()
+def cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """This code version's local cache folder; None when ``BOSCO_CACHE=0`` (``userdirs.cache_enabled``)."""
+    return cache_root(env) / folder_name() if cache_enabled(env) else None
 
 
 LARGE = 64 * 1024  # characters: parts this long are hashed once per process (``_digests``)

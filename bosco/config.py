@@ -17,7 +17,7 @@ from typing import Any
 
 from deepmerge import Merger
 
-from bosco import budgets
+from bosco import budgets, userdirs
 from bosco.errors import ConfigError
 from bosco.jsonfile import load_json
 from bosco.redact import mask_values, shown_value
@@ -82,8 +82,7 @@ class Config:
 
 def user_config_files(env: Mapping[str, str]) -> list[Path]:
     """The user-level files, lowest precedence first: ``~/.bosco/bosco.json`` then the XDG one."""
-    home = Path(env.get("HOME", str(Path.home())))
-    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    home, xdg = userdirs.home(env), userdirs.xdg_home("XDG_CONFIG_HOME", env)
     return [home / ".bosco" / "bosco.json", xdg / "bosco" / "bosco.json"]
 
 

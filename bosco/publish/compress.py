@@ -21,7 +21,7 @@ from pathlib import Path
 import brotli
 
 from bosco.assetset import type_info
-from bosco.cache import cache_root, folder_name, remote
+from bosco.cache import cache_dir, remote
 from bosco.publish.local import write_file
 
 
@@ -61,10 +61,12 @@ def encode(data: bytes, encoding: Encoding, text: bool = True, quality: int = BR
     return data
 
 
-def default_cache_dir(env: dict[str, str] | None = None) -> Path:
-    """``compressed`` in this code version's local cache folder (``bosco.cache``):
-    ``$XDG_CACHE_HOME/bosco/<version>/compressed``, else ``~/.cache/bosco/<version>/compressed``."""
-    return cache_root(env) / folder_name() / "compressed"
+def default_cache_dir(env: dict[str, str] | None = None) -> Path | None:
+    """``compressed`` in this code version's local cache folder (``bosco.cache.cache_dir``):
+    ``$XDG_CACHE_HOME/bosco/<version>/compressed``, else ``~/.cache/bosco/<version>/compressed``;
+    None (compressed bodies kept in memory only) when ``BOSCO_CACHE=0``."""
+    folder = cache_dir(env)
+    return folder / "compressed" if folder else None
 
 
 def decode(body: bytes, encoding: Encoding) -> bytes | None:

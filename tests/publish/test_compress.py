@@ -65,6 +65,10 @@ def test_default_cache_dir_follows_xdg():
     folder = cache.folder_name()
     assert default_cache_dir({"XDG_CACHE_HOME": "/x"}) == Path(f"/x/bosco/{folder}/compressed")
     assert default_cache_dir({"HOME": "/h"}) == Path(f"/h/.cache/bosco/{folder}/compressed")
+    assert default_cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "rel"}) == Path(f"/h/.cache/bosco/{folder}/compressed")
+    # one rule for every disk cache: BOSCO_CACHE=0 keeps compressed bodies in memory only, like the rest
+    assert default_cache_dir({"HOME": "/h", "BOSCO_CACHE": "0"}) is None
+    assert cache.cache_dir({"HOME": "/h", "BOSCO_CACHE": "0"}) is None
 
 
 def test_source_maps_get_their_own_brotli_quality(tmp_path: Path):
