@@ -21,7 +21,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route, request_response
+from starlette.routing import Route, WebSocketRoute, request_response
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bosco.assetset import AssetSet
 from bosco.errors import BoscoError
@@ -40,13 +41,19 @@ NO_CACHE = "no-cache, must-revalidate"
 HTML = "text/html; charset=utf-8"
 BUILD_WAIT = 300.0  # seconds a request waits for the first build
 EVENTS_PATH = "/_bosco/events"
+SOCKET_PATH = "/_bosco/socket"
 LIVERELOAD_PATH = "/_bosco/livereload.js"
 KEEPALIVE = 15.0  # seconds between SSE comment lines on an idle stream (keeps proxies from closing it)
 RECONNECT_MS = 1000  # the SSE ``retry`` the browser waits before reconnecting
 
 
+Message = tuple[str, str]  # (event name, JSON data)
+
+
 class EventHub:
-    """Server-sent events (WHATWG HTML §9.2) fanned out to every connected ``/_bosco/events`` client.
+    """Live-reload events fanned out to every connected client: WebSocket clients of
+    ``/_bosco/socket`` (RFC 6455; one JSON text message ``{"event": ..., "data": ...}`` each) and
+    server-sent events clients of ``/_bosco/events`` (WHATWG HTML §9.2).
 
     ``publish`` may be called from any thread; each subscriber is an asyncio queue on the server's
     loop. A message published with ``key`` and ``retain=True`` is also replayed to clients that
@@ -55,8 +62,8 @@ class EventHub:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[str | None]]] = set()
-        self._retained: dict[str, str] = {}
+        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message | None]]] = set()
+        self._retained: dict[str, Message] = {}
 
     @property
     def subscribers(self) -> int:
@@ -64,7 +71,7 @@ class EventHub:
 
     def publish(self, event: str, data: Any, key: str | None = None, retain: bool = False) -> None:
         """Send ``event`` with ``data`` (JSON-encoded) to every connected client."""
-        message = f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+        message = (event, json.dumps(data, separators=(",", ":")))
         with self._lock:
             if key is not None:
                 if retain:
@@ -76,14 +83,14 @@ class EventHub:
             self._send(subscriber, message)
 
     def close(self) -> None:
-        """End every open stream (server shutdown)."""
+        """End every open stream and socket (server shutdown)."""
         with self._lock:
             subscribers = list(self._subscribers)
         for subscriber in subscribers:
             self._send(subscriber, None)
 
-    def _send(self, subscriber: tuple[asyncio.AbstractEventLoop, asyncio.Queue[str | None]],
-              message: str | None) -> None:
+    def _send(self, subscriber: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message | None]],
+              message: Message | None) -> None:
         loop, queue = subscriber
         try:
             loop.call_soon_threadsafe(queue.put_nowait, message)
@@ -91,22 +98,22 @@ class EventHub:
             with self._lock:
                 self._subscribers.discard(subscriber)
 
-    async def stream(self) -> AsyncIterator[str]:
-        """One client's stream: a ``retry`` line, the retained messages, then each published one."""
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
+    async def messages(self) -> AsyncIterator[Message | None]:
+        """One client's messages: the retained ones, then each published one; None after every
+        ``KEEPALIVE`` seconds without one (time for a keep-alive); ends at ``close``."""
+        queue: asyncio.Queue[Message | None] = asyncio.Queue()
         subscriber = (asyncio.get_running_loop(), queue)
         with self._lock:
             self._subscribers.add(subscriber)
             retained = list(self._retained.values())
         try:
-            yield f"retry: {RECONNECT_MS}\n: connected\n\n"
             for message in retained:
                 yield message
             while True:
                 try:
                     message = await asyncio.wait_for(queue.get(), KEEPALIVE)
                 except asyncio.TimeoutError:
-                    yield ": keepalive\n\n"
+                    yield None
                     continue
                 if message is None:
                     return
@@ -114,6 +121,40 @@ class EventHub:
         finally:
             with self._lock:
                 self._subscribers.discard(subscriber)
+
+    async def stream(self) -> AsyncIterator[str]:
+        """One server-sent events client's stream: a ``retry`` line, then ``messages()`` as events."""
+        yield f"retry: {RECONNECT_MS}\n: connected\n\n"
+        async for message in self.messages():
+            yield ": keepalive\n\n" if message is None else f"event: {message[0]}\ndata: {message[1]}\n\n"
+
+    async def serve_socket(self, websocket: WebSocket) -> None:
+        """One WebSocket client: ``messages()`` as JSON text messages (a ``{"event": "keepalive"}``
+        when idle) until the client goes or the server stops. A socket, unlike an event stream,
+        takes none of the six HTTP/1.1 connections a browser allows per host, however many tabs
+        are open."""
+        await websocket.accept()
+        closed = asyncio.ensure_future(websocket.receive())  # a message from the client or its close
+        messages = self.messages()
+        try:
+            while True:
+                following = asyncio.ensure_future(anext(messages))
+                done, _ = await asyncio.wait({following, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if closed in done:
+                    following.cancel()
+                    return
+                try:
+                    message = following.result()
+                except StopAsyncIteration:
+                    await websocket.close(1001)  # going away: the server stops
+                    return
+                event, data = message if message is not None else ("keepalive", "null")
+                await websocket.send_text(f'{{"event":{json.dumps(event)},"data":{data}}}')
+        except WebSocketDisconnect:
+            return
+        finally:
+            closed.cancel()
+            await messages.aclose()
 
 
 class AssetHolder:
@@ -172,8 +213,12 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 def create_app(holder: AssetHolder) -> Starlette:
     """The ASGI app serving ``holder.current``: GET/HEAD of keys, OPTIONS preflight, ``/repos``, and
-    the live-reload stream ``/_bosco/events`` (text/event-stream) and script ``/_bosco/livereload.js``."""
+    the live-reload socket ``/_bosco/socket`` (WebSocket), stream ``/_bosco/events``
+    (text/event-stream) and script ``/_bosco/livereload.js``."""
     livereload_js = resources.files("bosco.templates").joinpath("livereload.js").read_bytes()
+
+    async def socket(websocket: WebSocket) -> None:
+        await holder.events.serve_socket(websocket)
 
     async def events(request: Request) -> Response:
         headers = {**CORS_HEADERS, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -219,6 +264,7 @@ def create_app(holder: AssetHolder) -> Starlette:
 
     methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"]
     app = Starlette(routes=[
+        WebSocketRoute(SOCKET_PATH, socket),
         Route(EVENTS_PATH, events, methods=["GET"]),
         Route(LIVERELOAD_PATH, script, methods=["GET", "HEAD"]),
         Route("/{path:path}", endpoint, methods=methods),
@@ -274,7 +320,7 @@ class CdnServer:
         self.port = self.socket.getsockname()[1]
         self.holder = holder
         config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=2)
+                                timeout_graceful_shutdown=2, ws="wsproto")
         self._server = _Server(config, holder.events)
         self._thread: threading.Thread | None = None
 

@@ -8,6 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 
@@ -20,6 +24,33 @@ from conftest import free_port
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def page_server(html: str) -> Iterator[str]:
+    """Serve ``html`` at ``/`` of a local HTTP server (the app server a developer's page comes from;
+    Chromium's local network access checks refuse a public page's sockets to 127.0.0.1); yields its URL."""
+    body = html.encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def read_event(lines, name: str) -> dict:
@@ -84,7 +115,7 @@ def test_livereload_script_is_served(live) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/javascript; charset=utf-8"
     assert response.content == resources.files("bosco.templates").joinpath("livereload.js").read_bytes()
-    assert b'new EventSource(new URL("events", me.src).href)' in response.content
+    assert b'new URL("socket", me.src)' in response.content
 
 
 def test_fragments_of_watched_services_include_the_script_only_with_livereload(live) -> None:
@@ -108,13 +139,11 @@ def test_browser_swaps_css_in_place_reloads_on_js_and_shows_failures(live, examp
     playwright = pytest.importorskip("playwright.sync_api")
     w = live(livereload=True)
     fragment = w.get("app-home/local/html/main.css.html").text
-    page_url = f"{w.url}/test-page.html"  # answered by the browser itself, on the cdn's origin
     html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
-    with playwright.sync_playwright() as p:
+    with playwright.sync_playwright() as p, page_server(html) as page_url:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.route(page_url, lambda route: route.fulfill(body=html, content_type="text/html"))
             page.goto(page_url)
             until(lambda: w.holder.events.subscribers >= 1, what="the page to connect to the event stream")
             page.evaluate("window.marker = 42")
@@ -183,3 +212,78 @@ def test_ctrl_c_with_an_open_event_stream_stops_quietly(example: Path, tmp_path:
     assert rest[-1] == "" and ": connected" in rest
     assert "Traceback" not in output and "ERROR" not in output
     assert output.rstrip().endswith("stopped")
+
+
+TABS = 10
+FONT_AND_FETCH = """async ([font, asset]) => {
+    const face = new FontFace("probe", `url(${font})`);
+    const settled = await face.load().then(() => "loaded", (e) => "settled: " + e.name);
+    const timing = performance.getEntriesByName(font).at(-1);
+    const response = await fetch(asset);
+    return [settled !== undefined && timing && timing.responseStatus, response.status, (await response.text()).length];
+}"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium "
+                    "(.ci/run does it)")
+def test_ten_tabs_all_live_reload_and_still_load_fonts_and_fetch(live, example: Path) -> None:
+    # a browser allows 6 HTTP/1.1 connections per host: one event stream per tab used them all up
+    playwright = pytest.importorskip("playwright.sync_api")
+    w = live(livereload=True)
+    fragment = w.get("app-home/local/html/main.css.html").text + w.get("app-home/local/html/bottom.js.html").text
+    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
+    font, asset = f"{w.url}/app-home/local/fonts/inter.woff2", f"{w.url}/app-home/local/css/base.css"
+    color = "getComputedStyle(document.querySelector('.probe')).color"
+    with playwright.sync_playwright() as p, page_server(html) as page_url:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            pages = [context.new_page() for _ in range(TABS)]
+            for page in pages:
+                page.goto(page_url)
+                page.evaluate("window.marker = 42")
+            until(lambda: w.holder.events.subscribers >= TABS, what="every tab to connect")
+            base_css = len((example / "app-home/public/css/base.css").read_bytes())
+            for page in pages:  # the font's request completed (200) and fetch() answers, in every tab
+                assert page.evaluate(FONT_AND_FETCH, [font, asset]) == [200, 200, base_css]
+
+            atomic_write(example / "app-home/public/css/home.css", b".probe { color: rgb(1, 2, 3); }\n")
+            for page in pages:
+                page.wait_for_function(f"{color} === 'rgb(1, 2, 3)'", timeout=15000)
+                assert page.evaluate("window.marker") == 42  # swapped in place
+            atomic_write(example / "app-home/public/js/app.js", b"var reloaded = true;\n")
+            for page in pages:
+                page.wait_for_function("window.reloaded === true && window.marker === undefined", timeout=15000)
+            for page in pages:
+                assert page.evaluate(FONT_AND_FETCH, [font, asset]) == [200, 200, base_css]
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium "
+                    "(.ci/run does it)")
+@pytest.mark.parametrize("name", ["café.css", "my styles.css"])
+def test_css_hot_swap_of_names_that_urls_encode(live, example: Path, name: str) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    css = example / "app-home/public/css" / name
+    css.write_text(".probe { color: rgb(4, 5, 6); }\n")
+    manifest = example / "app-home/bosco-service.json"
+    manifest.write_text(manifest.read_text().replace('"css/home.css"]', f'"css/home.css", "css/{name}"]'))
+    w = live(livereload=True)
+    fragment = w.get("app-home/local/html/main.css.html").text
+    assert "%20" in fragment or "%C3%A9" in fragment
+    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
+    color = "getComputedStyle(document.querySelector('.probe')).color"
+    with playwright.sync_playwright() as p, page_server(html) as page_url:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_url)
+            until(lambda: w.holder.events.subscribers >= 1, what="the page to connect")
+            assert page.evaluate(color) == "rgb(4, 5, 6)"
+            page.evaluate("window.marker = 42")
+            atomic_write(css, b".probe { color: rgb(7, 8, 9); }\n")
+            page.wait_for_function(f"{color} === 'rgb(7, 8, 9)'", timeout=15000)
+            assert page.evaluate("window.marker") == 42
+        finally:
+            browser.close()
