@@ -98,44 +98,55 @@ class EventHub:
             with self._lock:
                 self._subscribers.discard(subscriber)
 
-    async def messages(self) -> AsyncIterator[Message | None]:
-        """One client's messages: the retained ones, then each published one; None after every
-        ``KEEPALIVE`` seconds without one (time for a keep-alive); ends at ``close``."""
-        queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        subscriber = (asyncio.get_running_loop(), queue)
+    def _subscribe(self) -> tuple[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message | None]], list[Message]]:
+        """A new subscriber on the running loop (it gets every message published from now on) and
+        the retained messages to send it first."""
+        subscriber: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message | None]] = (
+            asyncio.get_running_loop(), asyncio.Queue())
         with self._lock:
             self._subscribers.add(subscriber)
-            retained = list(self._retained.values())
-        try:
-            for message in retained:
-                yield message
-            while True:
-                try:
-                    message = await asyncio.wait_for(queue.get(), KEEPALIVE)
-                except asyncio.TimeoutError:
-                    yield None
-                    continue
-                if message is None:
-                    return
-                yield message
-        finally:
-            with self._lock:
-                self._subscribers.discard(subscriber)
+            return subscriber, list(self._retained.values())
+
+    def _unsubscribe(self, subscriber: tuple[asyncio.AbstractEventLoop, asyncio.Queue[Message | None]]) -> None:
+        with self._lock:
+            self._subscribers.discard(subscriber)
+
+    @staticmethod
+    async def _messages(queue: asyncio.Queue[Message | None], retained: list[Message]) -> AsyncIterator[Message | None]:
+        """The retained messages, then each published one; None after every ``KEEPALIVE`` seconds
+        without one (time for a keep-alive); ends at ``close``."""
+        for message in retained:
+            yield message
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), KEEPALIVE)
+            except asyncio.TimeoutError:
+                yield None
+                continue
+            if message is None:
+                return
+            yield message
 
     async def stream(self) -> AsyncIterator[str]:
-        """One server-sent events client's stream: a ``retry`` line, then ``messages()`` as events."""
-        yield f"retry: {RECONNECT_MS}\n: connected\n\n"
-        async for message in self.messages():
-            yield ": keepalive\n\n" if message is None else f"event: {message[0]}\ndata: {message[1]}\n\n"
+        """One server-sent events client's stream: a ``retry`` line, then the messages as events
+        (subscribed before the first line, so a ``close`` right after it still ends the stream)."""
+        subscriber, retained = self._subscribe()
+        try:
+            yield f"retry: {RECONNECT_MS}\n: connected\n\n"
+            async for message in self._messages(subscriber[1], retained):
+                yield ": keepalive\n\n" if message is None else f"event: {message[0]}\ndata: {message[1]}\n\n"
+        finally:
+            self._unsubscribe(subscriber)
 
     async def serve_socket(self, websocket: WebSocket) -> None:
-        """One WebSocket client: ``messages()`` as JSON text messages (a ``{"event": "keepalive"}``
+        """One WebSocket client: the messages as JSON text messages (a ``{"event": "keepalive"}``
         when idle) until the client goes or the server stops. A socket, unlike an event stream,
         takes none of the six HTTP/1.1 connections a browser allows per host, however many tabs
         are open."""
         await websocket.accept()
+        subscriber, retained = self._subscribe()
         closed = asyncio.ensure_future(websocket.receive())  # a message from the client or its close
-        messages = self.messages()
+        messages = self._messages(subscriber[1], retained)
         try:
             while True:
                 following = asyncio.ensure_future(anext(messages))
@@ -153,6 +164,7 @@ class EventHub:
         except WebSocketDisconnect:
             return
         finally:
+            self._unsubscribe(subscriber)
             closed.cancel()
             await messages.aclose()
 
