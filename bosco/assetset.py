@@ -14,8 +14,8 @@ import hashlib
 import json
 import posixpath
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -30,15 +30,44 @@ DEFAULT_TYPE = ("application/octet-stream", False, False)
 
 
 _SEGMENT = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x1f]+$")
+MAX_NAME_BYTES = 255  # a file or folder name (ext4, APFS, NTFS): every segment of a key written by build --out
+MAX_KEY_BYTES = 1024  # an S3 object key, UTF-8
+# The longest suffix bosco adds to a tag in one name: "<tag>.css.LEGAL.txt" stored as "<...>.br".
+MAX_SEGMENT_BYTES = MAX_NAME_BYTES - len(".css.LEGAL.txt.br")
 
 
-SEGMENT_RULE = "non-empty, no '/', '\\' or control characters, not '.' or '..'"
+SEGMENT_RULE = f"non-empty, at most {MAX_SEGMENT_BYTES} bytes, no '/', '\\' or control characters, not '.' or '..'"
 
 
 def is_segment(value: object) -> bool:
     """True when ``value`` can be one segment of an asset key (service name, build, environment,
     tag): a non-empty string without ``/``, ``\\`` or control characters, and not ``.`` or ``..``."""
-    return isinstance(value, str) and bool(_SEGMENT.match(value))
+    return isinstance(value, str) and bool(_SEGMENT.match(value)) and _size(value) <= MAX_SEGMENT_BYTES
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _short(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else text[:keep] + "..."
+
+
+def key_problems(keys: Iterable[str], environment: str) -> list[str]:
+    """Why some of ``keys`` cannot be published under ``environment``: a name (segment) longer than
+    ``MAX_NAME_BYTES`` or an S3 key ``<environment>/<key>.br`` (the brotli copy is the longest)
+    longer than ``MAX_KEY_BYTES``, UTF-8 bytes. One line per offending key, the key shortened."""
+    problems = []
+    for key in keys:
+        stored = f"{environment}/{key}.br"
+        name = next((n for n in stored.split("/") if _size(n) > MAX_NAME_BYTES), None)
+        if name is not None:
+            problems.append(f"asset key {_short(key)}: the name {_short(name, 30)} is {_size(name):,} bytes "
+                            f"(at most {MAX_NAME_BYTES} per file or folder name, with .br)")
+        elif _size(stored) > MAX_KEY_BYTES:
+            problems.append(f"asset key {_short(key)}: the S3 key {_short(stored)} is {_size(stored):,} bytes with "
+                            f"its .br copy (at most {MAX_KEY_BYTES:,})")
+    return problems
 
 
 def segment_problem(value: object, what: str = "") -> str | None:
@@ -46,7 +75,8 @@ def segment_problem(value: object, what: str = "") -> str | None:
     shows: ``'<what> "<value>" cannot be a key segment (<SEGMENT_RULE>)'`` (the value as JSON)."""
     if is_segment(value):
         return None
-    return f"{what + ' ' if what else ''}{json.dumps(value)} cannot be a key segment ({SEGMENT_RULE})"
+    shown = json.dumps(_short(value) if isinstance(value, str) else value)
+    return f"{what + ' ' if what else ''}{shown} cannot be a key segment ({SEGMENT_RULE})"
 
 
 _configured: dict[str, tuple[str, bool, bool]] = {}  # the ``types`` configuration, see ``use_types``
@@ -192,6 +222,15 @@ class AssetSet:
     services: tuple[ServiceBuild, ...]
     warnings: tuple[str, ...] = field(default=())
     duplicates: tuple[Any, ...] = field(default=())
+
+    def with_key_problems(self, environment: str) -> AssetSet:
+        """This set with the ``key_problems`` of each service's keys under ``environment`` added to
+        that service's errors (checked before publishing, so nothing is written when a key cannot be)."""
+        services = []
+        for build in self.services:
+            problems = key_problems((o.key for o in build.outputs), environment)
+            services.append(replace(build, errors=build.errors + tuple(problems)) if problems else build)
+        return replace(self, services=tuple(services))
 
     def get(self, key: str) -> Output | None:
         return self.outputs.get(key)

@@ -421,9 +421,11 @@ def publish_build_options(state: Setup, build: str, tag: str | None, minify: boo
 
 
 def build_published(state: Setup, options: BuildOptions) -> AssetSet:
-    """Build the selected services' asset set with ``options``, showing progress."""
-    return build_with_progress(state, lambda progress: build_asset_set(state.services, options, state.warnings,
-                                                                       progress))
+    """Build the selected services' asset set with ``options``, showing progress; a key that cannot
+    be published (too long a name or S3 key, ``AssetSet.with_key_problems``) is an error of its service."""
+    asset_set = build_with_progress(state, lambda progress: build_asset_set(state.services, options, state.warnings,
+                                                                            progress))
+    return asset_set.with_key_problems(state.environment)
 
 
 def publish_options(state: Setup, build: str, concurrency: int, bundle: str | None, force: bool,
@@ -611,7 +613,11 @@ def _build_to(bundle: str | None, out_dir: Path, build_name: str, no_minify: boo
         over, _ = check_budgets(state, asset_set, bundle_sizes(asset_set, publish, state.config), previous,
                                 build_name, ignore_budgets)
         require_problem_free([], over, str(out_dir))
-    totals = execute(plan, target, CompressionCache(None)).totals()
+    try:
+        totals = execute(plan, target, CompressionCache(None)).totals()
+    except BoscoError:
+        target.discard_created()
+        raise
     written = totals["upload"] + totals["copy"]
     if as_json:
         warnings = list(asset_set.warnings) + [f"{s.name}: {w}" for s in asset_set.services for w in s.all_warnings]

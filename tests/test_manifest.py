@@ -105,7 +105,7 @@ def test_every_shape_is_typed(tmp_path):
         f"{path}: unknown asset type assets.doc ignored (known: js, css, img, html, swf, fonts, pdf, json)",)
 
 
-SEGMENT_RULE = " (non-empty, no '/', '\\' or control characters, not '.' or '..')"
+SEGMENT_RULE = " (non-empty, at most 238 bytes, no '/', '\\' or control characters, not '.' or '..')"
 
 
 @pytest.mark.parametrize("data, message", [

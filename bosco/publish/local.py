@@ -65,6 +65,7 @@ class DirectoryTarget:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = str(root)
+        self.created: list[Path] = []  # files this target created, for ``discard_created``
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -113,16 +114,41 @@ class DirectoryTarget:
         self.put(key, body, headers)
         return True
 
+    def _write(self, key: str, body: bytes) -> None:
+        path = key_path(self.root, key)
+        new = not path.exists()
+        try:
+            write_file(path, body)
+        except OSError as exc:  # ENOSPC/EFBIG on write carry no file name: name it here
+            raise PublishError(f"{path}: cannot write ({exc.strerror})",
+                               "check the --out folder (free space, permissions, name length)") from exc
+        if new:
+            self.created.append(path)
+
     def put(self, key: str, body: bytes, headers: Headers) -> None:
-        with self._errors():
-            write_file(key_path(self.root, key), body)
+        self._write(key, body)
 
     def copy(self, source: str, key: str, headers: Headers) -> None:
         source_path = key_path(self.root, source)
         if not source_path.is_file():
             raise SourceMissing(source)
         with self._errors():
-            write_file(key_path(self.root, key), source_path.read_bytes())
+            body = source_path.read_bytes()
+        self._write(key, body)
+
+    def discard_created(self) -> None:
+        """Remove the files this target created, then the folders under ``root`` left empty: after a
+        failed run, so it leaves no half result (files it replaced stay replaced)."""
+        for path in reversed(self.created):
+            path.unlink(missing_ok=True)
+            for folder in path.parents:
+                if folder == self.root or self.root not in folder.parents:
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty
+                    break
+        self.created.clear()
 
     def delete(self, keys: list[str]) -> None:
         with self._errors():
