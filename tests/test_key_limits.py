@@ -66,7 +66,7 @@ def test_build_out_refuses_keys_longer_than_s3_allows_and_writes_nothing(tmp_pat
     assert errors == [
         "error: svc: asset key svc/default/img/" + "d" * 44 + "...: the S3 key production/svc/default/img/"
         + "d" * 33 + "... is 1,040 bytes with its .br copy (at most 1,024)",
-        f"error: 1 error(s); nothing written to {out}"]
+        f"error: 1 error; nothing written to {out}"]
     assert not out.exists()
 
 
