@@ -42,11 +42,12 @@ from bosco.publish.release import (
     PublishReport,
     ReleasePlan,
     Result,
-    delete_release,
+    delete_releases,
     dry_run_report,
     execute,
     plan_delete,
     plan_release,
+    refuse_current,
     released_outputs,
 )
 from bosco.publish.target import Target
@@ -406,15 +407,19 @@ def json_events(enabled: bool) -> Callable[..., None]:
     return emit
 
 
+def published_base(state: Setup, fallback_base: str) -> str:
+    """URL prefix of published links (fragments, ``index.html``): ``<aws.cdn>/<env>``, else ``fallback_base``."""
+    cdn_url = state.config.get("aws.cdn")
+    return f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else fallback_base.rstrip("/")
+
+
 def publish_build_options(state: Setup, build: str, tag: str | None, minify: bool,
                           fallback_base: str) -> BuildOptions:
     """Build options of a published asset set (``build --out`` and ``s3push`` alike, so both publish
     the same bytes): fragments link <aws.cdn>/<env>/<key>, else ``fallback_base``. Every
     ``build.command`` runs (a publish builds from source: output left by an earlier run must not be
     published when the command now fails)."""
-    cdn_url = state.config.get("aws.cdn")
-    base = f"{cdn_url.rstrip('/')}/{state.environment}" if cdn_url else fallback_base.rstrip("/")
-    return BuildOptions(build=build, minify=minify, bundle=True, base_url=base, tag=tag,
+    return BuildOptions(build=build, minify=minify, bundle=True, base_url=published_base(state, fallback_base), tag=tag,
                         css_minifier=css_minifier(state.config), rebuild=True,
                         sri=bool(state.config.get("fragments.sri", True)), title=f"bosco {state.environment}/{build}",
                         legal_comments=state.config.get("minify.legalcomments", "inline"))
@@ -429,10 +434,12 @@ def build_published(state: Setup, options: BuildOptions) -> AssetSet:
 
 
 def publish_options(state: Setup, build: str, concurrency: int, bundle: str | None, force: bool,
-                    index_page: bool = True) -> PublishOptions:
-    """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
+                    fallback_base: str) -> PublishOptions:
+    """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``; ``index.html``
+    links under ``published_base``)."""
     return PublishOptions(state.environment, build, state.config.get("aws.maxage"),
-                          str(state.config.get("aws.shortcache")), concurrency, bundle, index_page, force)
+                          str(state.config.get("aws.shortcache")), concurrency, bundle,
+                          published_base(state, fallback_base), force)
 
 
 def compression_cache(config: Config) -> CompressionCache:
@@ -595,7 +602,7 @@ def _build_to(bundle: str | None, out_dir: Path, build_name: str, no_minify: boo
               force: bool, ignore_budgets: bool, as_json: bool, problems: list[str]) -> None:
     state = setup()
     check_out_dir(out_dir, state.root)
-    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force)
+    publish = publish_options(state, build_name, DEFAULT_CONCURRENCY, bundle, force, base_url or "")
     options = publish_build_options(state, build_name, bundle, not no_minify, base_url or "")
     asset_set = build_published(state, options)
     print_problems(asset_set)
@@ -661,9 +668,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         require_interactive(no_prompt or dry_run)
         state = setup()
         env = state.environment
-        ctx = click.get_current_context().find_object(Context)
-        filtered = bundle is not None or any(ctx.get(name) for name in ("repo", "tag", "service"))
-        publish = publish_options(state, build_name, concurrency, bundle, force, index_page=not filtered)
+        publish = publish_options(state, build_name, concurrency, bundle, force, f"/{env}")
         cache = compression_cache(state.config)
         if not state.config.get("aws.cdn"):
             err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
@@ -689,7 +694,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         err.print(f"{len(plan.services)} services, {bundles} bundles, {len(released)} files, "
                   f"{sum(released.values()):,} bytes -> {target.description} "
                   f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
-                  f"then {2 * len(plan.services)} release index files)", markup=False)
+                  f"then {2 * len(plan.services)} release index files and index.html)", markup=False)
         sizes = bundle_sizes(asset_set, publish, state.config)
         after = local_diff_side(asset_set, publish, records, sizes, build_name)
         before = {n: current_release(st) for n, st in plan.services.items()}
@@ -845,10 +850,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     if not plans:
         raise PublishError(f"no objects found for {release} in {target.description}",
                            "check the build name and -e; keys are <env>/<service>/<build>/")
-    refused = [p for p in plans if p.current and not force]
-    if refused:
-        raise PublishError(f"{', '.join(f'{p.service}/{p.build}' for p in refused)} is the current release in "
-                           f"releases.json; nothing deleted", "publish another build first, or pass --force")
+    refuse_current(plans, force)  # before asking
     total = sum(len(p.keys) for p in plans)
     err.print(f"{total} objects in {len(plans)} release(s) of {target.description}: "
               + ", ".join(f"{p.service}/{p.build} ({len(p.keys)})" for p in plans), markup=False)
@@ -856,9 +858,9 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
     if not dry_run:
         if not no_prompt:
             confirm(f"Are you sure you want to delete {total} objects of {release} in {state.environment} (y/N)?")
-        short = str(state.config.get("aws.shortcache"))
-        for plan in plans:
-            deleted += delete_release(target, plan, short, force)
+        options = publish_options(state, build, DEFAULT_CONCURRENCY, None, force, f"/{state.environment}")
+        with compression_cache(state.config) as cache:
+            deleted = delete_releases(target, plans, options, cache, force)
     keys = deleted if not dry_run else [k for p in plans for k in p.keys]
     if as_json:
         click.echo(json.dumps({"target": target.description, "dry_run": dry_run, "deleted": keys}, indent=2))

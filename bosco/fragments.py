@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bosco import __version__
-from bosco.assetset import ServiceBuild
+from bosco.assetset import BundleReport, ServiceBuild
 from bosco.redact import public_paths
 
 _env = Environment(
@@ -40,17 +41,40 @@ def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], liverelo
     return _env.get_template(f"fragment.{type_}.html").render(tags=tags, livereload=livereload, service=service)
 
 
-def render_index(services: Sequence[ServiceBuild], base_url: str, warnings: Sequence[str], title: str,
+@dataclass(frozen=True)
+class PageService:
+    """What the index page shows of one service: ``bundles`` (their keys, fragments, files and
+    sources), ``shared`` the keys of its libraries and site assets, ``errors``/``warnings`` lines,
+    ``git`` the recorded git facts (``gitinfo.RepoInfo.to_json`` shape, None when not a git
+    repository) and ``path`` its folder (``""`` for a published release: no folder to hide)."""
+
+    name: str
+    bundles: tuple[BundleReport, ...] = ()
+    shared: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    git: Mapping[str, Any] | None = None
+    path: str = ""
+
+    @staticmethod
+    def of(build: ServiceBuild) -> PageService:
+        """The page entry of a service built from the workspace."""
+        return PageService(build.name, build.bundles,
+                           tuple(o.key for o in build.outputs if o.kind in ("library", "site")), build.errors,
+                           build.warnings, build.git.to_json() if build.git else None, build.path)
+
+
+def render_index(services: Sequence[PageService], base_url: str, warnings: Sequence[str], title: str,
                  repos_link: bool = False, duplicates: Sequence[Any] = ()) -> str:
     """The index page: every service (with its git facts), bundle and asset with links; errors in
     red; a section listing ``duplicates`` (``duplicates.Duplicate``) with the bytes to save. Paths
     in errors and warnings are shown repo-relative (``redact.public_paths``): the page is served to
     any origin and published, so it never shows where the workspace lives."""
-    roots = sorted({str(Path(s.path).parent) for s in services})
+    roots = sorted({str(Path(s.path).parent) for s in services if s.path})
     return _env.get_template("index.html").render(
         services=services, base=base_url, warnings=[public_paths(w, None, roots) for w in warnings], title=title,
         url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates,
-        public=lambda text, service: public_paths(text, service.path, roots),
+        public=lambda text, service: public_paths(text, service.path or None, roots),
     )
 
 

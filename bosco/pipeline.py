@@ -22,7 +22,7 @@ from bosco.duplicates import Duplicate
 from bosco.duplicates import find as find_duplicates
 from bosco.errors import BoscoError, InputFileError
 from bosco.files import problem, read_bytes
-from bosco.fragments import render_fragment, render_index, url_for
+from bosco.fragments import PageService, render_fragment, render_index, url_for
 from bosco.gitinfo import repo_info
 from bosco.jsonfile import load_json
 from bosco.workspace import Service
@@ -255,7 +255,8 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],
                  duplicates: Sequence[Duplicate] = ()) -> Output:
     """The ``index.html`` page of an asset set."""
-    html = render_index(services, options.base_url, warnings, options.title, options.repos_link, duplicates)
+    html = render_index([PageService.of(s) for s in services], options.base_url, warnings, options.title,
+                        options.repos_link, duplicates)
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 

@@ -76,13 +76,13 @@ class DirectoryTarget:
                                "check the --out folder") from exc
 
     def list(self, prefix: str) -> dict[str, int]:
-        folder = key_path(self.root, prefix.rstrip("/"))
+        folder = key_path(self.root, prefix.rstrip("/")) if prefix else self.root
         with self._errors():
             return {p.relative_to(self.root).as_posix(): p.stat().st_size
                     for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.startswith(".")}
 
     def folders(self, prefix: str) -> list[str]:
-        folder = key_path(self.root, prefix.rstrip("/"))
+        folder = key_path(self.root, prefix.rstrip("/")) if prefix else self.root
         with self._errors():
             return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 

@@ -1,11 +1,14 @@
 """Releases: publishing an AssetSet to a target safely, in order and incrementally (layout:
 docs/layout.md).
 
-Order: single files, bundles, libraries and site assets; then source maps; then fragments and
-``index.html``; then one release index ``<service>/<build>/release.json`` per service; then the
-service's ``<service>/releases.json`` (which release is current). A release index is written only
-after every object of its service is stored, so its presence means the release is complete; before
-a push changes any object of a build that already has an index, that index is deleted first.
+Order: single files, bundles, libraries and site assets; then source maps; then fragments; then
+one release index ``<service>/<build>/release.json`` per service, once one listing per prefix has
+confirmed that every object it names is stored; then the service's ``<service>/releases.json``
+(which release is current); then ``index.html``, regenerated from the current release of every
+service of the environment, so it links nothing else (also after ``s3delete``). A release index is
+written only after every object of its service is stored, so its presence means the release is
+complete; before a push changes any object of a build that already has an index, that index is
+deleted first.
 
 Incremental: an object whose SHA-256 (of the uncompressed bytes) is already stored under the same
 key is skipped; one whose bytes were stored by the service's previous release is copied inside the
@@ -24,14 +27,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bosco import __version__
-from bosco.assetset import AssetSet, Output, content_type, segment_problem, sri
+from bosco.assetset import AssetSet, BundleReport, Output, content_type, is_segment, segment_problem, sri
 from bosco.errors import PublishError
+from bosco.fragments import PageService, render_index
 from bosco.publish.compress import IDENTITY, CompressionCache, Encoding, encodings_for
 from bosco.publish.target import Headers, SourceMissing, StoredObject, Target
 
 DEFAULT_BUILD = "default"
 RELEASE_INDEX = "release.json"
 RELEASES = "releases.json"
+INDEX_PAGE = "index.html"
+SHARED_FOLDERS = frozenset({"asset", "vendor"})  # top-level folders of library and site asset keys
+SHARED_KINDS = ("library", "site")
 DEFAULT_MAXAGE = 31536000
 SHORT_CACHE_CONTROL = "public, max-age=60, must-revalidate"
 DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) * 8)
@@ -51,9 +58,9 @@ class PublishOptions:
     release indexes, and every key of the reused build ``default``); ``concurrency`` is the number
     of objects in flight; ``bundle`` (a BUNDLE push: the tag) publishes only the services that have
     a bundle with that tag and keeps the entries of this build's existing release index that the
-    push does not replace; ``index_page`` False leaves ``index.html`` out (a filtered push would
-    replace the environment's page with one listing only some services); ``force`` allows replacing
-    objects of a build other than ``default`` that are already stored with other bytes."""
+    push does not replace; ``base_url`` prefixes the links of the regenerated ``index.html``
+    (``<aws.cdn>/<env>``, else ``/<env>``; ``""`` for root-relative ``/<key>``); ``force`` allows
+    replacing objects of a build other than ``default`` that are already stored with other bytes."""
 
     environment: str
     build: str = DEFAULT_BUILD
@@ -61,7 +68,7 @@ class PublishOptions:
     short_cache_control: str = SHORT_CACHE_CONTROL
     concurrency: int = DEFAULT_CONCURRENCY
     bundle: str | None = None
-    index_page: bool = True
+    base_url: str = ""
     force: bool = False
 
 
@@ -334,9 +341,10 @@ def check_immutable(steps: list[Step], options: PublishOptions) -> None:
 def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Output]:
     """The outputs a push publishes: with ``options.bundle``, only those of services that have a
     bundle with that tag (their libraries and site assets must not drag the others into a release),
-    plus ``index.html`` when ``options.index_page``. Raises ``PublishError`` when no service has a
-    bundle with that tag (a typo would otherwise publish empty releases)."""
-    outputs = [o for o in asset_set.outputs.values() if o.kind != "page" or options.index_page]
+    never ``index.html`` (it is regenerated from the release indexes, ``write_index_page``). Raises
+    ``PublishError`` when no service has a bundle with that tag (a typo would otherwise publish
+    empty releases)."""
+    outputs = [o for o in asset_set.outputs.values() if o.kind != "page"]
     if options.bundle is None:
         return outputs
     having = {s.name for s in asset_set.services if any(b.tag == options.bundle for b in s.bundles)}
@@ -453,13 +461,30 @@ def release_index(service: str, plan: ReleasePlan, results: list[Result], now: d
         mine = {o["key"] for o in objects}
         objects = [o for o in current.get("objects", []) if o.get("key") not in mine] + objects
         objects.sort(key=lambda o: o.get("key", ""))
+    bundles = _bundle_records(plan, service, current)
     extra = plan.provenance.get(service, {})
     time = _index_time(now)
-    if (current and current.get("objects") == objects and isinstance(current.get("time"), str)
-            and all(current.get(k) == v for k, v in extra.items())):
+    if (current and current.get("objects") == objects and current.get("bundles") == bundles
+            and isinstance(current.get("time"), str) and all(current.get(k) == v for k, v in extra.items())):
         time = current["time"]
     return {"bosco": __version__, "service": service, "environment": plan.options.environment,
-            "build": plan.options.build, "time": time, **extra, "objects": objects}
+            "build": plan.options.build, "time": time, **extra, "objects": objects, "bundles": bundles}
+
+
+def _bundle_records(plan: ReleasePlan, service: str, current: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``bundles`` of a release index (what the index page shows of the release): per bundle its
+    ``type``, ``tag``, bundle ``key`` (None for files published one by one), ``fragment`` key,
+    single-file ``files`` and ``sources`` (``<service>/<repo path>``), in manifest order. A BUNDLE
+    push keeps the other bundles of this build's existing index."""
+    build = next((s for s in plan.asset_set.services if s.name == service), None)
+    records = [{"type": b.type, "tag": b.tag, "key": b.key, "fragment": b.fragment, "files": list(b.files),
+                "sources": list(b.sources)} for b in (build.bundles if build else ())]
+    if plan.options.bundle is not None and current:
+        mine = {(r["type"], r["tag"]) for r in records}
+        kept = [r for r in current.get("bundles", [])
+                if isinstance(r, dict) and (r.get("type"), r.get("tag")) not in mine]
+        records = kept + records
+    return records
 
 
 def without_build(releases: dict[str, Any], build: str) -> dict[str, Any] | None:
@@ -522,9 +547,11 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             progress: Callable[[Result], None] | None = None) -> PublishReport:
     """Carry out ``plan`` against ``target``: a changed build is first dropped from its service's
     ``releases.json`` (so it never points at a missing index) and its stale release index deleted,
-    stages run in order (objects inside a stage concurrently), then each service's release index and
-    ``releases.json`` are written. Raises ``PublishError`` on a permanent failure, after cancelling
-    work not yet started and letting running work finish; no index is written then."""
+    stages run in order (objects inside a stage concurrently), then each service's release index
+    (once ``check_stored`` confirmed its objects) and ``releases.json`` are written, and
+    ``index.html`` is regenerated (``write_index_page``). Raises ``PublishError`` on a permanent
+    failure, after cancelling work not yet started and letting running work finish, or when an
+    object vanished before its index was written; no index is written then."""
     options = plan.options
     results: list[Result] = []
     changed = sorted({s.item.service for s in plan.steps if s.action != "skip" and s.item.kind in BUILD_KINDS
@@ -541,6 +568,7 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
         now = datetime.now(timezone.utc)
         indexes = {n: release_index(n, plan, results, now) for n in plan.services}
+        check_stored(target, indexes.values(), pool)
         outputs = [json_output(_release_key(n, options.build), i, "index", n) for n, i in indexes.items()]
         items = [i for o in outputs for i in items_for(o, options, False, INDEX_STAGE)]
         _run(decide(items, target, plan.services, options.build, pool), target, cache, pool, results, progress)
@@ -553,13 +581,109 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             return Result(key, key, "index", name, "", "upload" if changed else "skip", size, size,
                           size if changed else 0)
 
-        for result in pool.map(record, indexes):
+        for result in [*pool.map(record, indexes), *write_index_page(target, options, cache, pool)]:
             results.append(result)
             if progress:
                 progress(result)
     order = {s.item.key: n for n, s in enumerate(plan.steps)}  # publish order, not completion order
-    results.sort(key=lambda r: (order.get(r.key, len(order)), r.key.endswith(f"/{RELEASES}"), r.key))
+    last = (RELEASE_INDEX, RELEASES, INDEX_PAGE)  # after the content, in the order they are written
+    results.sort(key=lambda r: (order.get(r.key, len(order)), next(
+        (n for n, name in enumerate(last) if r.key.removesuffix(".br").rsplit("/", 1)[-1] == name), 0), r.key))
     return PublishReport(options.environment, options.build, plan.target, tuple(results))
+
+
+def _listing_prefix(key: str) -> str:
+    """The folder listed to confirm ``key``: ``<service>/<build>/`` for keys with a build segment,
+    else the first folder (``asset/``, ``vendor/``); ``""`` for a key at the top."""
+    parts = key.split("/")
+    if len(parts) > 2 and parts[0] not in SHARED_FOLDERS:
+        return f"{parts[0]}/{parts[1]}/"
+    return f"{parts[0]}/" if len(parts) > 1 else ""
+
+
+def check_stored(target: Target, indexes: Iterable[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
+    """Confirm that every object the release ``indexes`` name is stored, with one listing per
+    folder (``<service>/<build>/``, ``asset/``, ``vendor/``), before any index is written: an
+    object deleted meanwhile (``s3delete --force`` of this build, a lifecycle rule) would otherwise
+    give a release index naming missing objects. Raises ``PublishError`` naming the missing keys."""
+    wanted = {stored["key"] for index in indexes for _, stored in _stored_entries(index)}
+    prefixes = sorted({_listing_prefix(k) for k in wanted})
+    found: set[str] = set()
+    for listed in pool.map(target.list, prefixes):
+        found.update(listed)
+    missing = sorted(wanted - found)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise PublishError(f"{len(missing)} object(s) of this push vanished from {target.description} before its "
+                           f"release index was written ({', '.join(missing[:3])}{more}); no release index written",
+                           "another command deleted them (s3delete?); run the same push again to store them")
+
+
+def _current_index(target: Target, name: str) -> dict[str, Any] | None:
+    """The release index ``releases.json`` of folder ``name`` marks as current, or None."""
+    releases = _read_json(target, f"{name}/{RELEASES}")
+    current = releases.get("current") if releases else None
+    if not isinstance(current, str) or not is_segment(current):
+        return None
+    index = _read_json(target, _release_key(name, current))
+    return index if index and index.get("service") == name else None
+
+
+def published_services(target: Target, pool: ThreadPoolExecutor) -> list[dict[str, Any]]:
+    """The current release index of every service of the target (a top-level folder whose
+    ``releases.json`` names a current release with an index), sorted by service name."""
+    names = sorted(n for n in target.folders("") if is_segment(n))
+    return [index for index in pool.map(lambda n: _current_index(target, n), names) if index]
+
+
+def index_page(indexes: list[dict[str, Any]], options: PublishOptions) -> Output:
+    """The ``index.html`` of an environment: every service of ``indexes`` (current release indexes)
+    with its bundles, fragments, files, libraries and site assets linked under ``options.base_url``.
+    Titled ``bosco <env>/<build>`` when every service is at the same build, else ``bosco <env>``."""
+    builds = {i.get("build") for i in indexes}
+    title = f"bosco {options.environment}" + (f"/{builds.pop()}" if len(builds) == 1 else "")
+    services = [PageService(
+        i["service"],
+        tuple(BundleReport(b.get("type", ""), b.get("tag", ""), b.get("key"), tuple(b.get("files", [])),
+                           b.get("fragment"), sources=tuple(b.get("sources", [])))
+              for b in i.get("bundles", []) if isinstance(b, dict)),
+        tuple(o["key"] for o in i.get("objects", []) if isinstance(o, dict) and o.get("kind") in SHARED_KINDS),
+        git=i["git"] if isinstance(i.get("git"), dict) else None,
+    ) for i in indexes]
+    html = render_index(services, options.base_url, (), title)
+    return Output(INDEX_PAGE, html.encode("utf-8"), "page")
+
+
+def write_index_page(target: Target, options: PublishOptions, cache: CompressionCache,
+                     pool: ThreadPoolExecutor) -> list[Result]:
+    """Regenerate ``index.html`` from the current release of every service (``index_page``), so it
+    links exactly those releases: after every push, filtered or not, and every delete. The page's
+    version tag is read before the releases and the page is written with ``Target.put_if``, so of
+    two concurrent writers the last one has seen the other's releases. With no release left, the
+    page is deleted. Returns one ``Result`` per stored object. Raises ``PublishError`` after
+    ``RELEASES_ATTEMPTS`` lost races."""
+    for _ in range(RELEASES_ATTEMPTS):
+        found = target.read_tagged(INDEX_PAGE)
+        indexes = published_services(target, pool)
+        items = items_for(index_page(indexes, options), options, target.compress, INDEX_STAGE)
+        if not indexes:
+            target.delete([i.key for i in items])
+            return []
+        stored = target.head(INDEX_PAGE) if found else None
+        raw = len(items[0].data)
+        if stored is not None and stored.sha256 == items[0].sha256:
+            return [Result(i.key, i.asset_key, i.kind, None, i.encoding.name, "skip", raw, None) for i in items]
+        bodies = {i.key: cache.body(i.data, i.sha256, i.encoding, i.asset_key) for i in items}
+        for item in items:
+            if item.key != INDEX_PAGE:
+                target.put(item.key, bodies[item.key], item.headers)
+        main = next(i for i in items if i.key == INDEX_PAGE)
+        if target.put_if(INDEX_PAGE, bodies[INDEX_PAGE], main.headers, found[1] if found else None):
+            return [Result(i.key, i.asset_key, i.kind, None, i.encoding.name, "upload", raw, len(bodies[i.key]),
+                           len(bodies[i.key])) for i in items]
+    raise PublishError(f"{target.description}{INDEX_PAGE} was changed by another writer {RELEASES_ATTEMPTS} times "
+                       "while this command regenerated it", "another push or delete is running; run this one again "
+                       "when it has finished")
 
 
 def dry_run_report(plan: ReleasePlan, cache: CompressionCache) -> PublishReport:
@@ -600,18 +724,34 @@ def plan_delete(target: Target, service: str, build: str) -> DeletePlan:
     return DeletePlan(service, build, keys, bool(releases and releases.get("current") == build), releases)
 
 
-def delete_release(target: Target, plan: DeletePlan, short_cache_control: str = SHORT_CACHE_CONTROL,
-                   force: bool = False) -> list[str]:
-    """Drop the build from ``releases.json`` (current becomes the newest remaining release; the file
-    is removed when none remains), so it never points at a missing index, then delete the objects
-    of ``plan`` (the release index first, so a half-deleted release never looks complete). Returns
-    the deleted keys. Raises ``PublishError`` when the release is current and ``force`` is False."""
-    if plan.current and not force:
-        raise PublishError(f"{plan.service}/{plan.build} is the current release in {RELEASES}; nothing deleted",
-                           "publish another build first, or pass --force to delete it anyway")
-    if plan.releases is not None:
-        update_releases(target, plan.service, _drop(plan.build), short_cache_control)
-    index = _release_key(plan.service, plan.build)
-    target.delete([k for k in plan.keys if k == index])
-    target.delete([k for k in plan.keys if k != index])
-    return list(plan.keys)
+def refuse_current(plans: list[DeletePlan], force: bool) -> None:
+    """Raise ``PublishError`` (nothing deleted) naming the releases of ``plans`` that ``releases.json``
+    marks as current, unless ``force``."""
+    refused = [p for p in plans if p.current and not force]
+    if refused:
+        raise PublishError(f"{', '.join(f'{p.service}/{p.build}' for p in refused)} is the current release in "
+                           f"{RELEASES}; nothing deleted", "publish another build first, or pass --force to delete "
+                           "it anyway")
+
+
+def delete_releases(target: Target, plans: list[DeletePlan], options: PublishOptions, cache: CompressionCache,
+                    force: bool = False) -> list[str]:
+    """Delete the releases of ``plans`` so that nothing published ever names a missing object: first
+    each build leaves its ``releases.json`` (current becomes the newest remaining release; the file
+    is removed when none remains), then ``index.html`` is regenerated from the remaining current
+    releases (``write_index_page``, with ``options.base_url`` and ``options.short_cache_control``),
+    then each release index and, last, the objects are deleted. Returns the deleted keys. Raises
+    ``PublishError`` (nothing deleted) when a release is current and ``force`` is False."""
+    refuse_current(plans, force)
+    for plan in plans:
+        if plan.releases is not None:
+            update_releases(target, plan.service, _drop(plan.build), options.short_cache_control)
+    with ThreadPoolExecutor(options.concurrency) as pool:
+        write_index_page(target, options, cache, pool)
+    deleted: list[str] = []
+    for plan in plans:
+        index = _release_key(plan.service, plan.build)
+        target.delete([k for k in plan.keys if k == index])
+        target.delete([k for k in plan.keys if k != index])
+        deleted += plan.keys
+    return deleted

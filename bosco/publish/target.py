@@ -48,10 +48,12 @@ class Target(Protocol):
     description: str
 
     def list(self, prefix: str) -> dict[str, int]:
-        """Every key under ``prefix`` (which ends with ``/``) -> stored size in bytes."""
+        """Every key under ``prefix`` (which ends with ``/``, or ``""`` for the whole target) -> stored size
+        in bytes."""
 
     def folders(self, prefix: str) -> list[str]:
-        """The names of the immediate sub-folders of ``prefix`` (which ends with ``/``)."""
+        """The names of the immediate sub-folders of ``prefix`` (which ends with ``/``, or ``""`` for the
+        top level)."""
 
     def head(self, key: str) -> StoredObject | None:
         """The object at ``key``, or None when there is none."""

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from .s3support import REGION, FaultProxy, write_workspace
+from .s3support import REGION, FaultProxy, assert_consistent, write_workspace
 
 _buckets = itertools.count(1)
 
@@ -49,11 +49,25 @@ def s3(moto_url: str):
 
 
 @pytest.fixture
-def bucket(s3) -> str:
-    """A new, empty bucket for this test."""
+def bucket(s3, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A new, empty bucket for this test; when the test has passed, the bucket must satisfy the
+    consistency rule (``assert_consistent``: nothing published dangles). A test that deletes
+    objects or writes release records behind bosco's back is marked ``tampers_bucket``: then only
+    the links of the pages and fragments are checked."""
     name = f"bosco-test-{next(_buckets)}"
     s3.create_bucket(Bucket=name)
-    return name
+    yield name
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.passed:
+        assert_consistent(s3, name, tampered=request.node.get_closest_marker("tampers_bucket") is not None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the test item (``rep_call``), so fixtures can see the outcome."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture

@@ -1,11 +1,15 @@
 """Helpers of the publish tests: a small workspace with one file of every published type, the CLI
-runner, bucket listing, and a fault-injecting proxy in front of moto's S3 server."""
+runner, bucket listing, the consistency rule every publishing test ends with (``assert_consistent``),
+and a fault-injecting proxy in front of moto's S3 server."""
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
 import threading
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import uvicorn
@@ -87,6 +91,65 @@ def keys(s3, bucket: str, prefix: str = "") -> dict[str, str]:
     """Every key of ``bucket`` under ``prefix`` -> ETag (paginated)."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     return {o["Key"]: o["ETag"] for page in pages for o in page.get("Contents", [])}
+
+
+LINK = re.compile(r'(?:href|src)="([^"#]+)"')
+FRAGMENT = re.compile(r"[^/]+/[^/]+/[^/]+/html/[^/]+\.(?:js|css)\.html")  # <env>/<svc>/<build>/html/<tag>.<type>.html
+
+
+def stored_bytes(s3, bucket: str, key: str) -> bytes:
+    """The bytes of ``key`` as a client sees them (gzip-encoded objects decoded)."""
+    response = s3.get_object(Bucket=bucket, Key=key)
+    body = response["Body"].read()
+    return gzip.decompress(body) if response.get("ContentEncoding") == "gzip" else body
+
+
+def page_links(s3, bucket: str, key: str = "tes/index.html") -> set[str]:
+    """The keys (relative to the environment, ``<env>/`` removed) that the stored page ``key`` links."""
+    environment = key.split("/", 1)[0]
+    links = set()
+    for url in LINK.findall(stored_bytes(s3, bucket, key).decode("utf-8")):
+        path = unquote(urlsplit(url).path).lstrip("/")
+        assert path.startswith(f"{environment}/"), f"{key} links {url} outside the environment"
+        links.add(path[len(environment) + 1:])
+    return links
+
+
+def _json(s3, bucket: str, key: str) -> dict:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def assert_consistent(s3, bucket: str, tampered: bool = False) -> None:
+    """Nothing published dangles: every URL in every ``<env>/index.html`` and in every published
+    fragment is an object of the bucket. Unless the test ``tampered`` with the bucket itself (deleted
+    objects or wrote release records behind bosco's back), also: ``index.html`` links exactly the
+    current release of each service's ``releases.json`` (no other build of a released service), every
+    release ``releases.json`` names has its index, and every object of every release index exists."""
+    stored = set(keys(s3, bucket))
+    for page in sorted(k for k in stored if k.count("/") == 1 and k.endswith("/index.html") or FRAGMENT.fullmatch(k)):
+        environment = page.split("/", 1)[0]
+        missing = sorted(link for link in page_links(s3, bucket, page) if f"{environment}/{link}" not in stored)
+        assert not missing, f"{page} links missing objects: {missing}"
+    if tampered:
+        return
+    for record_key in sorted(k for k in stored if k.endswith("/releases.json") and k.count("/") == 2):
+        environment, service, _ = record_key.split("/")
+        record = _json(s3, bucket, record_key)
+        for entry in record["releases"]:
+            assert f"{environment}/{entry['index']}" in stored, f"{record_key} names a missing {entry['index']}"
+        page = f"{environment}/index.html"
+        if page in stored:
+            builds = {link.split("/")[1] for link in page_links(s3, bucket, page) if link.startswith(f"{service}/")}
+            assert builds <= {record["current"]}, f"{page} links builds {sorted(builds)} of {service}, " \
+                f"current is {record['current']}"
+            current = _json(s3, bucket, f"{environment}/{service}/{record['current']}/release.json")
+            if current.get("bundles"):
+                assert builds == {record["current"]}, f"{page} does not link {service}'s current release"
+    for index_key in sorted(k for k in stored if k.endswith("/release.json") and k.count("/") == 3):
+        environment = index_key.split("/", 1)[0]
+        named = {s["key"] for o in _json(s3, bucket, index_key)["objects"] for s in o["stored"]}
+        missing = sorted(k for k in named if f"{environment}/{k}" not in stored)
+        assert not missing, f"{index_key} names missing objects: {missing}"
 
 
 class FaultProxy:

@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 
 import boto3
+import pytest
 
+from bosco.errors import PublishError
 from bosco.publish.compress import CompressionCache
 from bosco.publish.release import PublishOptions, execute, plan_release, update_releases
 from bosco.publish.s3 import S3Target
 from bosco.publish.target import Headers
 
-from .s3support import REGION
+from .s3support import REGION, keys
 from .test_s3push import expected_set
 
 
@@ -25,7 +27,7 @@ def releases(s3, bucket: str, service: str) -> dict:
 
 
 def test_two_pushes_planned_before_either_wrote_keep_both_releases(workspace, moto_url, s3, bucket):
-    plans = [plan_release(expected_set(workspace, b), target(moto_url, bucket), PublishOptions("tes", b))
+    plans = [plan_release(expected_set(workspace, b), target(moto_url, bucket), PublishOptions("tes", b, base_url="https://cdn.example.com/tes"))
              for b in ("71", "81")]  # both read releases.json while it did not exist yet
     for plan in plans:
         execute(plan, target(moto_url, bucket), CompressionCache(None))
@@ -48,6 +50,7 @@ def test_put_if_refuses_a_stale_version_tag(moto_url, s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="tes/a.json")["Body"].read() == b"4"
 
 
+@pytest.mark.tampers_bucket  # hand-written releases.json records
 def test_releases_update_that_lost_a_race_reads_and_applies_again(moto_url, s3, bucket):
     s3.put_object(Bucket=bucket, Key="tes/svc/releases.json", Body=b'{"releases": [{"build": "1"}]}')
     seen = []
@@ -63,3 +66,28 @@ def test_releases_update_that_lost_a_race_reads_and_applies_again(moto_url, s3, 
     assert changed and len(seen) == 2
     stored = json.loads(s3.get_object(Bucket=bucket, Key="tes/svc/releases.json")["Body"].read())
     assert stored == {"releases": [{"build": "1"}, {"build": "3"}, {"build": "2"}]} == json.loads(data)
+
+
+@pytest.mark.tampers_bucket  # deletes the push's own objects mid-push, as `s3delete --force` of that build would
+def test_release_index_is_not_written_when_its_objects_vanished_mid_push(workspace, moto_url, s3, bucket):
+    options = PublishOptions("tes", "55", base_url="https://cdn.example.com/tes")
+    plan = plan_release(expected_set(workspace, "55"), target(moto_url, bucket), options)
+    done, doomed = [], []
+
+    def delete_build_after_the_content(result) -> None:  # the publish progress hook, between the phases
+        done.append(result)
+        if len(done) == len(plan.steps):
+            doomed.extend(sorted(k.removeprefix("tes/") for k in keys(s3, bucket, "tes/app-web/55/")))
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"tes/{k}"} for k in doomed]})
+
+    with pytest.raises(PublishError) as info:
+        execute(plan, target(moto_url, bucket), CompressionCache(None), delete_build_after_the_content)
+    assert len(doomed) == 27  # every object of app-web/55 (gzip and brotli forms, maps, fragments, files)
+    assert str(info.value) == (f"27 object(s) of this push vanished from s3://{bucket}/tes/ before its release index "
+                               f"was written ({', '.join(doomed[:3])} and 24 more); no release index written")
+    assert info.value.hint == "another command deleted them (s3delete?); run the same push again to store them"
+    stored = keys(s3, bucket)
+    assert not [k for k in stored if k.endswith(("/release.json", "/releases.json", "index.html"))]
+    execute(plan_release(expected_set(workspace, "55"), target(moto_url, bucket), options),
+            target(moto_url, bucket), CompressionCache(None))  # the same push again completes the release
+    assert "tes/app-web/55/release.json" in keys(s3, bucket)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from .s3support import keys, run
+from .s3support import assert_consistent, keys, page_links, run, stored_bytes
 
 
 def push(workspace, build: str) -> None:
@@ -46,6 +46,24 @@ def test_current_release_is_refused_unless_forced(workspace, s3, bucket):
     assert forced.exit_code == 0, forced.output
     assert keys(s3, bucket, "tes/app-web/2/") == {}
     assert releases(s3, bucket, "app-web")["current"] == "1"
+
+
+def test_index_page_follows_filtered_pushes_and_deletes(workspace, s3, bucket):
+    push(workspace, "54")
+    assert run(workspace, "s3push", "-n", "-b", "55", "-r", "^app-web$").exit_code == 0
+    # the filtered push regenerated the page: app-web at 55, app-other still at 54
+    links = page_links(s3, bucket)
+    assert {"app-web/55/js/top.js", "app-web/55/html/top.js.html", "app-other/54/js/bottom.js"} <= links
+    assert not [k for k in links if k.startswith(("app-web/54/", "app-other/55/"))]
+    result = run(workspace, "s3delete", "app-web/54", "-n")  # not current: allowed
+    assert result.exit_code == 0, result.output
+    assert_consistent(s3, bucket)  # the page never linked app-web/54 after the filtered push
+    forced = run(workspace, "s3delete", "app-other/54", "-n", "--force")  # the only app-other release
+    assert forced.exit_code == 0, forced.output
+    assert not [k for k in page_links(s3, bucket) if k.startswith("app-other/")]
+    assert "<h2>app-other</h2>" not in stored_bytes(s3, bucket, "tes/index.html").decode()
+    assert run(workspace, "s3delete", "app-web/55", "-n", "--force").exit_code == 0
+    assert [k for k in keys(s3, bucket) if k.startswith("tes/index.html")] == []  # no release left: no page
 
 
 def test_build_alone_deletes_it_for_every_service(workspace, s3, bucket):

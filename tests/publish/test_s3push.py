@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import brotli
+import pytest
 
 from bosco import __version__
 from bosco.assetset import sri
@@ -19,7 +20,7 @@ from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.publish.compress import BROTLI, GZIP, encode
 from bosco.workspace import discover_services
 
-from .s3support import MANIFESTS, keys, run
+from .s3support import MANIFESTS, keys, page_links, run
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 SHORT = "public, max-age=60, must-revalidate"
@@ -187,6 +188,7 @@ def test_next_build_copies_unchanged_objects_and_uploads_the_changed_file(worksp
     assert releases["current"] == "56" and [r["build"] for r in releases["releases"]] == ["55", "56"]
 
 
+@pytest.mark.tampers_bucket
 def test_copy_is_replaced_by_upload_when_the_previous_object_is_gone(workspace, s3, bucket):
     push(workspace, "-b", "55")
     s3.delete_object(Bucket=bucket, Key="tes/app-web/55/img/logo.png")
@@ -206,8 +208,9 @@ def test_dry_run_touches_nothing(workspace, s3, bucket):
     assert {o["action"] for o in report["objects"]} == {"upload"}
     assert keys(s3, bucket) == {}
     # only bundles are compressed (the pre-push diff measures them): other compressible objects
-    # count their uncompressed size, and say so
-    outputs = expected_set(workspace, "55").outputs
+    # count their uncompressed size, and say so; index.html is regenerated from the release indexes
+    # after them, not planned
+    outputs = {k: o for k, o in expected_set(workspace, "55").outputs.items() if k != "index.html"}
     compressible = [k for k in outputs if k[k.rfind("."):] in COMPRESSED and outputs[k].kind != "bundle"]
     assert report["totals"]["estimated_objects"] == 2 * len(compressible)
     bundles = {(r["key"], enc): r[enc] for r in report["bundles"] for enc in ("gzip", "br")}
@@ -223,11 +226,12 @@ def test_dry_run_touches_nothing(workspace, s3, bucket):
 def test_report_lists_objects_and_bundles_in_publish_order(workspace, s3, bucket):
     report = push(workspace, "-b", "55", "--concurrency", "32")
     outputs = expected_set(workspace, "55").outputs
-    stage = {"file": 0, "bundle": 0, "library": 0, "site": 0, "map": 1, "fragment": 2, "page": 2}
-    content = sorted(outputs.values(), key=lambda o: stage[o.kind])  # stable: workspace order inside a stage
+    stage = {"file": 0, "bundle": 0, "library": 0, "site": 0, "map": 1, "fragment": 2}
+    content = sorted((o for o in outputs.values() if o.kind != "page"), key=lambda o: stage[o.kind])  # stable
     expected = [o.key + suffix for o in content
                 for suffix in (("", ".br") if o.key[o.key.rfind("."):] in COMPRESSED else ("",))]
     expected += [f"{s}/55/release.json" for s in sorted(MANIFESTS)] + [f"{s}/releases.json" for s in sorted(MANIFESTS)]
+    expected += ["index.html", "index.html.br"]  # regenerated from the release indexes, last
     assert [o["key"] for o in report["objects"]] == expected
     assert [b["key"] for b in report["bundles"]] == [k for k, o in outputs.items() if o.kind == "bundle"]
 
@@ -320,8 +324,8 @@ def answer_prompt(workspace: Path, answer: str) -> subprocess.CompletedProcess:
 def test_confirmation_declined_publishes_nothing(workspace, s3, bucket):
     result = answer_prompt(workspace, "n")
     assert result.returncode == 1, result.stderr
-    assert "2 services, 3 bundles, 23 files" in result.stderr
-    assert "(39 objects to upload, 0 to copy, 0 unchanged; then 4 release index files)" in result.stderr
+    assert "2 services, 3 bundles, 22 files" in result.stderr
+    assert "(37 objects to upload, 0 to copy, 0 unchanged; then 4 release index files and index.html)" in result.stderr
     assert "Are you sure you want to publish build 55 in tes (y/N)?" in result.stderr
     assert "cancelled: nothing changed" in result.stderr
     assert keys(s3, bucket) == {}
@@ -338,9 +342,15 @@ def test_repo_filter_publishes_only_matching_services(workspace, s3, bucket):
     stored = keys(s3, bucket)
     assert "tes/app-other/55/release.json" in stored
     assert not [k for k in stored if k.startswith("tes/app-web/")]
-    assert "tes/index.html" not in stored  # a filtered push must not replace the page listing every service
+    # index.html links exactly the current releases: app-other only, until app-web is published
+    assert page_links(s3, bucket) == {"index.html", "app-other/55/js/bottom.js", "app-other/55/html/bottom.js.html"}
+    push(workspace, "-b", "56", "-r", "^app-web$")
+    links = page_links(s3, bucket)
+    assert {"app-other/55/js/bottom.js", "app-web/56/js/top.js", "asset/favicon.ico"} <= links
+    assert not [k for k in links if k.startswith(("app-other/56/", "app-web/55/"))]
 
 
+@pytest.mark.tampers_bucket
 def test_previous_release_is_found_by_listing_without_releases_json(workspace, s3, bucket):
     push(workspace, "-b", "54")
     push(workspace, "-b", "55")
