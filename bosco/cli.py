@@ -800,7 +800,7 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
     repos: dict[str, Any] = {}
     local: dict[str, Any] = {}
     if "local" in (from_build, to_build):
-        publish = publish_options(state, DEFAULT_BUILD, DEFAULT_CONCURRENCY, None, False)
+        publish = publish_options(state, DEFAULT_BUILD, DEFAULT_CONCURRENCY, None, False, f"/{env}")
         asset_set = build_published(state, publish_build_options(state, DEFAULT_BUILD, None, True, f"/{env}"))
         print_problems(asset_set)
         if asset_set.errors:

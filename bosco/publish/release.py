@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -581,7 +581,8 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
             return Result(key, key, "index", name, "", "upload" if changed else "skip", size, size,
                           size if changed else 0)
 
-        for result in [*pool.map(record, indexes), *write_index_page(target, options, cache, pool)]:
+        for result in [*pool.map(record, indexes), *write_index_page(target, options, cache, pool,
+                                                                          plan.asset_set.duplicates)]:
             results.append(result)
             if progress:
                 progress(result)
@@ -636,10 +637,11 @@ def published_services(target: Target, pool: ThreadPoolExecutor) -> list[dict[st
     return [index for index in pool.map(lambda n: _current_index(target, n), names) if index]
 
 
-def index_page(indexes: list[dict[str, Any]], options: PublishOptions) -> Output:
+def index_page(indexes: list[dict[str, Any]], options: PublishOptions, duplicates: Sequence[Any] = ()) -> Output:
     """The ``index.html`` of an environment: every service of ``indexes`` (current release indexes)
-    with its bundles, fragments, files, libraries and site assets linked under ``options.base_url``.
-    Titled ``bosco <env>/<build>`` when every service is at the same build, else ``bosco <env>``."""
+    with its bundles, fragments, files, libraries and site assets linked under ``options.base_url``,
+    and the ``duplicates`` section (text only). Titled ``bosco <env>/<build>`` when every service is
+    at the same build, else ``bosco <env>``."""
     builds = {i.get("build") for i in indexes}
     title = f"bosco {options.environment}" + (f"/{builds.pop()}" if len(builds) == 1 else "")
     services = [PageService(
@@ -650,22 +652,23 @@ def index_page(indexes: list[dict[str, Any]], options: PublishOptions) -> Output
         tuple(o["key"] for o in i.get("objects", []) if isinstance(o, dict) and o.get("kind") in SHARED_KINDS),
         git=i["git"] if isinstance(i.get("git"), dict) else None,
     ) for i in indexes]
-    html = render_index(services, options.base_url, (), title)
+    html = render_index(services, options.base_url, (), title, duplicates=duplicates)
     return Output(INDEX_PAGE, html.encode("utf-8"), "page")
 
 
 def write_index_page(target: Target, options: PublishOptions, cache: CompressionCache,
-                     pool: ThreadPoolExecutor) -> list[Result]:
+                     pool: ThreadPoolExecutor, duplicates: Sequence[Any] = ()) -> list[Result]:
     """Regenerate ``index.html`` from the current release of every service (``index_page``), so it
     links exactly those releases: after every push, filtered or not, and every delete. The page's
     version tag is read before the releases and the page is written with ``Target.put_if``, so of
-    two concurrent writers the last one has seen the other's releases. With no release left, the
-    page is deleted. Returns one ``Result`` per stored object. Raises ``PublishError`` after
+    two concurrent writers the last one has seen the other's releases. ``duplicates`` (the pushing
+    workspace's ``duplicates.Duplicate`` findings) fill its duplicates section. With no release left,
+    the page is deleted. Returns one ``Result`` per stored object. Raises ``PublishError`` after
     ``RELEASES_ATTEMPTS`` lost races."""
     for _ in range(RELEASES_ATTEMPTS):
         found = target.read_tagged(INDEX_PAGE)
         indexes = published_services(target, pool)
-        items = items_for(index_page(indexes, options), options, target.compress, INDEX_STAGE)
+        items = items_for(index_page(indexes, options, duplicates), options, target.compress, INDEX_STAGE)
         if not indexes:
             target.delete([i.key for i in items])
             return []
