@@ -24,7 +24,6 @@ import atexit
 import hashlib
 import os
 import pickle
-import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bosco.files import write_atomic
 from bosco.userdirs import cache_enabled, xdg_home
 
 FORMAT = "v2"  # layout and serialization of cache entries
@@ -146,19 +146,6 @@ def store(name: str, value: Any) -> None:
         _stored = True
     except OSError:
         return
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---- shared entries -------------------------------------------------------------------------

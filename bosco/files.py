@@ -1,4 +1,4 @@
-"""Reading the files that inputs name, safely (README "Files bosco reads").
+"""Reading the files that inputs name, safely (README "Files bosco reads"), and writing files atomically.
 
 Every file bosco reads because a manifest, map, stylesheet or config names it goes through here:
 only regular files are read (a FIFO, socket or device is never opened, so a build can never block on
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from bosco.errors import InputFileError
@@ -98,3 +99,20 @@ def inside(repo: Path, path: Path, shown: str) -> Path:
     if real != repo_real and repo_real not in real.parents:
         raise InputFileError(f"{shown}: resolves outside the repository; not read")
     return real
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
+    reader sees the old bytes or the new ones, never part of them; ``mode`` sets the permissions
+    (else the temporary file's 0600). Raises ``OSError``; the temporary file never stays behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -160,3 +160,16 @@ def test_cdn_json_prints_one_object_per_event(example, tmp_path):
     assert serving["services"] == ["app-home", "app-checkout", "app-reports", "service-api"]
     assert serving["assets"] > 0 and serving["minified"] is False
     assert serving["warnings"] == serving["errors"] == []
+
+
+def test_one_atomic_writer_for_published_files_and_cache_entries(tmp_path):
+    from bosco.files import write_atomic
+    from bosco.publish.local import write_file
+
+    write_file(tmp_path / "out" / "a.js", b"1;")
+    write_atomic(tmp_path / "cache" / "entry", b"x")
+    assert (tmp_path / "out" / "a.js").stat().st_mode & 0o777 == 0o644  # published: readable by the web server
+    assert (tmp_path / "cache" / "entry").stat().st_mode & 0o777 == 0o600  # the user's own cache
+    with pytest.raises(IsADirectoryError):
+        write_atomic(tmp_path / "out", b"y")  # a folder cannot be replaced by a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "out"]  # no temporary file left behind

@@ -8,13 +8,12 @@ are left alone.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from bosco.errors import PublishError
+from bosco.files import write_atomic
 from bosco.publish.target import Headers, SourceMissing, StoredObject
 
 
@@ -42,17 +41,8 @@ def check_out_dir(out: Path, root: Path) -> None:
 
 
 def write_file(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` atomically, readable by everyone (``files.write_atomic``, 0644)."""
+    write_atomic(path, data, 0o644)
 
 
 class DirectoryTarget:
