@@ -27,7 +27,7 @@ from bosco.errors import BoscoError, BundleError, InputFileError
 from bosco.files import inside, problem, read_text
 from bosco.jsonfile import parse_json
 from bosco.sourcemap import MapWriter, decode_mappings
-from bosco.syntax import map_comments, unit_offsets, utf16
+from bosco.syntax import map_comments, to_units, unit_offsets
 from bosco.verify import minify_verified
 
 
@@ -110,7 +110,7 @@ def _shift_segments(lines: list[list[tuple[int, ...]]], original: str, text: str
     flat = [(n, seg) for n, segments in enumerate(lines) for seg in segments]
     if not flat:
         return lines
-    units_o, units_t = np.frombuffer(utf16(original), "<u2"), np.frombuffer(utf16(text), "<u2")
+    units_o, units_t = to_units(original), to_units(text)
     starts_o = np.concatenate(([0], np.flatnonzero(units_o == 10) + 1))
     starts_t = np.concatenate(([0], np.flatnonzero(units_t == 10) + 1))
     gen_line = np.minimum(np.array([n for n, _ in flat]), len(starts_o) - 1)

@@ -101,6 +101,16 @@ def utf16(text: str) -> bytes:
     return text.encode("utf-16-le", "surrogatepass")
 
 
+def to_units(text: str) -> np.ndarray:
+    """``text`` as an array of UTF-16 code units (``<u2``; lone surrogates kept)."""
+    return np.frombuffer(utf16(text), dtype="<u2")
+
+
+def from_units(code_units: np.ndarray) -> str:
+    """The text of UTF-16 ``code_units`` (lone surrogates kept): the inverse of ``to_units``."""
+    return code_units.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+
+
 def _problem(text: str, row: int, column: int, message: str) -> SyntaxProblem:
     lines = text.split("\n")
     line = lines[row] if row < len(lines) else ""

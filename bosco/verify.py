@@ -32,7 +32,7 @@ import rjsmin
 
 from bosco import cache, sourcemap, syntax
 from bosco.sourcemap import FileMap, encode_segments
-from bosco.syntax import Facts, SyntaxProblem, facts, js_tree_size, utf16
+from bosco.syntax import Facts, SyntaxProblem, facts, from_units, js_tree_size, to_units
 
 # Cached results depend on the minifiers' versions and on this code (and the modules it uses).
 VERSION = "/".join([f"rjsmin-{rjsmin.__version__}", f"rcssmin-{rcssmin.__version__}", cache.key(*(
@@ -150,10 +150,6 @@ def decode_minified(payload: bytes) -> Minified | None:
     return result
 
 
-def _units(text: str) -> np.ndarray:
-    return np.frombuffer(utf16(text), dtype="<u2")
-
-
 def _mask(n: int, spans: tuple[tuple[int, int], ...], holes: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
     depth = np.zeros(n + 1, dtype=np.int32)
     if spans:
@@ -202,7 +198,7 @@ class Alignment:
 def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     """Align ``minified`` with ``text``: an ``Alignment``, or the reason (naming the input line and
     column) why the minifier's output is not ``text``'s tokens."""
-    a, b = _units(text), _units(minified)
+    a, b = to_units(text), to_units(minified)
     literal = _mask(len(a), info.literals, info.holes)
     comment = _mask(len(a), info.comments)
     ws_a = _WS[a]
@@ -243,7 +239,7 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
                                            2 * gap_a)), kind="stable")
         units = np.concatenate((b[b_nonws], b[b_sep], a[a_litws]))[order]
         origin = np.concatenate((a_nonws, np.full(len(b_sep), -1), a_litws))[order]
-        repaired = units.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+        repaired = from_units(units)
         b = units
         b_nonws, b_ws = np.flatnonzero(~_WS[b]), np.flatnonzero(_WS[b])
         gap_b = np.searchsorted(b_nonws, b_ws)
@@ -257,7 +253,7 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
                              minlength=gaps) > 0
         b, changed = _css_separators(a, a_nonws, b, b_nonws, b_ws, gap_b, count_b, spaced, in_literal)
         if changed:
-            repaired = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+            repaired = from_units(b)
             b_nonws, b_ws = np.flatnonzero(~_WS[b]), np.flatnonzero(_WS[b])
             gap_b = np.searchsorted(b_nonws, b_ws)
             b_litws = b_ws[in_literal[gap_b]]
@@ -271,9 +267,9 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     if len(merged):
         # Tokens that only a comment kept apart (``1px/**/2px``) keep an empty comment between them.
         at = np.repeat(b_nonws[merged], 4)
-        b = np.insert(b, at, np.tile(_units("/**/"), len(merged)))
+        b = np.insert(b, at, np.tile(to_units("/**/"), len(merged)))
         origin = np.insert(origin, at, -1)
-        repaired = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+        repaired = from_units(b)
     literal_b = np.zeros(len(b), dtype=bool)
     literal_b[origin >= 0] = literal[origin[origin >= 0]]
     unproven, changed = (None, False) if css else _unproven(a, a_nonws, literal, count_b, b, b_nonws,
@@ -399,7 +395,7 @@ def segments(type_: str, minified: str, origin: np.ndarray, literal_b: np.ndarra
     """The exact ``FileMap`` of ``minified``: one segment at the start of every output token and
     wherever the alignment jumps. ``origin`` maps output units to positions in ``source`` (-1 for
     separators), ``literal_b`` marks output units inside a literal (one token however long)."""
-    b = _units(minified)
+    b = to_units(minified)
     n = len(b)
     if n == 0:
         return None
@@ -414,7 +410,7 @@ def segments(type_: str, minified: str, origin: np.ndarray, literal_b: np.ndarra
     # a rewritten stretch (a rebased url) maps every unit to one place: one segment is enough
     pos = np.flatnonzero(mapped & ((origin != prev_origin + 1) | (prev == 10) | token) & (origin != prev_origin))
     gen_line, gen_col = _line_col(b, pos)
-    src_line, src_col = _line_col(_units(source), origin[pos])
+    src_line, src_col = _line_col(to_units(source), origin[pos])
     return encode_segments(gen_line, gen_col, src_line, src_col)
 
 
@@ -458,7 +454,7 @@ def _legal_comments(type_: str, a: np.ndarray, b: np.ndarray, origin: np.ndarray
     back, each before the output token that followed it (a ``//!`` comment with its line break),
     and the texts of those comments."""
     spans = [(s, e) for s, e in info.comments
-             if is_legal(a[s:e].astype("<u2").tobytes().decode("utf-16-le", "surrogatepass"))]
+             if is_legal(from_units(a[s:e]))]
     if not spans:
         return b, origin, literal_b, ()
     mapped = np.flatnonzero(origin >= 0)
@@ -474,7 +470,7 @@ def _legal_comments(type_: str, a: np.ndarray, b: np.ndarray, origin: np.ndarray
         where += [at] * len(piece)
         units += piece
         origins += piece_origin
-        texts.append(a[s:e].astype("<u2").tobytes().decode("utf-16-le", "surrogatepass"))
+        texts.append(from_units(a[s:e]))
     b = np.insert(b, where, np.array(units, dtype=b.dtype))
     literal_b = np.insert(literal_b, where, np.array(origins) >= 0)
     return b, np.insert(origin, where, np.array(origins, dtype=np.int64)), literal_b, tuple(texts)
@@ -495,12 +491,13 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
     output = aligned.repaired or output
     origin, literal_b, legal = aligned.origin, aligned.literal, ()
     if info.comments and ("@license" in read or "@preserve" in read or "/*!" in read or "//!" in read):
-        b, origin_l, literal_l, legal = _legal_comments(type_, _units(read), _units(output), origin, literal_b, info)
-        inline = b.astype("<u2").tobytes().decode("utf-16-le", "surrogatepass")
+        b, origin_l, literal_l, legal = _legal_comments(type_, to_units(read), to_units(output), origin, literal_b,
+                                                        info)
+        inline = from_units(b)
         if keep_legal and legal and (type_ == "css" or js_tree_size(inline) == (info.nodes, False)):
             output, origin, literal_b, legal = inline, origin_l, literal_l, ()
     if source is not None:
-        shift = _shift(len(_units(text)), edits)
+        shift = _shift(len(to_units(text)), edits)
         origin = np.where(origin >= 0, shift[np.maximum(origin, 0)], -1)
     return Minified(output, segments(type_, output, origin, literal_b, source or text), None, None, legal,
                     aligned.fault)
