@@ -948,7 +948,10 @@ def cache_prune(use_remote: bool) -> None:
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on configuration keys bosco does not read.")
 @shared_options
 def config_command(as_json: bool, strict: bool) -> None:
-    """Print the resolved configuration (secrets masked) and the files it came from."""
+    """Print the resolved configuration (secrets masked) and the files it came from.
+
+    One ``key = value  # origin`` line per value: the file, BOSCO_* variable or option that set it,
+    or ``default``."""
     state = setup(need_services=False, strict=strict)
     values = state.config.masked()
     if as_json:
@@ -958,7 +961,13 @@ def config_command(as_json: bool, strict: bool) -> None:
     for source in state.config.sources:
         err.print(f"  read {source}")
     for dotted, value in _flatten(values):
-        out.print(f"{dotted} = {json.dumps(value)}", markup=False)
+        out.print(f"{dotted} = {json.dumps(value)}  # {_origin(state.config, dotted)}", markup=False)
+
+
+def _origin(config: Config, dotted: str) -> str:
+    """The file, variable or option that set ``dotted`` (a list entry: the list's), else ``default``."""
+    key = dotted.split("[", 1)[0]  # a list is set as a whole: its entries come from where the list does
+    return config.origins.get(dotted) or config.origins.get(key) or "default"
 
 
 def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:

@@ -294,8 +294,13 @@ def test_config_masks_secrets_and_shows_environment_overrides(example):
     result = bosco("-W", example, "config", env=env)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
+    settings_file = example / ".bosco" / "bosco.json"
     for line in ('aws.key = "****"', 'aws.secret = "****"', 'aws.token = "****"', 'aws.bucket = "shop-assets"',
                  "cdn.port = 9123", 'cdn.host = "127.0.0.1"'):
+        assert line in [entry.split("  # ")[0] for entry in lines]
+    # each value names what set it, as `aws configure list` does
+    for line in ("cdn.port = 9123  # environment variable BOSCO_CDN_PORT", 'cdn.host = "127.0.0.1"  # default',
+                 f'aws.bucket = "shop-assets"  # {settings_file}'):
         assert line in lines
     assert f"  read {example / '.bosco' / 'bosco.json'}" in result.stderr.splitlines()
     as_json = bosco("-W", example, "-v", "config", "--json", env=env)
@@ -317,7 +322,7 @@ def test_config_masks_secrets_at_any_depth_in_lists_and_urls(example):
     }), encoding="utf-8")
     result = bosco("-W", example, "config")
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = [entry.split("  # ")[0] for entry in result.stdout.splitlines()]
     for line in ('aws.endpoint = "https://****@s3.internal:9000"', 'aws.bucket = "shop-assets"',
                  'aws.profiles[0].name = "ci"', 'aws.profiles[0].secret = "****"', 'aws.profiles[1].apiKey = "****"',
                  'sentry.dsn = "https://****@o1.ingest.sentry.io/42"', 'db.url = "postgres://****@db.internal/app"',
