@@ -476,8 +476,21 @@ def _legal_comments(type_: str, a: np.ndarray, b: np.ndarray, origin: np.ndarray
     return b, np.insert(origin, where, np.array(origins, dtype=np.int64)), literal_b, tuple(texts)
 
 
+def large(text: str) -> Minified | None:
+    """For a file above ``syntax.LARGE_FILE`` characters: the file as it is, mapped line by line,
+    with the reason as ``fault`` (it is neither parsed nor minified: memory stays proportional to
+    its size). None for any other file."""
+    if len(text) <= syntax.LARGE_FILE:
+        return None
+    return Minified(text, None, None, f"{len(text):,} characters, more than the {syntax.LARGE_FILE:,} bosco "
+                    f"parses and minifies in one file: shipped as it is (not syntax-checked, mapped line by line)")
+
+
 def _compute(type_: str, text: str, minify: bool, source: str | None,
              edits: tuple[tuple[int, int, int], ...], keep_legal: bool = True) -> Minified:
+    too_large = large(text)
+    if too_large is not None:
+        return too_large
     read = syntax.classic(text) if type_ == "js" else text  # same length: positions still point into text
     if not minify:
         return Minified(text, None, syntax.problem(type_, read))
@@ -528,6 +541,8 @@ def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], wo
     wanted: dict[str, tuple[str, str | None, Edits]] = {}
     for item in items:
         text, source, edits = (item, None, ()) if isinstance(item, str) else item
+        if len(text) > syntax.LARGE_FILE:
+            continue  # nothing to compute ahead: ``large``
         wanted[_key(type_, text, True, source, edits, keep_legal)] = (text, source, edits)
     cache.fetch_shared(MINIFIED, list(wanted), decode_minified)
     todo = {name: item for name, item in wanted.items() if cache.load(name) is None}
@@ -552,6 +567,9 @@ def minify_verified(type_: str, text: str, minify: bool = True, source: str | No
     (``keep_legal``, esbuild's ``inline``), else they go and ``Minified.legal`` lists them.
     Cached by content hash in memory, under ``bosco.cache.cache_dir()`` and in the shared cache
     (``cache.remote``); never raises for bad input."""
+    too_large = large(text)  # before the cache: a copy of hundreds of MB is not worth storing
+    if too_large is not None:
+        return too_large
     key = _key(type_, text, minify, source, edits, keep_legal)
     hit = cache.shared(MINIFIED, key, decode_minified)
     if hit is not None:
