@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,11 @@ from bosco.errors import BuildCommandError
 from bosco.manifest import BuildSpec
 
 TAIL_LINES = 20
+DEFAULT_TIMEOUT_MS = 600_000  # build.timeout when neither the manifest nor the config sets it
+STOP_GRACE = 1.0  # seconds a stopped process group gets between SIGTERM and SIGKILL
+
+_running: set[subprocess.Popen[bytes]] = set()  # build commands running now (stop_all ends them)
+_running_lock = threading.Lock()
 
 
 def describe(command: str | tuple[str, ...]) -> str:
@@ -24,35 +30,89 @@ def describe(command: str | tuple[str, ...]) -> str:
     return command if isinstance(command, str) else " ".join(command)
 
 
-def run_build(repo: Path, spec: BuildSpec) -> str:
-    """Run ``spec.command`` in ``repo`` (a string through the shell, a list as argv) and return its
-    combined output. Raises ``BuildCommandError`` with the exit code and the last 20 output lines
-    when it exits non-zero, or the reason when it cannot start."""
+def stop_groups(procs: list[subprocess.Popen[bytes]], grace: float = STOP_GRACE) -> None:
+    """End the process group of each of ``procs`` still running (each started with
+    ``start_new_session``): SIGTERM to every group, then SIGKILL to each group after ``grace``
+    seconds (its leader may have exited while children it started still run)."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def stop_all(grace: float = STOP_GRACE) -> None:
+    """End every running ``build.command`` process group (Ctrl-C, SIGTERM): see ``stop_groups``."""
+    with _running_lock:
+        procs = list(_running)
+    stop_groups(procs, grace)
+
+
+def _tail(output: bytes) -> str:
+    lines = output.decode("utf-8", "replace").rstrip().splitlines()[-TAIL_LINES:]
+    return "".join(f"\n{line}" for line in lines)
+
+
+def run_build(repo: Path, spec: BuildSpec, default_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> str:
+    """Run ``spec.command`` in ``repo`` (a string through the shell, a list as argv) in its own
+    process group and return its combined output.
+
+    The command may run ``spec.command_timeout_ms`` (else ``default_timeout_ms``) milliseconds;
+    then its whole process group is stopped (SIGTERM, SIGKILL after ``STOP_GRACE`` s). Raises
+    ``BuildCommandError`` with the exit code (or the timeout) and the last 20 output lines, or the
+    reason when it cannot start. Any other exception while it runs (Ctrl-C) stops the group too."""
     assert spec.command is not None
+    timeout_ms = spec.command_timeout_ms or default_timeout_ms
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             spec.command,
             cwd=repo,
             shell=isinstance(spec.command, str),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            check=False,
+            start_new_session=True,
         )
     except OSError as exc:
         raise BuildCommandError(
             f"build command `{describe(spec.command)}` could not start: {exc.strerror}",
             f"fix build.command in {repo / 'bosco-service.json'}",
         ) from exc
-    output = proc.stdout.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        tail = "\n".join(output.rstrip().splitlines()[-TAIL_LINES:])
+    with _running_lock:
+        _running.add(proc)
+    try:
+        output, _ = proc.communicate(timeout=timeout_ms / 1000)
+    except subprocess.TimeoutExpired as expired:
+        stop_groups([proc])
+        try:  # what the command printed, unless a process that left its group still holds the pipe
+            output, _ = proc.communicate(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired as again:
+            output = again.output or expired.output or b""
         raise BuildCommandError(
-            f"build command `{describe(spec.command)}` failed with exit code "
-            f"{proc.returncode}" + (f"\n{tail}" if tail else ""),
+            f"build command `{describe(spec.command)}` timed out after {timeout_ms / 1000:g} s" + _tail(output),
+            f"find out why it does not end by running it in {repo}, or raise build.timeout (ms) in "
+            f"{repo / 'bosco-service.json'} or the configuration",
+        ) from None
+    except BaseException:
+        stop_groups([proc])
+        raise
+    finally:
+        with _running_lock:
+            _running.discard(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    if proc.returncode != 0:
+        raise BuildCommandError(
+            f"build command `{describe(spec.command)}` failed with exit code {proc.returncode}" + _tail(output),
             f"run it in {repo} to see the full output",
         )
-    return output
+    return output.decode("utf-8", "replace")
 
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links) and two-byte escapes, as
@@ -210,14 +270,7 @@ class WatchBuild:
         with self._lock:
             self._stopping.set()
             proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(self.grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_groups([proc], self.grace)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(self.grace + 5)

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from bosco import __version__, ui
+from bosco import __version__, stopping, ui
 from bosco.assetset import AssetSet, segment_problem, use_types
 from bosco.cache import configure as configure_cache
 from bosco.config import Config, load_config
@@ -142,7 +142,8 @@ def shared_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 class BoscoGroup(click.Group):
     """Turns BoscoError into one red line, a hint and exit code 1 (the traceback only with
-    --traceback), with secrets masked (``redact.redact``)."""
+    --traceback), with secrets masked (``redact.redact``), and Ctrl-C/SIGTERM into ``interrupted``
+    and exit code 130 after stopping every child process."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``--help`` with each summary whole (click cuts them to fit one line)."""
@@ -160,6 +161,10 @@ class BoscoGroup(click.Group):
                 ui.traceback_text(traceback.format_exc())
             ui.error(str(exc), exc.hint)
             ctx.exit(1)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (bosco.stopping): no traceback, nothing left running
+            stopping.stop_children()
+            err.print("[yellow]interrupted[/]")
+            ctx.exit(stopping.INTERRUPTED)
 
 
 @click.group(cls=BoscoGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -339,7 +344,8 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     holder.base_url = base_url
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
                            rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True,
-                           legal_comments=state.config.get("minify.legalcomments", "inline"))
+                           legal_comments=state.config.get("minify.legalcomments", "inline"),
+                           build_timeout_ms=state.config.get("build.timeout"))
     emit = json_events(as_json)
 
     def on_rebuild(rebuild: Rebuild) -> None:
@@ -385,10 +391,11 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     emit("listening", url=f"http://{server.host}:{server.port}/")
     try:
         server.run(on_ready=ready)
-    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after a clean shutdown: stopping is success
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C/SIGTERM after a clean shutdown: stopping is success
         err.print("stopped")
     finally:
         session.stop()
+        stopping.stop_children()  # the first build may still be running its build commands
         emit("stopped")
 
 
@@ -422,7 +429,8 @@ def publish_build_options(state: Setup, build: str, tag: str | None, minify: boo
     return BuildOptions(build=build, minify=minify, bundle=True, base_url=published_base(state, fallback_base), tag=tag,
                         css_minifier=css_minifier(state.config), rebuild=True,
                         sri=bool(state.config.get("fragments.sri", True)), title=f"bosco {state.environment}/{build}",
-                        legal_comments=state.config.get("minify.legalcomments", "inline"))
+                        legal_comments=state.config.get("minify.legalcomments", "inline"),
+                        build_timeout_ms=state.config.get("build.timeout"))
 
 
 def build_published(state: Setup, options: BuildOptions) -> AssetSet:
@@ -1006,8 +1014,15 @@ def docs_command(topic: str | None) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="bosco")
+    """Console-script entry point: SIGTERM stops a command as Ctrl-C does; once a command was
+    stopped, the process ends without waiting for threads blocked in a system call."""
+    stopping.handle_signals()
+    try:
+        cli(prog_name="bosco")
+    except SystemExit as exc:
+        if stopping.stopping():
+            stopping.exit_after_stop(exc.code if isinstance(exc.code, int) else 1)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

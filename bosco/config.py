@@ -20,6 +20,7 @@ from deepmerge import Merger
 from bosco import budgets, userdirs
 from bosco.errors import ConfigError
 from bosco.jsonfile import load_json
+from bosco.manifest import TIMEOUT_MS_RANGE, valid_timeout_ms
 from bosco.redact import mask_values, shown_value
 from bosco.typos import close_match
 
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "brotli": {"quality": 11, "mapquality": 5},
     "cache": {"remote": None, "maxsize": 2048},
     "types": {},  # ".ext" -> media type, on top of bosco's table (bosco.assetset.use_types)
+    "build": {"timeout": 600000},
 }
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
@@ -153,6 +155,7 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "cache.remote": (lambda v: v is None or (isinstance(v, str) and v.startswith("s3://") and len(v) > 5),
                      "an s3://bucket/prefix URL"),
     "cache.maxsize": (_int_from(1, 10**7), "a whole number of MB"),
+    "build.timeout": (valid_timeout_ms, TIMEOUT_MS_RANGE),
 }
 
 

@@ -64,12 +64,14 @@ class GlobSpec:
 
 @dataclass(frozen=True)
 class BuildSpec:
-    """``build``: ``command`` is a shell string or an argv tuple; ``watch_*`` serve ``bosco cdn -w``."""
+    """``build``: ``command`` is a shell string or an argv tuple that may run ``command_timeout_ms``
+    (``build.timeout``); ``watch_command``, ``ready`` and ``timeout_ms`` serve ``bosco cdn -w``."""
 
     command: str | tuple[str, ...] | None
     watch_command: str | tuple[str, ...] | None
     ready: str
     timeout_ms: int
+    command_timeout_ms: int | None = None  # build.timeout; None: the configured default
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,13 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
     return tuple(specs)
 
 
-MAX_WATCH_TIMEOUT_MS = 86_400_000  # a watch build that needs longer than a day to get ready is stuck
+MAX_TIMEOUT_MS = 86_400_000  # one day: a build (or watch build) that needs longer is stuck
+TIMEOUT_MS_RANGE = f"a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"
+
+
+def valid_timeout_ms(value: Any) -> bool:
+    """True for a timeout bosco accepts: a whole number of milliseconds from 1 to one day."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TIMEOUT_MS
 
 
 def json_type(value: Any) -> str:
@@ -230,14 +238,19 @@ def _build(value: Any, path: Path) -> BuildSpec | None:
     timeout = watch.get("timeout", 10000)
     if not isinstance(ready, str) or not ready:
         raise ManifestError(f"{path}: build.watch.ready must be a non-empty string", HINT)
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 0 < timeout <= MAX_WATCH_TIMEOUT_MS:
+    if not valid_timeout_ms(timeout):
         raise ManifestError(f"{path}: build.watch.timeout must be a positive number of milliseconds "
-                            f"up to {MAX_WATCH_TIMEOUT_MS} (one day)", HINT)
+                            f"up to {MAX_TIMEOUT_MS} (one day)", HINT)
+    command_timeout = value.get("timeout")
+    if command_timeout is not None and not valid_timeout_ms(command_timeout):
+        raise ManifestError(f"{path}: build.timeout must be {TIMEOUT_MS_RANGE}, not {json.dumps(command_timeout)}",
+                            HINT)
     return BuildSpec(
         _command(value.get("command"), "build.command", path),
         _command(watch.get("command"), "build.watch.command", path),
         ready,
         timeout,
+        command_timeout,
     )
 
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild, sri
-from bosco.builds import run_build
+from bosco.builds import DEFAULT_TIMEOUT_MS, run_build
 from bosco.css import local_imports
 from bosco.duplicates import Duplicate
 from bosco.duplicates import find as find_duplicates
@@ -41,7 +41,9 @@ class BuildOptions:
     attributes to fragments; ``livereload`` is the URL of the live-reload script that fragments
     load (``bosco cdn -w --livereload``, watched services only), None for none; ``refuse_foreign``
     makes a Sass/Less/TypeScript/... source listed as CSS/JS an error (``s3push``), else a warning;
-    ``legal_comments`` is ``minify.legalcomments`` (``inline``, ``eof``, ``linked``, ``none``).
+    ``legal_comments`` is ``minify.legalcomments`` (``inline``, ``eof``, ``linked``, ``none``);
+    ``build_timeout_ms`` is how long a ``build.command`` may run when its manifest sets no
+    ``build.timeout`` (the ``build.timeout`` configuration key).
     """
 
     build: str = "local"
@@ -58,6 +60,7 @@ class BuildOptions:
     livereload: str | None = None
     refuse_foreign: bool = False
     legal_comments: str = "inline"
+    build_timeout_ms: int = DEFAULT_TIMEOUT_MS
 
 
 def _description(repo: Path) -> tuple[str | None, list[str]]:
@@ -166,7 +169,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
     if manifest.build and manifest.build.command:
         if options.rebuild or missing_assets(service.path, manifest):
             try:
-                run_build(service.path, manifest.build)
+                run_build(service.path, manifest.build, options.build_timeout_ms)
             except BoscoError as exc:
                 errors.append(str(exc))
         else:

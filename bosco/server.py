@@ -171,20 +171,39 @@ class EventHub:
 
 class AssetHolder:
     """Holds the served AssetSet; ``swap`` replaces it in one assignment, so a request sees either
-    the old or the new set, never half of a rebuild. ``events`` is the live-reload event stream."""
+    the old or the new set, never half of a rebuild. ``events`` is the live-reload event stream.
+    ``ready`` is set once an asset set is served, ``stopping`` once the server shuts down."""
 
     def __init__(self, asset_set: AssetSet | None = None, base_url: str = "") -> None:
         self.current = asset_set or AssetSet({}, ())
         self.base_url = base_url
         self.events = EventHub()
         self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self._changed = threading.Condition()
         if asset_set is not None:
             self.ready.set()
 
     def swap(self, asset_set: AssetSet) -> None:
         """Serve ``asset_set`` from now on."""
         self.current = asset_set
-        self.ready.set()
+        with self._changed:
+            self.ready.set()
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        """The server is shutting down: end the live-reload streams and wake requests that wait
+        for the first build (they answer 503)."""
+        self.events.close()
+        with self._changed:
+            self.stopping.set()
+            self._changed.notify_all()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until an asset set is served (True), the server stops or ``timeout`` seconds pass."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.ready.is_set() or self.stopping.is_set(), timeout)
+        return self.ready.is_set()
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -249,7 +268,11 @@ def create_app(holder: AssetHolder) -> Starlette:
         if request.method not in ("GET", "HEAD"):  # a pseudo-CDN is read-only
             return Response(b"", 405, {**CORS_HEADERS, "Allow": "GET, HEAD, OPTIONS"})
         if not holder.ready.is_set():  # the first build is still running: wait for it
-            await anyio.to_thread.run_sync(holder.ready.wait, BUILD_WAIT)
+            await anyio.to_thread.run_sync(holder.wait_ready, BUILD_WAIT)
+            if holder.stopping.is_set():
+                return Response(b"bosco cdn is stopping\n", 503,
+                                {**CORS_HEADERS, "Cache-Control": NO_CACHE, "Connection": "close"},
+                                media_type="text/plain; charset=utf-8")
         assets = holder.current
         path = request.scope["path"]
         if path == "/repos":
@@ -307,16 +330,16 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server that ends the live-reload streams as soon as shutdown is asked for (Ctrl-C),
-    so open ``/_bosco/events`` connections close at once instead of being cancelled after the
-    graceful-shutdown timeout with tracebacks."""
+    """uvicorn's server that ends the live-reload streams and the requests waiting for the first
+    build as soon as shutdown is asked for (Ctrl-C, SIGTERM), so their connections close at once
+    instead of being cancelled after the graceful-shutdown timeout with tracebacks."""
 
-    def __init__(self, config: uvicorn.Config, events: EventHub) -> None:
+    def __init__(self, config: uvicorn.Config, holder: AssetHolder) -> None:
         super().__init__(config)
-        self.events = events
+        self.holder = holder
 
     def handle_exit(self, sig: int, frame: Any) -> None:
-        self.events.close()
+        self.holder.stop()
         super().handle_exit(sig, frame)
 
 
@@ -333,7 +356,7 @@ class CdnServer:
         self.holder = holder
         config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False,
                                 timeout_graceful_shutdown=2, ws="wsproto")
-        self._server = _Server(config, holder.events)
+        self._server = _Server(config, holder)
         self._thread: threading.Thread | None = None
 
     def run(self, on_ready: Callable[[], None] | None = None) -> None:
@@ -356,7 +379,7 @@ class CdnServer:
         return self
 
     def stop(self) -> None:
-        self.holder.events.close()
+        self.holder.stop()
         self._server.should_exit = True
         if self._thread:
             self._thread.join(10)

@@ -19,10 +19,8 @@ of source maps); results are cached in memory and on disk by content hash (``bos
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import rcssmin
 import rjsmin
 
 from bosco import cache, sourcemap, syntax
+from bosco import workers as worker_pool
 from bosco.sourcemap import FileMap, encode_segments
 from bosco.syntax import Facts, SyntaxProblem, facts, from_units, js_tree_size, to_units
 
@@ -534,10 +533,10 @@ def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], wo
             keep_legal: bool = True) -> int:
     """Fill the cache for ``minify_verified(type_, text, True, source, edits)`` of every distinct
     item (a text, or ``(text, source, edits)`` as ``bundle.minify_inputs`` gives them) not cached
-    yet, locally or in the shared cache, in ``workers`` forked processes (largest first), so a cold
-    build uses every core; the build that follows then only reads the cache. Returns how many were
-    computed (0 when fewer than two are missing or ``workers`` < 2: a single file gains nothing
-    from a pool)."""
+    yet, locally or in the shared cache, in ``workers`` worker processes (``bosco.workers``, largest
+    first), so a cold build uses every core; the build that follows then only reads the cache.
+    Returns how many were computed (0 when fewer than two are missing or ``workers`` < 2: a single
+    file gains nothing from a pool)."""
     wanted: dict[str, tuple[str, str | None, Edits]] = {}
     for item in items:
         text, source, edits = (item, None, ()) if isinstance(item, str) else item
@@ -549,8 +548,7 @@ def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], wo
     if len(todo) < 2 or workers < 2:
         return 0
     order = sorted(todo, key=lambda name: -len(todo[name][0]))
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(min(workers, len(order)), mp_context=context) as pool:
+    with worker_pool.process_pool(min(workers, len(order))) as pool:
         results = pool.map(_compute_minified, [(type_, *todo[name], keep_legal) for name in order])
         for name, result in zip(order, results, strict=True):
             cache.store_shared(MINIFIED, name, result, encode_minified)

@@ -290,21 +290,11 @@ def test_content_types_from_boscos_table(typed_workspace, serve):
             assert response.headers["content-length"] == str(len(response.content)), name
 
 
-class ObservedEvent(threading.Event):
-    """A threading.Event that also records when somebody starts waiting on it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiting = threading.Event()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        self.waiting.set()
-        return super().wait(timeout)
-
-
 def test_requests_wait_for_the_first_build_then_see_swaps(example, example_set, minified_set):
     holder = AssetHolder()
-    holder.ready = ObservedEvent()
+    waiting = threading.Event()  # set when a request starts waiting for the first build
+    wait_ready = holder.wait_ready
+    holder.wait_ready = lambda timeout: waiting.set() or wait_ready(timeout)  # type: ignore[method-assign]
     server = CdnServer(holder, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{server.port}"
     try:
@@ -314,7 +304,7 @@ def test_requests_wait_for_the_first_build_then_see_swaps(example, example_set, 
         waiting_request = threading.Thread(target=lambda: results.append(httpx.get(base + "/app-home/local/js/app.js",
                                                                                     timeout=60)))
         waiting_request.start()
-        assert holder.ready.waiting.wait(30), "the request never reached the server"
+        assert waiting.wait(30), "the request never reached the server"
         assert results == []  # it cannot have been answered: no asset set yet
         threading.Thread(target=holder.swap, args=(example_set,)).start()
         waiting_request.join(30)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import multiprocessing
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import brotli
 
+from bosco import workers as worker_pool
 from bosco.assetset import type_info
 from bosco.cache import cache_dir, remote
 from bosco.publish.local import write_file
@@ -85,7 +84,7 @@ class CompressionCache:
     """Compressed bodies stored as ``<folder>/<sha256[:2]>/<sha256>.<encoding><level>``; ``folder=None``
     disables caching. ``brotli_quality`` applies to every compressible type but source maps, which
     use ``map_quality``. With ``workers`` > 1, bodies of at least 64 KiB are encoded in a pool of
-    that many processes (brotli holds the GIL); call ``close()`` (or use ``with``) to stop it.
+    that many processes (``bosco.workers``; brotli holds the GIL); call ``close()`` (or use ``with``) to stop it.
     Safe to use from many threads: entries are written atomically and a racing writer writes the
     same bytes."""
 
@@ -95,7 +94,7 @@ class CompressionCache:
         self.brotli_quality = brotli_quality
         self.map_quality = map_quality
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: worker_pool.WorkerPool | None = None
         self._lock = threading.Lock()
 
     def __enter__(self) -> CompressionCache:
@@ -133,7 +132,7 @@ class CompressionCache:
             return encode(*args)
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+                self._pool = worker_pool.process_pool(self.workers)
             pool = self._pool
         return pool.submit(encode, *args).result()
 

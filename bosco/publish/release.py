@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -338,6 +339,22 @@ def check_immutable(steps: list[Step], options: PublishOptions) -> None:
                            "publish a new build number (-b), or pass --force to replace them anyway")
 
 
+@contextmanager
+def request_pool(concurrency: int) -> Iterator[ThreadPoolExecutor]:
+    """Threads for ``concurrency`` target requests at a time. Leaving by Ctrl-C (SIGTERM) cancels
+    the requests not started and does not wait for those in flight: an object is stored whole or
+    not at all, and no release index is written after an interrupted stage."""
+    pool = ThreadPoolExecutor(concurrency)
+    interrupted = False
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+
+
 def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Output]:
     """The outputs a push publishes: with ``options.bundle``, only those of services that have a
     bundle with that tag (their libraries and site assets must not drag the others into a release),
@@ -370,7 +387,7 @@ def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions,
     items = [i for o in outputs for i in items_for(o, options, target.compress)]
     items.sort(key=lambda i: i.stage)
     names = sorted({o.service for o in outputs if o.service})
-    with ThreadPoolExecutor(options.concurrency) as pool:
+    with request_pool(options.concurrency) as pool:
         states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build), names)}
         steps = decide(items, target, states, options.build, pool)
     check_immutable(steps, options)
@@ -563,7 +580,7 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     stale = [_release_key(n, options.build) for n in changed if plan.services[n].current]
     if stale:
         target.delete(stale)
-    with ThreadPoolExecutor(options.concurrency) as pool:
+    with request_pool(options.concurrency) as pool:
         for stage in sorted({s.item.stage for s in plan.steps}):
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
         now = datetime.now(timezone.utc)

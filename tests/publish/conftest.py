@@ -88,6 +88,7 @@ def fault_proxy(moto_url: str) -> Iterator[FaultProxy]:
         threading.Event().wait(0.01)
     assert proxy.server.started
     yield proxy
+    proxy.stall_suffix, proxy.stall_delete = None, False
     proxy.server.should_exit = True
     proxy.thread.join(10)
     proxy.socket.close()

@@ -4,6 +4,7 @@ and a fault-injecting proxy in front of moto's S3 server."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import re
@@ -155,13 +156,18 @@ def assert_consistent(s3, bucket: str, tampered: bool = False) -> None:
 class FaultProxy:
     """An HTTP proxy in front of the moto server that answers ``500 InternalError`` to PUT and
     copy requests for keys ending with ``fail_suffix``, ``failures`` times (None: always).
-    ``attempts`` counts the requests it failed."""
+    ``attempts`` counts the requests it failed. PUTs of keys ending with ``stall_suffix`` get no
+    answer while it is set, and so do multi-object deletes of objects other than release indexes
+while ``stall_delete`` is set (``stalled`` counts both)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.fail_suffix: str | None = None
         self.failures: int | None = None
         self.attempts = 0
+        self.stall_suffix: str | None = None
+        self.stall_delete = False
+        self.stalled = 0
         self._lock = threading.Lock()
         self.client = httpx.AsyncClient(base_url=upstream)
         app = Starlette(routes=[Route("/{path:path}", self.forward, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])])
@@ -181,6 +187,15 @@ class FaultProxy:
 
     async def forward(self, request: Request) -> Response:
         body = await request.body()
+        if request.method == "PUT" and self.stall_suffix and request.url.path.endswith(self.stall_suffix):
+            self.stalled += 1
+            while self.stall_suffix:
+                await asyncio.sleep(0.05)
+        if (request.method == "POST" and "delete" in request.query_params and self.stall_delete
+                and b"release.json" not in body):
+            self.stalled += 1
+            while self.stall_delete:
+                await asyncio.sleep(0.05)
         if self._should_fail(request):
             return Response(b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
                             b"<Message>injected fault</Message></Error>", 500, media_type="application/xml")

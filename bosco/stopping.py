@@ -1,0 +1,60 @@
+"""Stopping bosco: Ctrl-C (SIGINT) and SIGTERM end every command promptly, with no traceback and no
+process left behind.
+
+``handle_signals()`` makes SIGTERM raise ``KeyboardInterrupt`` like Ctrl-C does, so one code path
+stops the command; ``stop_children()`` ends what bosco started (``build.command`` process groups,
+worker pools); ``exit_after_stop(code)`` ends the process without waiting for threads still blocked
+in a system call (an S3 request, a build still starting), which Python cannot interrupt.
+An interrupted command exits with ``INTERRUPTED`` (128 + SIGINT, the shell convention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from bosco import builds, workers
+
+INTERRUPTED = 128 + signal.SIGINT
+
+_stopping = False
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def handle_signals() -> None:
+    """SIGTERM raises ``KeyboardInterrupt`` in the main thread, as SIGINT does (main thread only)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def stop_children() -> None:
+    """End every running ``build.command`` process group and worker pool. Further SIGINT/SIGTERM
+    are ignored from here on (the process is stopping; a second Ctrl-C must not interrupt the
+    clean-up with a traceback)."""
+    global _stopping
+    _stopping = True
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    workers.stop_all()
+    builds.stop_all()
+
+
+def stopping() -> bool:
+    """True once ``stop_children()`` ran."""
+    return _stopping
+
+
+def exit_after_stop(code: int) -> None:
+    """Flush stdout/stderr and end the process with ``code`` at once (no thread is joined)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

@@ -1,0 +1,112 @@
+"""bosco's worker processes: one kind of process pool for every CPU-bound stage (verifying
+minification, brotli), with one start method, that never outlives the bosco process.
+
+Pools use the ``forkserver`` start method: workers are forked from a clean single-threaded server
+process (which preloads ``PRELOAD``), never from bosco itself, which runs upload, watch and server
+threads (forking a threaded process can deadlock the child; see the ``multiprocessing`` docs,
+"Contexts and start methods"). Each worker ignores SIGINT (a terminal's Ctrl-C reaches the whole
+foreground process group; bosco decides when its workers stop) and watches the bosco process from a
+thread: when bosco is gone (``kill -9`` included) the worker exits within ``PARENT_POLL`` seconds,
+or as soon as a C call holding the GIL returns. (The parent-death signal of prctl(2) cannot do
+this here: a forkserver worker's parent is the forkserver, which every worker keeps alive, and the
+signal follows the thread that forked, not the process.) ``stop_all()`` ends every pool at once
+(Ctrl-C, SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+START_METHOD = "forkserver"
+PRELOAD = ["bosco.verify", "bosco.publish.compress"]  # imported once in the forkserver, not per worker
+PARENT_POLL = 0.2  # seconds between a worker's checks that bosco still runs
+TERMINATE_WAIT = 1.0  # seconds a terminated worker gets to exit
+
+_pools: set[WorkerPool] = set()
+_lock = threading.Lock()
+
+
+def alive(pid: int) -> bool:
+    """True while process ``pid`` runs; a zombie (ended, not yet reaped) counts as gone (proc(5))."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (not Linux): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _watch(pid: int) -> None:
+    while alive(pid):
+        threading.Event().wait(PARENT_POLL)
+    os._exit(1)
+
+
+def _init_worker(bosco_pid: int) -> None:
+    """Worker initializer: ignore SIGINT and exit when process ``bosco_pid`` is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch, args=(bosco_pid,), name="bosco-watch-parent", daemon=True).start()
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """A ``ProcessPoolExecutor`` that ``stop_all()`` can end; make one with ``process_pool()``.
+    Leaving a ``with`` block by an exception (Ctrl-C included) terminates the workers instead of
+    waiting for the queued work."""
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if exc_type is not None:
+            self.terminate()
+            return False
+        return bool(super().__exit__(exc_type, exc, tb))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with _lock:
+            _pools.discard(self)
+        super().shutdown(wait, cancel_futures=cancel_futures)
+
+    def terminate(self) -> None:
+        """Cancel queued work and terminate the workers (SIGTERM) without waiting for their tasks."""
+        processes = list((getattr(self, "_processes", None) or {}).values())
+        self.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError):
+                process.terminate()
+        for process in processes:
+            with contextlib.suppress(OSError, ValueError, AssertionError):
+                process.join(TERMINATE_WAIT)
+        # the pool's manager thread now sees its workers gone and releases the queues (their
+        # semaphores would otherwise be reported as leaked by multiprocessing's resource tracker)
+        self.shutdown(wait=True)
+
+
+def process_pool(workers: int) -> WorkerPool:
+    """A pool of ``workers`` processes (started on first submit) whose workers die with bosco.
+
+    Close it with ``shutdown()`` or ``with``; ``stop_all()`` also ends it."""
+    context = multiprocessing.get_context(START_METHOD)
+    context.set_forkserver_preload(PRELOAD)
+    pool = WorkerPool(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
+    with _lock:
+        _pools.add(pool)
+    return pool
+
+
+def stop_all() -> None:
+    """End every running pool now (Ctrl-C, SIGTERM of bosco): see ``WorkerPool.terminate``."""
+    with _lock:
+        pools = list(_pools)
+    for pool in pools:
+        pool.terminate()

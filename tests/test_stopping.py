@@ -1,0 +1,241 @@
+"""bosco stops cleanly: worker processes die with it (kill -9, SIGTERM), a stuck build command times
+out, Ctrl-C and SIGTERM end every command promptly with no traceback and no orphaned process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+WAIT = 30.0  # seconds any bounded wait below may take on a loaded machine
+
+
+def children(pid: int) -> dict[int, int]:
+    """``{child pid: parent pid}`` of every live process in ``pid``'s process tree (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            fields = stat.rsplit(b")", 1)[1].split()
+            if fields[0] != b"Z":
+                parents[int(entry)] = int(fields[1])
+    tree: dict[int, int] = {}
+    frontier = {pid}
+    while frontier:
+        found = {child: parent for child, parent in parents.items() if parent in frontier and child not in tree}
+        tree.update(found)
+        frontier = set(found)
+    return tree
+
+
+def alive(pids) -> set[int]:
+    """The ``pids`` still running (zombies count as gone)."""
+    result = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != b"Z":
+            result.add(pid)
+    return result
+
+
+def wait_until(condition, what: str, timeout: float = WAIT):
+    """Poll ``condition()`` until it returns something truthy (bounded), and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def big_js_workspace(root: Path, files: int = 4, lines: int = 40000) -> Path:
+    """A workspace with one service whose JS bundle has ``files`` large distinct files: a cold
+    minified build verifies them in worker processes for a few seconds."""
+    svc = root / "svc"
+    (svc / "js").mkdir(parents=True)
+    for n in range(files):
+        body = "".join(f"var v{n}_{i} = function (x) {{ return x * {i} + {n}; }};\n" for i in range(lines))
+        (svc / "js" / f"f{n}.js").write_text(body)
+    (svc / "bosco-service.json").write_text(json.dumps({"assets": {"js": {"all": ["js/*.js"]}}}))
+    return root
+
+
+def bosco(*args: str, cwd: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "wb") as handle:
+        return subprocess.Popen([sys.executable, "-m", "bosco", *args], cwd=cwd, env=env, stdout=handle,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def private_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path / "home"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+
+def in_pool_phase(proc: subprocess.Popen) -> dict[int, int]:
+    """bosco's process tree once worker processes run (the forkserver and at least one worker
+    forked from it), else ``{}``; fails when bosco ended first."""
+    if proc.poll() is not None:
+        pytest.fail(f"bosco exited with {proc.returncode} before its workers started")
+    tree = children(proc.pid)
+    workers = [pid for pid, parent in tree.items() if parent != proc.pid]
+    return tree if workers else {}
+
+
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "Ctrl-C in a terminal"])
+def test_workers_do_not_outlive_bosco(tmp_path: Path, how: str) -> None:
+    root = big_js_workspace(tmp_path / "ws")
+    log = tmp_path / "log"
+    proc = bosco("build", "--out", str(tmp_path / "out"), cwd=root, env=private_env(tmp_path), log=log)
+    try:
+        tree = wait_until(lambda: in_pool_phase(proc), "worker processes")
+        if how == "Ctrl-C in a terminal":  # the terminal signals the whole foreground process group
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
+        proc.wait(WAIT)
+        wait_until(lambda: not alive(tree), f"no survivor among {sorted(tree)}")
+    finally:
+        proc.kill()
+        proc.wait()
+    if how != "kill -9":
+        output = log.read_text()
+        assert proc.returncode == 130, output
+        assert "Traceback" not in output
+        assert not (tmp_path / "out").exists()
+
+
+def hung_workspace(root: Path, build: dict, good: bool = True) -> Path:
+    """A workspace with service ``hung`` whose ``build`` block is ``build`` (``HANG`` prints a line,
+    writes the pid of its ``sleep`` to ``pid`` and never ends; the asset it would build is missing,
+    so ``cdn`` runs it too) and, with ``good``, a plain service ``good``."""
+    hung = root / "hung"
+    hung.mkdir(parents=True)
+    (hung / "bosco-service.json").write_text(json.dumps({"assets": {"js": {"h": ["js/h.js"]}}, "build": build}))
+    if good:
+        (root / "good" / "js").mkdir(parents=True)
+        (root / "good" / "js" / "g.js").write_text("var g = 1;\n")
+        (root / "good" / "bosco-service.json").write_text(json.dumps({"assets": {"js": {"g": ["js/g.js"]}}}))
+    return root
+
+
+HANG = "echo starting the build; sleep 300 & echo $! > pid; wait"
+
+
+def group_gone(root: Path) -> bool:
+    """True once the hung command's ``sleep`` (whose pid it wrote) no longer runs."""
+    pid_file = root / "hung" / "pid"
+    return pid_file.exists() and pid_file.read_text().strip() != "" and not alive([int(pid_file.read_text())])
+
+
+def test_a_build_command_that_never_ends_times_out(tmp_path: Path) -> None:
+    from bosco.builds import run_build
+    from bosco.errors import BuildCommandError
+    from bosco.manifest import load_manifest
+
+    root = hung_workspace(tmp_path, {"command": HANG, "timeout": 300}, good=False)
+    spec = load_manifest(root / "hung" / "bosco-service.json").build
+    assert spec is not None and spec.command_timeout_ms == 300
+    with pytest.raises(BuildCommandError) as raised:
+        run_build(root / "hung", spec)
+    assert str(raised.value) == f"build command `{HANG}` timed out after 0.3 s\nstarting the build"
+    assert group_gone(root)  # the whole process group was stopped, not just the shell
+
+
+def test_build_timeout_from_the_configuration_fails_the_build_like_any_failed_build(tmp_path: Path) -> None:
+    root = hung_workspace(tmp_path / "ws", {"command": HANG})
+    (root / ".bosco").mkdir()
+    (root / ".bosco" / "bosco.json").write_text(json.dumps({"build": {"timeout": 500}}))
+    log = tmp_path / "log"
+    proc = bosco("build", "--out", str(tmp_path / "out"), cwd=root, env=private_env(tmp_path), log=log)
+    assert proc.wait(WAIT) == 1
+    output = log.read_text()
+    assert f"error: hung: build command `{HANG}` timed out after 0.5 s\nstarting the build\n" in output
+    assert "Traceback" not in output
+    assert group_gone(root)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", [0, -5, 1e30, 86_400_001, "10", True, 1.5])
+def test_build_timeout_must_be_a_sane_number_of_milliseconds(tmp_path: Path, value) -> None:
+    from bosco.config import load_config
+    from bosco.errors import ConfigError, ManifestError
+    from bosco.manifest import load_manifest
+
+    root = hung_workspace(tmp_path, {"command": "true", "timeout": value}, good=False)
+    manifest = root / "hung" / "bosco-service.json"
+    with pytest.raises(ManifestError) as raised:
+        load_manifest(manifest)
+    assert str(raised.value) == (f"{manifest}: build.timeout must be a whole number of milliseconds from 1 to "
+                                 f"86400000, not {json.dumps(value)}")
+    (root / ".bosco").mkdir()
+    (root / ".bosco" / "bosco.json").write_text(json.dumps({"build": {"timeout": value}}))
+    with pytest.raises(ConfigError, match=r"build.timeout must be a whole number of milliseconds from 1 to 86400000"):
+        load_config(root, "local", env={})
+
+
+def started(root: Path, proc: subprocess.Popen) -> bool:
+    """True once the hung build command runs (it wrote its pid); fails when bosco ended first."""
+    if proc.poll() is not None:
+        pytest.fail(f"bosco exited with {proc.returncode} before the build command started")
+    pid_file = root / "hung" / "pid"
+    return pid_file.exists() and pid_file.read_text().strip() != ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_a_stuck_build_and_its_command(tmp_path: Path, sig: int) -> None:
+    root = hung_workspace(tmp_path / "ws", {"command": HANG})
+    log = tmp_path / "log"
+    proc = bosco("build", "--out", str(tmp_path / "out"), cwd=root, env=private_env(tmp_path), log=log)
+    try:
+        wait_until(lambda: started(root, proc), "the build command")
+        proc.send_signal(sig)
+        assert proc.wait(WAIT) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+    output = log.read_text()
+    assert output.endswith("interrupted\n")
+    assert "Traceback" not in output
+    wait_until(lambda: group_gone(root), "the build command's process group to end")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_cdn_while_its_first_build_is_stuck_and_a_request_waits(tmp_path: Path, sig: int) -> None:
+    from conftest import free_port
+
+    root = hung_workspace(tmp_path / "ws", {"command": HANG})
+    log = tmp_path / "log"
+    port = free_port()
+    proc = bosco("cdn", "--port", str(port), cwd=root, env=private_env(tmp_path), log=log)
+    waiting = None
+    try:
+        wait_until(lambda: started(root, proc), "the build command")
+        waiting = socket.create_connection(("127.0.0.1", port), timeout=WAIT)  # waits for the first build
+        waiting.sendall(b"GET /good/local/js/g.js HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        proc.send_signal(sig)
+        assert proc.wait(WAIT) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        if waiting:
+            waiting.close()
+    output = log.read_text()
+    assert output.endswith("stopped\n")
+    assert "Traceback" not in output
+    wait_until(lambda: group_gone(root), "the build command's process group to end")
