@@ -23,7 +23,7 @@ SECTION_OPTIONS = ("basePath", "alreadyMinified", "sourceMapExtension")
 # The keys bosco reads; any other key belongs to another tool (service.docker, dependsOn, ...).
 TOP_KEYS = ("service", "tags", "assets", "files", "libraries", "siteAssets", "build", "budgets")
 GLOB_SPEC_KEYS = ("basePath", "glob")
-BUILD_KEYS = ("command", "watch")
+BUILD_KEYS = ("command", "timeout", "watch")
 WATCH_KEYS = ("command", "ready", "timeout")
 GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.BRACE | wcglob.NODIR
 MAX_GLOB_LENGTH = 1024  # characters of one glob
