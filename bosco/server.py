@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import re
 import socket
 import threading
@@ -17,12 +18,14 @@ from importlib import resources
 from typing import Any
 
 import anyio
+import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bosco.assetset import AssetSet
 from bosco.errors import BoscoError
@@ -329,6 +332,114 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+HEADER_TIMEOUT = 10.0  # seconds a connection may take to send a complete request head
+KEEP_ALIVE_TIMEOUT = 5  # seconds an idle keep-alive connection stays open (uvicorn's default)
+ACCEPT_BACKLOG = 128  # listen(2) backlog, also how many connections asyncio accepts in one go
+
+
+def connection_limit() -> int:
+    """How many connections ``bosco cdn`` holds at once: half the process's file-descriptor limit
+    (``RLIMIT_NOFILE``) less one accept batch (``ACCEPT_BACKLOG``): the rest is for files, watches
+    and workers. From 16 up to 1024."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return 1024
+    return 1024 if soft == resource.RLIM_INFINITY else max(16, min(1024, soft // 2 - ACCEPT_BACKLOG))
+
+
+class _Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the defences a dev server needs against slow or broken clients.
+
+    - A connection must send a complete request head within ``header_timeout`` seconds of opening
+      (or of its previous response), else it is closed: slowloris clients cannot hold it open.
+    - Beyond ``max_connections`` open connections, a new connection closes the one that has been
+      waiting longest for a request head (uvicorn's ``limit_concurrency`` answers 503 only once
+      every connection is busy), so well-behaved clients keep being served during a flood.
+    - A request whose body breaks HTTP/1.1 framing (a malformed chunk) gets uvicorn's 400 and the
+      app's own answer is dropped quietly instead of failing with a traceback."""
+
+    header_timeout = HEADER_TIMEOUT
+    max_connections = 1024
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._wait_for_head()
+        if len(self.connections) > self.max_connections:
+            waiting = [c for c in self.connections if isinstance(c, _Protocol) and c is not self
+                       and c._head_timer is not None]
+            if waiting:
+                min(waiting, key=lambda c: c._waiting_since)._close_waiting()
+
+    def _wait_for_head(self) -> None:
+        self._waiting_since = self.loop.time()
+        self._head_timer = self.loop.call_later(self.header_timeout, self._close_waiting)
+
+    def _head_received(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _close_waiting(self) -> None:
+        self._head_received()
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_received()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._head_received()
+
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        self._head_received()  # the connection now belongs to the WebSocket protocol
+        super().handle_websocket_upgrade(event)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self._head_timer is None:
+            self._wait_for_head()
+
+    def send_400_response(self, msg: str) -> None:
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:  # the app is already answering
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:  # too late for a 400: just close
+                self.transport.close()
+                return
+        super().send_400_response(msg)
+
+
+class _LoopProblems:
+    """The server loop's exception handler: when accept() fails for lack of resources (EMFILE: the
+    process is out of file descriptors) asyncio stops accepting for a second, reports every failed
+    accept of the batch and schedules one retry each; this logs one line per second instead of a
+    traceback per accept, and drops the failures of those retries once the server has closed its
+    socket. Anything else goes to asyncio's default handler."""
+
+    def __init__(self) -> None:
+        self.logged_at = float("-inf")
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and str(context.get("message", "")).startswith("socket.accept()"):
+            if loop.time() - self.logged_at >= 1.0:
+                self.logged_at = loop.time()
+                logging.getLogger("uvicorn.error").warning("not accepting connections for a second: %s",
+                                                           exc.strerror or exc)
+            return
+        if isinstance(exc, (OSError, ValueError)) and "_start_serving" in repr(context.get("handle")):
+            return  # a retry scheduled above, run after the listening socket was closed
+        loop.default_exception_handler(context)
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server that ends the live-reload streams and the requests waiting for the first
     build as soon as shutdown is asked for (Ctrl-C, SIGTERM), so their connections close at once
@@ -342,6 +453,10 @@ class _Server(uvicorn.Server):
         self.holder.stop()
         super().handle_exit(sig, frame)
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().set_exception_handler(_LoopProblems())
+        await super().serve(sockets)
+
 
 class CdnServer:
     """uvicorn serving ``create_app(holder)`` on an already bound socket.
@@ -349,13 +464,18 @@ class CdnServer:
     ``run()`` blocks (the CLI); ``start()`` serves from a background thread and returns once it
     accepts connections (tests); ``stop()`` shuts it down. ``port`` is the bound port."""
 
-    def __init__(self, holder: AssetHolder, host: str = "127.0.0.1", port: int = 7334) -> None:
+    def __init__(self, holder: AssetHolder, host: str = "127.0.0.1", port: int = 7334,
+                 header_timeout: float = HEADER_TIMEOUT, max_connections: int | None = None) -> None:
         self.socket = bind(host, port)
         self.host = host
         self.port = self.socket.getsockname()[1]
         self.holder = holder
+        limit = max_connections or connection_limit()
+        protocol = type("CdnProtocol", (_Protocol,), {"header_timeout": header_timeout, "max_connections": limit})
         config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False,
-                                timeout_graceful_shutdown=2, ws="wsproto")
+                                # uvicorn answers 503 from this many connections: only when none could be closed
+                                timeout_graceful_shutdown=2, http=protocol, limit_concurrency=limit + 1,
+                                timeout_keep_alive=KEEP_ALIVE_TIMEOUT, backlog=ACCEPT_BACKLOG, ws="wsproto")
         self._server = _Server(config, holder)
         self._thread: threading.Thread | None = None
 
