@@ -4,13 +4,14 @@ minification, brotli), with one start method, that never outlives the bosco proc
 Pools use the ``forkserver`` start method: workers are forked from a clean single-threaded server
 process (which preloads ``PRELOAD``), never from bosco itself, which runs upload, watch and server
 threads (forking a threaded process can deadlock the child; see the ``multiprocessing`` docs,
-"Contexts and start methods"). Each worker ignores SIGINT (a terminal's Ctrl-C reaches the whole
-foreground process group; bosco decides when its workers stop) and watches the bosco process from a
-thread: when bosco is gone (``kill -9`` included) the worker exits within ``PARENT_POLL`` seconds,
-or as soon as a C call holding the GIL returns. (The parent-death signal of prctl(2) cannot do
-this here: a forkserver worker's parent is the forkserver, which every worker keeps alive, and the
-signal follows the thread that forked, not the process.) ``stop_all()`` ends every pool at once
-(Ctrl-C, SIGTERM).
+"Contexts and start methods"). The forkserver and its workers ignore SIGINT (a terminal's Ctrl-C
+reaches the whole foreground process group; bosco decides when its workers stop: see
+``start_server``), submitting work is never cut short by Ctrl-C (a half-started worker would fail
+noisily), and each worker watches the bosco process from a thread: when bosco is gone (``kill -9``
+included) the worker exits within ``PARENT_POLL`` seconds, or as soon as a C call holding the GIL
+returns. (The parent-death signal of prctl(2) cannot do this here: a forkserver worker's parent is
+the forkserver, which every worker keeps alive, and the signal follows the thread that forked, not
+the process.) ``stop_all()`` ends every pool at once (Ctrl-C, SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import multiprocessing
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import forkserver
 from typing import Any
 
 START_METHOD = "forkserver"
@@ -55,6 +58,41 @@ def _watch(pid: int) -> None:
     os._exit(1)
 
 
+def start_server() -> None:
+    """Start the forkserver now if it does not run yet. From the main thread, SIGINT is ignored
+    while it starts, so the forkserver and every worker forked from it ignore a terminal's Ctrl-C
+    from birth (an ignored signal stays ignored across exec; Python then installs no handler)."""
+    context = multiprocessing.get_context(START_METHOD)
+    context.set_forkserver_preload(PRELOAD)
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C/SIGTERM (main thread only) until the block ends, then raise
+    ``KeyboardInterrupt``: a worker is never left half-started, untracked by its pool."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if pending and previous[signal.SIGINT] is not signal.SIG_IGN:
+        raise KeyboardInterrupt
+
+
 def _init_worker(bosco_pid: int) -> None:
     """Worker initializer: ignore SIGINT and exit when process ``bosco_pid`` is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -77,6 +115,10 @@ class WorkerPool(ProcessPoolExecutor):
             _pools.discard(self)
         super().shutdown(wait, cancel_futures=cancel_futures)
 
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with _interrupts_deferred():
+            return super().submit(fn, *args, **kwargs)
+
     def terminate(self) -> None:
         """Cancel queued work and terminate the workers (SIGTERM) without waiting for their tasks."""
         processes = list((getattr(self, "_processes", None) or {}).values())
@@ -96,8 +138,8 @@ def process_pool(workers: int) -> WorkerPool:
     """A pool of ``workers`` processes (started on first submit) whose workers die with bosco.
 
     Close it with ``shutdown()`` or ``with``; ``stop_all()`` also ends it."""
+    start_server()
     context = multiprocessing.get_context(START_METHOD)
-    context.set_forkserver_preload(PRELOAD)
     pool = WorkerPool(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
     with _lock:
         _pools.add(pool)

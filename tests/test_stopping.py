@@ -115,7 +115,7 @@ def test_workers_do_not_outlive_bosco(tmp_path: Path, how: str) -> None:
     if how != "kill -9":
         output = log.read_text()
         assert proc.returncode == 130, output
-        assert "Traceback" not in output
+        assert "Traceback" not in output, output
         assert not (tmp_path / "out").exists()
 
 

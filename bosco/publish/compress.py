@@ -95,6 +95,8 @@ class CompressionCache:
         self.map_quality = map_quality
         self.workers = workers
         self._pool: worker_pool.WorkerPool | None = None
+        if workers > 1:  # from the calling (main) thread; the pool itself starts on the first large body
+            worker_pool.start_server()
         self._lock = threading.Lock()
 
     def __enter__(self) -> CompressionCache:
