@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from trustkit import write
 
 from bosco.cli import cli
 
@@ -23,14 +24,6 @@ from conftest import running_cdn
 
 GOOD_JS = "var good = 1;\n"
 
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def manifest(repo: Path, data: dict | str) -> None:

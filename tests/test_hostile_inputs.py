@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from trustkit import write
 
 from bosco.cli import cli
 
@@ -18,14 +19,6 @@ from conftest import build
 SECRET = "TOPSECRET-d41d8cd9"
 PASSWD = Path("/etc/passwd").read_text().splitlines()[0]  # the first line of a file every Linux has
 
-
-def write(path: Path, content: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
 
 
 def a_map(sources, **fields) -> str:

@@ -15,16 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from trustkit import write
 
 from bosco.cli import cli
 from bosco.errors import ManifestError
 from bosco.manifest import load_manifest
-
-
-def write(path: Path, content: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content, encoding="utf-8")
-    return path
 
 
 @pytest.fixture(autouse=True)

@@ -12,16 +12,21 @@ from bosco.workspace import load_service
 PUBLISH = BuildOptions(build="default", minify=True, bundle=True, sri=True)
 
 
+def write(path: Path, content: str | bytes) -> Path:
+    """Write ``content`` (text as UTF-8) to ``path``, creating its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
 def service(root: Path, name: str, files: dict[str, str | bytes], assets: dict) -> Path:
     """Write ``files`` (repo path -> text) and a manifest with ``assets`` under ``root/name``."""
     repo = root / name
     for rel, content in files.items():
-        path = repo / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
+        write(repo / rel, content)
     (repo / "bosco-service.json").write_text(json.dumps({"service": {"name": name}, "assets": assets}))
     return repo
 
