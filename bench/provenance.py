@@ -106,9 +106,13 @@ def run_in_process(ws: Path, env: dict[str, str]) -> None:
     config = load_config(ws, "bench")
     services, _ = discover_services(ws, config)
     options = BuildOptions(build="2", minify=True, bundle=True, sri=True, base_url="/bench")
-    print("in one process, on the built asset set of build 2:")
+    print("\nin one process, on the built asset set of build 2:")
     asset_set = clock("build the asset set (includes duplicates.find and git status)", build_asset_set,
                       services, options)
+    from bosco.gitinfo import repo_info
+
+    clock(f"git status of the {len(services)} repositories (repo_info, one after another)",
+          lambda: [repo_info(s.path) for s in services])
     duplicates._files.clear()
     found = clock("duplicates.find, cold (every file read and hashed)", duplicates.find, asset_set.services)
     clock("duplicates.find, warm (stat only, as after a cdn rebuild)", duplicates.find, asset_set.services)
