@@ -225,10 +225,10 @@ def css_minifier(config: Config) -> str:
     """The configured CSS minifier (``load_config`` already validated it); warns about csscompressor."""
     name = config.get("css.minifier", "rcssmin")
     if name == "csscompressor":
-        err.print("[yellow]warning:[/] css.minifier csscompressor 0.9.5 is known to corrupt modern CSS "
-                  "(clamp()/min()/max() arithmetic, @supports not (, @container name (, whitespace in quoted "
-                  "data-URI SVGs, .a :first-child inside @media, --x: 0px used in calc()); its output is not "
-                  "verified; rcssmin is the default", markup=True, highlight=False)
+        ui.warning("css.minifier csscompressor 0.9.5 is known to corrupt modern CSS "
+                   "(clamp()/min()/max() arithmetic, @supports not (, @container name (, whitespace in quoted "
+                   "data-URI SVGs, .a :first-child inside @media, --x: 0px used in calc()); its output is not "
+                   "verified; rcssmin is the default")
     return name
 
 
@@ -335,7 +335,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     state = setup(overrides)
     watched = watched_services(state.services, watch, Path.cwd())
     if livereload and not watched:
-        err.print("[yellow]warning:[/] --livereload does nothing without watched services (-w REGEX)")
+        ui.warning("--livereload does nothing without watched services (-w REGEX)")
     minify = mode == "minify" or minify_flag
     minifier = css_minifier(state.config)
     holder = AssetHolder()
@@ -542,13 +542,12 @@ def collect_provenance(asset_set: AssetSet, publish: PublishOptions, strict: boo
             err.print(f"{escape(name)}: git {escape(p.git.describe())}", highlight=False)
     missing = provenance.not_git(found)
     if missing:
-        err.print(f"[yellow]warning:[/] not in a git repository, recorded without provenance (\"git\": null): "
-                  f"{escape(', '.join(missing))}", highlight=False)
+        ui.warning(f"not in a git repository, recorded without provenance (\"git\": null): {', '.join(missing)}")
     dirty = provenance.uncommitted_problems(found)
     if strict:
         return {n: p.record() for n, p in found.items()}, [f"{d} (commit them, or pass --allow-dirty)" for d in dirty]
     for line in dirty:
-        err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
+        ui.warning(line)
     return {n: p.record() for n, p in found.items()}, []
 
 
@@ -679,7 +678,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         publish = publish_options(state, build_name, concurrency, bundle, force, f"/{env}")
         cache = compression_cache(state.config)
         if not state.config.get("aws.cdn"):
-            err.print(f"[yellow]warning:[/] aws.cdn is not set; fragments link root-relative /{env}/<key>")
+            ui.warning(f"aws.cdn is not set; fragments link root-relative /{env}/<key>")
         options = replace(publish_build_options(state, build_name, bundle, True, f"/{env}"), refuse_foreign=True)
         asset_set = build_published(state, options)
         print_problems(asset_set)
@@ -755,7 +754,7 @@ def check_budgets(state: Setup, asset_set: AssetSet, sizes: dict[str, dict[str, 
     lines = [f"over budget: {v.describe()}" for v in violations]
     if ignore:
         for line in lines:
-            err.print(f"[yellow]warning:[/] {escape(line)} (--ignore-budgets)", highlight=False)
+            ui.warning(f"{line} (--ignore-budgets)")
         lines = []
     return problems + [f"{line} (--ignore-budgets publishes anyway)" for line in lines], \
         [v.to_json() for v in violations]
