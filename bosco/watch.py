@@ -391,7 +391,35 @@ class WatchSession:
         start = time.perf_counter()
         generation = self._begin(repo)
         service = load_service(repo)
-        build = build_service(service, self._options(repo))
+        options = self._options(repo)
+        # unminified: serve the new files first, syntax-check them after (seconds for megabytes of
+        # new JS) and serve that; the files served never get older than the save
+        quick = options.check_syntax and not options.bundle
+        fresh = build_service(service, replace(options, check_syntax=False) if quick else options)
+        swapped = self._swap(repo, service, fresh, generation)
+        if swapped is None:
+            return None
+        previous, build, errors = swapped
+        if quick:
+            checked = check_syntax(fresh)
+            if checked.all_errors != fresh.all_errors:
+                swapped = self._swap(repo, service, checked, generation)
+                if swapped is None:
+                    return None
+                _, build, errors = swapped
+        changed, removed = _diff(previous, build)
+        recovered = not errors and previous is not None and bool(previous.all_errors)
+        result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
+                         tuple(sorted(reasons)), recovered)
+        self.holder.events.publish("rebuild", result.event(repo), key=build.name, retain=not result.ok)
+        if self.on_rebuild:
+            self.on_rebuild(result)
+        return result
+
+    def _swap(self, repo: Path, service: Service, build: ServiceBuild,
+              generation: int) -> tuple[ServiceBuild | None, ServiceBuild, tuple[str, ...]] | None:
+        """Serve ``build`` (made from the inputs of ``generation``), or the last good outputs with
+        its errors; ``(build served before, build served now, errors)``, None when it is dropped."""
         with self._lock:
             if self._held(repo, time.monotonic()) is not None:
                 return None  # read while a file was briefly gone: its pending rebuild follows
@@ -404,14 +432,7 @@ class WatchSession:
             if not self._install(repo, build, generation):
                 return None
             self._publish()
-        changed, removed = _diff(previous, build)
-        recovered = not errors and previous is not None and bool(previous.all_errors)
-        result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
-                         tuple(sorted(reasons)), recovered)
-        self.holder.events.publish("rebuild", result.event(repo), key=build.name, retain=not result.ok)
-        if self.on_rebuild:
-            self.on_rebuild(result)
-        return result
+        return previous, build, errors
 
     def report(self, repo: Path, message: str | None) -> None:
         """Show (or with None clear) a watch-build problem on the service's index entry."""

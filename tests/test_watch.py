@@ -248,10 +248,13 @@ def test_a_syntax_check_pass_never_replaces_a_build_from_newer_inputs(example: P
     real_check = watch_module.check_syntax
 
     def rebuild_meanwhile(build):
-        if build.name == "app-home":
+        if build.name == "app-home" and not rebuilt:
+            rebuilt.append(True)
             (home.path / "public/js/app.js").write_text("console.log('newer');\n")
             session.rebuild(home.path)
         return real_check(build)
+
+    rebuilt: list[bool] = []
 
     monkeypatch.setattr(watch_module, "check_syntax", rebuild_meanwhile)
     session.check_all()
@@ -395,3 +398,13 @@ def test_editing_an_imported_style_sheet_rebuilds_the_importing_bundle(live, exa
     until(lambda: b"--t:42" in w.get(bundle).content, what="the bundle with the edited import")
     atomic_write(repo / "shared/theme.css", b".theme { color: blue; }\n")
     until(lambda: b".theme{color:blue}" in w.get(bundle).content, what="the bundle with the edited outside import")
+
+
+def test_a_syntax_error_is_shown_while_the_saved_file_stays_served(live, example: Path) -> None:
+    # unminified: the new file is swapped in first and checked after; the served bytes never go back
+    w = live()
+    atomic_write(example / "app-home/public/js/app.js", b"var = ;\n")
+    w.wait_bytes("app-home/local/js/app.js", b"var = ;\n")
+    failed = w.wait_rebuild("app-home")
+    assert not failed.ok and "public/js/app.js:1:" in failed.errors[0]
+    assert w.get("app-home/local/js/app.js").content == b"var = ;\n"
