@@ -157,8 +157,8 @@ class FaultProxy:
     """An HTTP proxy in front of the moto server that answers ``500 InternalError`` to PUT and
     copy requests for keys ending with ``fail_suffix``, ``failures`` times (None: always).
     ``attempts`` counts the requests it failed. PUTs of keys ending with ``stall_suffix`` get no
-    answer while it is set, and so do multi-object deletes of objects other than release indexes
-while ``stall_delete`` is set (``stalled`` counts both)."""
+    answer while it is set (then a 503: they are never forwarded), and so do multi-object deletes
+    of objects other than release indexes while ``stall_delete`` is set (``stalled`` counts both)."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -191,11 +191,13 @@ while ``stall_delete`` is set (``stalled`` counts both)."""
             self.stalled += 1
             while self.stall_suffix:
                 await asyncio.sleep(0.05)
+            return Response(b"", 503)  # never forwarded: the client has given up by now
         if (request.method == "POST" and "delete" in request.query_params and self.stall_delete
                 and b"release.json" not in body):
             self.stalled += 1
             while self.stall_delete:
                 await asyncio.sleep(0.05)
+            return Response(b"", 503)
         if self._should_fail(request):
             return Response(b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
                             b"<Message>injected fault</Message></Error>", 500, media_type="application/xml")
