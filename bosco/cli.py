@@ -659,9 +659,11 @@ def _build_to(bundle: str | None, out_dir: Path, build_name: str, no_minify: boo
 @click.option("--allow-dirty", is_flag=True, help="Publish files with uncommitted changes (their release records the "
               "dirty tree).")
 @click.option("--ignore-budgets", is_flag=True, help="Publish bundles over their size budgets (listed as warnings).")
+@click.option("--verify", "verify_after", is_flag=True, help="Re-read the published release afterwards, as `bosco "
+              "verify -b BUILD` does (exit 1 listing every difference).")
 @shared_options
 def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, as_json: bool, concurrency: int,
-           force: bool, allow_dirty: bool, ignore_budgets: bool) -> None:
+           force: bool, allow_dirty: bool, ignore_budgets: bool, verify_after: bool) -> None:
     """Run every build.command, build the asset set (minified) and publish it to aws.bucket under <env>/.
 
     BUNDLE limits the push to one tag (services without it are left alone). Nothing is uploaded
@@ -718,7 +720,61 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         if not no_prompt:
             confirm(f"Are you sure you want to publish build {build_name} in {env} (y/N)?")
         with cache:
-            print_report(run_with_progress(plan, target, cache), as_json, extra)
+            report = run_with_progress(plan, target, cache)
+        checked = run_verify(state, target, publish, build_name) if verify_after else None
+        if checked is not None:
+            extra["verify"] = checked.to_json()
+        print_report(report, as_json, extra)
+        if checked is not None:
+            require_verified(checked, as_json=False)
+
+
+def run_verify(state: Setup, target: Any, publish: PublishOptions, build: str | None) -> Any:
+    """``publish.audit.verify`` of ``build`` (None: the current releases) on ``target``, through
+    ``aws.cdn`` too when it is set; a progress line on stderr."""
+    from bosco.publish.audit import verify
+
+    cdn = state.config.get("aws.cdn")
+    err.print(f"verifying {'build ' + build if build else 'the current releases'} in {target.description}"
+              + (f" and through {cdn}" if cdn else ""), markup=False)
+    return verify(target, target.fetch, publish, build, published_base(state, "") if cdn else None,
+                  publish.concurrency)
+
+
+def require_verified(report: Any, as_json: bool) -> None:
+    """Print ``report`` (``audit.VerifyReport``; as JSON with ``as_json``) and raise ``PublishError``
+    (exit 1) listing the number of differences when there is any."""
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    for line in report.differences:
+        err.print(f"[red]difference:[/] {escape(redact(line))}", highlight=False)
+    if not report.ok:
+        raise PublishError(f"{len(report.differences)} difference(s) between {', '.join(report.releases)} and "
+                           "their release indexes", "publish the build again (--force replaces changed objects)")
+    err.print(f"[green]verified[/] {report.checked} objects of {len(report.releases)} release(s): "
+              f"{escape(', '.join(report.releases))}", highlight=False)
+
+
+@cli.command("verify", short_help="Re-read a published release and compare it with its release index.")
+@click.option("--build", "-b", "build_name", callback=lambda c, p, v: _segment(v, "--build"),
+              help="Build to verify in every service that has it (default: each service's current release).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=DEFAULT_CONCURRENCY,
+              help="Objects read at the same time.")
+@shared_options
+def verify_command(build_name: str | None, as_json: bool, concurrency: int) -> None:
+    """Check that every object of a published release exists, decodes (gzip at the key, brotli at
+    <key>.br) to the SHA-256 its release.json records, and has its content type and cache control;
+    also through aws.cdn over HTTP when it is set. Exits 1 listing every difference."""
+    from bosco.publish.s3 import s3_target  # boto3 costs 0.2 s of start-up: only here
+
+    with json_failure(as_json, []):
+        state = setup(need_services=False)
+        target = s3_target(state.config, state.environment, concurrency, print_retry)
+        publish = publish_options(state, build_name or DEFAULT_BUILD, concurrency, None, False,
+                                  f"/{state.environment}")
+        report = run_verify(state, target, publish, build_name)
+    require_verified(report, as_json)
 
 
 def bundle_sizes(asset_set: AssetSet, publish: PublishOptions, config: Config) -> dict[str, dict[str, int]]:

@@ -637,14 +637,20 @@ def check_stored(target: Target, indexes: Iterable[dict[str, Any]], pool: Thread
                            "another command deleted them (s3delete?); run the same push again to store them")
 
 
+def read_release_index(target: Target, service: str, build: str) -> dict[str, Any] | None:
+    """The parsed ``<service>/<build>/release.json``, or None when there is none (or it names
+    another service)."""
+    index = _read_json(target, _release_key(service, build))
+    return index if index and index.get("service") == service else None
+
+
 def _current_index(target: Target, name: str) -> dict[str, Any] | None:
     """The release index ``releases.json`` of folder ``name`` marks as current, or None."""
     releases = _read_json(target, f"{name}/{RELEASES}")
     current = releases.get("current") if releases else None
     if not isinstance(current, str) or not is_segment(current):
         return None
-    index = _read_json(target, _release_key(name, current))
-    return index if index and index.get("service") == name else None
+    return read_release_index(target, name, current)
 
 
 def published_services(target: Target, pool: ThreadPoolExecutor) -> list[dict[str, Any]]:

@@ -151,6 +151,21 @@ class S3Target:
                 return None
             raise
 
+    def fetch(self, key: str) -> tuple[bytes, dict[str, str]] | None:
+        """The stored body at ``key`` (still encoded) and its ``content-type``, ``content-encoding``
+        (``""`` when none) and ``cache-control`` headers, or None when there is no object."""
+        try:
+            with self._errors(key):
+                response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+                body = response["Body"].read()
+        except PublishError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return body, {"content-type": response.get("ContentType", ""),
+                      "content-encoding": response.get("ContentEncoding", ""),
+                      "cache-control": response.get("CacheControl", "")}
+
     @staticmethod
     def _headers(headers: Headers) -> dict[str, Any]:
         args = {"ContentType": headers.content_type, "CacheControl": headers.cache_control,

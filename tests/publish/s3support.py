@@ -110,9 +110,10 @@ def page_links(s3, bucket: str, key: str = "tes/index.html") -> set[str]:
     environment = key.split("/", 1)[0]
     links = set()
     for url in LINK.findall(stored_bytes(s3, bucket, key).decode("utf-8")):
-        path = unquote(urlsplit(url).path).lstrip("/")
-        assert path.startswith(f"{environment}/"), f"{key} links {url} outside the environment"
-        links.add(path[len(environment) + 1:])
+        path = unquote(urlsplit(url).path)  # <aws.cdn path>/<env>/<key>
+        marker = f"/{environment}/"
+        assert marker in path, f"{key} links {url} outside the environment"
+        links.add(path[path.index(marker) + len(marker):])
     return links
 
 
