@@ -24,10 +24,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from bosco.assetset import AssetSet
+from bosco.assetset import AssetSet, ServiceBuild
 from bosco.errors import BoscoError, ConfigError, ManifestError
 from bosco.jsonfile import load_json
-from bosco.sizes import stored_sizes
+from bosco.publish.compress import CompressionCache
+from bosco.sizes import compressed_sizes, stored_sizes
 
 ENCODINGS = ("raw", "gzip", "br")
 UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2}
@@ -183,3 +184,25 @@ def evaluate(asset_set: AssetSet, rules: tuple[Rule, ...], sizes: Mapping[str, d
                 path = str(entry["key"]).split("/", 2)[2]
                 before[f"{service}/{build}/{path}"] = stored_sizes(entry)
     return check(bundles, rules, before)
+
+
+@dataclass(frozen=True)
+class BundleSizes:
+    """What the index page shows of one bundle: ``sizes`` (``{"raw", "gzip", "br"}`` bytes) and the
+    ``violations`` of its budgets."""
+
+    sizes: dict[str, int]
+    violations: tuple[Violation, ...]
+
+
+def measure_service(build: ServiceBuild, rules: tuple[Rule, ...], cache: CompressionCache) -> dict[str, BundleSizes]:
+    """``"TYPE/TAG"`` -> sizes and budget violations of every bundle of ``build`` (growth rules
+    are skipped: there is no previous release). A bundle served as one file is measured as that
+    file; a bundle served file by file (``bosco cdn`` without minify) as the sums of its files'
+    sizes, each compressed alone. Compressed through ``cache`` (``s3push`` reuses the bodies)."""
+    outputs = {o.key: o for o in build.outputs}
+    keys = {f"{b.type}/{b.tag}": [k for k in ((b.key,) if b.key else b.files) if k in outputs] for b in build.bundles}
+    measured = compressed_sizes({k: outputs[k] for ks in keys.values() for k in ks}.values(), cache)
+    totals = {name: {e: sum(measured[k][e] for k in ks) for e in ENCODINGS} for name, ks in keys.items()}
+    violations = check({name: (build.name, name, sizes) for name, sizes in totals.items()}, rules, {})
+    return {name: BundleSizes(sizes, tuple(v for v in violations if v.key == name)) for name, sizes in totals.items()}

@@ -324,6 +324,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     services are rebuilt as their files change. With --json, stdout gets one JSON object per line
     for each event: listening, serving, watching, rebuild, problem, stopped.
     """
+    from bosco import budgets
     from bosco.server import AssetHolder, CdnServer
     from bosco.watch import WatchSession
 
@@ -358,10 +359,15 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         print_problem(service, message)
         emit("problem", service=service or None, message=message)
 
+    cache = compression_cache(state.config)
+    rules, _ = budgets.rules_for(state.config.get("budgets"),
+                                 lambda key: state.config.origin(f"budgets.{key}" if key else "budgets"),
+                                 [(s.name, s.path) for s in state.services])
     session = WatchSession(
         state.services, [s.path for s in watched], options, holder, state.warnings, livereload=livereload,
         on_rebuild=on_rebuild, on_problem=on_problem,
         on_output=print_output if ui.mode.verbose else None,
+        measure=lambda build: budgets.measure_service(build, rules, cache),
     )
 
     def build() -> None:
@@ -383,6 +389,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
             emit("watching", services=[s.name for s in watched], livereload=livereload)
         if not as_json:
             out.print(f"{base_url}/")
+        session.measure_sizes()  # after the first answers: the index page says "sizes pending" until then
 
     def ready() -> None:
         threading.Thread(target=build, daemon=True).start()
@@ -395,6 +402,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         err.print("stopped")
     finally:
         session.stop()
+        cache.close()
         stopping.stop_children()  # the first build may still be running its build commands
         emit("stopped")
 

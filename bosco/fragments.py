@@ -65,15 +65,19 @@ class PageService:
 
 
 def render_index(services: Sequence[PageService], base_url: str, warnings: Sequence[str], title: str,
-                 repos_link: bool = False, duplicates: Sequence[Any] = ()) -> str:
+                 repos_link: bool = False, duplicates: Sequence[Any] = (),
+                 sizes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The index page: every service (with its git facts), bundle and asset with links; errors in
-    red; a section listing ``duplicates`` (``duplicates.Duplicate``) with the bytes to save. Paths
+    red; a section listing ``duplicates`` (``duplicates.Duplicate``) with the bytes to save.
+    ``sizes`` (``bosco cdn``) maps a service name to ``"TYPE/TAG"`` -> ``budgets.BundleSizes``:
+    each bundle shows its raw / gzip / br bytes and its budget violations in red, or "sizes
+    pending" while its service is missing; None shows no sizes (``build --out``, ``s3push``). Paths
     in errors and warnings are shown repo-relative (``redact.public_paths``): the page is served to
     any origin and published, so it never shows where the workspace lives."""
     roots = sorted({str(Path(s.path).parent) for s in services if s.path})
     return _env.get_template("index.html").render(
         services=services, base=base_url, warnings=[public_paths(w, None, roots) for w in warnings], title=title,
-        url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates,
+        url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates, sizes=sizes,
         public=lambda text, service: public_paths(text, service.path or None, roots),
     )
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild, sri
@@ -256,20 +257,21 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
 
 
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],
-                 duplicates: Sequence[Duplicate] = ()) -> Output:
-    """The ``index.html`` page of an asset set."""
+                 duplicates: Sequence[Duplicate] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None) -> Output:
+    """The ``index.html`` page of an asset set (``sizes``: see ``fragments.render_index``)."""
     html = render_index([PageService.of(s) for s in services], options.base_url, warnings, options.title,
-                        options.repos_link, duplicates)
+                        options.repos_link, duplicates, sizes)
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 
 def assemble(services: Sequence[ServiceBuild], options: BuildOptions,
-             warnings: Sequence[str] = ()) -> AssetSet:
-    """Combine service builds and render the index page into one AssetSet."""
+             warnings: Sequence[str] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None) -> AssetSet:
+    """Combine service builds and render the index page into one AssetSet (``sizes``: the bundle
+    sizes and budgets it shows, see ``fragments.render_index``)."""
     combined = AssetSet.assemble(tuple(services))
     all_warnings = tuple(warnings) + combined.warnings
     found = tuple(find_duplicates(services))
-    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings, found)}
+    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings, found, sizes)}
     return AssetSet(MappingProxyType(outputs), combined.services,
                     all_warnings + tuple(f"duplicate: {d.describe()}" for d in found), found)
 

@@ -252,6 +252,8 @@ class WatchSession:
     Callbacks (called from background threads): ``on_rebuild(Rebuild)`` after each rebuild,
     ``on_problem(service, message)`` for watch-build problems, watching problems and the polling
     fallback (service ``""``), ``on_output(service, line)`` for watch-build output.
+    ``measure(build)`` (``budgets.measure_service``), when given, measures the bundles of a served
+    build for the index page (``measure_sizes``, in the background after each rebuild).
     ``observer_class`` is watchdog's platform observer unless given; a folder it cannot watch (the
     inotify limits ``ENOSPC``/``EMFILE``, or any other error) is watched by polling instead.
 
@@ -275,6 +277,7 @@ class WatchSession:
         on_output: Callable[[str, str], None] | None = None,
         observer_class: Callable[[], BaseObserver] = Observer,
         watch_build_backoff: float = 1.0,
+        measure: Callable[[ServiceBuild], dict[str, Any]] | None = None,
     ) -> None:
         self.services = {s.path: s for s in services}
         self.order = [s.path for s in services]
@@ -285,6 +288,8 @@ class WatchSession:
         )
         self.on_rebuild, self.on_problem, self.on_output = on_rebuild, on_problem, on_output
         self.observer_class, self.watch_build_backoff = observer_class, watch_build_backoff
+        self.measure = measure
+        self._sizes: dict[Path, tuple[int, dict[str, Any]]] = {}  # per service: generation measured, sizes
         self._served: dict[Path, ServiceBuild] = {}
         self._inputs: dict[Path, frozenset[Path]] = {}  # per service: the files its served build read
         self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
@@ -374,13 +379,41 @@ class WatchSession:
         asset_set = self.build_all(progress, check_syntax=not quick)
         return self.check_all() if quick else asset_set
 
+    def measure_sizes(self) -> None:
+        """Measure the bundles of every served build not measured yet (``measure``) and serve the
+        index page with their sizes. Sizes belong to the generation of the build they measured:
+        a service rebuilt meanwhile shows "sizes pending" until its rebuild is measured, and an
+        older measurement never replaces a newer one."""
+        if self.measure is None:
+            return
+        with self._lock:
+            served = [(p, self._served[p], self._generation[p]) for p in self.order if p in self._served]
+        try:
+            for path, build, generation in served:
+                with self._lock:
+                    if self._sizes.get(path, (0, {}))[0] >= generation:
+                        continue
+                measured = self.measure(build)
+                with self._lock:
+                    if generation > self._sizes.get(path, (0, {}))[0]:
+                        self._sizes[path] = (generation, measured)
+        except Exception as exc:  # noqa: BLE001 - shown on the console, never kills the server
+            if not self._stopped and self.on_problem:
+                self.on_problem("", f"measuring bundle sizes failed: {exc}")
+            return
+        with self._lock:
+            self._publish()
+
     def _publish(self) -> AssetSet:
         builds = []
         for path in self.order:
             build = self._served[path]
             problem = self._problems.get(path)
             builds.append(replace(build, errors=build.errors + (problem,)) if problem else build)
-        asset_set = assemble(builds, self.options, self.warnings)
+        sizes = None if self.measure is None else {
+            self._served[p].name: measured for p, (generation, measured) in self._sizes.items()
+            if generation == self._generation.get(p)}
+        asset_set = assemble(builds, self.options, self.warnings, sizes)
         self.holder.swap(asset_set)
         return asset_set
 
@@ -414,6 +447,8 @@ class WatchSession:
         self.holder.events.publish("rebuild", result.event(repo), key=build.name, retain=not result.ok)
         if self.on_rebuild:
             self.on_rebuild(result)
+        if self.measure is not None:
+            threading.Thread(target=self.measure_sizes, name="bosco-sizes", daemon=True).start()
         return result
 
     def _swap(self, repo: Path, service: Service, build: ServiceBuild,

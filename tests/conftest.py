@@ -68,6 +68,17 @@ def serve() -> Iterator[Callable[..., str]]:
         server.stop()
 
 
+@pytest.fixture
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """No user config and no BOSCO_* variables from the machine running the tests; returns the environment."""
+    for name in list(os.environ):
+        if name.startswith("BOSCO_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    return dict(os.environ)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

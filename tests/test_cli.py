@@ -70,15 +70,7 @@ VERBATIM = {
 }
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """No user config and no BOSCO_* variables from the machine running the tests."""
-    for name in list(os.environ):
-        if name.startswith("BOSCO_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
-    return dict(os.environ)
+pytestmark = pytest.mark.usefixtures("isolated_env")  # conftest.py: no user config, no BOSCO_* variables
 
 
 def bosco(*args: str | Path, env: dict[str, str] | None = None) -> Result:
