@@ -223,6 +223,7 @@ class _Preparer:
             self.charset = self.charset or charset.group()
             replacements.append((*charset.span(), ""))
         prelude_end = charset.end() if charset else 0
+        missing: set[str] = set()
         for kind, start, end, value, value_start, value_end in scan(text):
             if kind == "import":
                 statement = text[start:end]
@@ -244,7 +245,8 @@ class _Preparer:
             if rebased is None:
                 continue
             new_url, target_key = rebased
-            if target_key not in self.known:
+            if target_key not in self.known and target_key not in missing:  # once per file and target
+                missing.add(target_key)
                 self.result.warnings.append(f"{shown}: url({value}) points at {target_key}, which is not in the "
                                             f"asset set")
             replacements.append((value_start, value_end, new_url))

@@ -46,6 +46,18 @@ def test_url_to_a_file_outside_the_asset_set_warns(tmp_path: Path):
         "css/main: css/a.css: url(../img/missing.png) points at svc/7/img/missing.png, which is not in the asset set",)
 
 
+def test_url_outside_the_asset_set_warns_once_per_file_and_target(tmp_path: Path):
+    # Font Awesome's stylesheet names each webfont in several @font-face rules: one line per font file
+    css = ("@font-face { src: url(../webfonts/a.woff2) format('woff2'), url(../webfonts/a.ttf); }\n"
+           "@font-face { font-weight: 900; src: url(../webfonts/a.woff2) format('woff2'); }\n"
+           ".x { background: url('../webfonts/a.woff2?v=2'); }\n")
+    repo = service(tmp_path, "svc", {"css/a.css": css, "css/b.css": css}, {"css": {"main": ["css/a.css", "css/b.css"]}})
+    result = build(repo, CONCAT)
+    assert result.all_warnings == tuple(
+        f"css/main: css/{name}.css: url({url}) points at svc/7/webfonts/{target}, which is not in the asset set"
+        for name in "ab" for url, target in (("../webfonts/a.woff2", "a.woff2"), ("../webfonts/a.ttf", "a.ttf")))
+
+
 def test_one_charset_first_and_imports(tmp_path: Path, map_checker):
     files = {
         "css/a.css": '@charset "UTF-8";\n@import url("https://fonts.example/css?family=A");\n'
