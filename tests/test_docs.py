@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from bosco import docs
+from bosco.assetset import type_info
 from bosco.cli import cli
 from bosco.errors import ManifestError
+from bosco.fragments import render_fragment
 from bosco.manifest import parse_manifest
 
 from conftest import EXAMPLE, FIXTURES, REPO
@@ -103,6 +105,23 @@ def test_python_api_example_runs(example, monkeypatch):
     written = example.parent / "out"
     assert (written / "app-home" / "7" / "js" / "bottom.js").is_file()
     assert json.loads((written / "app-home" / "releases.json").read_text())["current"] == "7"
+
+
+def test_layout_shows_the_fragment_lines_bosco_writes():
+    page = docs.page("layout")
+    for type_ in ("js", "css"):
+        line = render_fragment(type_, [("URL", None)]).strip()
+        assert f"`{line}`" in " ".join(page.split())
+
+
+def test_layout_and_readme_name_the_compressed_and_stored_as_is_types_as_the_table_does():
+    compressible = {ext: type_info(f"x{ext}")[2]
+                    for ext in (".ttf", ".otf", ".woff", ".woff2", ".wasm", ".svg", ".png", ".pdf")}
+    assert compressible == {".ttf": True, ".otf": True, ".woff": False, ".woff2": False, ".wasm": True,
+                            ".svg": True, ".png": False, ".pdf": False}
+    for text in (docs.page("layout"), (REPO / "README.md").read_text()):
+        flat = " ".join(text.split())
+        assert "TrueType/OpenType fonts" in flat and "images, WOFF fonts, video, audio, PDFs and archives" in flat
 
 
 def test_nothing_shipped_cites_the_internal_design_document():
