@@ -84,7 +84,7 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
             folders_text = ", ".join(s.path.name for s in group[:-1]) + f" and {group[-1].path.name}"
             group = [Service(name, group[0].path, None,
                              f"{len(group)} services are named {name!r} (folders {folders_text}), so none of them "
-                             f"is served; give each a different service.name in its {MANIFEST_NAME}")]
+                             f"is built; give each a different service.name in its {MANIFEST_NAME}")]
         services += group
     return services, warnings
 

@@ -65,7 +65,7 @@ def test_services_sharing_a_name_are_one_error_and_the_others_load(tmp_path):
     write(tmp_path / "c" / "bosco-service.json", {"service": {"name": "same"}})
     services, _ = services_of(tmp_path)
     assert [(s.name, s.path.name, s.manifest is None) for s in services] == [("same", "a", True), ("other", "b", False)]
-    assert services[0].error == ("2 services are named 'same' (folders a and c), so none of them is served; "
+    assert services[0].error == ("2 services are named 'same' (folders a and c), so none of them is built; "
                                  "give each a different service.name in its bosco-service.json")
 
 
