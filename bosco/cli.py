@@ -859,12 +859,17 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
     """Show what changed between two releases of the selected services: bundles added, removed or
     changed with raw/gzip/brotli bytes before and after, files and source files, and the git
     commits between them. Unchanged services take one line."""
+    if from_build == to_build:
+        raise click.BadParameter("--from and --to name the same release", param_hint="--to")
+    with json_failure(as_json, []):
+        _diff(from_build, to_build, as_json)
+
+
+def _diff(from_build: str | None, to_build: str, as_json: bool) -> None:
     from bosco.diff import diff_releases, read_release
     from bosco.provenance import collect
     from bosco.publish.s3 import s3_target  # boto3 costs 0.2 s of start-up: only here
 
-    if from_build == to_build:
-        raise click.BadParameter("--from and --to name the same release", param_hint="--to")
     state = setup()
     env = state.environment
     target = s3_target(state.config, env, DEFAULT_CONCURRENCY, print_retry)
@@ -892,7 +897,7 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
 
     diff = diff_releases(side(from_build), side(to_build), repos, from_build or "current", to_build)
     if as_json:
-        click.echo(json.dumps(diff, indent=2))
+        click.echo(json.dumps({"ok": True, **diff}, indent=2))
     else:
         print_diff(diff, out)
 
@@ -907,6 +912,11 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
 def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json: bool) -> None:
     """Delete exactly the objects of one release: <env>/<service>/<build>/ (a build of every
     selected service when only BUILD is given)."""
+    with json_failure(as_json, []):
+        _s3delete(release, no_prompt, dry_run, force, as_json)
+
+
+def _s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json: bool) -> None:
     require_interactive(no_prompt or dry_run)
     service, _, build = release.rpartition("/")
     state = setup(need_services=not service)  # SERVICE/BUILD needs no workspace: the service may be gone
@@ -923,7 +933,7 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
                            "check the build name and -e; keys are <env>/<service>/<build>/")
     refuse_current(plans, force)  # before asking
     total = sum(len(p.keys) for p in plans)
-    err.print(f"{total} objects in {len(plans)} release(s) of {target.description}: "
+    err.print(f"{total} objects in {ui.plural(len(plans), 'release')} of {target.description}: "
               + ", ".join(f"{p.service}/{p.build} ({len(p.keys)})" for p in plans), markup=False)
     deleted: list[str] = []
     if not dry_run:
@@ -934,7 +944,8 @@ def s3delete(release: str, no_prompt: bool, dry_run: bool, force: bool, as_json:
             deleted = delete_releases(target, plans, options, cache, force)
     keys = deleted if not dry_run else [k for p in plans for k in p.keys]
     if as_json:
-        click.echo(json.dumps({"target": target.description, "dry_run": dry_run, "deleted": keys}, indent=2))
+        click.echo(json.dumps({"ok": True, "target": target.description, "dry_run": dry_run, "deleted": keys},
+                              indent=2))
     else:
         for key in keys:
             out.print(key, markup=False, highlight=False)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .gitsupport import commit, git_workspace
-from .s3support import MANIFESTS, run
+from .s3support import MANIFESTS, run, write_workspace
 
 
 def setup_two_releases(tmp_path: Path, moto_url: str, bucket: str) -> tuple[Path, dict[str, str]]:
@@ -99,3 +99,13 @@ def test_a_service_without_release_is_added(tmp_path, moto_url, s3, bucket):
     assert web["status"] == "added" and web["from"] is None and web["sources"] is None
     assert {r["bundle"]: r["raw"]["before"] for r in web["bundles"]} == {"js/top.js": 0, "css/main.css": 0}
     assert run(workspace, "diff", "--from", "local", "--to", "local").exit_code == 2
+
+
+def test_diff_json_failure_is_one_json_object_on_stdout(tmp_path, moto_url):
+    workspace = write_workspace(tmp_path / "ws", {"bucket": "no-such-bucket", "endpoint": moto_url,
+                                                  "region": "us-east-1", "attempts": 1})
+    result = run(workspace, "diff", "--from", "1", "--to", "2", "--json")
+    assert result.exit_code == 1
+    failure = json.loads(result.stdout)
+    assert failure["ok"] is False and failure["hint"] == "create the bucket or fix aws.bucket"
+    assert [e.split(": ")[0] for e in failure["errors"]] == ["s3://no-such-bucket/tes/app-other/1/release.json"]

@@ -24,7 +24,9 @@ def test_build_1_never_matches_build_10(workspace, s3, bucket):
     one = keys(s3, bucket, "tes/app-web/1/")
     result = run(workspace, "s3delete", "app-web/1", "-n", "--json")
     assert result.exit_code == 0, result.output
-    assert sorted(json.loads(result.stdout)["deleted"]) == sorted(k.removeprefix("tes/") for k in one)
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["target"] == f"s3://{bucket}/tes/"
+    assert sorted(report["deleted"]) == sorted(k.removeprefix("tes/") for k in one)
     assert keys(s3, bucket, "tes/app-web/1/") == {}
     assert keys(s3, bucket, "tes/app-web/10/") == ten
     assert keys(s3, bucket, "tes/app-other/1/") != {}
@@ -120,3 +122,11 @@ def test_service_release_is_deleted_from_a_workspace_without_that_service(tmp_pa
     assert keys(s3, bucket) == {}
     everywhere = run(root, "s3delete", "3", "-n")
     assert everywhere.exit_code == 1 and "no service found in workspace" in everywhere.stderr
+
+
+def test_json_failure_is_one_json_object_on_stdout(workspace, s3, bucket):
+    result = run(workspace, "s3delete", "9", "-n", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "ok": False, "errors": [f"no objects found for 9 in s3://{bucket}/tes/"],
+        "hint": "check the build name and -e; keys are <env>/<service>/<build>/"}
