@@ -209,6 +209,11 @@ def setup(overrides: dict[str, Any] | None = None, need_services: bool = True, s
     configure_cache(config.get("cache.remote"), config, config.get("cache.maxsize"))
     services, warnings = discover_services(root, config)
     if not services and need_services:
+        if (root / "bosco-service.json").is_file():  # inside a service of a workspace without .bosco/
+            raise BoscoError(f"no service found in workspace {root}: it is a service, and services are the "
+                             f"subfolders of the workspace",
+                             f"run bosco in {root.parent}, pass -W {root.parent}, or create {root.parent / '.bosco'}/ "
+                             f"so that bosco finds the workspace from any folder inside it")
         raise BoscoError(f"no service found in workspace {root}",
                          "run bosco in a workspace whose subfolders hold bosco-service.json files, or pass -W DIR")
     services = filter_services(services, ctx.get("repo"), ctx.get("tag"),
@@ -377,7 +382,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         asset_set = build_with_progress(state, functools.partial(session.serve, quick=not minify))
         print_problems(asset_set)
         count = sum(1 for o in asset_set.outputs.values() if o.kind != "page")
-        err.print(f"[green]serving[/] {len(state.services)} services, {count} assets "
+        err.print(f"[green]serving[/] {ui.plural(len(state.services), 'service')}, {ui.plural(count, 'asset')} "
                   f"({'minified bundles' if minify else 'source files'})")
         emit("serving", url=f"{base_url}/", services=[s.name for s in state.services], assets=count, minified=minify,
              warnings=[redact(w) for w in [*asset_set.warnings, *(f"{s.name}: {w}" for s in asset_set.services
@@ -648,7 +653,7 @@ def _build_to(bundle: str | None, out_dir: Path, build_name: str, no_minify: boo
                                "unchanged": totals["skip"], "bytes": totals["sent_bytes"],
                                "warnings": [redact(w) for w in warnings]}, indent=2))
     err.print(f"[green]wrote[/] {written} files ({totals['sent_bytes']:,} bytes), {totals['skip']} unchanged, "
-              f"for {len(state.services)} services to {escape(str(out_dir))}")
+              f"for {ui.plural(len(state.services), 'service')} to {escape(str(out_dir))}")
 
 
 @cli.command("s3push", short_help="Build the minified asset set and publish it to S3 under <env>/.")
@@ -708,7 +713,8 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         bundles = sum(1 for s in plan.steps if s.item.kind == "bundle" and s.item.key == s.item.asset_key)
         counts = plan.counts()
         released = {s.item.asset_key: len(s.item.data) for s in plan.steps}
-        err.print(f"{len(plan.services)} services, {bundles} bundles, {len(released)} files, "
+        err.print(f"{ui.plural(len(plan.services), 'service')}, {ui.plural(bundles, 'bundle')}, "
+                  f"{ui.plural(len(released), 'file')}, "
                   f"{sum(released.values()):,} bytes -> {target.description} "
                   f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
                   f"then {2 * len(plan.services)} release index files and index.html)", markup=False)

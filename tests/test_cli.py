@@ -364,7 +364,7 @@ def test_service_filter_uses_the_service_of_the_current_folder(example, tmp_path
     result = bosco("build", "-s", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert published_services(tmp_path / "out") == ["app-home"]
-    assert "for 1 services" in result.stderr
+    assert "for 1 service to" in result.stderr
 
 
 def test_service_filter_outside_any_service_fails(example, tmp_path, monkeypatch):
@@ -399,6 +399,18 @@ def test_workspace_without_services_fails(tmp_path):
     result = bosco("-W", tmp_path, "build", "--out", tmp_path / "out")
     assert result.exit_code == 1
     assert error_lines(result)[0] == f"error: no service found in workspace {tmp_path}"
+
+
+def test_run_inside_a_service_of_a_workspace_without_bosco_folder_names_the_way_out(tmp_path, monkeypatch):
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "bosco-service.json").write_text("{}")
+    monkeypatch.chdir(tmp_path / "svc")
+    result = bosco("build", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert error_lines(result) == [f"error: no service found in workspace {tmp_path / 'svc'}: it is a service, "
+                                   f"and services are the subfolders of the workspace"]
+    assert f"hint: run bosco in {tmp_path}, pass -W {tmp_path}, or create {tmp_path / '.bosco'}/" in \
+        " ".join(result.stderr.split())
 
 
 @pytest.mark.parametrize("args", [["build"], ["no-such-command"], ["cdn", "maxify"], ["cdn", "--port", "70000"],

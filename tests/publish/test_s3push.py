@@ -262,7 +262,7 @@ def test_bundle_push_leaves_services_without_that_bundle_alone(workspace, s3, bu
     push(workspace, "-b", "3")
     result = run(workspace, "s3push", "-n", "--json", "-b", "4", "top")
     # the summary counts what is published: top.js, its map and fragment, app-web's favicon (not robots.txt)
-    assert "1 services, 1 bundles, 4 files," in result.stderr
+    assert "1 service, 1 bundle, 4 files," in result.stderr
     report = json.loads(result.stdout)
     assert not [o for o in report["objects"] if o["key"].startswith("app-other/")]
     assert not keys(s3, bucket, "tes/app-other/4/")
