@@ -693,7 +693,7 @@ def s3push(bundle: str | None, build_name: str, no_prompt: bool, dry_run: bool, 
         publish = publish_options(state, build_name, concurrency, bundle, force, f"/{env}")
         cache = compression_cache(state.config)
         if not state.config.get("aws.cdn"):
-            ui.warning(f"aws.cdn is not set; fragments link root-relative /{env}/<key>")
+            ui.detail(f"aws.cdn is not set; fragments link root-relative /{env}/<key>")
         options = replace(publish_build_options(state, build_name, bundle, True, f"/{env}"), refuse_foreign=True)
         asset_set = build_published(state, options)
         print_problems(asset_set)
@@ -763,10 +763,11 @@ def require_verified(report: Any, as_json: bool) -> None:
     for line in report.differences:
         err.print(f"[red]difference:[/] {escape(redact(line))}", highlight=False)
     if not report.ok:
-        raise PublishError(f"{len(report.differences)} difference(s) between {', '.join(report.releases)} and "
-                           "their release indexes", "publish the build again (--force replaces changed objects)")
-    err.print(f"[green]verified[/] {report.checked} objects of {len(report.releases)} release(s): "
-              f"{escape(', '.join(report.releases))}", highlight=False)
+        count = ui.plural(len(report.differences), "difference")
+        raise PublishError(f"{count} between {', '.join(report.releases)} and their release indexes",
+                           "publish the build again (--force replaces changed objects)")
+    checked, releases = ui.plural(report.checked, "object"), ui.plural(len(report.releases), "release")
+    err.print(f"[green]verified[/] {checked} of {releases}: {escape(', '.join(report.releases))}", highlight=False)
 
 
 @cli.command("verify", short_help="Re-read a published release and compare it with its release index.")

@@ -363,3 +363,15 @@ def test_previous_release_is_found_by_listing_without_releases_json(workspace, s
     assert actions["app-web/56/img/logo.png"] == "upload"  # the newest indexed release (55) is the source
     record = json.loads(s3.get_object(Bucket=bucket, Key="tes/app-web/releases.json")["Body"].read())
     assert record["current"] == "56" and [r["build"] for r in record["releases"]] == ["56"]
+
+
+def test_root_relative_links_without_aws_cdn_are_a_detail_not_a_warning(tmp_path, moto_url, s3, bucket):
+    from .conftest import REGION, write_workspace
+    workspace = write_workspace(tmp_path / "plain", {"bucket": bucket, "endpoint": moto_url, "region": REGION,
+                                                     "attempts": 2})
+    quiet = run(workspace, "s3push", "-n", "-b", "55")
+    assert quiet.exit_code == 0, quiet.output
+    assert "aws.cdn is not set" not in quiet.stderr
+    verbose = run(workspace, "-v", "s3push", "-n", "-b", "56")
+    assert verbose.exit_code == 0, verbose.output
+    assert "detail: aws.cdn is not set; fragments link root-relative /tes/<key>" in verbose.stderr

@@ -35,7 +35,7 @@ def test_push_with_verify_checks_every_object_directly_and_through_the_cdn(cdn_w
     assert report["checked"] == sum(len(o["stored"]) for o in objects) + 2 * len(objects)
     again = run(cdn_workspace, "verify", "-b", "55")
     assert again.exit_code == 0, again.output
-    assert f"verified {report['checked']} objects of 2 release(s): app-other/55, app-web/55" in again.stderr
+    assert f"verified {report['checked']} objects of 2 releases: app-other/55, app-web/55" in again.stderr
 
 
 @pytest.mark.tampers_bucket
@@ -75,5 +75,5 @@ def test_tampered_release_lists_every_difference(cdn_workspace, s3, bucket):
     text = run(cdn_workspace, "verify")
     assert text.exit_code == 1
     assert "app-web/55/css/main.css.br: missing" in text.stderr
-    assert f"error: {len(differences)} difference(s) between app-other/55, app-web/55 and their release indexes" \
+    assert f"error: {len(differences)} differences between app-other/55, app-web/55 and their release indexes" \
         in text.stderr
