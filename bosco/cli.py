@@ -376,6 +376,18 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     )
 
     def build() -> None:
+        # an error the build itself does not turn into an error entry (the process out of file
+        # descriptors, say) is one line and the server keeps answering with what it has
+        try:
+            build_and_announce()
+        except Exception as exc:  # noqa: BLE001 - a background thread: report, never die with a traceback
+            if ui.mode.traceback:
+                ui.traceback_text(traceback.format_exc())
+            ui.error(f"building the workspace failed: {exc}",
+                     "the server keeps answering with what was built; fix the cause and restart bosco cdn")
+            emit("problem", service=None, message=f"building the workspace failed: {exc}")
+
+    def build_and_announce() -> None:
         # watching starts before any file is read; unminified: serve after a quick pass, then
         # syntax-check every file and serve that (seconds on a cold cache for megabytes of JS);
         # minified bundles are verified in their only pass
