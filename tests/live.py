@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,6 +31,24 @@ def until(check: Callable[[], Any], timeout: float = TIMEOUT, what: str = "condi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def interrupted(proc: subprocess.Popen, sig: int, log: Path, ready: Callable[[], Any], what: str,
+                timeout: float = 30.0) -> str:
+    """Wait until ``ready()`` (bounded), send ``sig`` to the bosco subprocess that logs to ``log``,
+    assert it exits 130 with ``interrupted`` as its last line and no traceback (the shell convention
+    for a stopped command) and return its output. The process is killed whatever happens."""
+    try:
+        until(ready, timeout, what)
+        proc.send_signal(sig)
+        assert proc.wait(timeout) == 130, log.read_text()
+    finally:
+        proc.kill()
+        proc.wait()
+    output = log.read_text()
+    assert output.endswith("interrupted\n")
+    assert "Traceback" not in output
+    return output
 
 
 def atomic_write(path: Path, data: bytes) -> None:

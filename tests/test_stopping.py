@@ -9,10 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from live import interrupted, until
 
 WAIT = 30.0  # seconds any bounded wait below may take on a loaded machine
 
@@ -51,16 +51,6 @@ def alive(pids) -> set[int]:
     return result
 
 
-def wait_until(condition, what: str, timeout: float = WAIT):
-    """Poll ``condition()`` until it returns something truthy (bounded), and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def big_js_workspace(root: Path, files: int = 4, lines: int = 40000) -> Path:
@@ -102,13 +92,13 @@ def test_workers_do_not_outlive_bosco(tmp_path: Path, how: str) -> None:
     log = tmp_path / "log"
     proc = bosco("build", "--out", str(tmp_path / "out"), cwd=root, env=private_env(tmp_path), log=log)
     try:
-        tree = wait_until(lambda: in_pool_phase(proc), "worker processes")
+        tree = until(lambda: in_pool_phase(proc), WAIT, "worker processes")
         if how == "Ctrl-C in a terminal":  # the terminal signals the whole foreground process group
             os.killpg(proc.pid, signal.SIGINT)
         else:
             proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
         proc.wait(WAIT)
-        wait_until(lambda: not alive(tree), f"no survivor among {sorted(tree)}")
+        until(lambda: not alive(tree), WAIT, f"no survivor among {sorted(tree)}")
     finally:
         proc.kill()
         proc.wait()
@@ -201,17 +191,8 @@ def test_ctrl_c_stops_a_stuck_build_and_its_command(tmp_path: Path, sig: int) ->
     root = hung_workspace(tmp_path / "ws", {"command": HANG})
     log = tmp_path / "log"
     proc = bosco("build", "--out", str(tmp_path / "out"), cwd=root, env=private_env(tmp_path), log=log)
-    try:
-        wait_until(lambda: started(root, proc), "the build command")
-        proc.send_signal(sig)
-        assert proc.wait(WAIT) == 130
-    finally:
-        proc.kill()
-        proc.wait()
-    output = log.read_text()
-    assert output.endswith("interrupted\n")
-    assert "Traceback" not in output
-    wait_until(lambda: group_gone(root), "the build command's process group to end")
+    interrupted(proc, sig, log, lambda: started(root, proc), "the build command", WAIT)
+    until(lambda: group_gone(root), WAIT, "the build command's process group to end")
     assert not (tmp_path / "out").exists()
 
 
@@ -225,7 +206,7 @@ def test_ctrl_c_stops_cdn_while_its_first_build_is_stuck_and_a_request_waits(tmp
     proc = bosco("cdn", "--port", str(port), cwd=root, env=private_env(tmp_path), log=log)
     waiting = None
     try:
-        wait_until(lambda: started(root, proc), "the build command")
+        until(lambda: started(root, proc), WAIT, "the build command")
         waiting = socket.create_connection(("127.0.0.1", port), timeout=WAIT)  # waits for the first build
         waiting.sendall(b"GET /good/local/js/g.js HTTP/1.1\r\nHost: localhost\r\n\r\n")
         proc.send_signal(sig)
@@ -238,4 +219,4 @@ def test_ctrl_c_stops_cdn_while_its_first_build_is_stuck_and_a_request_waits(tmp
     output = log.read_text()
     assert output.endswith("stopped\n")
     assert "Traceback" not in output
-    wait_until(lambda: group_gone(root), "the build command's process group to end")
+    until(lambda: group_gone(root), WAIT, "the build command's process group to end")

@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from live import interrupted
 
 from .s3support import REGION, keys, write_workspace
 
@@ -25,12 +25,6 @@ def bosco(workspace: Path, log: Path, *args: str) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL)
 
 
-def wait_until(condition, what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -40,16 +34,8 @@ def test_interrupted_push_exits_130_and_writes_no_release_index(tmp_path, fault_
     fault_proxy.stall_suffix = f"/{bucket}/tes/app-web/55/css/main.css"
     log = tmp_path / "log"
     proc = bosco(workspace, log, "s3push", "-n", "-b", "55")
-    try:
-        wait_until(lambda: fault_proxy.stalled or proc.poll() is not None, "the stalled upload")
-        proc.send_signal(sig)
-        assert proc.wait(WAIT) == 130, log.read_text()
-    finally:
-        proc.kill()
-        proc.wait()
-    output = log.read_text()
-    assert output.endswith("interrupted\n")
-    assert "Traceback" not in output
+    interrupted(proc, sig, log, lambda: fault_proxy.stalled or proc.poll() is not None, "the stalled upload",
+                WAIT)
     fault_proxy.stall_suffix = None
     stored = keys(s3, bucket)
     assert "tes/app-web/55/css/main.css" not in stored
@@ -78,16 +64,8 @@ def test_interrupted_delete_exits_130_and_leaves_no_index_of_a_partial_release(t
         assert bosco(workspace, log, "s3push", "-n", "-b", build).wait(WAIT) == 0, log.read_text()
     fault_proxy.stall_delete = True  # the release index goes first; the deletion of the objects hangs
     proc = bosco(workspace, log, "s3delete", "-n", "55")
-    try:
-        wait_until(lambda: fault_proxy.stalled or proc.poll() is not None, "the stalled delete")
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(WAIT) == 130, log.read_text()
-    finally:
-        proc.kill()
-        proc.wait()
-    output = log.read_text()
-    assert output.endswith("interrupted\n")
-    assert "Traceback" not in output
+    interrupted(proc, signal.SIGINT, log, lambda: fault_proxy.stalled or proc.poll() is not None,
+                "the stalled delete", WAIT)
     fault_proxy.stall_delete = False
     stored = keys(s3, bucket)
     assert [k for k in stored if "/55/" in k]  # interrupted before the objects were deleted ...
