@@ -79,6 +79,7 @@ def test_watch_build_ready_rebuilds_each_time(live_build) -> None:
     (repo / "rebuild.flag").touch()
     w.wait_bytes("app-live/local/live.js", b"var build = 3;\n")
     until(lambda: not (repo / "rebuild.flag").exists())
+    w.wait_rebuild("app-live", 3)  # reported just after its bytes are served
     assert w.count("app-live") == 3
     assert ("app-live", "compiling...") in w.output
     assert ("app-live", "\x1b[32mbuilt\x1b[0m \x1b[1mok\x1b[0m in 3 ms") in w.output
