@@ -98,7 +98,7 @@ def run_in_process(ws: Path, env: dict[str, str]) -> None:
     from bosco.diff import diff_releases, local_indexes, read_release
     from bosco.pipeline import BuildOptions, build_asset_set
     from bosco.publish.compress import CompressionCache, default_cache_dir
-    from bosco.publish.release import PublishOptions, released_outputs
+    from bosco.publish.plan import PublishOptions, released_outputs
     from bosco.publish.s3 import s3_target
     from bosco.sizes import compressed_sizes
     from bosco.workspace import discover_services

@@ -34,22 +34,18 @@ from bosco.config import Config, load_config
 from bosco.errors import BoscoError, PublishError
 from bosco.pipeline import BuildOptions, build_asset_set
 from bosco.publish.compress import CompressionCache, default_cache_dir
+from bosco.publish.delete import delete_releases, plan_delete, refuse_current
+from bosco.publish.execute import dry_run_report, execute
 from bosco.publish.local import DirectoryTarget, check_out_dir
-from bosco.publish.release import (
+from bosco.publish.plan import (
     DEFAULT_BUILD,
     DEFAULT_CONCURRENCY,
     PublishOptions,
-    PublishReport,
     ReleasePlan,
-    Result,
-    delete_releases,
-    dry_run_report,
-    execute,
-    plan_delete,
     plan_release,
-    refuse_current,
     released_outputs,
 )
+from bosco.publish.report import PublishReport, Result
 from bosco.publish.target import Target
 from bosco.redact import redact
 from bosco.ui import err, out

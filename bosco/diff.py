@@ -14,7 +14,7 @@ from typing import Any
 
 from bosco.assetset import Output
 from bosco.gitinfo import RepoInfo, commits_between
-from bosco.publish.release import ServiceState
+from bosco.publish.release_index import ServiceState
 from bosco.publish.target import Target
 from bosco.sizes import ENCODINGS, stored_sizes
 
@@ -45,7 +45,7 @@ def local_indexes(services: Iterable[str], outputs: Iterable[Output], records: M
 
 def current_release(state: ServiceState) -> dict[str, Any] | None:
     """The release index ``releases.json`` marks current, from what a push plan read
-    (``release.read_service_state``); without a usable ``releases.json``, the latest release."""
+    (``release_index.read_service_state``); without a usable ``releases.json``, the latest release."""
     current = (state.releases or {}).get("current")
     if state.current is not None and current == (state.current or {}).get("build"):
         return state.current

@@ -99,7 +99,7 @@ def test_the_example_builds_with_no_warning_and_details_only_with_v(example, tmp
 
 
 def test_publishing_does_not_import_the_build_layer():
-    code = ("import sys, bosco.publish.release, bosco.publish.local; "
+    code = ("import sys, bosco.publish.execute, bosco.publish.delete, bosco.publish.audit, bosco.publish.local; "
             "print(sorted(m for m in sys.modules if m in ('bosco.pipeline', 'bosco.bundle', 'bosco.verify')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -3,7 +3,7 @@
 For every object of every selected ``<service>/<build>/release.json``, each stored form (gzip at
 the key, brotli at ``<key>.br``, raw bytes otherwise) must exist, decode to the recorded SHA-256,
 and carry the recorded ``Content-Type``, its ``Content-Encoding`` and the ``Cache-Control`` the
-publish rules give it (``release.cache_control``). With a CDN URL, every object is also fetched
+publish rules give it (``plan.cache_control``). With a CDN URL, every object is also fetched
 over HTTP as a browser would (``Accept-Encoding: br``, then ``gzip``), decoded by the
 ``Content-Encoding`` the CDN answers with (RFC 9110 §8.4) and compared the same way.
 """
@@ -21,7 +21,8 @@ from typing import Any
 from bosco.errors import PublishError
 from bosco.fragments import url_for
 from bosco.publish.compress import BROTLI, GZIP, IDENTITY, decode
-from bosco.publish.release import PublishOptions, cache_control, published_services, read_release_index
+from bosco.publish.plan import PublishOptions, cache_control
+from bosco.publish.release_index import published_services, read_release_index
 from bosco.publish.target import Target
 
 ENCODINGS = {e.name: e for e in (IDENTITY, GZIP, BROTLI)}
@@ -125,7 +126,7 @@ def verify(target: Target, fetch: Fetch, options: PublishOptions, build: str | N
 
 
 def cache_control_for(options: PublishOptions, build: str) -> Callable[[str], str]:
-    """The Cache-Control an object of a kind gets in ``build`` (``release.cache_control``)."""
+    """The Cache-Control an object of a kind gets in ``build`` (``plan.cache_control``)."""
     at_build = PublishOptions(options.environment, build, options.maxage, options.short_cache_control)
     return lambda kind: cache_control(kind, at_build)
 

@@ -8,6 +8,9 @@ and ``bosco s3push`` run the same release code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -76,3 +79,19 @@ class Target(Protocol):
 
     def delete(self, keys: list[str]) -> None:
         """Delete ``keys`` (in batches where the target has a batch limit)."""
+
+
+@contextmanager
+def request_pool(concurrency: int) -> Iterator[ThreadPoolExecutor]:
+    """Threads for ``concurrency`` target requests at a time. Leaving by Ctrl-C (SIGTERM) cancels
+    the requests not started and does not wait for those in flight: an object is stored whole or
+    not at all, and no release index is written after an interrupted stage."""
+    pool = ThreadPoolExecutor(concurrency)
+    interrupted = False
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)

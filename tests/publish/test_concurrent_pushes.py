@@ -10,7 +10,9 @@ import pytest
 
 from bosco.errors import PublishError
 from bosco.publish.compress import CompressionCache
-from bosco.publish.release import PublishOptions, execute, plan_release, update_releases
+from bosco.publish.execute import execute
+from bosco.publish.plan import PublishOptions, plan_release
+from bosco.publish.release_index import update_releases
 from bosco.publish.s3 import S3Target
 from bosco.publish.target import Headers
 

@@ -283,7 +283,7 @@ def test_bundle_push_of_a_tag_no_service_has_is_refused(workspace, s3, bucket):
 
 
 def test_concurrency_help_states_the_default_as_the_readme_does(workspace):
-    from bosco.publish.release import DEFAULT_CONCURRENCY
+    from bosco.publish.plan import DEFAULT_CONCURRENCY
 
     result = run(workspace, "s3push", "--help")
     assert "default: 8 per CPU, at most 32" in " ".join(result.stdout.split())
