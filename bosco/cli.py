@@ -315,9 +315,11 @@ def print_output(service: str, line: str) -> None:
 @click.option("--livereload", is_flag=True,
               help="Make the fragments of watched services reload the page (or swap CSS) after a rebuild.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per event on stdout (one per line).")
+@click.option("--remote", metavar="ENV", help="Also serve ENV's current published release of every service not "
+              "served from the workspace, fetched from aws.cdn (else the bucket) and cached on disk.")
 @shared_options
 def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None, rebuild: bool, watch: str | None,
-        livereload: bool, as_json: bool) -> None:
+        livereload: bool, as_json: bool, remote: str | None) -> None:
     """Serve every service's assets from one local pseudo-CDN (build `local`).
 
     With MODE `minify` (or --minify), JS and CSS are served as minified bundles with source maps; otherwise each
@@ -334,7 +336,7 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         overrides["cdn"]["host"] = host
     if port is not None:
         overrides["cdn"]["port"] = port
-    state = setup(overrides)
+    state = setup(overrides, need_services=remote is None)
     watched = watched_services(state.services, watch, Path.cwd())
     if livereload and not watched:
         ui.warning("--livereload does nothing without watched services (-w REGEX)")
@@ -344,6 +346,11 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
     server = CdnServer(holder, state.config.get("cdn.host", "127.0.0.1"), int(state.config.get("cdn.port", 7334)))
     base_url = (state.config.get("cdn.url") or f"http://localhost:{server.port}").rstrip("/")
     holder.base_url = base_url
+    if remote:
+        from bosco.release_proxy import for_cdn
+
+        holder.remote = for_cdn(state.root, remote, [s.name for s in state.services], base_url)
+        err.print(escape(holder.remote.status_line()), highlight=False)
     options = BuildOptions(build="local", minify=minify, bundle=minify, base_url=base_url, css_minifier=minifier,
                            rebuild=rebuild, title=f"bosco cdn: {state.root.name}", repos_link=True,
                            legal_comments=state.config.get("minify.legalcomments", "inline"),
@@ -369,7 +376,10 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         on_rebuild=on_rebuild, on_problem=on_problem,
         on_output=print_output if ui.mode.verbose else None,
         measure=lambda build: budgets.measure_service(build, rules, cache),
+        remote=holder.remote.page if holder.remote else None,
     )
+    if holder.remote:
+        holder.remote.on_change = session.refresh_page
 
     def build() -> None:
         # an error the build itself does not turn into an error entry (the process out of file

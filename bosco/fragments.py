@@ -15,6 +15,8 @@ from bosco import __version__
 from bosco.assetset import BundleReport, ServiceBuild
 from bosco.redact import public_paths
 
+SHARED_KINDS = ("library", "site")  # output kinds of libraries and site assets (keys without a service)
+
 _env = Environment(
     loader=FileSystemLoader(str(resources.files("bosco.templates"))),
     autoescape=select_autoescape(["html", "j2"]),
@@ -46,7 +48,8 @@ class PageService:
     """What the index page shows of one service: ``bundles`` (their keys, fragments, files and
     sources), ``shared`` the keys of its libraries and site assets, ``errors``/``warnings`` lines,
     ``git`` the recorded git facts (``gitinfo.RepoInfo.to_json`` shape, None when not a git
-    repository) and ``path`` its folder (``""`` for a published release: no folder to hide)."""
+    repository), ``path`` its folder (``""`` for a published release: no folder to hide) and
+    ``release`` a line saying which published release is shown (``""`` for a workspace service)."""
 
     name: str
     bundles: tuple[BundleReport, ...] = ()
@@ -55,29 +58,61 @@ class PageService:
     warnings: tuple[str, ...] = ()
     git: Mapping[str, Any] | None = None
     path: str = ""
+    release: str = ""
 
     @staticmethod
     def of(build: ServiceBuild) -> PageService:
         """The page entry of a service built from the workspace."""
         return PageService(build.name, build.bundles,
-                           tuple(o.key for o in build.outputs if o.kind in ("library", "site")), build.errors,
+                           tuple(o.key for o in build.outputs if o.kind in SHARED_KINDS), build.errors,
                            build.warnings, build.git.to_json() if build.git else None, build.path)
+
+    @staticmethod
+    def of_release(index: Mapping[str, Any], release: str = "") -> PageService:
+        """The page entry of a published release, from its release index (docs/layout.md): its
+        bundles, libraries and site assets and recorded git facts."""
+        return PageService(
+            str(index.get("service")),
+            tuple(BundleReport(b.get("type", ""), b.get("tag", ""), b.get("key"), tuple(b.get("files", [])),
+                               b.get("fragment"), sources=tuple(b.get("sources", [])))
+                  for b in index.get("bundles", []) if isinstance(b, dict)),
+            tuple(o["key"] for o in index.get("objects", []) if isinstance(o, dict) and o.get("kind") in SHARED_KINDS),
+            git=index["git"] if isinstance(index.get("git"), dict) else None, release=release,
+        )
+
+
+@dataclass(frozen=True)
+class RemotePage:
+    """What the ``bosco cdn --remote`` index page shows of the published releases it serves: their
+    ``services`` (``PageService.of_release``), the stored ``sizes`` of their bundles (service ->
+    ``"TYPE/TAG"`` -> ``budgets.BundleSizes``), one ``status`` line (where they come from, or that
+    the upstream is offline) and whether it is ``offline`` (the line is shown as a warning)."""
+
+    services: tuple[PageService, ...]
+    sizes: Mapping[str, Mapping[str, Any]]
+    status: str
+    offline: bool = False
 
 
 def render_index(services: Sequence[PageService], base_url: str, warnings: Sequence[str], title: str,
                  repos_link: bool = False, duplicates: Sequence[Any] = (),
-                 sizes: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+                 sizes: Mapping[str, Mapping[str, Any]] | None = None, remote: RemotePage | None = None) -> str:
     """The index page: every service (with its git facts), bundle and asset with links; errors in
     red; a section listing ``duplicates`` (``duplicates.Duplicate``) with the bytes to save.
     ``sizes`` (``bosco cdn``) maps a service name to ``"TYPE/TAG"`` -> ``budgets.BundleSizes``:
     each bundle shows its raw / gzip / br bytes and its budget violations in red, or "sizes
     pending" while its service is missing; None shows no sizes (``build --out``, ``s3push``). Paths
     in errors and warnings are shown repo-relative (``redact.public_paths``): the page is served to
-    any origin and published, so it never shows where the workspace lives."""
+    any origin and published, so it never shows where the workspace lives. ``remote`` adds the
+    published releases ``bosco cdn --remote`` serves after the workspace's services, with its
+    status line."""
     roots = sorted({str(Path(s.path).parent) for s in services if s.path})
+    if remote is not None:
+        services = [*services, *remote.services]
+        sizes = {**(sizes or {}), **remote.sizes}
     return _env.get_template("index.html").render(
-        services=services, base=base_url, warnings=[public_paths(w, None, roots) for w in warnings], title=title,
-        url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates, sizes=sizes,
+        services=services, base=base_url, remote=remote, warnings=[public_paths(w, None, roots) for w in warnings],
+        title=title, url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates, sizes=sizes,
         public=lambda text, service: public_paths(text, service.path or None, roots),
     )
 

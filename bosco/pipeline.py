@@ -23,7 +23,7 @@ from bosco.duplicates import Duplicate
 from bosco.duplicates import find as find_duplicates
 from bosco.errors import BoscoError, InputFileError
 from bosco.files import problem, read_bytes
-from bosco.fragments import PageService, render_fragment, render_index, url_for
+from bosco.fragments import PageService, RemotePage, render_fragment, render_index, url_for
 from bosco.gitinfo import repo_info
 from bosco.jsonfile import load_json
 from bosco.workspace import Service
@@ -257,21 +257,24 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
 
 
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],
-                 duplicates: Sequence[Duplicate] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None) -> Output:
-    """The ``index.html`` page of an asset set (``sizes``: see ``fragments.render_index``)."""
+                 duplicates: Sequence[Duplicate] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None,
+                 remote: RemotePage | None = None) -> Output:
+    """The ``index.html`` page of an asset set (``sizes`` and ``remote``: see ``fragments.render_index``)."""
     html = render_index([PageService.of(s) for s in services], options.base_url, warnings, options.title,
-                        options.repos_link, duplicates, sizes)
+                        options.repos_link, duplicates, sizes, remote)
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 
 def assemble(services: Sequence[ServiceBuild], options: BuildOptions,
-             warnings: Sequence[str] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None) -> AssetSet:
+             warnings: Sequence[str] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None,
+             remote: RemotePage | None = None) -> AssetSet:
     """Combine service builds and render the index page into one AssetSet (``sizes``: the bundle
-    sizes and budgets it shows, see ``fragments.render_index``)."""
+    sizes and budgets it shows; ``remote``: the published releases ``bosco cdn --remote`` serves
+    beside them; see ``fragments.render_index``)."""
     combined = AssetSet.assemble(tuple(services))
     all_warnings = tuple(warnings) + combined.warnings
     found = tuple(find_duplicates(services))
-    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings, found, sizes)}
+    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings, found, sizes, remote)}
     return AssetSet(MappingProxyType(outputs), combined.services,
                     all_warnings + tuple(f"duplicate: {d.describe()}" for d in found), found)
 

@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import h11
@@ -31,6 +31,9 @@ from bosco.assetset import AssetSet
 from bosco.errors import BoscoError
 from bosco.fragments import render_repos
 from bosco.pipeline import INDEX_KEY
+
+if TYPE_CHECKING:
+    from bosco.release_proxy import RemoteReleases
 
 # The CORS headers the original Bosco cdn sent on every response.
 CORS_HEADERS = {
@@ -175,11 +178,15 @@ class EventHub:
 class AssetHolder:
     """Holds the served AssetSet; ``swap`` replaces it in one assignment, so a request sees either
     the old or the new set, never half of a rebuild. ``events`` is the live-reload event stream.
-    ``ready`` is set once an asset set is served, ``stopping`` once the server shuts down."""
+    ``ready`` is set once an asset set is served, ``stopping`` once the server shuts down.
+    ``remote`` (``release_proxy.RemoteReleases``, ``bosco cdn --remote``) answers the keys the
+    asset set does not have: the workspace's services always win."""
 
-    def __init__(self, asset_set: AssetSet | None = None, base_url: str = "") -> None:
+    def __init__(self, asset_set: AssetSet | None = None, base_url: str = "",
+                 remote: RemoteReleases | None = None) -> None:
         self.current = asset_set or AssetSet({}, ())
         self.base_url = base_url
+        self.remote = remote
         self.events = EventHub()
         self.ready = threading.Event()
         self.stopping = threading.Event()
@@ -281,6 +288,13 @@ def create_app(holder: AssetHolder) -> Starlette:
         if path == "/repos":
             return page(200, render_repos(assets.services, holder.base_url).encode("utf-8"))
         output = assets.get(path[1:]) if path.startswith("/") else None
+        if output is None and holder.remote is not None and path.startswith("/"):
+            answer = await anyio.to_thread.run_sync(holder.remote.respond, path[1:],
+                                                    request.headers.get("accept-encoding"),
+                                                    request.headers.get("if-none-match"))
+            if answer is not None:
+                return Response(answer.body, answer.status, {**CORS_HEADERS, "Cache-Control": NO_CACHE,
+                                                             **answer.headers})
         if output is None:
             index = assets.get(INDEX_KEY)
             return page(404, index.data if index else b"not found")

@@ -44,7 +44,7 @@ from wcmatch import glob as wcglob
 from bosco.assets import GLOB_FLAGS
 from bosco.assetset import AssetSet, ServiceBuild
 from bosco.builds import WatchBuild
-from bosco.fragments import url_for
+from bosco.fragments import RemotePage, url_for
 from bosco.manifest import MANIFEST_NAME
 from bosco.pipeline import BuildOptions, assemble, build_service, check_syntax
 from bosco.redact import public_paths
@@ -254,6 +254,8 @@ class WatchSession:
     fallback (service ``""``), ``on_output(service, line)`` for watch-build output.
     ``measure(build)`` (``budgets.measure_service``), when given, measures the bundles of a served
     build for the index page (``measure_sizes``, in the background after each rebuild).
+    ``remote()``, when given, is the view of the published releases ``bosco cdn --remote`` serves
+    beside the workspace (``release_proxy.RemoteReleases.page``), shown on the index page.
     ``observer_class`` is watchdog's platform observer unless given; a folder it cannot watch (the
     inotify limits ``ENOSPC``/``EMFILE``, or any other error) is watched by polling instead.
 
@@ -278,6 +280,7 @@ class WatchSession:
         observer_class: Callable[[], BaseObserver] = Observer,
         watch_build_backoff: float = 1.0,
         measure: Callable[[ServiceBuild], dict[str, Any]] | None = None,
+        remote: Callable[[], RemotePage] | None = None,
     ) -> None:
         self.services = {s.path: s for s in services}
         self.order = [s.path for s in services]
@@ -288,7 +291,7 @@ class WatchSession:
         )
         self.on_rebuild, self.on_problem, self.on_output = on_rebuild, on_problem, on_output
         self.observer_class, self.watch_build_backoff = observer_class, watch_build_backoff
-        self.measure = measure
+        self.measure, self.remote = measure, remote
         self._sizes: dict[Path, tuple[int, dict[str, Any]]] = {}  # per service: generation measured, sizes
         self._served: dict[Path, ServiceBuild] = {}
         self._inputs: dict[Path, frozenset[Path]] = {}  # per service: the files its served build read
@@ -413,9 +416,15 @@ class WatchSession:
         sizes = None if self.measure is None else {
             self._served[p].name: measured for p, (generation, measured) in self._sizes.items()
             if generation == self._generation.get(p)}
-        asset_set = assemble(builds, self.options, self.warnings, sizes)
+        asset_set = assemble(builds, self.options, self.warnings, sizes, self.remote() if self.remote else None)
         self.holder.swap(asset_set)
         return asset_set
+
+    def refresh_page(self) -> None:
+        """Render the index page again (``remote``'s status changed); nothing before the first build."""
+        with self._lock:
+            if self._initial.is_set():
+                self._publish()
 
     def rebuild(self, repo: Path, reasons: Iterable[str] = ()) -> Rebuild | None:
         """Re-read the manifest of the service in ``repo``, rebuild it, swap it into the served set

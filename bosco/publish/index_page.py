@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bosco.assetset import BundleReport, Output
+from bosco.assetset import Output
 from bosco.errors import PublishError
 from bosco.fragments import PageService, render_index
 from bosco.publish.compress import CompressionCache
@@ -17,7 +17,6 @@ from bosco.publish.report import Result
 from bosco.publish.target import Target
 
 INDEX_PAGE = "index.html"
-SHARED_KINDS = ("library", "site")
 
 
 def index_page(indexes: list[dict[str, Any]], options: PublishOptions, duplicates: Sequence[Any] = ()) -> Output:
@@ -27,14 +26,7 @@ def index_page(indexes: list[dict[str, Any]], options: PublishOptions, duplicate
     at the same build, else ``bosco <env>``."""
     builds = {i.get("build") for i in indexes}
     title = f"bosco {options.environment}" + (f"/{builds.pop()}" if len(builds) == 1 else "")
-    services = [PageService(
-        i["service"],
-        tuple(BundleReport(b.get("type", ""), b.get("tag", ""), b.get("key"), tuple(b.get("files", [])),
-                           b.get("fragment"), sources=tuple(b.get("sources", [])))
-              for b in i.get("bundles", []) if isinstance(b, dict)),
-        tuple(o["key"] for o in i.get("objects", []) if isinstance(o, dict) and o.get("kind") in SHARED_KINDS),
-        git=i["git"] if isinstance(i.get("git"), dict) else None,
-    ) for i in indexes]
+    services = [PageService.of_release(i) for i in indexes]
     html = render_index(services, options.base_url, (), title, duplicates=duplicates)
     return Output(INDEX_PAGE, html.encode("utf-8"), "page")
 

@@ -159,7 +159,8 @@ class FaultProxy:
     copy requests for keys ending with ``fail_suffix``, ``failures`` times (None: always).
     ``attempts`` counts the requests it failed. PUTs of keys ending with ``stall_suffix`` get no
     answer while it is set (then a 503: they are never forwarded), and so do multi-object deletes
-    of objects other than release indexes while ``stall_delete`` is set (``stalled`` counts both)."""
+    of objects other than release indexes while ``stall_delete`` is set (``stalled`` counts both).
+    ``log`` records every forwarded request: ``(method, path, If-None-Match or None, status)``."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -169,6 +170,7 @@ class FaultProxy:
         self.stall_suffix: str | None = None
         self.stall_delete = False
         self.stalled = 0
+        self.log: list[tuple[str, str, str | None, int]] = []
         self._lock = threading.Lock()
         self.client = httpx.AsyncClient(base_url=upstream)
         app = Starlette(routes=[Route("/{path:path}", self.forward, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])])
@@ -208,6 +210,7 @@ class FaultProxy:
             request.method, path, params=request.query_params, headers=headers, content=body), stream=True)
         raw = b"".join([chunk async for chunk in upstream.aiter_raw()])
         await upstream.aclose()
+        self.log.append((request.method, request.url.path, request.headers.get("if-none-match"), upstream.status_code))
         excluded = {"transfer-encoding", "connection"}
         return Response(raw, upstream.status_code,
                         headers={k: v for k, v in upstream.headers.items() if k.lower() not in excluded})
