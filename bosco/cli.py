@@ -378,8 +378,8 @@ def cdn(mode: str | None, minify_flag: bool, host: str | None, port: int | None,
         measure=lambda build: budgets.measure_service(build, rules, cache),
         remote=holder.remote.page if holder.remote else None,
     )
-    if holder.remote:
-        holder.remote.on_change = session.refresh_page
+    if holder.remote:  # online <-> offline: one terminal line, and the index page says it
+        holder.remote.on_change = lambda: (session.refresh_page(), err.print(escape(holder.remote.status_line())))
 
     def build() -> None:
         # an error the build itself does not turn into an error entry (the process out of file

@@ -67,7 +67,12 @@ _URL_ATTRIBUTE = re.compile(r'\b(src|href)="([^"]*)"')
 
 
 class Unreachable(Exception):
-    """The upstream cannot be reached: connection refused, name not resolved, timeout."""
+    """The upstream ``where`` (a description such as ``s3://bucket/tes/``) cannot be reached:
+    connection refused, name not resolved, timeout. The message says why."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"cannot reach {where}: {why}")
+        self.where = where
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ class CdnOrigin:
             with self.client.stream("GET", url_for(self.base, key), headers=headers) as response:
                 body = b"".join(response.iter_raw())  # as sent: the stored encoding, never decoded by httpx
         except httpx.TransportError as exc:
-            raise Unreachable(f"{self.description}{key}: {exc or type(exc).__name__}") from exc
+            raise Unreachable(self.description, str(exc) or type(exc).__name__) from exc
         return Fetched(response.status_code, body, {h: response.headers.get(h, "") for h in HEADERS})
 
 
@@ -127,7 +132,7 @@ class S3Origin:
         except ClientError as exc:
             return Fetched(int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 502))
         except (BotoConnectionError, HTTPClientError) as exc:
-            raise Unreachable(f"{self.description}{key}: {exc}") from exc
+            raise Unreachable(self.description, str(exc)) from exc
         names = {"content-type": "ContentType", "content-encoding": "ContentEncoding",
                  "cache-control": "CacheControl", "etag": "ETag"}
         return Fetched(200, body, {h: str(response.get(name) or "") for h, name in names.items()})
@@ -316,7 +321,7 @@ class RemoteReleases:
         self.indexes: list[dict[str, Any]] = []
         self.routes: dict[str, Route] = {}
         self.read_at = 0.0  # when the release list was read from the bucket
-        self.offline: str | None = None  # why the upstream is unreachable, None while it answers
+        self.offline: str | None = None  # the upstream that could not be reached, None while it answers
         self._retry_at = 0.0
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
@@ -337,7 +342,7 @@ class RemoteReleases:
                                  "connect to the network once to read the releases, or check aws.endpoint and "
                                  "aws.region") from exc
             indexes, self.read_at = stored["indexes"], float(stored.get("read_at", 0))
-            self._went_offline(str(exc))
+            self._went_offline(exc.where)
         else:
             self.read_at = self.clock()
             self.store.write_json(RELEASES_FILE, {"read_at": self.read_at, "indexes": indexes})
@@ -369,18 +374,17 @@ class RemoteReleases:
         """One line for the index page: where the releases come from, or that the upstream is
         offline and since when the served copies date."""
         if self.offline is not None:
-            return (f"remote: offline, serving cached copies from {_when(self.read_at)} "
-                    f"({redact(self.offline)})")
+            return f"remote: offline, serving cached copies from {_when(self.read_at)} (cannot reach {self.offline})"
         return (f"remote: {len(self.indexes)} published release{'s' if len(self.indexes) != 1 else ''} of "
                 f"{self.environment} read from {self.listing} at {_when(self.read_at)}, objects from "
                 f"{redact(self.origin.description)}")
 
     # status -----------------------------------------------------------------------------------
 
-    def _went_offline(self, why: str) -> None:
+    def _went_offline(self, where: str) -> None:
         with self._lock:
             changed = self.offline is None
-            self.offline, self._retry_at = why, self.clock() + OFFLINE_RETRY
+            self.offline, self._retry_at = redact(where), self.clock() + OFFLINE_RETRY
         if changed and self.on_change:
             self.on_change()
 
@@ -437,12 +441,12 @@ class RemoteReleases:
             if copy is not None and (copy.fresh(now) or (self.offline is not None and now < self._retry_at)):
                 return copy
             if copy is None and self.offline is not None and now < self._retry_at:
-                return self._unreachable(key, self.offline)
+                return self._unreachable(key, f"cannot reach {self.offline}")
             etag = copy.headers.get("etag") if copy is not None else None
             try:
                 fetched = self.origin.get(key, encoding, etag or None)
             except Unreachable as exc:
-                self._went_offline(str(exc))
+                self._went_offline(exc.where)
                 return copy if copy is not None else self._unreachable(key, str(exc))
             self._answered()
             if fetched.status == 304 and copy is not None:
@@ -500,7 +504,7 @@ def bucket_lister(config: Any, environment: str, concurrency: int = 8) -> tuple[
                 return published_services(target, pool)
         except PublishError as exc:
             if unreachable_cause(exc):
-                raise Unreachable(str(exc)) from exc
+                raise Unreachable(target.description, str(exc.__cause__)) from exc
             raise
 
     return list_releases, target.description, client

@@ -156,7 +156,9 @@ def test_stale_copies_are_revalidated_and_served_offline(tmp_path, moto_url, s3,
         assert third.status_code == 200 and third.content == gzip.decompress(gz)
         page = client.get("/").text
         assert "remote: offline, serving cached copies from " in page
+        assert f"(cannot reach {fault_proxy.url}/{bucket}/tes/)" in page
         assert client.get("/app-other/45/js/bottom.js").status_code == 404
+    assert "remote: offline, serving cached copies from " in (tmp_path / "cdn.log").read_text()  # the terminal too
     # started again without an upstream: the stored release list and copies
     with cdn(root, isolated_env, tmp_path / "cdn2.log") as (base, index), httpx.Client(base_url=base) as client:
         assert "remote: offline, serving cached copies from " in index.text
