@@ -22,7 +22,14 @@ class ConfigError(BoscoError):
 
 
 class ManifestError(BoscoError):
-    """A ``bosco-service.json`` is not valid JSON or does not follow docs/manifest.md."""
+    """A ``bosco-service.json`` is not valid JSON or does not follow docs/manifest.md.
+
+    ``where`` names the offending key as the message shows it (``files.app.js[0]``), so the loader
+    can add its line and column; None when the error is not about one key."""
+
+    def __init__(self, message: str, hint: str | None = None, where: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.where = where
 
 
 class BuildCommandError(BoscoError):

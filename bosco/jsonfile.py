@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
+from json.decoder import scanstring
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +43,9 @@ def parse_json(text: str, shown: str, error: type[BoscoError], hint: str | None 
     except json.JSONDecodeError as exc:
         raise error(f"{shown}:{explain(exc)}", hint) from exc
     except _DuplicateKey as exc:
-        raise error(f"{shown}: key {json.dumps(exc.args[0])} appears twice in one object; only one can count",
-                    hint) from exc
+        where = next((f":{position(text, pos)}" for pos in _repeated_keys(text)), "")
+        raise error(f"{shown}{where}: key {json.dumps(exc.args[0])} appears twice in one object; only one can "
+                    "count", hint) from exc
     except RecursionError:
         raise too_deep from None
     if depth(value) > max_depth:
@@ -52,11 +56,16 @@ def parse_json(text: str, shown: str, error: type[BoscoError], hint: str | None 
 def load_json(path: Path, error: type[BoscoError], hint: str) -> Any:
     """Parse the JSON file at ``path`` (``parse_json``). Raises ``error`` naming the file when it is
     not a regular file (a FIFO is never opened), cannot be read, is not UTF-8 or not valid JSON."""
+    return load_json_text(path, error, hint)[0]
+
+
+def load_json_text(path: Path, error: type[BoscoError], hint: str) -> tuple[Any, str]:
+    """``load_json`` that also returns the file's text (to place later errors with ``locate``)."""
     try:
         text = read_text(path)
     except InputFileError as exc:
         raise error(str(exc), hint) from exc
-    return parse_json(text, str(path), error, hint)
+    return parse_json(text, str(path), error, hint), text
 
 
 class _DuplicateKey(ValueError):
@@ -72,7 +81,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _position(text: str, pos: int) -> str:
+def position(text: str, pos: int) -> str:
     """``line:column`` of index ``pos`` of ``text``, both 1-based as editors count them."""
     return f"{text.count(chr(10), 0, pos) + 1}:{pos - text.rfind(chr(10), 0, pos)}"
 
@@ -113,4 +122,67 @@ def explain(exc: json.JSONDecodeError) -> str:
         reason = f"{word} is not a JSON value (strings need double quotes; the words are true, false and null)"
     else:
         reason = msg[0].lower() + msg[1:]
-    return f"{_position(text, pos)}: invalid JSON: {reason}"
+    return f"{position(text, pos)}: invalid JSON: {reason}"
+
+
+Key = tuple[str | int, ...]
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON whitespace (RFC 8259 section 2)
+_SCALAR = json.JSONDecoder()
+
+
+def members(text: str) -> Iterator[tuple[Key, int]]:
+    """Every object member and array item of the valid JSON document ``text``, in document order:
+    ``(key, pos)`` where ``key`` is the path from the root (object keys as ``str``, array indexes as
+    ``int``) and ``pos`` the index in ``text`` where the member's key (or the item) starts.
+
+    For error messages only (a pure-Python walk); ``text`` must already have parsed."""
+    stack: list[tuple[Key, int]] = []  # containers being walked: (path, -1 for an object or next index)
+    pos, path = _SPACE.match(text).end(), ()
+    while True:  # pos: where the value at ``path`` starts
+        ended = True
+        if text[pos] in "{[":
+            stack.append((path, -1 if text[pos] == "{" else 0))
+            pos = _SPACE.match(text, pos + 1).end()
+            ended = text[pos] in "}]"  # an empty container ends here; else its first member starts here
+            if ended:
+                stack.pop()
+        else:
+            pos = _SCALAR.raw_decode(text, pos)[1] - 1  # the scalar's last character
+        while ended:  # after a value: "," starts the next member, a bracket closes the container
+            if not stack:
+                return
+            pos = _SPACE.match(text, pos + 1).end()
+            if text[pos] == ",":
+                pos, ended = _SPACE.match(text, pos + 1).end(), False
+            else:
+                stack.pop()
+        parent, index = stack[-1]
+        if index < 0:  # an object member: "key" : value
+            key, after = scanstring(text, pos + 1)
+            path = (*parent, key)
+            yield path, pos
+            pos = _SPACE.match(text, _SPACE.match(text, after).end() + 1).end()
+        else:
+            stack[-1] = (parent, index + 1)
+            path = (*parent, index)
+            yield path, pos
+
+
+def _repeated_keys(text: str) -> Iterator[int]:
+    """Where a key repeats in its object in ``text`` (valid JSON): the position of each repetition."""
+    seen: set[Key] = set()
+    for key, pos in members(text):
+        if key in seen:
+            yield pos
+        seen.add(key)
+
+
+def dotted(key: Key) -> str:
+    """``key`` as messages show it: object keys joined by ``.``, array indexes as ``[i]``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in key).lstrip(".")
+
+
+def locate(text: str, where: str) -> str | None:
+    """``line:column`` where the member shown as ``where`` (see ``dotted``) starts in ``text``, the
+    valid JSON document it came from; None when no member is shown that way."""
+    return next((position(text, pos) for key, pos in members(text) if dotted(key) == where), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from wcmatch._wcparse import PatternLimitException  # what wcmatch raises past i
 
 from bosco.assetset import segment_problem
 from bosco.errors import ManifestError
-from bosco.jsonfile import load_json
+from bosco.jsonfile import load_json_text, locate
 from bosco.typos import close_match, misspelt
 
 MANIFEST_NAME = "bosco-service.json"
@@ -93,10 +94,10 @@ def normalize_base_path(value: Any, where: str, path: Path) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ManifestError(f"{path}: {where} must be a string, not {json_type(value)}", HINT)
+        raise ManifestError(f"{path}: {where} must be a string, not {json_type(value)}", HINT, where=where)
     rel = posixpath.normpath(value.replace("\\", "/").strip().lstrip("/") or ".")
     if rel == ".." or rel.startswith("../"):
-        raise ManifestError(f"{path}: {where} {value!r} points outside the repository", HINT)
+        raise ManifestError(f"{path}: {where} {value!r} points outside the repository", HINT, where=where)
     return "" if rel == "." else rel
 
 
@@ -107,7 +108,7 @@ def _command(value: Any, where: str, path: Path) -> str | tuple[str, ...] | None
         return value
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ManifestError(f"{path}: {where} must be a shell string or a list of strings", HINT)
+    raise ManifestError(f"{path}: {where} must be a shell string or a list of strings", HINT, where=where)
 
 
 def check_glob(glob: str, where: str, path: Path) -> None:
@@ -116,32 +117,34 @@ def check_glob(glob: str, where: str, path: Path) -> None:
     than ``MAX_GLOB_PATTERNS`` patterns. Raises ``ManifestError`` naming ``path`` and ``where``."""
     shown = json.dumps(glob[:60] + ("..." if len(glob) > 60 else ""))
     if not glob.strip():
-        raise ManifestError(f"{path}: {where}: a glob cannot be empty", HINT)
+        raise ManifestError(f"{path}: {where}: a glob cannot be empty", HINT, where=where)
     if len(glob) > MAX_GLOB_LENGTH:
         raise ManifestError(f"{path}: {where}: glob {shown} is {len(glob):,} characters long (at most "
-                            f"{MAX_GLOB_LENGTH:,})", HINT)
+                            f"{MAX_GLOB_LENGTH:,})", HINT, where=where)
     try:
         glob.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ManifestError(f"{path}: {where}: glob {shown} is not valid Unicode (a lone surrogate at "
-                            f"character {exc.start + 1})", HINT) from exc
+                            f"character {exc.start + 1})", HINT, where=where) from exc
     if "\0" in glob:
-        raise ManifestError(f"{path}: {where}: glob {shown} holds a NUL character", HINT)
+        raise ManifestError(f"{path}: {where}: glob {shown} holds a NUL character", HINT, where=where)
     try:
         wcglob.translate(glob, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS)
     except PatternLimitException as exc:
         raise ManifestError(f"{path}: {where}: glob {shown} expands to more than {MAX_GLOB_PATTERNS:,} "
-                            f"patterns (braces)", HINT) from exc
+                            f"patterns (braces)", HINT, where=where) from exc
 
 
 def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ManifestError(f"{path}: {where} must be a list of glob strings, not {json_type(value)}", HINT)
+        raise ManifestError(f"{path}: {where} must be a glob string or a list of glob strings, not {json_type(value)}",
+                            HINT, where=where)
     for i, glob in enumerate(value):
         if not isinstance(glob, str):
-            raise ManifestError(f"{path}: {where}[{i}] must be a glob string, not {json_type(glob)}", HINT)
+            raise ManifestError(f"{path}: {where}[{i}] must be a glob string, not {json_type(glob)}",
+                                HINT, where=f"{where}[{i}]")
     if not value:
         warnings.append(f"{path}: {where} lists no files; the bundle is empty")
     for i, glob in enumerate(value):
@@ -152,12 +155,12 @@ def _globs(value: Any, where: str, path: Path, warnings: list[str]) -> tuple[str
 def _check_tag(tag: str, where: str, path: Path) -> None:
     problem = segment_problem(tag, "bundle tag")
     if problem:
-        raise ManifestError(f"{path}: {where}: {problem}", HINT)
+        raise ManifestError(f"{path}: {where}: {problem}", HINT, where=where)
 
 
 def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list[str]) -> Section:
     if not isinstance(block, dict):
-        raise ManifestError(f"{path}: {where} must be an object, not {json_type(block)}", HINT)
+        raise ManifestError(f"{path}: {where} must be an object, not {json_type(block)}", HINT, where=where)
     bundles = []
     for type_, value in block.items():
         if type_ in SECTION_OPTIONS:
@@ -172,16 +175,19 @@ def _section(block: Any, where: str, tag: str | None, path: Path, warnings: list
             bundles.append(BundleSpec(type_, tag, _globs(value, f"{where}.{type_}", path, warnings)))
             continue
         if not isinstance(value, dict):
-            raise ManifestError(f"{path}: {where}.{type_} must map bundle tags to lists of globs", HINT)
+            raise ManifestError(f"{path}: {where}.{type_} must map bundle tags to lists of globs",
+                                HINT, where=f"{where}.{type_}")
         for t, globs in value.items():
             _check_tag(t, f"{where}.{type_}", path)
             bundles.append(BundleSpec(type_, t, _globs(globs, f"{where}.{type_}.{t}", path, warnings)))
     ext = block.get("sourceMapExtension", ".map")
     if not isinstance(ext, str) or not ext:
-        raise ManifestError(f"{path}: {where}.sourceMapExtension must be a non-empty string", HINT)
+        raise ManifestError(f"{path}: {where}.sourceMapExtension must be a non-empty string",
+                            HINT, where=f"{where}.sourceMapExtension")
     minified = block.get("alreadyMinified", False)
     if not isinstance(minified, bool):
-        raise ManifestError(f"{path}: {where}.alreadyMinified must be true or false", HINT)
+        raise ManifestError(f"{path}: {where}.alreadyMinified must be true or false",
+                            HINT, where=f"{where}.alreadyMinified")
     base = normalize_base_path(block.get("basePath"), f"{where}.basePath", path)
     return Section(base, minified, ext, tuple(bundles))
 
@@ -191,11 +197,12 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
         return ()
     if not isinstance(value, list):
         raise ManifestError(f"{path}: {where} must be a list of {{basePath, glob}} objects, not {json_type(value)}",
-                            HINT)
+                            HINT, where=where)
     specs = []
     for i, item in enumerate(value):
         if not isinstance(item, dict) or not isinstance(item.get("glob"), str):
-            raise ManifestError(f"{path}: {where}[{i}] must be an object with a string 'glob'", HINT)
+            raise ManifestError(f"{path}: {where}[{i}] must be an object with a string 'glob'",
+                                HINT, where=f"{where}[{i}]")
         base = normalize_base_path(item.get("basePath"), f"{where}[{i}].basePath", path)
         check_glob(item["glob"], f"{where}[{i}].glob", path)
         specs.append(GlobSpec(base, item["glob"]))
@@ -225,7 +232,7 @@ def _object(value: Any, where: str, path: Path, shape: str = "an object") -> dic
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ManifestError(f"{path}: {where} must be {shape}, not {json_type(value)}", HINT)
+        raise ManifestError(f"{path}: {where} must be {shape}, not {json_type(value)}", HINT, where=where)
     return value
 
 
@@ -237,14 +244,14 @@ def _build(value: Any, path: Path) -> BuildSpec | None:
     ready = watch.get("ready", "finished")
     timeout = watch.get("timeout", 10000)
     if not isinstance(ready, str) or not ready:
-        raise ManifestError(f"{path}: build.watch.ready must be a non-empty string", HINT)
+        raise ManifestError(f"{path}: build.watch.ready must be a non-empty string", HINT, where="build.watch.ready")
     if not valid_timeout_ms(timeout):
         raise ManifestError(f"{path}: build.watch.timeout must be a positive number of milliseconds "
-                            f"up to {MAX_TIMEOUT_MS} (one day)", HINT)
+                            f"up to {MAX_TIMEOUT_MS} (one day)", HINT, where="build.watch.timeout")
     command_timeout = value.get("timeout")
     if command_timeout is not None and not valid_timeout_ms(command_timeout):
         raise ManifestError(f"{path}: build.timeout must be {TIMEOUT_MS_RANGE}, not {json.dumps(command_timeout)}",
-                            HINT)
+                            HINT, where="build.timeout")
     return BuildSpec(
         _command(value.get("command"), "build.command", path),
         _command(watch.get("command"), "build.watch.command", path),
@@ -288,10 +295,10 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     service = _object(data.get("service"), "service", path)
     name = service.get("name")
     if name is not None and segment_problem(name):
-        raise ManifestError(f"{path}: {segment_problem(name, 'service.name')}", HINT)
+        raise ManifestError(f"{path}: {segment_problem(name, 'service.name')}", HINT, where="service.name")
     tags = [] if data.get("tags") is None else data["tags"]
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise ManifestError(f"{path}: tags must be a list of strings", HINT)
+        raise ManifestError(f"{path}: tags must be a list of strings", HINT, where="tags")
     sections = []
     if data.get("assets") is not None:
         sections.append(_section(data["assets"], "assets", None, path, warnings))
@@ -311,5 +318,15 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Load and validate ``path``. Raises ``ManifestError`` (``file:line:col`` for invalid JSON)."""
-    return parse_manifest(load_json(path, ManifestError, HINT), path)
+    """Load and validate ``path``. Raises ``ManifestError`` whose message starts ``file:line:col:``
+    for invalid JSON and for an invalid value (at the line of its key)."""
+    data, text = load_json_text(path, ManifestError, HINT)
+    try:
+        return parse_manifest(data, path)
+    except ManifestError as exc:
+        # a lone glob string stands for a one-glob list: "x.js[0]" is then the string at "x.js"
+        place = exc.where and (locate(text, exc.where) or locate(text, re.sub(r"\[0\]$", "", exc.where)))
+        prefix = f"{path}: "
+        if not place or not str(exc).startswith(prefix):
+            raise
+        raise ManifestError(f"{path}:{place}: {str(exc)[len(prefix):]}", exc.hint, exc.where) from None

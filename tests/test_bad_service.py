@@ -92,13 +92,13 @@ BAD: dict[str, tuple[Callable[[Path], None], str]] = {
     "manifest nested 100,000 levels": (lambda r: manifest(r, '{"tags": ' + DEEP + "}"),
                                        "bad: <bad>/bosco-service.json: JSON nested deeper than 64 levels"),
     "glob with a lone surrogate": (lambda r: manifest(r, '{"assets": {"js": {"app": ["js/\\udc80.js"]}}}'),
-                                   'bad: <bad>/bosco-service.json: assets.js.app[0]: glob "js/\\udc80.js" is not '
+                                   'bad: <bad>/bosco-service.json:1:28: assets.js.app[0]: glob "js/\\udc80.js" is not '
                                    "valid Unicode (a lone surrogate at character 4)"),
     "100 KB glob": (lambda r: manifest(r, {"assets": {"js": {"app": ["a" * 100_000]}}}),
-                    f'bad: <bad>/bosco-service.json: assets.js.app[0]: glob "{"a" * 60}..." is 100,000 characters '
+                    f'bad: <bad>/bosco-service.json:1:28: assets.js.app[0]: glob "{"a" * 60}..." is 100,000 characters '
                     "long (at most 1,024)"),
     "brace bomb": (lambda r: manifest(r, {"libraries": [{"glob": "{a,b}" * 24}]}),
-                   'bad: <bad>/bosco-service.json: libraries[0].glob: glob "' + ("{a,b}" * 12) + '..." expands to '
+                   'bad: <bad>/bosco-service.json:1:17: libraries[0].glob: glob "' + ("{a,b}" * 12) + '..." expands to '
                    "more than 1,000 patterns (braces)"),
     "map sources a number": (lambda r: minified(r, {"sources": 5, "mappings": "AAAA"}),
                              "bad: js/min: vendor/x.min.js.map: not a usable source map: sources must be a list of "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bosco.errors import ConfigError
-from bosco.jsonfile import load_json
+from bosco.jsonfile import dotted, load_json, locate, members
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -30,3 +30,23 @@ def test_json_errors_point_at_the_place_to_fix(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         load_json(path, ConfigError, "fix it")
     assert str(info.value) == f"{path}:{message}"
+
+
+def test_members_walks_every_member_in_document_order_with_its_position():
+    text = '{\n "a": [1, {"b": "x\\"}", "c": []}, [ ], {}],\n "d" : {"e": null, "e": -2.5e3},\n "f": true\n}'
+    walked = [(key, text[pos:pos + 4]) for key, pos in members(text)]
+    assert walked == [
+        (("a",), '"a":'), (("a", 0), "1, {"), (("a", 1), '{"b"'), (("a", 1, "b"), '"b":'), (("a", 1, "c"), '"c":'),
+        (("a", 2), "[ ],"), (("a", 3), "{}],"), (("d",), '"d" '), (("d", "e"), '"e":'), (("d", "e"), '"e":'),
+        (("f",), '"f":')]
+    assert [dotted(key) for key, _ in members(text)][:5] == ["a", "a[0]", "a[1]", "a[1].b", "a[1].c"]
+    assert locate(text, "d.e") == "3:9" and locate(text, "a[1].c") == "2:25" and locate(text, "z") is None
+    assert [list(members(doc)) for doc in ("1", "[]", "{}", '"x"')] == [[], [], [], []]
+
+
+def test_a_repeated_key_is_named_at_its_second_occurrence(tmp_path):
+    path = tmp_path / "bosco.json"
+    path.write_text('{\n  "cdn": {"port": 1},\n  "aws": {},\n  "cdn": {}\n}\n')
+    with pytest.raises(ConfigError) as info:
+        load_json(path, ConfigError, "fix it")
+    assert str(info.value) == f'{path}:4:3: key "cdn" appears twice in one object; only one can count'

@@ -31,14 +31,15 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"service": {"name": "n" * 10_000}}, 'service.name "' + "n" * 60 + '..." cannot be a key segment'),
-    ({"assets": {"js": {"t" * 239: ["a.js"]}}}, 'assets.js: bundle tag "' + "t" * 60 + '..." cannot be a key segment'),
+    ({"service": {"name": "n" * 10_000}}, '1:14: service.name "' + "n" * 60 + '..." cannot be a key segment'),
+    ({"assets": {"js": {"t" * 239: ["a.js"]}}}, '1:13: assets.js: bundle tag "' + "t" * 60 + '..." cannot be a key '
+     "segment"),
 ])
 def test_names_too_long_for_a_key_are_manifest_errors(tmp_path: Path, data: dict, message: str):
     path = write(tmp_path / "bosco-service.json", json.dumps(data))
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
-    assert str(info.value).startswith(f"{path}: {message} (non-empty, at most 238 bytes,")
+    assert str(info.value).startswith(f"{path}:{message} (non-empty, at most 238 bytes,")
 
 
 def test_a_tag_of_238_bytes_is_fine(tmp_path: Path):

@@ -9,7 +9,7 @@ import pytest
 
 from bosco.assets import collect, expand
 from bosco.errors import ManifestError
-from bosco.manifest import BuildSpec, load_manifest
+from bosco.manifest import BuildSpec, load_manifest, parse_manifest
 
 
 def write(path: Path, data) -> Path:
@@ -48,7 +48,7 @@ def test_base_path_escaping_the_repo_is_an_error(tmp_path, base):
     path = write(tmp_path / "bosco-service.json", {"assets": {"basePath": base, "js": {"top": ["a.js"]}}})
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
-    assert str(info.value) == f"{path}: assets.basePath {base!r} points outside the repository"
+    assert str(info.value) == f"{path}:1:13: assets.basePath {base!r} points outside the repository"
 
 
 def test_glob_escaping_the_repo_is_an_error_entry(tmp_path):
@@ -118,7 +118,7 @@ SEGMENT_RULE = " (non-empty, at most 238 bytes, no '/', '\\' or control characte
     ({"files": ""}, "files must be an object mapping bundle tags to objects, not a string"),
     ({"files": {"t": {"js": ""}}}, "files.t.js[0]: a glob cannot be empty"),
     ({"assets": 0}, "assets must be an object, not a number"),
-    ({"assets": {"js": {"top": {}}}}, "assets.js.top must be a list of glob strings, not an object"),
+    ({"assets": {"js": {"top": {}}}}, "assets.js.top must be a glob string or a list of glob strings, not an object"),
     ({"assets": {"basePath": 5, "js": {"a": ["x"]}}}, "assets.basePath must be a string, not a number"),
     ({"build": False}, "build must be an object, not true or false"),
     ({"build": {"watch": []}}, "build.watch must be an object, not a list"),
@@ -135,8 +135,30 @@ SEGMENT_RULE = " (non-empty, at most 238 bytes, no '/', '\\' or control characte
 def test_bad_shapes_name_the_file_and_key(tmp_path, data, message):
     path = write(tmp_path / "bosco-service.json", data)
     with pytest.raises(ManifestError) as info:
-        load_manifest(path)
+        parse_manifest(data, path)  # the file's text is not at hand: the key, no line
     assert str(info.value) == f"{path}: {message}"
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    placed = str(info.value).removeprefix(f"{path}:")
+    assert placed.endswith(f" {message}") and (message == "must hold a JSON object" or placed[0].isdigit())
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{\n  "assets": {\n    "js": {\n      "main": ["a.js",\n               7]\n    }\n  }\n}\n',
+     "5:16: assets.js.main[1] must be a glob string, not a number"),
+    ('{\n  "service": {"name": "app"},\n  "assets": {\n    "css": {"main": 42}\n  }\n}\n',
+     "4:13: assets.css.main must be a glob string or a list of glob strings, not a number"),
+    ('{\n  "files": {\n    "t": {\n      "js": ""\n    }\n  }\n}\n', "4:7: files.t.js[0]: a glob cannot be empty"),
+    ('{\n  "service": {"name": "app"},\n  "build": {"timeout": "10s"}\n}\n',
+     '3:13: build.timeout must be a whole number of milliseconds from 1 to 86400000, not "10s"'),
+    ('{\n  "assets": {\n    "js": {\n      "main": [],\n      "main": []\n    }\n  }\n}\n',
+     '5:7: key "main" appears twice in one object; only one can count'),
+])
+def test_errors_name_the_line_and_column_of_the_key(tmp_path, text, message):
+    path = write(tmp_path / "bosco-service.json", text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value) == f"{path}:{message}"
 
 
 def test_null_counts_as_absent(tmp_path):
@@ -150,7 +172,7 @@ def test_duplicate_keys_are_an_error(tmp_path):
     path = write(tmp_path / "bosco-service.json", '{"assets": {"js": {"a": ["x.js"]}}, "assets": {}}')
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
-    assert str(info.value) == f'{path}: key "assets" appears twice in one object; only one can count'
+    assert str(info.value) == f'{path}:1:37: key "assets" appears twice in one object; only one can count'
 
 
 def test_empty_glob_list_warns(tmp_path):
