@@ -69,15 +69,22 @@ _URL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.I)
 
 
 def _own_map(asset: Asset, comments: tuple[tuple[int, int, str], ...], maps: dict[Path, Asset],
-             used: set[Path], repo: Path, errors: list[str]) -> tuple[Path, str] | None:
-    """The map file of ``asset`` and its repo path: its own (last) ``sourceMappingURL`` comment's
-    target when that is a listed map or a file, else a listed ``<file>.map``, else a listed
-    ``<stem>.map`` (jQuery's ``jquery.min.map`` next to ``jquery.min.js``). A listed map found is
-    added to ``used``. A comment target outside ``repo`` is never read or checked for existence
-    (an error in ``errors`` for an already-minified file, whose map would be read)."""
+             used: set[Path], repo: Path, errors: list[str], warnings: list[str]) -> OwnMap | None:
+    """The map of ``asset``: its own (last) ``sourceMappingURL`` comment's target when that is a
+    listed map, a file or an inline ``data:`` URL (RFC 2397, as bundlers write them), else a listed
+    ``<file>.map``, else a listed ``<stem>.map`` (jQuery's ``jquery.min.map`` next to
+    ``jquery.min.js``). A listed map found is added to ``used``. A comment target outside ``repo``
+    is never read or checked for existence (an error in ``errors`` for an already-minified file,
+    whose map would be read), nor is a remote or ``file:`` URL (a warning when no other map is found)."""
     candidates = []
     url = comments[-1][2] if comments else ""
     local = bool(url) and not _URL.match(url)
+    if url[:5].lower() == "data:":
+        inline = _inline_map(url)
+        if inline is not None:
+            return asset.path, f"{asset.repo_rel} (its inline source map)", inline
+        if asset.already_minified:
+            errors.append(f"{asset.repo_rel}: sourceMappingURL data: URL cannot be decoded (RFC 2397); not used")
     if local:
         candidates.append(asset.path.parent / unquote(url.split("?")[0].split("#")[0]))
     candidates += [asset.path.with_name(asset.path.name + ".map"), asset.path.with_suffix(".map")]
@@ -91,15 +98,30 @@ def _own_map(asset: Asset, comments: tuple[tuple[int, int, str], ...], maps: dic
             continue
         if real in maps:
             used.add(real)
-            return candidate, maps[real].repo_rel
+            return candidate, maps[real].repo_rel, None
         if comment:
             shown = real.relative_to(repo.resolve()).as_posix()
             reason = problem(real)
             if reason is None:
-                return real, shown
+                return real, shown, None
             if reason != "does not exist" and asset.already_minified:
                 errors.append(f"{asset.repo_rel}: sourceMappingURL {shown}: {reason}, not a regular file; not read")
+    if url and not local and url[:5].lower() != "data:" and asset.already_minified:
+        warnings.append(f"{asset.repo_rel}: sourceMappingURL {url[:80]!r} is not a path in the repository, so bosco "
+                        f"does not read it and maps the bundle to the minified file (list the map beside the file)")
     return None
+
+
+def _inline_map(url: str) -> str | None:
+    """The text of a ``data:`` URL (RFC 2397: percent-encoded or ``;base64``), decoded as UTF-8;
+    None when it is malformed. Decoded by the standard library's ``data:`` URL handler."""
+    from urllib.request import urlopen  # here: it imports http.client, needed only for inline maps
+
+    try:
+        with urlopen(url) as response:  # a data: URL only (the caller checks): nothing is fetched
+            return response.read().decode("utf-8")
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
 
 
 def _shift_segments(lines: list[list[tuple[int, ...]]], original: str, text: str,
@@ -162,18 +184,20 @@ def _decoded(data: dict[str, Any]) -> tuple[list[list[tuple[int, ...]]] | None, 
     return lines, None
 
 
-def _compose(writer: MapWriter, map_path: Path, shown: str, service: str, repo: Path, line0: int,
-             errors: list[str], original: str = "", text: str = "",
+def _compose(writer: MapWriter, map_path: Path, shown: str, inline: str | None, service: str, repo: Path,
+             line0: int, errors: list[str], original: str = "", text: str = "",
              edits: tuple[tuple[int, int, int], ...] = ()) -> bool:
     """Copy the segments of an input's own map (``shown``: its repo path) into ``writer``, shifted
     down by ``line0`` lines and, when bosco rewrote the input (``original`` became ``text`` by
     ``edits``, see ``_shift_segments``), to where the rewritten text holds each mapped character.
+    ``inline`` is the map's text when the input holds it (a ``data:`` URL); ``map_path`` then is
+    the input itself (relative ``sources`` resolve from its folder).
 
     A source without ``sourcesContent`` is read only when it resolves inside ``repo`` (else an
     error, and its content stays null). A malformed map adds an error naming the map and the
     field to ``errors``, writes nothing and returns False."""
     try:
-        data = parse_json(read_text(map_path, shown), shown, BundleError)
+        data = parse_json(read_text(map_path, shown) if inline is None else inline, shown, BundleError)
     except BoscoError as exc:
         errors.append(f"{exc} (not a usable source map)")
         return False
@@ -279,7 +303,8 @@ def minify_inputs(service: str, repo: Path, type_: str, tag: str, assets: tuple[
             if may_minify and own_map is None]
 
 
-_Unit = tuple[str, str, str, tuple[tuple[int, int, int], ...], "tuple[Path, str] | None", bool, str]
+OwnMap = tuple[Path, str, "str | None"]  # an input's own map: (map file, its repo path, inline map text)
+_Unit = tuple[str, str, str, tuple[tuple[int, int, int], ...], "OwnMap | None", bool, str]
 
 
 def _units(service: str, repo: Path, type_: str, name: str, assets: tuple[Asset, ...], build: str,
@@ -290,15 +315,16 @@ def _units(service: str, repo: Path, type_: str, name: str, assets: tuple[Asset,
     maps = {a.path.resolve(): a for a in assets if a.source_map}
     used: set[Path] = set()
     errors: list[str] = []
+    warnings: list[str] = []
     inputs = []
     for asset in assets:
         if asset.source_map:
             continue
         raw = read_text(asset.path, asset.repo_rel)
         comments = map_comments(type_, raw)
-        own_map = _own_map(asset, comments, maps, used, repo, errors)
+        own_map = _own_map(asset, comments, maps, used, repo, errors, warnings)
         inputs.append((asset, _without_map_comments(raw, comments), own_map if asset.already_minified else None))
-    warnings: list[str] = [
+    warnings += [
         f"{a.repo_rel}: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
         f"comment, <file>.map or <stem>.map), so it is not used" for real, a in maps.items() if real not in used]
     parts: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -95,6 +96,49 @@ def test_already_minified_map_is_composed(tmp_path: Path, node):
     assert json.loads(lookup) == ["app-checkout/vendor/tiny.js", 1, 22, None]
     assert (workspace / "app-checkout/vendor/tiny.js").exists() is False  # reached through sourcesContent
     assert js.read_text().count("sourceMappingURL") == 1
+
+
+def inline_vendor_map(workspace: Path, comment: str | None = None) -> Path:
+    """app-checkout whose already-minified vendor file carries ``comment`` (default: its own map as
+    a base64 ``data:`` URL) instead of naming the map file, which is gone."""
+    shutil.copytree(EXAMPLE / "app-checkout", workspace / "app-checkout")
+    vendor = workspace / "app-checkout/vendor"
+    inline = base64.b64encode((vendor / "tiny.min.js.map").read_bytes()).decode()
+    (vendor / "tiny.min.js.map").unlink()
+    comment = comment or f"data:application/json;charset=utf-8;base64,{inline}"
+    js = vendor / "tiny.min.js"
+    js.write_text(js.read_text().replace("sourceMappingURL=tiny.min.js.map", f"sourceMappingURL={comment}"))
+    manifest = workspace / "app-checkout/bosco-service.json"
+    manifest.write_text(manifest.read_text().replace(', "tiny.min.js.map"', ""))
+    return workspace / "app-checkout"
+
+
+def test_inline_data_url_map_of_an_already_minified_file_is_composed(tmp_path: Path, node):
+    result = build(inline_vendor_map(tmp_path / "ws"), BuildOptions(build="default", bundle=True, minify=True))
+    write_outputs(result, tmp_path / "out")
+    js = tmp_path / "out/app-checkout/default/js/vendor-min.js"
+    lookup = node.run(MAP_LOOKUP, str(js), str(js.with_name("vendor-min.js.map")), "n){return")
+    assert json.loads(lookup) == ["app-checkout/vendor/tiny.js", 1, 22, None]
+    assert js.read_text().count("sourceMappingURL") == 1 and "base64" not in js.read_text()
+    assert result.all_warnings == () and result.all_errors == ()
+
+
+def test_remote_map_url_of_an_already_minified_file_is_a_warning_not_a_fetch(tmp_path: Path):
+    result = build(inline_vendor_map(tmp_path / "ws", "file:///etc/tiny.min.js.map"),
+                   BuildOptions(build="default", bundle=True, minify=True))
+    assert result.all_warnings == (
+        "js/vendor-min: vendor/tiny.min.js: sourceMappingURL 'file:///etc/tiny.min.js.map' is not a path in the "
+        "repository, so bosco does not read it and maps the bundle to the minified file (list the map beside the "
+        "file)",)
+    sources = json.loads(output(result, "app-checkout/default/js/vendor-min.js.map"))["sources"]
+    assert sources == ["app-checkout/vendor/tiny.min.js"]
+
+
+def test_undecodable_data_url_map_of_an_already_minified_file_is_an_error(tmp_path: Path):
+    result = build(inline_vendor_map(tmp_path / "ws", "data:application/json;base64,%%%not-base64"),
+                   BuildOptions(build="default", bundle=True, minify=True))
+    assert result.all_errors == (
+        "js/vendor-min: vendor/tiny.min.js: sourceMappingURL data: URL cannot be decoded (RFC 2397); not used",)
 
 
 def test_map_is_served_as_json(tmp_path: Path):
