@@ -5,7 +5,8 @@ would have been served (``<service>/<build>/<path relative to basePath>``), so r
 references are rewritten in key space to reach the same file from the bundle (Bosco issue #182:
 fonts broke after bundling). ``data:``, ``http(s):``, protocol-relative, root-relative and
 fragment-only URLs are left alone. ``@charset`` is kept once, first; ``@import`` of an external (or
-root-relative) URL is hoisted to the top in order; ``@import`` of a local file is inlined once,
+root-relative) URL is hoisted to the top in order (a warning when rules of the bundle came before
+it: they now precede the imported sheet in the cascade); ``@import`` of a local file is inlined once,
 before the file that imports it (an ``@import`` may only precede all rules, so that is where its rules applied).
 Statements that move leave only their line breaks behind, so the lines of the rest stay put (and
 ``edits`` record every change, so minified maps still point at the file on disk).
@@ -181,6 +182,13 @@ class _Preparer:
                 blocks: tuple[str, ...]) -> None:
         own = import_blocks(condition)
         if _ABSOLUTE.match(url):
+            earlier = next((part.name.split("/", 1)[1] for part in self.result.parts
+                            if not _PRELUDE.fullmatch(part.text)), None)
+            if earlier is not None:  # the head goes first: the imported sheet now precedes those rules
+                self.result.warnings.append(
+                    f"{where}: @import {url!r} goes to the top of the bundle, above the rules of {earlier} that "
+                    f"came before it, so those rules now win where they conflict (import it from the page, "
+                    f"before the bundle, to keep the order)")
             if not blocks:
                 self.result.head.append(statement)
             elif own == [] and len(self.outer) == 1:

@@ -69,7 +69,13 @@ def test_one_charset_first_and_imports(tmp_path: Path, map_checker):
     }
     repo = service(tmp_path, "svc", files, {"css": {"main": ["css/a.css", "css/b.css"]}, "img": {"main": ["img/*"]}})
     result = build(repo, CONCAT)
-    assert result.all_errors == () and result.all_warnings == ()
+    assert result.all_errors == ()
+    # a.css imports its external sheet first: in order; b.css's comes after the rules of a.css (and
+    # of base.css, which a.css inlines): hoisted above them, which changes the cascade
+    assert result.all_warnings == (
+        "css/main: css/b.css:2: @import '//cdn.example/b.css' goes to the top of the bundle, above the rules of "
+        "css/parts/base.css that came before it, so those rules now win where they conflict (import it from the "
+        "page, before the bundle, to keep the order)",)
     assert output(result, "svc/7/css/main.css").decode() == (
         '@charset "UTF-8";\n'
         '@import url("https://fonts.example/css?family=A");\n'
@@ -102,6 +108,18 @@ def test_one_charset_first_and_imports(tmp_path: Path, map_checker):
         ("bg", "svc/css/parts/base.css", [1, 24], "../../img/bg.png); }"),
         ("png", "svc/css/parts/base.css", [1, 24], "../../img/bg.png); }"),
     ]
+
+
+def test_external_import_after_a_conditional_local_import_warns_that_the_order_changes(tmp_path: Path):
+    files = {"css/a.css": '@import "print.css" print;\n@import url(https://fonts.example/f.css);\n.a { x: y; }\n',
+             "css/print.css": ".p { color: black; }\n"}
+    result = build(service(tmp_path, "svc", files, {"css": {"main": ["css/a.css"]}}), CONCAT)
+    assert result.all_warnings == (
+        "css/main: css/a.css:2: @import 'https://fonts.example/f.css' goes to the top of the bundle, above the "
+        "rules of css/print.css that came before it, so those rules now win where they conflict (import it from "
+        "the page, before the bundle, to keep the order)",)
+    assert output(result, "svc/7/css/main.css").decode().startswith(
+        "@import url(https://fonts.example/f.css);\n@media print{.p { color: black; }}\n")
 
 
 def test_unresolvable_import_is_an_error_naming_both_files(tmp_path: Path):
