@@ -170,7 +170,7 @@ def test_build_timeout_must_be_a_sane_number_of_milliseconds(tmp_path: Path, val
     manifest = root / "hung" / "bosco-service.json"
     with pytest.raises(ManifestError) as raised:
         load_manifest(manifest)
-    assert str(raised.value) == (f"{manifest}: build.timeout must be a whole number of milliseconds from 1 to "
+    assert str(raised.value) == (f"{manifest}:1:69: build.timeout must be a whole number of milliseconds from 1 to "
                                  f"86400000, not {json.dumps(value)}")
     (root / ".bosco").mkdir()
     (root / ".bosco" / "bosco.json").write_text(json.dumps({"build": {"timeout": value}}))
