@@ -14,11 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bosco.config import BuildSection
 from bosco.errors import BuildCommandError
 from bosco.manifest import BuildSpec
 
 TAIL_LINES = 20
-DEFAULT_TIMEOUT_MS = 600_000  # build.timeout when neither the manifest nor the config sets it
+DEFAULT_TIMEOUT_MS = BuildSection.timeout  # build.timeout when neither the manifest nor the config sets it
 STOP_GRACE = 1.0  # seconds a stopped process group gets between SIGTERM and SIGKILL
 
 _running: set[subprocess.Popen[bytes]] = set()  # build commands running now (stop_all ends them)

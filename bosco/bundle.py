@@ -21,7 +21,7 @@ import csscompressor
 import numpy as np
 
 from bosco.assets import Asset
-from bosco.config import CSS_MINIFIERS
+from bosco.config import CSS_MINIFIERS, CssSection, MinifySection
 from bosco.css import prepare as prepare_css
 from bosco.errors import BoscoError, BundleError, InputFileError
 from bosco.files import inside, problem, read_text
@@ -289,7 +289,8 @@ def _without_hashbang(text: str) -> str:
 
 
 def minify_inputs(service: str, repo: Path, type_: str, tag: str, assets: tuple[Asset, ...], build: str = "local",
-                  css_minifier: str = "rcssmin") -> list[tuple[str, str | None, tuple[tuple[int, int, int], ...]]]:
+                  css_minifier: str = CssSection.minifier,
+                  ) -> list[tuple[str, str | None, tuple[tuple[int, int, int], ...]]]:
     """The ``(text, source, edits)`` that ``build_bundle`` with ``minify`` will pass to
     ``minify_verified`` for these assets (for ``verify.prewarm``); empty when an input cannot be
     read (``build_bundle`` reports it)."""
@@ -358,10 +359,10 @@ def build_bundle(
     tag: str,
     assets: tuple[Asset, ...],
     minify: bool,
-    css_minifier: str = "rcssmin",
+    css_minifier: str = CssSection.minifier,
     build: str = "local",
     known_keys: frozenset[str] = frozenset(),
-    legal_comments: str = "inline",
+    legal_comments: str = MinifySection.legalcomments,
 ) -> Bundle:
     """Concatenate (and with ``minify`` minify) the ``js`` or ``css`` ``assets`` of one bundle.
 

@@ -32,17 +32,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bosco.config import CacheSection
 from bosco.files import write_atomic
 from bosco.userdirs import cache_enabled, xdg_home
 
 FORMAT = "v2"  # layout and serialization of cache entries
 MAGIC = b"bosco-cache-entry 1\n"
-DEFAULT_MAXSIZE = 2048  # MB of the local cache folder (cache.maxsize)
 MEMORY_ENTRIES = 4096
 _memory: dict[str, Any] = {}
 _stored = False  # this process wrote to the local folder: trim it at exit
 _remote: RemoteCache | None = None
-_maxsize = DEFAULT_MAXSIZE
+_maxsize = CacheSection.maxsize
 
 
 @lru_cache(maxsize=1)
@@ -204,7 +204,7 @@ def remote() -> RemoteCache | None:
     return _remote
 
 
-def configure(remote_url: str | None, config: Any = None, maxsize: int = DEFAULT_MAXSIZE) -> None:
+def configure(remote_url: str | None, config: Any = None, maxsize: int = CacheSection.maxsize) -> None:
     """Use the shared store at ``remote_url`` (``s3://bucket/prefix``, reached with the S3 settings
     of ``config``) or none, and cap the local folder at ``maxsize`` MB. Pending uploads are waited
     for and the local folder trimmed when the process exits."""

@@ -3,6 +3,10 @@
 Layers, lowest to highest: built-in ``DEFAULTS``; the user file; ``<root>/.bosco/bosco.json``;
 ``<root>/.bosco/<environment>.json``; ``BOSCO_*`` environment variables; command-line options.
 Objects deep-merge (``deepmerge``), the higher layer winning per key.
+
+Each section bosco reads is one frozen dataclass (``CdnSection``, ``AwsSection``, ...) whose fields
+hold the built-in defaults and the check of a configured value; ``Config.cdn``, ``Config.aws``, ...
+return them, and ``Config.origins`` records which file, variable or option set each dotted key.
 """
 
 from __future__ import annotations
@@ -10,43 +14,150 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from deepmerge import Merger
 
-from bosco import budgets, userdirs
+from bosco import userdirs
 from bosco.errors import ConfigError
 from bosco.jsonfile import load_json
-from bosco.manifest import TIMEOUT_MS_RANGE, valid_timeout_ms
 from bosco.redact import mask_values, shown_value
 from bosco.typos import close_match
 
-DEFAULTS: dict[str, Any] = {
-    "cdn": {"host": "127.0.0.1", "port": 7334, "url": None},
-    "css": {"minifier": "rcssmin"},
-    "minify": {"legalcomments": "inline"},
-    "fragments": {"sri": True},
-    "aws": {"bucket": None, "region": None, "cdn": None, "endpoint": None, "maxage": 31536000,
-            "shortcache": "public, max-age=60, must-revalidate", "attempts": 5,
-            "connecttimeout": 5, "readtimeout": 30},
-    "brotli": {"quality": 11, "mapquality": 5},
-    "cache": {"remote": None, "maxsize": 2048},
-    "types": {},  # ".ext" -> media type, on top of bosco's table (bosco.assetset.use_types)
-    "build": {"timeout": 600000},
-}
+MAX_TIMEOUT_MS = 86_400_000  # one day: a build (or watch build) that needs longer is stuck
+TIMEOUT_MS_RANGE = f"a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"
+
+
+def valid_timeout_ms(value: Any) -> bool:
+    """True for a timeout bosco accepts: a whole number of milliseconds from 1 to one day."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TIMEOUT_MS
+
 
 CSS_MINIFIERS = ("rcssmin", "csscompressor")  # css.minifier values; rcssmin first: the default
 LEGAL_COMMENTS = ("inline", "eof", "linked", "none")  # minify.legalcomments (esbuild's --legal-comments)
-# Keys bosco reads besides those of DEFAULTS: the workspace's repos list, Bosco's credentials.
-KNOWN_KEYS: dict[str, tuple[str, ...]] = {  # "types" holds any extension
-    **{section: tuple(keys) for section, keys in DEFAULTS.items() if section != "types"},
-    "aws": (*DEFAULTS["aws"], "key", "secret"),
+
+
+def _int_from(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _optional_str(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def setting(default: Any, check: Callable[[Any], bool], valid: str, shown: bool = True) -> Any:
+    """A field of a configuration section: its built-in ``default``, the ``check`` a configured value
+    must pass and what a valid value is (``valid``, for the error). ``shown=False`` keeps it out of
+    ``DEFAULTS`` (a key accepted for compatibility that ``bosco config`` lists only when set)."""
+    return field(default=default, repr=shown, metadata={"check": check, "valid": valid, "shown": shown})
+
+
+@dataclass(frozen=True)
+class CdnSection:
+    """``cdn``: the interface and port ``bosco cdn`` listens on and the URL prefix of its links
+    (``url`` None: ``http://localhost:<port>``)."""
+
+    host: str = setting("127.0.0.1", lambda v: isinstance(v, str) and v != "", "a host name or IP address")
+    port: int = setting(7334, _int_from(0, 65535), "a whole number from 0 to 65535")
+    url: str | None = setting(None, _optional_str, "a URL string")
+
+
+@dataclass(frozen=True)
+class CssSection:
+    """``css``: the CSS minifier (one of ``CSS_MINIFIERS``)."""
+
+    minifier: str = setting(CSS_MINIFIERS[0], lambda v: v in CSS_MINIFIERS,
+                            " or ".join(f'"{m}"' for m in CSS_MINIFIERS))
+
+
+@dataclass(frozen=True)
+class MinifySection:
+    """``minify``: where legal comments of minified files go (``LEGAL_COMMENTS``, esbuild's
+    ``--legal-comments``)."""
+
+    legalcomments: str = setting("inline", lambda v: v in LEGAL_COMMENTS, " or ".join(f'"{m}"' for m in LEGAL_COMMENTS))
+
+
+@dataclass(frozen=True)
+class FragmentsSection:
+    """``fragments``: whether published fragments carry Subresource Integrity attributes."""
+
+    sri: bool = setting(True, lambda v: isinstance(v, bool), "true or false")
+
+
+@dataclass(frozen=True)
+class AwsSection:
+    """``aws``: the bucket and CDN of published releases, ``Cache-Control`` values (``maxage`` in
+    seconds, RFC 9111) and S3 client settings (``attempts`` per request, timeouts in seconds).
+    ``key``/``secret`` are Bosco's credentials, accepted for compatibility and never printed."""
+
+    bucket: str | None = setting(None, lambda v: v is None or (isinstance(v, str) and v != ""), "a bucket name")
+    region: str | None = setting(None, _optional_str, "a region name")
+    cdn: str | None = setting(None, _optional_str, "a URL string")
+    endpoint: str | None = setting(None, lambda v: v is None or (isinstance(v, str) and v.startswith(
+        ("http://", "https://"))), "an http:// or https:// URL")
+    maxage: int = setting(31536000, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                          "a whole number of seconds")
+    shortcache: str = setting("public, max-age=60, must-revalidate", lambda v: isinstance(v, str) and v != "",
+                              "a Cache-Control header value")
+    attempts: int = setting(5, _int_from(1, 20), "a whole number of attempts from 1 to 20")
+    connecttimeout: int = setting(5, _int_from(1, 600), "a whole number of seconds from 1 to 600")
+    readtimeout: int = setting(30, _int_from(1, 600), "a whole number of seconds from 1 to 600")
+    key: str | None = setting(None, _optional_str, "a string (an AWS access key id)", shown=False)
+    secret: str | None = setting(None, _optional_str, "a string (an AWS secret access key)", shown=False)
+
+
+@dataclass(frozen=True)
+class BrotliSection:
+    """``brotli``: the brotli quality (0-11, RFC 7932) of published text and of source maps."""
+
+    quality: int = setting(11, _int_from(0, 11), "a brotli quality from 0 to 11")
+    mapquality: int = setting(5, _int_from(0, 11), "a brotli quality from 0 to 11")
+
+
+@dataclass(frozen=True)
+class CacheSection:
+    """``cache``: the shared cache (``remote``, ``s3://bucket/prefix``) and the size of the local
+    cache folder (``maxsize``, MB)."""
+
+    remote: str | None = setting(None, lambda v: v is None or (isinstance(v, str) and v.startswith("s3://")
+                                                                and len(v) > 5), "an s3://bucket/prefix URL")
+    maxsize: int = setting(2048, _int_from(1, 10**7), "a whole number of MB")
+
+
+@dataclass(frozen=True)
+class BuildSection:
+    """``build``: how long (ms) a ``build.command`` may run when its manifest sets no timeout."""
+
+    timeout: int = setting(600000, valid_timeout_ms, TIMEOUT_MS_RANGE)
+
+
+# The typed sections, in the order ``bosco config`` lists them; ``types`` (".ext" -> media type, on
+# top of bosco's table: bosco.assetset.use_types) is a free-form object between cache and build.
+SECTIONS: dict[str, type] = {"cdn": CdnSection, "css": CssSection, "minify": MinifySection,
+                             "fragments": FragmentsSection, "aws": AwsSection, "brotli": BrotliSection,
+                             "cache": CacheSection, "build": BuildSection}
+
+
+def _defaults(section: type) -> dict[str, Any]:
+    return {f.name: f.default for f in fields(section) if f.metadata["shown"]}
+
+
+DEFAULTS: dict[str, Any] = {
+    **{name: _defaults(cls) for name, cls in SECTIONS.items() if name != "build"},
+    "types": {},
+    "build": _defaults(BuildSection),
 }
+# Keys bosco reads: every field of a section ("types" holds any extension).
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {name: tuple(f.name for f in fields(cls)) for name, cls in SECTIONS.items()}
 TOP_LEVEL = (*DEFAULTS, "repos", "budgets")
 OTHER_VARIABLES = ("BOSCO_CACHE",)  # BOSCO_* variables that are not configuration keys
+
+S = TypeVar("S")
 
 # Objects merge key by key; lists and scalars from the higher layer replace the lower one.
 _merger = Merger([(dict, ["merge"])], ["override"], ["override"])
@@ -75,6 +186,69 @@ class Config:
                 return default
             node = node[part]
         return default if node is None else node
+
+    def section(self, name: str, cls: type[S]) -> S:
+        """Section ``name`` of ``values`` as its typed ``cls``: keys absent or null take the field's
+        default (values were checked when loading; keys bosco does not read are left out)."""
+        node = self.values.get(name)
+        node = node if isinstance(node, Mapping) else {}
+        return cls(**{f.name: node[f.name] for f in fields(cls) if node.get(f.name) is not None})  # type: ignore[arg-type]
+
+    @cached_property
+    def cdn(self) -> CdnSection:
+        """The ``cdn`` section."""
+        return self.section("cdn", CdnSection)
+
+    @cached_property
+    def css(self) -> CssSection:
+        """The ``css`` section."""
+        return self.section("css", CssSection)
+
+    @cached_property
+    def minify(self) -> MinifySection:
+        """The ``minify`` section."""
+        return self.section("minify", MinifySection)
+
+    @cached_property
+    def fragments(self) -> FragmentsSection:
+        """The ``fragments`` section."""
+        return self.section("fragments", FragmentsSection)
+
+    @cached_property
+    def aws(self) -> AwsSection:
+        """The ``aws`` section."""
+        return self.section("aws", AwsSection)
+
+    @cached_property
+    def brotli(self) -> BrotliSection:
+        """The ``brotli`` section."""
+        return self.section("brotli", BrotliSection)
+
+    @cached_property
+    def cache(self) -> CacheSection:
+        """The ``cache`` section."""
+        return self.section("cache", CacheSection)
+
+    @cached_property
+    def build(self) -> BuildSection:
+        """The ``build`` section."""
+        return self.section("build", BuildSection)
+
+    @property
+    def types(self) -> dict[str, str]:
+        """``types``: extra media types by extension (``{".glb": "model/gltf-binary"}``)."""
+        value = self.values.get("types")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def budgets(self) -> Any:
+        """``budgets`` as configured (None when unset; parsed by ``budgets.rules_for``)."""
+        return self.values.get("budgets")
+
+    @property
+    def repos(self) -> Any:
+        """``repos``: the service folders of the workspace file, in order (None when unset)."""
+        return self.values.get("repos")
 
     def masked(self) -> dict[str, Any]:
         """A copy of ``values`` fit for printing (``redact.mask_values``): every value under a key
@@ -124,45 +298,10 @@ def _record(layer: Mapping[str, Any], origin: str, origins: dict[str, str], pref
             _record(value, origin, origins, dotted + ".")
 
 
-def _int_from(low: int, high: int) -> Any:
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-
-
-_port = _int_from(0, 65535)
-
-
-# dotted key -> (check, what a valid value is); checked after merging, naming the layer that set it.
-SCHEMA: dict[str, tuple[Any, str]] = {
-    "cdn.host": (lambda v: isinstance(v, str) and v != "", "a host name or IP address"),
-    "cdn.port": (_port, "a whole number from 0 to 65535"),
-    "cdn.url": (lambda v: v is None or isinstance(v, str), "a URL string"),
-    "css.minifier": (lambda v: v in CSS_MINIFIERS, " or ".join(f'"{m}"' for m in CSS_MINIFIERS)),
-    "minify.legalcomments": (lambda v: v in LEGAL_COMMENTS, " or ".join(f'"{m}"' for m in LEGAL_COMMENTS)),
-    "fragments.sri": (lambda v: isinstance(v, bool), "true or false"),
-    "aws.maxage": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                   "a whole number of seconds"),
-    "aws.bucket": (lambda v: v is None or (isinstance(v, str) and v != ""), "a bucket name"),
-    "aws.endpoint": (lambda v: v is None or (isinstance(v, str) and v.startswith(("http://", "https://"))),
-                     "an http:// or https:// URL"),
-    "aws.key": (lambda v: v is None or isinstance(v, str), "a string (an AWS access key id)"),
-    "aws.secret": (lambda v: v is None or isinstance(v, str), "a string (an AWS secret access key)"),
-    "aws.shortcache": (lambda v: isinstance(v, str) and v != "", "a Cache-Control header value"),
-    "aws.attempts": (_int_from(1, 20), "a whole number of attempts from 1 to 20"),
-    "aws.connecttimeout": (_int_from(1, 600), "a whole number of seconds from 1 to 600"),
-    "aws.readtimeout": (_int_from(1, 600), "a whole number of seconds from 1 to 600"),
-    "brotli.quality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
-    "brotli.mapquality": (_int_from(0, 11), "a brotli quality from 0 to 11"),
-    "cache.remote": (lambda v: v is None or (isinstance(v, str) and v.startswith("s3://") and len(v) > 5),
-                     "an s3://bucket/prefix URL"),
-    "cache.maxsize": (_int_from(1, 10**7), "a whole number of MB"),
-    "build.timeout": (valid_timeout_ms, TIMEOUT_MS_RANGE),
-}
-
-
 def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
-    """Check the keys bosco reads (``SCHEMA``); raise ``ConfigError`` naming the file, variable or
-    option that set a bad value, what a valid value is, and the value found (``"****"`` for a key
-    that looks secret, ``redact.shown_value``)."""
+    """Check the keys bosco reads (the ``check`` of every field of ``SECTIONS``); raise
+    ``ConfigError`` naming the file, variable or option that set a bad value, what a valid value is,
+    and the value found (``"****"`` for a key that looks secret, ``redact.shown_value``)."""
     for section, default in DEFAULTS.items():
         if not isinstance(values.get(section), Mapping):
             origin = origins.get(section, "configuration")
@@ -175,14 +314,15 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     except ValueError as exc:
         origin = origins.get("types", "configuration")
         raise ConfigError(f"{origin}: types: {exc}", f"fix types in {origin}") from exc
-    for dotted, (check, valid) in SCHEMA.items():
-        section, key = dotted.split(".")
-        value = values[section].get(key)
-        if dotted not in origins or check(value):
-            continue
-        origin = origins[dotted]
-        raise ConfigError(f"{origin}: {dotted} must be {valid}, not {shown_value(dotted, value)}",
-                          f"fix {dotted} in {origin}")
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            dotted = f"{section}.{f.name}"
+            value = values[section].get(f.name)
+            if dotted not in origins or f.metadata["check"](value):
+                continue
+            origin = origins[dotted]
+            raise ConfigError(f"{origin}: {dotted} must be {f.metadata['valid']}, not {shown_value(dotted, value)}",
+                              f"fix {dotted} in {origin}")
 
 
 def _variable(dotted: str) -> str:
@@ -285,6 +425,8 @@ def load_config(
         _record(overrides, "command line", origins)
         _merger.merge(values, copy.deepcopy(dict(overrides)))
     validate(values, origins)
+    from bosco import budgets  # budgets measure asset sets: far more than loading needs
+
     budgets.parse(values.get("budgets"), lambda key: origins.get(f"budgets.{key}" if key else "budgets", "budgets"))
     unknown = unknown_keys(values, origins, env, strict)
     if strict and unknown:

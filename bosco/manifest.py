@@ -14,6 +14,7 @@ from wcmatch import glob as wcglob
 from wcmatch._wcparse import PatternLimitException  # what wcmatch raises past its brace-expansion limit
 
 from bosco.assetset import segment_problem
+from bosco.config import MAX_TIMEOUT_MS, TIMEOUT_MS_RANGE, valid_timeout_ms
 from bosco.errors import ManifestError
 from bosco.jsonfile import load_json_text, locate
 from bosco.typos import close_match, misspelt
@@ -207,15 +208,6 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
         check_glob(item["glob"], f"{where}[{i}].glob", path)
         specs.append(GlobSpec(base, item["glob"]))
     return tuple(specs)
-
-
-MAX_TIMEOUT_MS = 86_400_000  # one day: a build (or watch build) that needs longer is stuck
-TIMEOUT_MS_RANGE = f"a whole number of milliseconds from 1 to {MAX_TIMEOUT_MS}"
-
-
-def valid_timeout_ms(value: Any) -> bool:
-    """True for a timeout bosco accepts: a whole number of milliseconds from 1 to one day."""
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_TIMEOUT_MS
 
 
 def json_type(value: Any) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild, sri
 from bosco.builds import DEFAULT_TIMEOUT_MS, run_build
+from bosco.config import CssSection, MinifySection
 from bosco.css import local_imports
 from bosco.duplicates import Duplicate
 from bosco.duplicates import find as find_duplicates
@@ -52,7 +53,7 @@ class BuildOptions:
     bundle: bool = False
     base_url: str = ""
     tag: str | None = None
-    css_minifier: str = "rcssmin"
+    css_minifier: str = CssSection.minifier
     rebuild: bool = False
     sri: bool = False
     title: str = "bosco"
@@ -60,7 +61,7 @@ class BuildOptions:
     check_syntax: bool = True
     livereload: str | None = None
     refuse_foreign: bool = False
-    legal_comments: str = "inline"
+    legal_comments: str = MinifySection.legalcomments
     build_timeout_ms: int = DEFAULT_TIMEOUT_MS
 
 

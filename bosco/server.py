@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from bosco.assetset import AssetSet
+from bosco.config import CdnSection
 from bosco.errors import BoscoError
 from bosco.fragments import render_repos
 from bosco.pipeline import INDEX_KEY
@@ -478,7 +479,7 @@ class CdnServer:
     ``run()`` blocks (the CLI); ``start()`` serves from a background thread and returns once it
     accepts connections (tests); ``stop()`` shuts it down. ``port`` is the bound port."""
 
-    def __init__(self, holder: AssetHolder, host: str = "127.0.0.1", port: int = 7334,
+    def __init__(self, holder: AssetHolder, host: str = CdnSection.host, port: int = CdnSection.port,
                  header_timeout: float = HEADER_TIMEOUT, max_connections: int | None = None) -> None:
         self.socket = bind(host, port)
         self.host = host

@@ -61,7 +61,7 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
     their folders (none of them is built; the others are).
     """
     warnings: list[str] = []
-    repos = config.get("repos")
+    repos = config.repos
     if repos is not None:
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
             raise ConfigError(f"{root / '.bosco' / 'bosco.json'}: repos must be a list of folder names")

@@ -21,6 +21,7 @@ import brotli
 from bosco import workers as worker_pool
 from bosco.assetset import type_info
 from bosco.cache import cache_dir, remote
+from bosco.config import BrotliSection
 from bosco.publish.local import write_file
 
 
@@ -37,8 +38,10 @@ IDENTITY = Encoding("", "")
 GZIP = Encoding("gzip", "")
 BROTLI = Encoding("br", ".br")
 GZIP_LEVEL = 9
-BROTLI_QUALITY = 11  # what browsers download: smallest bodies, compressed once per content hash
-MAP_BROTLI_QUALITY = 5  # source maps are large and only fetched by developer tools
+# brotli.quality: what browsers download, smallest bodies, compressed once per content hash;
+# brotli.mapquality: source maps are large and only fetched by developer tools.
+BROTLI_QUALITY = BrotliSection.quality
+MAP_BROTLI_QUALITY = BrotliSection.mapquality
 POOL_THRESHOLD = 64 * 1024  # bytes; smaller bodies are encoded in the calling thread
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bosco.assetset import AssetSet, Output, content_type, segment_problem
+from bosco.config import AwsSection
 from bosco.errors import PublishError
 from bosco.publish.compress import Encoding, encodings_for
 from bosco.publish.release_index import ServiceState, read_service_state, stored_entries
@@ -21,8 +22,6 @@ from bosco.publish.report import ACTIONS
 from bosco.publish.target import Headers, StoredObject, Target, request_pool
 
 DEFAULT_BUILD = "default"
-DEFAULT_MAXAGE = 31536000
-SHORT_CACHE_CONTROL = "public, max-age=60, must-revalidate"
 DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) * 8)
 # Kinds whose keys carry the build segment (<service>/<build>/...), docs/layout.md.
 BUILD_KINDS = frozenset({"file", "bundle", "map", "fragment"})
@@ -44,8 +43,8 @@ class PublishOptions:
 
     environment: str
     build: str = DEFAULT_BUILD
-    maxage: int = DEFAULT_MAXAGE
-    short_cache_control: str = SHORT_CACHE_CONTROL
+    maxage: int = AwsSection.maxage
+    short_cache_control: str = AwsSection.shortcache
     concurrency: int = DEFAULT_CONCURRENCY
     bundle: str | None = None
     base_url: str = ""

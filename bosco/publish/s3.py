@@ -34,7 +34,7 @@ CONFLICT = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}  #
 
 def config_problems(config: Config, environment: str) -> list[str]:
     """What is missing from the configuration to publish to S3 (empty when nothing is)."""
-    if not config.get("aws.bucket"):
+    if not config.aws.bucket:
         return [f"aws.bucket is not set (put it in .bosco/{environment}.json or BOSCO_AWS_BUCKET)"]
     return []
 
@@ -45,24 +45,25 @@ def s3_client(config: Config, concurrency: int, on_retry: Callable[[str], None] 
     ``aws.connecttimeout``/``aws.readtimeout`` (seconds). ``on_retry(message)`` is called before
     each retry with the operation, URL (userinfo masked, ``redact.redact``), attempt and the cause
     of the previous failure."""
+    aws = config.aws
     credentials = {}
-    if config.get("aws.key") and config.get("aws.secret"):
-        credentials = {"aws_access_key_id": config.get("aws.key"), "aws_secret_access_key": config.get("aws.secret")}
+    if aws.key and aws.secret:
+        credentials = {"aws_access_key_id": aws.key, "aws_secret_access_key": aws.secret}
     boto_config = BotoConfig(
-        retries={"mode": "standard", "total_max_attempts": config.get("aws.attempts")},
-        connect_timeout=config.get("aws.connecttimeout"),
-        read_timeout=config.get("aws.readtimeout"),
+        retries={"mode": "standard", "total_max_attempts": aws.attempts},
+        connect_timeout=aws.connecttimeout,
+        read_timeout=aws.readtimeout,
         max_pool_connections=max(10, concurrency),
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        s3={"addressing_style": "path"} if config.get("aws.endpoint") else None,
+        s3={"addressing_style": "path"} if aws.endpoint else None,
     )
-    client = boto3.session.Session().client("s3", region_name=config.get("aws.region"),
-                                            endpoint_url=config.get("aws.endpoint"), config=boto_config, **credentials)
+    client = boto3.session.Session().client("s3", region_name=aws.region, endpoint_url=aws.endpoint,
+                                            config=boto_config, **credentials)
     if on_retry is not None:
         client.meta.events.register("needs-retry.s3", _record_cause)
         client.meta.events.register("request-created.s3", lambda request, operation_name, **_: _notify(
-            request, operation_name, config.get("aws.attempts"), on_retry))
+            request, operation_name, aws.attempts, on_retry))
     return client
 
 
@@ -231,4 +232,4 @@ def s3_target(config: Config, environment: str, concurrency: int,
     problems = config_problems(config, environment)
     if problems:
         raise PublishError(problems[0], "configure the bucket of this environment")
-    return S3Target(s3_client(config, concurrency, on_retry), config.get("aws.bucket"), f"{environment}/")
+    return S3Target(s3_client(config, concurrency, on_retry), str(config.aws.bucket), f"{environment}/")
