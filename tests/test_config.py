@@ -59,5 +59,6 @@ def test_every_section_key_is_checked_and_the_error_names_the_file(tmp_path: Pat
     valid = next(f.metadata["valid"] for f in fields(SECTIONS[section]) if f.name == key)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, "prod", env={"HOME": str(tmp_path)})
-    assert str(info.value) == f"{settings}: {dotted} must be {valid}, not {'****' if key in ('key', 'secret') else '[1]'}"
+    shown = "****" if key in ("key", "secret") else "[1]"  # secret values are never echoed
+    assert str(info.value) == f"{settings}: {dotted} must be {valid}, not {shown}"
     assert info.value.hint == f"fix {dotted} in {settings}"
