@@ -48,6 +48,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from bosco.budgets import BundleSizes
 from bosco.cache import key as cache_key
+from bosco.config import Config
 from bosco.errors import BoscoError, PublishError
 from bosco.files import write_atomic
 from bosco.fragments import PageService, RemotePage, url_for
@@ -304,7 +305,7 @@ class RemoteReleases:
     """The current releases of ``environment`` served through this proxy.
 
     ``list_releases()`` returns the current release index of every service of the environment
-    (``publish.release.published_services`` on the bucket) and raises ``Unreachable`` when the
+    (``publish.release_index.published_services`` on the bucket) and raises ``Unreachable`` when the
     bucket cannot be reached; ``origin`` serves the objects; ``store`` keeps the copies (and the
     release list, for offline starts); ``local`` are the names of the services served from the
     workspace (never served from here); ``base_url`` is where this server is reached (fragments
@@ -482,7 +483,7 @@ def routes_of(indexes: Iterable[Mapping[str, Any]]) -> dict[str, Route]:
     return routes
 
 
-def bucket_lister(config: Any, environment: str, concurrency: int = 8) -> tuple[Callable[[], list[dict[str, Any]]],
+def bucket_lister(config: Config, environment: str, concurrency: int = 8) -> tuple[Callable[[], list[dict[str, Any]]],
                                                                                str, Any]:
     """``(list_releases, description, client)`` for the bucket of ``environment`` (``aws.bucket``,
     ``aws.region``, ``aws.endpoint``; one attempt per request, as a browser retries itself).
@@ -490,7 +491,7 @@ def bucket_lister(config: Any, environment: str, concurrency: int = 8) -> tuple[
     from bosco.publish.release_index import published_services
     from bosco.publish.s3 import S3Target, s3_client
 
-    bucket = config.get("aws.bucket")
+    bucket = config.aws.bucket
     if not bucket:
         raise BoscoError(f"--remote {environment}: aws.bucket is not set, so there are no published releases to "
                          "read", f'set "aws": {{"bucket": "..."}} in .bosco/{environment}.json (or BOSCO_AWS_BUCKET)')
@@ -510,17 +511,16 @@ def bucket_lister(config: Any, environment: str, concurrency: int = 8) -> tuple[
     return list_releases, target.description, client
 
 
-def remote_releases(config: Any, environment: str, store_root: Path | None, local: Iterable[str],
+def remote_releases(config: Config, environment: str, store_root: Path | None, local: Iterable[str],
                     base_url: str) -> RemoteReleases:
     """The ``RemoteReleases`` of ``environment`` from its configuration (``aws.bucket`` lists the
     releases; objects come from ``aws.cdn`` when set, else from the bucket), their copies stored
     under ``store_root/remote/<upstream>`` (in memory when ``store_root`` is None), loaded.
     Raises ``BoscoError`` (see ``RemoteReleases.load``)."""
     list_releases, listing, client = bucket_lister(config, environment)
-    cdn = config.get("aws.cdn")
-    origin: Origin = (CdnOrigin(cdn, environment, float(config.get("aws.connecttimeout")),
-                                float(config.get("aws.readtimeout"))) if cdn
-                      else S3Origin(client, config.get("aws.bucket"), environment))
+    aws = config.aws
+    origin: Origin = (CdnOrigin(aws.cdn, environment, float(aws.connecttimeout), float(aws.readtimeout)) if aws.cdn
+                      else S3Origin(client, aws.bucket, environment))
     folder = store_root / "remote" / cache_key(listing, origin.description)[:16] if store_root else None
     return RemoteReleases(environment, list_releases, listing, origin, CopyStore(folder), local, base_url).load()
 
