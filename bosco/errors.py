@@ -44,6 +44,19 @@ class PublishError(BoscoError):
     """Writing a release to its target failed."""
 
 
+class ProblemsError(BoscoError):
+    """The inputs of a build or publish have problems (a service error, a missing setting, a bundle
+    over budget...): ``problems`` lists every one; nothing was published or written."""
+
+    def __init__(self, message: str, hint: str | None = None, problems: list[str] | None = None) -> None:
+        super().__init__(message, hint)
+        self.problems = list(problems or [])
+
+
+class Cancelled(BoscoError):
+    """A confirmation was declined: nothing changed."""
+
+
 class InputFileError(BoscoError):
     """A file that an input names cannot be used: it resolves outside its service repository, is not a
     regular file (FIFO, socket, device, folder, broken symlink), cannot be read or decoded, or holds

@@ -14,11 +14,13 @@ from live import TIMEOUT, atomic_write, until
 from watchdog.observers.inotify import InotifyObserver
 
 from bosco import watch as watch_module
-from bosco.cli import cli, print_rebuild, watched_services
+from bosco.app import rebuild_fields, watched_services
+from bosco.cli import cli
 from bosco.config import load_config
 from bosco.errors import BoscoError
 from bosco.pipeline import BuildOptions
 from bosco.server import AssetHolder
+from bosco.ui import Console
 from bosco.watch import INOTIFY_HINT, WatchRoot, WatchSession, is_relevant, watch_roots
 from bosco.workspace import discover_services, load_service
 
@@ -307,7 +309,7 @@ def test_recovery_after_a_failed_rebuild_is_reported(live, example: Path, capsys
     atomic_write(manifest, good)
     fixed = w.wait_rebuild("app-home", 2)
     assert fixed.ok and fixed.recovered
-    print_rebuild(fixed)
+    Console().event("rebuild", **rebuild_fields(fixed))
     assert capsys.readouterr().err.startswith(f"app-home: recovered in {fixed.ms:.0f} ms (bosco-service.json)")
 
 

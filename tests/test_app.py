@@ -1,0 +1,96 @@
+"""bosco's Python API (``bosco.app``) called directly, without the command line: ``build_to`` and
+``Cdn`` on the example workspace, what the reporter is told, and the README's example run as
+written. The S3 use cases are in tests/publish/test_app.py (moto's server)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bosco import app
+from bosco.errors import BoscoError, ProblemsError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+class Events(app.Reporter):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.lines: list[tuple[str, str]] = []
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.events.append((name, fields))
+
+    def warning(self, text: str) -> None:
+        self.lines.append(("warning", text))
+
+    def error(self, text: str) -> None:
+        self.lines.append(("error", text))
+
+
+pytestmark = pytest.mark.usefixtures("isolated_env")  # conftest.py: no user config, no BOSCO_* variables
+
+
+def test_build_to_writes_the_release_and_returns_its_figures(example, tmp_path):
+    ws = app.open_workspace(example, repo="^app-home$")
+    out = tmp_path / "out"
+    result = app.build_to(ws, out, build="7", reporter=Events())
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["app-home/7/css/main.css", "app-home/7/css/main.css.map", "app-home/7/fonts/inter.woff2",
+                       "app-home/7/html/bottom.js.html", "app-home/7/html/main.css.html", "app-home/7/html/top.js.html",
+                       "app-home/7/img/hero.jpg", "app-home/7/img/icon-cart.svg", "app-home/7/img/logo.png",
+                       "app-home/7/js/bottom.js", "app-home/7/js/bottom.js.map", "app-home/7/js/top.js",
+                       "app-home/7/js/top.js.map", "app-home/7/release.json", "app-home/releases.json",
+                       "index.html"]  # the libraries and site assets are other services'
+    assert (result.out, result.environment, result.build, result.services) == (out, "local", "7", ["app-home"])
+    assert (result.written, result.unchanged, result.warnings) == (len(written), 0, [])
+    assert result.bytes == sum((out / p).stat().st_size for p in written)
+    again = app.build_to(ws, out, build="7")
+    assert (again.written, again.unchanged, again.bytes) == (0, len(written), 0)
+
+
+def test_build_to_refuses_a_broken_service_and_writes_nothing(example, tmp_path):
+    (example / "app-home" / "public" / "js" / "polyfills.js").unlink()
+    reporter = Events()
+    with pytest.raises(ProblemsError) as raised:
+        app.build_to(app.open_workspace(example), tmp_path / "out", reporter=reporter)
+    assert str(raised.value) == f"1 error; nothing written to {tmp_path / 'out'}"
+    assert raised.value.problems == [text for kind, text in reporter.lines if kind == "error"]
+    assert raised.value.problems[0].startswith("app-home: js/top: js/polyfills.js: no file matches")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cdn_serves_over_http_and_reports_events(example):
+    reporter = Events()
+    cdn = app.Cdn(app.open_workspace(example), port=0, watch="app-home", reporter=reporter).start()
+    try:
+        assert cdn.built.wait(120)
+        response = httpx.get(f"{cdn.base_url}/app-home/local/html/main.css.html")
+        assert response.status_code == 200 and "app-home/local/css/" in response.text
+    finally:
+        cdn.stop()
+    names = [name for name, _ in reporter.events]
+    assert names == ["listening", "serving", "watching", "stopped"]
+    serving = reporter.events[1][1]
+    assert serving["url"] == f"http://localhost:{cdn.server.port}/" and serving["minified"] is False
+    assert serving["services"] == ["app-home", "app-checkout", "app-reports", "service-api"]
+    assert reporter.events[2][1] == {"services": ["app-home"], "livereload": False}
+    with pytest.raises(BoscoError, match="-w 'nope' matches none of the 4 services"):
+        app.Cdn(app.open_workspace(example), port=0, watch="nope")
+
+
+def test_the_readme_example_runs_as_written(example, monkeypatch):
+    section = README.read_text(encoding="utf-8").split("## Python API", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(example.parent)
+    (example.parent / "examples").mkdir()
+    example.rename(example.parent / "examples" / "workspace")
+    exec(compile(code, "README.md", "exec"), {})
+    out = example.parent / "out"
+    assert json.loads((out / "app-reports" / "releases.json").read_text())["current"] == "7"
+    assert not (out / "service-api").exists()
