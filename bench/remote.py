@@ -79,6 +79,15 @@ def service_name(folder: Path) -> str:
     return (manifest.get("service") or {}).get("name") or folder.name
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(20)
+
+
 def timed(client: httpx.Client, path: str) -> float:
     start = time.perf_counter()
     response = client.get(path, headers={"Accept-Encoding": "br"})
@@ -137,16 +146,14 @@ def main() -> None:
         try:
             remote = measure(base, keys, args.requests)
         finally:
-            proc.terminate()
-            proc.wait(20)
+            stop(proc)
         push(publisher, env)  # build default: every key max-age=0, so each request revalidates
         stale_keys = [k.replace(f"{service}/1/", f"{service}/default/", 1) for k in keys]
         proc, base, _ = serve(developer, env, tmp / "cdn2.log")
         try:
             stale = measure(base, stale_keys, args.requests)
         finally:
-            proc.terminate()
-            proc.wait(20)
+            stop(proc)
         local_root = shutil.copytree(args.workspace, tmp / "local", symlinks=True)
         configure(local_root, aws)
         proc, base, _ = serve(local_root, env, tmp / "cdn3.log")
@@ -154,8 +161,7 @@ def main() -> None:
         try:
             local = measure(base, [local_key], args.requests)
         finally:
-            proc.terminate()
-            proc.wait(20)
+            stop(proc)
     finally:
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -255,12 +255,20 @@ class CopyStore:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the server sends for one request: ``status``, ``body`` and headers to add
-    (``Content-Type``, ``Content-Encoding``, ``ETag``, ``Vary``)."""
+    """What the server sends for one request: ``status``, ``body`` and ``content_type``; for a
+    representation (200) its strong ``etag`` and ``headers`` to add (``Content-Encoding``,
+    ``Vary``), which the server answers conditional and range requests from; for an upstream
+    error passed through, ``etag`` None."""
 
     status: int
     body: bytes
-    headers: Mapping[str, str]
+    content_type: str
+    etag: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _error(status: int, text: str) -> Answer:
+    return Answer(status, redact(text + "\n").encode(), "text/plain; charset=utf-8")
 
 
 @dataclass(frozen=True)
@@ -398,9 +406,10 @@ class RemoteReleases:
 
     # serving ----------------------------------------------------------------------------------
 
-    def respond(self, key: str, accept_encoding: str | None, if_none_match: str | None) -> Answer | None:
-        """The answer for asset ``key``, or None when no served release has it (the server answers
-        its 404 page). Called from worker threads; fetches of one object are serialised."""
+    def respond(self, key: str, accept_encoding: str | None) -> Answer | None:
+        """The answer for asset ``key`` to a client sending ``accept_encoding``, or None when no
+        served release has it (the server answers its 404 page). Called from worker threads;
+        fetches of one object are serialised."""
         route = self.routes.get(key)
         if route is None:
             return None
@@ -417,20 +426,15 @@ class RemoteReleases:
         if encoding and encoding not in takes:  # the client takes none of the stored encodings
             decoded = decode(body, ENCODINGS.get(encoding, IDENTITY))
             if decoded is None:
-                return Answer(502, f"{self.origin.description}{fetched_form[0]}: not valid {encoding}\n".encode(),
-                              {"Content-Type": "text/plain; charset=utf-8"})
+                return _error(502, f"{self.origin.description}{fetched_form[0]}: not valid {encoding}")
             body, encoding = decoded, ""
         content_type = found.headers.get("content-type") or str(route.entry.get("contentType", ""))
         if route.entry.get("kind") == "fragment":
             plain = decode(body, ENCODINGS.get(encoding, IDENTITY)) or b""
             text = rewrite_fragment(plain.decode("utf-8", "replace"), self.environment, self.routes, self.base_url)
             body, encoding = text.encode("utf-8"), ""
-        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
-        headers = {"Content-Type": content_type, "ETag": etag, "Vary": "Accept-Encoding",
-                   **({"Content-Encoding": encoding} if encoding else {})}
-        if if_none_match and etag in [c.strip().removeprefix("W/") for c in if_none_match.split(",")]:
-            return Answer(304, b"", headers)
-        return Answer(200, body, headers)
+        return Answer(200, body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+                      {"Vary": "Accept-Encoding", **({"Content-Encoding": encoding} if encoding else {})})
 
     def _copy(self, key: str, encoding: str) -> Copy | Answer:
         """The stored copy of object ``key``: fresh, revalidated or fetched; while the upstream is
@@ -458,13 +462,11 @@ class RemoteReleases:
                 copy = Copy(fetched.body, fetched.headers, self.clock())
                 self.store.put(key, copy)
                 return copy
-            status = fetched.status if fetched.status >= 400 else 502
-            return Answer(status, f"{self.origin.description}{key}: upstream answered {fetched.status}\n".encode(),
-                          {"Content-Type": "text/plain; charset=utf-8"})
+            return _error(fetched.status if fetched.status >= 400 else 502,
+                          f"{self.origin.description}{key}: upstream answered {fetched.status}")
 
     def _unreachable(self, key: str, why: str) -> Answer:
-        return Answer(502, redact(f"{self.origin.description}{key}: upstream unreachable and no copy stored "
-                                  f"({why})\n").encode(), {"Content-Type": "text/plain; charset=utf-8"})
+        return _error(502, f"{self.origin.description}{key}: upstream unreachable and no copy stored ({why})")
 
 
 def routes_of(indexes: Iterable[Mapping[str, Any]]) -> dict[str, Route]:

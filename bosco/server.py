@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +253,28 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return int(first), min(int(last), size - 1) if last else size - 1
 
 
+def representation(request: Request, data: bytes, content_type: str, etag: str,
+                   extra: Mapping[str, str] | None = None) -> Response:
+    """The answer to a GET/HEAD of one representation (``data``, its strong ``etag``, ``extra``
+    headers such as ``Content-Encoding``): 304 when ``If-None-Match`` matches (RFC 9110 §13.1.2),
+    206 with ``Content-Range`` for one satisfiable byte range (``byte_range``; ``If-Range`` applies
+    it only while ``etag`` matches), 416 for a range past the end, else 200."""
+    headers = {**CORS_HEADERS, "Cache-Control": NO_CACHE, "ETag": etag, "Accept-Ranges": "bytes", **(extra or {})}
+    if _etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    size = len(data)
+    try:  # If-Range: the range only applies to this exact representation (strong ETag match)
+        span = byte_range(request.headers.get("range"), size) if if_range in (None, etag) else None
+    except RangeNotSatisfiable:
+        return Response(b"", 416, {**headers, "Content-Range": f"bytes */{size}"})
+    if span is None:
+        return Response(data, 200, headers, media_type=content_type)
+    first, last = span
+    return Response(data[first:last + 1], 206, {**headers, "Content-Range": f"bytes {first}-{last}/{size}"},
+                    media_type=content_type)
+
+
 def create_app(holder: AssetHolder) -> Starlette:
     """The ASGI app serving ``holder.current``: GET/HEAD of keys, OPTIONS preflight, ``/repos``, and
     the live-reload socket ``/_bosco/socket`` (WebSocket), stream ``/_bosco/events``
@@ -291,29 +313,16 @@ def create_app(holder: AssetHolder) -> Starlette:
         output = assets.get(path[1:]) if path.startswith("/") else None
         if output is None and holder.remote is not None and path.startswith("/"):
             answer = await anyio.to_thread.run_sync(holder.remote.respond, path[1:],
-                                                    request.headers.get("accept-encoding"),
-                                                    request.headers.get("if-none-match"))
+                                                    request.headers.get("accept-encoding"))
+            if answer is not None and answer.etag is None:  # an upstream error, passed through
+                return Response(answer.body, answer.status, {**CORS_HEADERS, "Cache-Control": NO_CACHE},
+                                media_type=answer.content_type)
             if answer is not None:
-                return Response(answer.body, answer.status, {**CORS_HEADERS, "Cache-Control": NO_CACHE,
-                                                             **answer.headers})
+                return representation(request, answer.body, answer.content_type, answer.etag, answer.headers)
         if output is None:
             index = assets.get(INDEX_KEY)
             return page(404, index.data if index else b"not found")
-        etag = f'"{output.sha256[:32]}"'
-        headers = {**CORS_HEADERS, "Cache-Control": NO_CACHE, "ETag": etag, "Accept-Ranges": "bytes"}
-        if _etag_matches(request.headers.get("if-none-match"), etag):
-            return Response(status_code=304, headers=headers)
-        if_range = request.headers.get("if-range")
-        size = len(output.data)
-        try:  # If-Range: the range only applies to this exact representation (strong ETag match)
-            span = byte_range(request.headers.get("range"), size) if if_range in (None, etag) else None
-        except RangeNotSatisfiable:
-            return Response(b"", 416, {**headers, "Content-Range": f"bytes */{size}"})
-        if span is None:
-            return Response(output.data, 200, headers, media_type=output.content_type)
-        first, last = span
-        return Response(output.data[first:last + 1], 206, {**headers, "Content-Range": f"bytes {first}-{last}/{size}"},
-                        media_type=output.content_type)
+        return representation(request, output.data, output.content_type, f'"{output.sha256[:32]}"')
 
     methods = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"]
     app = Starlette(routes=[

@@ -16,7 +16,7 @@ import pytest
 
 from bosco.release_proxy import accepted, max_age, rewrite_fragment
 
-from .s3support import REGION, run, write_workspace
+from .s3support import PNG, REGION, run, write_workspace
 from conftest import running_cdn
 
 pytestmark = pytest.mark.usefixtures("isolated_env")
@@ -111,6 +111,32 @@ def test_remote_release_served_beside_local_services(tmp_path, moto_url, s3, buc
             assert [(m, s) for m, _, _, s in fetched] == [("GET", 200)]
             # a key no release has: the 404 page
             assert client.get("/app-other/55/js/nope.js").status_code == 404
+
+
+def test_a_service_filtered_out_is_served_from_its_release(tmp_path, moto_url, s3, bucket, fault_proxy,
+                                                            isolated_env):
+    public(s3, bucket)
+    publish(tmp_path, moto_url, bucket, "-b", "55")
+    root = write_workspace(tmp_path / "dev", {"bucket": bucket, "endpoint": moto_url, "region": REGION,
+                                              "cdn": f"{fault_proxy.url}/{bucket}"})
+    command = [sys.executable, "-m", "bosco", "cdn", "--remote", "tes", "-r", "app-other"]
+    with running_cdn(command, root, isolated_env, tmp_path / "cdn.log") as (base, _), \
+            httpx.Client(base_url=base) as client:
+        # app-web is in the workspace but not selected: its release is served, under both names
+        gz, _ = stored(s3, bucket, "tes/app-web/55/js/top.js")
+        answer, body = get(client, "/app-web/55/js/top.js", "gzip")
+        assert answer.status_code == 200 and body == gz
+        head = client.head("/app-web/55/js/top.js", headers={"Accept-Encoding": "gzip"})
+        assert head.status_code == 200 and head.headers["content-length"] == str(len(gz))
+        assert head.headers["etag"] == answer.headers["etag"]
+        fragment = client.get("/app-web/local/html/top.js.html").text
+        assert f"{base.replace('127.0.0.1', 'localhost')}/app-web/55/js/top.js" in fragment
+        part = client.get("/app-web/55/img/logo.png", headers={"Range": "bytes=0-7"})  # stored as it is
+        assert part.status_code == 206 and part.content == b"\x89PNG\r\n\x1a\n"
+        assert part.headers["content-range"] == f"bytes 0-7/{len(PNG)}"
+        # the selected service is served from the workspace
+        assert client.get("/app-other/local/x.js").content == b"function other() { return 'other'; }\nother();\n"
+        assert client.get("/app-other/55/js/bottom.js").status_code == 404
 
 
 @pytest.mark.tampers_bucket
