@@ -55,6 +55,7 @@ from bosco.fragments import PageService, RemotePage, url_for
 from bosco.publish.compress import BROTLI, GZIP, IDENTITY, decode
 from bosco.redact import redact
 from bosco.sizes import stored_sizes
+from bosco.ui import plural
 
 ENCODINGS = {e.name: e for e in (IDENTITY, GZIP, BROTLI)}
 PREFERENCE = ("br", "gzip", "")  # the stored form a client gets when it takes several
@@ -384,9 +385,8 @@ class RemoteReleases:
         offline and since when the served copies date."""
         if self.offline is not None:
             return f"remote: offline, serving cached copies from {_when(self.read_at)} (cannot reach {self.offline})"
-        return (f"remote: {len(self.indexes)} published release{'s' if len(self.indexes) != 1 else ''} of "
-                f"{self.environment} read from {self.listing} at {_when(self.read_at)}, objects from "
-                f"{redact(self.origin.description)}")
+        return (f"remote: {plural(len(self.indexes), 'published release')} of {self.environment} read from "
+                f"{self.listing} at {_when(self.read_at)}, objects from {redact(self.origin.description)}")
 
     # status -----------------------------------------------------------------------------------
 

@@ -156,7 +156,8 @@ def assert_consistent(s3, bucket: str, tampered: bool = False) -> None:
 
 class FaultProxy:
     """An HTTP proxy in front of the moto server that answers ``500 InternalError`` to PUT and
-    copy requests for keys ending with ``fail_suffix``, ``failures`` times (None: always).
+    copy requests for keys ending with ``fail_suffix``, ``failures`` times (None: always), and
+    ``503 SlowDown`` to GETs of keys ending with ``unavailable_suffix`` while it is set.
     ``attempts`` counts the requests it failed. PUTs of keys ending with ``stall_suffix`` get no
     answer while it is set (then a 503: they are never forwarded), and so do multi-object deletes
     of objects other than release indexes while ``stall_delete`` is set (``stalled`` counts both).
@@ -165,6 +166,7 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.fail_suffix: str | None = None
+        self.unavailable_suffix: str | None = None
         self.failures: int | None = None
         self.attempts = 0
         self.stall_suffix: str | None = None
@@ -201,6 +203,9 @@ class FaultProxy:
             while self.stall_delete:
                 await asyncio.sleep(0.05)
             return Response(b"", 503)
+        if request.method == "GET" and self.unavailable_suffix and request.url.path.endswith(self.unavailable_suffix):
+            return Response(b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>SlowDown</Code></Error>", 503,
+                            media_type="application/xml")
         if self._should_fail(request):
             return Response(b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>InternalError</Code>"
                             b"<Message>injected fault</Message></Error>", 500, media_type="application/xml")

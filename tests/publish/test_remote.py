@@ -157,6 +157,11 @@ def test_upstream_errors_pass_through_and_are_never_stored(tmp_path, moto_url, s
                       ContentType=head["ContentType"], CacheControl=head["CacheControl"])
         answer, served = get(client, "/app-other/55/js/bottom.js", "gzip")
         assert answer.status_code == 200 and served == body
+        # a 5xx passes through too, and is not stored either
+        fault_proxy.unavailable_suffix = "/app-other/55/js/bottom.js.map"
+        assert get(client, "/app-other/55/js/bottom.js.map", "gzip")[0].status_code == 503
+        fault_proxy.unavailable_suffix = None
+        assert get(client, "/app-other/55/js/bottom.js.map", "gzip")[0].status_code == 200
         # a bucket that refuses anonymous reads: the CDN's 403 passes through
         s3.delete_bucket_policy(Bucket=bucket)
         answer = client.get("/app-other/55/js/bottom.js", headers={"Accept-Encoding": "br"})
