@@ -34,6 +34,7 @@ import json
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,7 @@ from bosco.ui import plural
 
 ENCODINGS = {e.name: e for e in (IDENTITY, GZIP, BROTLI)}
 PREFERENCE = ("br", "gzip", "")  # the stored form a client gets when it takes several
+MEMORY_BYTES = 64 * 1024 * 1024  # copies also kept in memory, most recently used first
 OFFLINE_RETRY = 5.0  # seconds without contacting an unreachable upstream (stored copies are served meanwhile)
 LOCAL_BUILD = "local"  # the build segment of bosco cdn's keys: fragments are also served under it
 RELEASES_FILE = "releases.json"  # the stored copy of the release list, in the cache folder
@@ -195,12 +197,15 @@ class Copy:
 
 class CopyStore:
     """Stored copies by object key, in ``folder`` (one ``.body`` and one ``.json`` file per key,
-    written atomically; a body whose SHA-256 does not match its record is a miss), or in memory
-    when ``folder`` is None (``BOSCO_CACHE=0``)."""
+    written atomically; a body whose SHA-256 does not match its record is a miss) and, for the
+    ``MEMORY_BYTES`` most recently used, in memory; only in memory when ``folder`` is None
+    (``BOSCO_CACHE=0``). Safe from several threads."""
 
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
-        self._memory: dict[str, Copy] = {}
+        self._memory: OrderedDict[str, Copy] = OrderedDict()
+        self._memory_bytes = 0
+        self._lock = threading.Lock()
         self._documents: dict[str, Any] = {}
 
     def _paths(self, key: str) -> tuple[Path, Path]:
@@ -208,34 +213,47 @@ class CopyStore:
         name = cache_key(key)
         return self.folder / name[:2] / f"{name}.body", self.folder / name[:2] / f"{name}.json"
 
+    def _remember(self, key: str, copy: Copy) -> None:
+        with self._lock:
+            old = self._memory.pop(key, None)
+            self._memory_bytes += len(copy.body) - (len(old.body) if old else 0)
+            self._memory[key] = copy
+            while self.folder is not None and self._memory_bytes > MEMORY_BYTES and len(self._memory) > 1:
+                self._memory_bytes -= len(self._memory.popitem(last=False)[1].body)
+
     def get(self, key: str) -> Copy | None:
+        with self._lock:
+            found = self._memory.get(key)
+            if found is not None:
+                self._memory.move_to_end(key)
+                return found
         if self.folder is None:
-            return self._memory.get(key)
+            return None
         body_path, meta_path = self._paths(key)
         try:
             meta = json.loads(meta_path.read_bytes())
             body = body_path.read_bytes()
             if meta.get("key") != key or hashlib.sha256(body).hexdigest() != meta.get("sha256"):
                 return None
-            return Copy(body, {h: str(meta["headers"].get(h, "")) for h in HEADERS}, float(meta["checked"]))
+            copy = Copy(body, {h: str(meta["headers"].get(h, "")) for h in HEADERS}, float(meta["checked"]))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        self._remember(key, copy)
+        return copy
 
     def put(self, key: str, copy: Copy, body_changed: bool = True) -> None:
-        """Store ``copy`` (best effort: a full disk only costs the copy); ``body_changed`` False
-        rewrites the record only (after a 304)."""
+        """Store ``copy`` (on disk best effort: a full disk only costs the copy); ``body_changed``
+        False rewrites the record only (after a 304)."""
+        self._remember(key, copy)
         if self.folder is None:
-            self._memory[key] = copy
             return
         body_path, meta_path = self._paths(key)
         meta = {"key": key, "sha256": hashlib.sha256(copy.body).hexdigest(), "headers": dict(copy.headers),
                 "checked": copy.checked}
-        try:
+        with contextlib.suppress(OSError):
             if body_changed:
                 write_atomic(body_path, copy.body)
             write_atomic(meta_path, json.dumps(meta).encode())
-        except OSError:
-            pass
 
     def read_json(self, name: str) -> Any | None:
         """A JSON document stored with ``write_json`` (None when absent or unreadable)."""
