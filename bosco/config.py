@@ -16,9 +16,8 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from deepmerge import Merger
 
@@ -159,6 +158,25 @@ OTHER_VARIABLES = ("BOSCO_CACHE",)  # BOSCO_* variables that are not configurati
 
 S = TypeVar("S")
 
+
+class SectionOf(Generic[S]):
+    """``Config.<name>``: the section ``<name>`` of the configuration as its typed dataclass
+    (``Config.section``), made once per ``Config``."""
+
+    def __init__(self, cls: type[S]) -> None:
+        self.cls = cls
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, config: Config | None, owner: type) -> S:
+        if config is None:  # looked up on the class (documentation tools)
+            return self  # type: ignore[return-value]
+        cached = config.__dict__.get(self.name)
+        if cached is None:
+            cached = config.__dict__[self.name] = config.section(self.name, self.cls)
+        return cached
+
 # Objects merge key by key; lists and scalars from the higher layer replace the lower one.
 _merger = Merger([(dict, ["merge"])], ["override"], ["override"])
 
@@ -194,45 +212,14 @@ class Config:
         node = node if isinstance(node, Mapping) else {}
         return cls(**{f.name: node[f.name] for f in fields(cls) if node.get(f.name) is not None})  # type: ignore[arg-type]
 
-    @cached_property
-    def cdn(self) -> CdnSection:
-        """The ``cdn`` section."""
-        return self.section("cdn", CdnSection)
-
-    @cached_property
-    def css(self) -> CssSection:
-        """The ``css`` section."""
-        return self.section("css", CssSection)
-
-    @cached_property
-    def minify(self) -> MinifySection:
-        """The ``minify`` section."""
-        return self.section("minify", MinifySection)
-
-    @cached_property
-    def fragments(self) -> FragmentsSection:
-        """The ``fragments`` section."""
-        return self.section("fragments", FragmentsSection)
-
-    @cached_property
-    def aws(self) -> AwsSection:
-        """The ``aws`` section."""
-        return self.section("aws", AwsSection)
-
-    @cached_property
-    def brotli(self) -> BrotliSection:
-        """The ``brotli`` section."""
-        return self.section("brotli", BrotliSection)
-
-    @cached_property
-    def cache(self) -> CacheSection:
-        """The ``cache`` section."""
-        return self.section("cache", CacheSection)
-
-    @cached_property
-    def build(self) -> BuildSection:
-        """The ``build`` section."""
-        return self.section("build", BuildSection)
+    cdn = SectionOf(CdnSection)
+    css = SectionOf(CssSection)
+    minify = SectionOf(MinifySection)
+    fragments = SectionOf(FragmentsSection)
+    aws = SectionOf(AwsSection)
+    brotli = SectionOf(BrotliSection)
+    cache = SectionOf(CacheSection)
+    build = SectionOf(BuildSection)
 
     @property
     def types(self) -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild, sri
-from bosco.builds import DEFAULT_TIMEOUT_MS, run_build
+from bosco.commands import DEFAULT_TIMEOUT_MS, run_build_command
 from bosco.config import CssSection, MinifySection
 from bosco.css import local_imports
 from bosco.duplicates import Duplicate
@@ -171,7 +171,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
     if manifest.build and manifest.build.command:
         if options.rebuild or missing_assets(service.path, manifest):
             try:
-                run_build(service.path, manifest.build, options.build_timeout_ms)
+                run_build_command(service.path, manifest.build, options.build_timeout_ms)
             except BoscoError as exc:
                 errors.append(str(exc))
         else:

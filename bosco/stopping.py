@@ -17,7 +17,7 @@ import sys
 import threading
 from types import FrameType
 
-from bosco import builds, workers
+from bosco import commands, workers
 
 INTERRUPTED = 128 + signal.SIGINT
 
@@ -44,7 +44,7 @@ def stop_children() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
     workers.stop_all()
-    builds.stop_all()
+    commands.stop_all()
 
 
 def stopping() -> bool:

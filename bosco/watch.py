@@ -6,7 +6,7 @@ dot-folders such as ``.git`` and build caches, unless a glob names them); events
 service over a short quiet period, the service alone is rebuilt (manifest re-read, globs
 re-expanded) and the asset set re-assembled and swapped in one step. A failed rebuild
 keeps serving the service's last good outputs with the errors on the index page. Services with a
-``build.watch.command`` run it (``bosco.builds.WatchBuild``) and rebuild on its ready text instead
+``build.watch.command`` run it (``bosco.commands.WatchCommand``) and rebuild on its ready text instead
 of on file events. Each rebuild is published as a ``rebuild`` server-sent event for live reload.
 """
 
@@ -43,7 +43,7 @@ from wcmatch import glob as wcglob
 
 from bosco.assets import GLOB_FLAGS
 from bosco.assetset import AssetSet, ServiceBuild
-from bosco.builds import WatchBuild
+from bosco.commands import WatchCommand
 from bosco.fragments import RemotePage, url_for
 from bosco.manifest import MANIFEST_NAME
 from bosco.pipeline import BuildOptions, assemble, build_service, check_syntax
@@ -313,7 +313,7 @@ class WatchSession:
         self._watches: dict[WatchRoot, tuple[BaseObserver, ObservedWatch, set[Path]]] = {}
         self._gone: set[Path] = set()  # folders deleted or moved away since the last sync
         self._hinted = False
-        self._watch_builds: list[WatchBuild] = []
+        self._watch_commands: list[WatchCommand] = []
         self._worker = threading.Thread(target=self._work, name="bosco-rebuild", daemon=True)
 
     # building -----------------------------------------------------------------------------
@@ -694,7 +694,7 @@ class WatchSession:
         output = (lambda line: self.on_output(service.name, line)) if self.on_output else None
         with self._cond:  # never started after stop() collected the watch builds to stop
             if not self._stopped:
-                self._watch_builds.append(WatchBuild(
+                self._watch_commands.append(WatchCommand(
                     service.name, repo, service.manifest.build, ready, lambda message: self.report(repo, message),
                     output, backoff=self.watch_build_backoff,
                 ).start())
@@ -704,9 +704,9 @@ class WatchSession:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-            watch_builds = list(self._watch_builds)
-        for watch_build in watch_builds:
-            watch_build.stop()
+            watch_commands = list(self._watch_commands)
+        for command in watch_commands:
+            command.stop()
         for observer in (self._observer, self._poller):
             if observer is not None:
                 observer.stop()

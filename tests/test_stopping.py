@@ -133,7 +133,7 @@ def group_gone(root: Path) -> bool:
 
 
 def test_a_build_command_that_never_ends_times_out(tmp_path: Path) -> None:
-    from bosco.builds import run_build
+    from bosco.commands import run_build_command
     from bosco.errors import BuildCommandError
     from bosco.manifest import load_manifest
 
@@ -141,7 +141,7 @@ def test_a_build_command_that_never_ends_times_out(tmp_path: Path) -> None:
     spec = load_manifest(root / "hung" / "bosco-service.json").build
     assert spec is not None and spec.command_timeout_ms == 300
     with pytest.raises(BuildCommandError) as raised:
-        run_build(root / "hung", spec)
+        run_build_command(root / "hung", spec)
     assert str(raised.value) == f"build command `{HANG}` timed out after 0.3 s\nstarting the build"
     assert group_gone(root)  # the whole process group was stopped, not just the shell
 

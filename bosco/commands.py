@@ -60,7 +60,7 @@ def _tail(output: bytes) -> str:
     return "".join(f"\n{line}" for line in lines)
 
 
-def run_build(repo: Path, spec: BuildSpec, default_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> str:
+def run_build_command(repo: Path, spec: BuildSpec, default_timeout_ms: int = DEFAULT_TIMEOUT_MS) -> str:
     """Run ``spec.command`` in ``repo`` (a string through the shell, a list as argv) in its own
     process group and return its combined output.
 
@@ -155,7 +155,7 @@ class ReadyDetector:
         return count
 
 
-class WatchBuild:
+class WatchCommand:
     """One service's long-running ``build.watch.command``, supervised in a thread.
 
     The command runs in ``repo`` in its own process group (a string through the shell, a list as
@@ -192,7 +192,7 @@ class WatchBuild:
     def command(self) -> str:
         return describe(self.spec.watch_command or "")
 
-    def start(self) -> WatchBuild:
+    def start(self) -> WatchCommand:
         self._thread.start()
         return self
 

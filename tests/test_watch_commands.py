@@ -15,7 +15,7 @@ import pytest
 from live import Live, until
 from markupsafe import escape
 
-from bosco.builds import ReadyDetector, strip_ansi
+from bosco.commands import ReadyDetector, strip_ansi
 
 REPO = Path(__file__).resolve().parent.parent
 
