@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -169,7 +169,7 @@ def open_workspace(workspace: Path | str | None = None, environment: str | None 
     use_types(config.get("types") or {})
     for warning in config.warnings:
         reporter.warning(warning)
-    configure_cache(config.get("cache.remote"), config, config.get("cache.maxsize"))
+    configure_cache(config.cache.remote, config, config.cache.maxsize)
     services, warnings = discover_services(root, config)
     selected = filter_services(services, repo, tag, current) if services else []
     return Workspace(root, env, config, selected, warnings, len(services), environment is not None, repo, tag)
@@ -180,7 +180,7 @@ def open_workspace(workspace: Path | str | None = None, environment: str | None 
 
 def _css_minifier(ws: Workspace, reporter: Reporter) -> str:
     """The configured CSS minifier (``load_config`` validated it); warns about csscompressor."""
-    name = ws.config.get("css.minifier", "rcssmin")
+    name = ws.config.css.minifier
     if name == "csscompressor":
         reporter.warning("css.minifier csscompressor 0.9.5 is known to corrupt modern CSS "
                          "(clamp()/min()/max() arithmetic, @supports not (, @container name (, whitespace in quoted "
@@ -216,7 +216,7 @@ def _gate(reported: list[str], more: list[str], consequence: str, reporter: Repo
 
 def _published_base(ws: Workspace, fallback: str) -> str:
     """URL prefix of published links (fragments, ``index.html``): ``<aws.cdn>/<env>``, else ``fallback``."""
-    cdn_url = ws.config.get("aws.cdn")
+    cdn_url = ws.config.aws.cdn
     return f"{cdn_url.rstrip('/')}/{ws.environment}" if cdn_url else fallback.rstrip("/")
 
 
@@ -227,9 +227,9 @@ def _build_published(ws: Workspace, build: str, tag: str | None, minify: bool, f
     source); a key that cannot be published is an error of its service. Reports its problems."""
     options = BuildOptions(build=build, minify=minify, bundle=True, base_url=_published_base(ws, fallback), tag=tag,
                            css_minifier=_css_minifier(ws, reporter), rebuild=True,
-                           sri=bool(ws.config.get("fragments.sri", True)), title=f"bosco {ws.environment}/{build}",
-                           legal_comments=ws.config.get("minify.legalcomments", "inline"),
-                           build_timeout_ms=ws.config.get("build.timeout"), refuse_foreign=refuse_foreign)
+                           sri=ws.config.fragments.sri, title=f"bosco {ws.environment}/{build}",
+                           legal_comments=ws.config.minify.legalcomments,
+                           build_timeout_ms=ws.config.build.timeout, refuse_foreign=refuse_foreign)
     services = ws.selected()
     with reporter.progress("building", len(services)) as advance:
         asset_set = build_asset_set(services, options, ws.warnings, lambda s: advance(s.name))
@@ -241,14 +241,14 @@ def _build_published(ws: Workspace, build: str, tag: str | None, minify: bool, f
 def _publish_options(ws: Workspace, build: str, concurrency: int, bundle: str | None, force: bool,
                      fallback: str) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
-    return PublishOptions(ws.environment, build, ws.config.get("aws.maxage"), str(ws.config.get("aws.shortcache")),
+    return PublishOptions(ws.environment, build, ws.config.aws.maxage, ws.config.aws.shortcache,
                           concurrency, bundle, _published_base(ws, fallback), force)
 
 
 def compression_cache(config: Config) -> CompressionCache:
     """The compression cache (``compressed`` in the local cache folder) with the configured brotli
     qualities, encoding large bodies in one process per CPU."""
-    return CompressionCache(default_cache_dir(), config.get("brotli.quality"), config.get("brotli.mapquality"),
+    return CompressionCache(default_cache_dir(), config.brotli.quality, config.brotli.mapquality,
                             os.cpu_count() or 1)
 
 
@@ -304,9 +304,7 @@ def _budgets(ws: Workspace, asset_set: AssetSet, sizes: dict[str, dict[str, int]
     manifest budgets are always problems."""
     from bosco import budgets
 
-    rules, problems = budgets.rules_for(ws.config.get("budgets"),
-                                        lambda key: ws.config.origin(f"budgets.{key}" if key else "budgets"),
-                                        [(s.name, Path(s.path)) for s in asset_set.services])
+    rules, problems = _budget_rules(ws, asset_set.services)
     violations = budgets.evaluate(asset_set, rules, sizes, previous, build)
     lines = [f"over budget: {v.describe()}" for v in violations]
     if ignore:
@@ -315,6 +313,16 @@ def _budgets(ws: Workspace, asset_set: AssetSet, sizes: dict[str, dict[str, int]
         lines = []
     return problems + [f"{line} (--ignore-budgets publishes anyway)" for line in lines], \
         [v.to_json() for v in violations]
+
+
+def _budget_rules(ws: Workspace, services: Iterable[Any]) -> tuple[tuple[Any, ...], list[str]]:
+    """``budgets.rules_for`` the configuration and the manifests of ``services`` (those with a
+    ``name`` and ``path``): (rules, problems of invalid manifest budgets)."""
+    from bosco import budgets
+
+    return budgets.rules_for(ws.config.get("budgets"),
+                             lambda key: ws.config.origin(f"budgets.{key}" if key else "budgets"),
+                             [(s.name, Path(s.path)) for s in services])
 
 
 def _has_budgets(ws: Workspace) -> bool:
@@ -443,10 +451,10 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle: str | None = None
 
     env = ws.environment
     publish = _publish_options(ws, build, concurrency, bundle, force, f"/{env}")
-    if not ws.config.get("aws.cdn"):
+    if not ws.config.aws.cdn:
         reporter.detail(f"aws.cdn is not set; fragments link root-relative /{env}/<key>")
     asset_set = _build_published(ws, build, bundle, True, f"/{env}", reporter, refuse_foreign=True)
-    bucket = ws.config.get("aws.bucket")
+    bucket = ws.config.aws.bucket
     config = config_problems(ws.config, env)
     records, dirty = _provenance(asset_set, publish, not allow_dirty, reporter) if not asset_set.errors else ({}, [])
     _gate(asset_set.errors, config + dirty, f"nothing published to s3://{bucket}/{env}/" if bucket
@@ -498,7 +506,7 @@ def _verify(ws: Workspace, target: S3Target, publish: PublishOptions, build: str
     """``publish.audit.verify`` of ``build`` (None: the current releases), through ``aws.cdn`` too."""
     from bosco.publish.audit import verify as audit
 
-    cdn = ws.config.get("aws.cdn")
+    cdn = ws.config.aws.cdn
     reporter.status(f"verifying {'build ' + build if build else 'the current releases'} in {target.description}"
                     + (f" and through {cdn}" if cdn else ""))
     return audit(target, target.fetch, publish, build, _published_base(ws, "") if cdn else None, publish.concurrency)
@@ -515,9 +523,10 @@ def verify(ws: Workspace, *, build: str | None = None, concurrency: int = DEFAUL
                                                  f"/{ws.environment}"), build, reporter)
 
 
-def require_verified(report: VerifyReport) -> None:
-    """Raise ``PublishError`` counting the differences of ``report`` when there is any."""
-    if not report.ok:
+def require_verified(report: VerifyReport | None) -> None:
+    """Raise ``PublishError`` counting the differences of ``report`` when there is any (None: no
+    verification was asked for)."""
+    if report is not None and not report.ok:
         count = plural(len(report.differences), "difference")
         raise PublishError(f"{count} between {', '.join(report.releases)} and their release indexes",
                            "publish the build again (--force replaces changed objects)")
@@ -678,9 +687,9 @@ def cache_stats(ws: Workspace, *, remote: bool = False) -> CacheStats:
 
     local = local_stats()
     if not remote:
-        return CacheStats(cache_root(), ws.config.get("cache.maxsize"), local)
+        return CacheStats(cache_root(), ws.config.cache.maxsize, local)
     store = _shared_cache()
-    return CacheStats(cache_root(), ws.config.get("cache.maxsize"), local, store.url, _call_shared(store.stats))
+    return CacheStats(cache_root(), ws.config.cache.maxsize, local, store.url, _call_shared(store.stats))
 
 
 def cache_prune(ws: Workspace, *, remote: bool = False) -> PruneResult:
@@ -688,7 +697,7 @@ def cache_prune(ws: Workspace, *, remote: bool = False) -> PruneResult:
     MB; with ``remote``, also the shared store's entries of other versions."""
     from bosco.cache import prune_local
 
-    freed = prune_local(int(ws.config.get("cache.maxsize")))
+    freed = prune_local(ws.config.cache.maxsize)
     if not remote:
         return PruneResult(freed)
     store = _shared_cache()
@@ -761,9 +770,9 @@ class Cdn:
             reporter.warning("--livereload does nothing without watched services (-w REGEX)")
         minifier = _css_minifier(ws, reporter)
         holder = AssetHolder()
-        host = self.host or ws.config.get("cdn.host", "127.0.0.1")
-        self.server = CdnServer(holder, host, int(ws.config.get("cdn.port", 7334) if self.port is None else self.port))
-        self.base_url = holder.base_url = (ws.config.get("cdn.url") or f"http://localhost:{self.server.port}").rstrip("/")
+        host = self.host or ws.config.cdn.host
+        self.server = CdnServer(holder, host, ws.config.cdn.port if self.port is None else self.port)
+        self.base_url = holder.base_url = (ws.config.cdn.url or f"http://localhost:{self.server.port}").rstrip("/")
         if self.remote:
             from bosco.release_proxy import for_cdn
 
@@ -771,12 +780,10 @@ class Cdn:
             reporter.status(holder.remote.status_line())
         options = BuildOptions(build="local", minify=self.minify, bundle=self.minify, base_url=self.base_url,
                                css_minifier=minifier, rebuild=self.rebuild, title=f"bosco cdn: {ws.root.name}",
-                               repos_link=True, legal_comments=ws.config.get("minify.legalcomments", "inline"),
-                               build_timeout_ms=ws.config.get("build.timeout"))
+                               repos_link=True, legal_comments=ws.config.minify.legalcomments,
+                               build_timeout_ms=ws.config.build.timeout)
         self.cache = compression_cache(ws.config)
-        rules, _ = budgets.rules_for(ws.config.get("budgets"),
-                                     lambda key: ws.config.origin(f"budgets.{key}" if key else "budgets"),
-                                     [(s.name, s.path) for s in services])
+        rules, _ = _budget_rules(ws, services)
         self.session = WatchSession(
             services, [s.path for s in self.watched], options, holder, ws.warnings, livereload=self.livereload,
             on_rebuild=lambda r: reporter.event("rebuild", **rebuild_fields(r)),

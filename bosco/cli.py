@@ -1,15 +1,10 @@
-"""The ``bosco`` command line: click declarations, one ``bosco.app`` call per command and its result
-handed to ``bosco.ui`` (reference: docs/commands.md).
-
-Results go to stdout, progress and logs to stderr. Exit codes: 0 success, 1 failure, 2 usage.
-Shared options are accepted before and after the command name (``bosco -e tes cdn`` and
-``bosco cdn -e tes``; the value given after the command wins), each only by the commands it affects.
-"""
+"""The ``bosco`` command line: click declarations, one ``bosco.app`` call per command, its result
+rendered by ``bosco.ui`` (reference: docs/commands.md). Exit codes: 0 success, 1 failure, 2 usage.
+Shared options work before and after the command name (the value after it wins) where they apply."""
 
 from __future__ import annotations
 
 import functools
-import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -17,80 +12,66 @@ from typing import Any
 
 import click
 
-from bosco import __version__, app, stopping, ui
+from bosco import __version__, app, docs, stopping, ui
 from bosco.assetset import segment_problem
-from bosco.errors import BoscoError, Cancelled
-from bosco.workspace import compile_regex
+from bosco.errors import BoscoError
+from bosco.workspace import regex_problem
 
-REPORTER = ui.Console()
-
-
-def _segment(value: str | None, option: str) -> str | None:
-    """Click callback: ``value`` must be usable as one asset-key segment (usage error, exit 2)."""
-    problem = None if value is None else segment_problem(value)
-    if problem:
-        raise click.BadParameter(problem, param_hint=option)
-    return value
+REPORTER = ui.Console()  # never asks: commands that confirm make their own
 
 
-def _regex(value: str | None, option: str) -> str | None:
-    """Click callback: ``value`` must compile as a regular expression (usage error, exit 2)."""
-    if value is not None:
-        try:
-            compile_regex(value, "")
-        except BoscoError as exc:
-            raise click.BadParameter(str(exc).lstrip(), param_hint=option) from exc
-    return value
+def _checked(problem: Callable[[str], str | None], option: str, parts: bool = False) -> Callable[..., Any]:
+    """A click callback: a value (with ``parts``, each side of one ``/``) for which ``problem`` names a
+    problem is a usage error (exit 2), reported before any configuration is read."""
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        for text in [problem(v) for v in ([] if value is None else value.split("/", 1) if parts else [value])]:
+            if text:
+                raise click.BadParameter(text, param_hint=option)
+        return value
+    return callback
 
 
-def _release(value: str) -> str:
-    """Click callback: ``SERVICE/BUILD`` or ``BUILD``, each part one key segment (usage error, exit 2)."""
-    for part in value.split("/", 1) if value.count("/") == 1 else [value]:
-        _segment(part, "SERVICE/BUILD | BUILD")
-    return value
-
-
-SHARED: dict[str, tuple[str, Callable[[Any], Any]]] = {  # name -> (group, option)
-    "workspace": ("where", click.option("--workspace", "-W", type=click.Path(file_okay=False, path_type=Path),
-                  help="Workspace folder (default: nearest ancestor with .bosco/, else the current folder).")),
-    "environment": ("where", click.option("--environment", "-e", callback=lambda c, p, v: _segment(v, "--environment"),
-                    help="Environment: first segment of published keys and selector of .bosco/<env>.json "
-                    "(default: local).")),
-    "repo": ("select", click.option("--repo", "-r", callback=lambda c, p, v: _regex(v, "--repo"),
-             help="Only services whose name matches this regular expression.")),
-    "tag": ("select", click.option("--tag", "-t", help="Only services whose manifest tags include this tag.")),
-    "service": ("select", click.option("--service", "-s", "service", is_flag=True, default=None,
-                help="Only the service the current folder is in.")),
-    "verbose": ("where", click.option("--verbose", "-v", is_flag=True, default=None,
-                help="Also show build output and details that need no action.")),
-    "quiet": ("where", click.option("--quiet", "-q", is_flag=True, default=None,
-              help="Show only errors (and results on stdout).")),
-    "traceback": ("where", click.option("--traceback", is_flag=True, default=None,
-                  help="Show the Python traceback of an error.")),
+SHARED = {  # the shared options by group: "where" on every command but schema and docs, "select" where services are
+    "where": [click.option("--workspace", "-W", type=click.Path(file_okay=False, path_type=Path),
+                           help="Workspace folder (default: nearest ancestor with .bosco/, else the current folder)."),
+              click.option("--environment", "-e", callback=_checked(segment_problem, "--environment"),
+                           help="Environment: first segment of published keys and selector of .bosco/<env>.json "
+                           "(default: local)."),
+              click.option("--verbose", "-v", is_flag=True, default=None,
+                           help="Also show build output and details that need no action."),
+              click.option("--quiet", "-q", is_flag=True, default=None, help="Show only errors (results on stdout)."),
+              click.option("--traceback", is_flag=True, default=None, help="Show the Python traceback of an error.")],
+    "select": [click.option("--repo", "-r", callback=_checked(regex_problem, "--repo"),
+                            help="Only services whose name matches this regular expression."),
+               click.option("--tag", "-t", help="Only services whose manifest tags include this tag."),
+               click.option("--service", "-s", is_flag=True, default=None, help="Only the service the current folder "
+                            "is in.")],
 }
-FLAGS = {"repo": "-r/--repo", "tag": "-t/--tag", "service": "-s/--service"}
+PARAMS = {p.name: (group, p) for group, options in SHARED.items()
+          for p in (o(lambda: None).__click_params__[0] for o in options)}  # type: ignore[attr-defined]
 
 
-def shared(*groups: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add the shared options of ``groups`` (``where``: -W -e -v -q --traceback; ``select``: -r -t -s)
-    to a command and merge them with those given before its name (``ctx.obj``); one given before the
-    name that the command does not take is a usage error."""
-    names = [name for name, (group, _) in SHARED.items() if group in groups]
+def shared(*groups: str, result: str = "Print the result as one JSON object on stdout.") -> Callable[..., Any]:
+    """Add ``--json`` (help text ``result``) and the shared options of ``groups`` (``where``: -W -e -v
+    -q --traceback; ``select``: -r -t -s) to a command, merged with those given before its name
+    (``ctx.obj``); one given before the name that the command does not take is a usage error."""
+    names = [name for name, (group, _) in PARAMS.items() if group in groups]
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             values = click.get_current_context().find_root().obj
             values.update({n: v for n in names if (v := kwargs.pop(n, None)) is not None})
-            unused = [FLAGS[n] for n in values if n not in names]
+            unused = ["/".join(PARAMS[n][1].opts) for n in values if n not in names]
             if unused:
                 raise click.UsageError(f"{', '.join(unused)} does not apply to this command")
             ui.configure(quiet=bool(values.get("quiet")), verbose=bool(values.get("verbose")),
-                         traceback=bool(values.get("traceback")), as_json=kwargs.get("as_json", False))
+                         traceback=bool(values.get("traceback")), as_json=kwargs.pop("as_json"))
             return func(*args, **kwargs)
 
-        for name in reversed(names):
-            wrapper = SHARED[name][1](wrapper)
+        for option in reversed([click.option("--json", "as_json", is_flag=True, help=result),
+                                *(o for g in groups for o in SHARED[g])]):  # listed in this order by --help
+            wrapper = option(wrapper)
         return wrapper
 
     return decorate
@@ -98,21 +79,9 @@ def shared(*groups: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 def workspace(**options: Any) -> app.Workspace:
     """``app.open_workspace`` with the shared options given (and ``options``)."""
-    values = click.get_current_context().find_root().obj
-    return app.open_workspace(values.get("workspace"), values.get("environment"), repo=values.get("repo"),
-                              tag=values.get("tag"), current=Path.cwd() if values.get("service") else None,
-                              reporter=REPORTER, **options)
-
-
-def json_option(what: str = "Print the result as one JSON object on stdout.") -> Callable[[Any], Any]:
-    return click.option("--json", "as_json", is_flag=True, help=what)
-
-
-def interactive(no_prompt: bool) -> None:
-    """A confirmation needs a terminal: without -n, a non-interactive stdin is an error, not a hang."""
-    if not no_prompt and not sys.stdin.isatty():
-        raise BoscoError("stdin is not a terminal, so the confirmation cannot be asked",
-                         "pass -n to run without confirmation")
+    given = click.get_current_context().find_root().obj
+    return app.open_workspace(given.get("workspace"), given.get("environment"), repo=given.get("repo"), tag=given.get(
+        "tag"), current=Path.cwd() if given.get("service") else None, reporter=REPORTER, **options)
 
 
 class BoscoGroup(click.Group):
@@ -129,11 +98,8 @@ class BoscoGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except Cancelled as exc:
-            ui.err.print(f"[yellow]cancelled[/]: {str(exc).removeprefix('cancelled: ')}")
-            ctx.exit(1)
         except BoscoError as exc:
-            ui.failure(exc, exc.hint, traceback.format_exc())
+            ui.failure(exc, traceback.format_exc())
             ctx.exit(1)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (bosco.stopping): no traceback, nothing left running
             stopping.stop_children()
@@ -146,20 +112,17 @@ class BoscoGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, **kwargs: Any) -> None:
     """bosco: serve (cdn) and publish (build, s3push, s3delete) the static assets of a multi-repo workspace."""
-    ctx.obj = {k: v for k, v in kwargs.items() if v is not None}
-    ui.configure(quiet=bool(ctx.obj.get("quiet")), verbose=bool(ctx.obj.get("verbose")),
-                 traceback=bool(ctx.obj.get("traceback")), as_json=False)
+    ctx.obj = {k: v for k, v in kwargs.items() if v is not None}  # the command's own ``shared`` applies them
+    ui.configure(quiet=False, verbose=False, traceback=False, as_json=False)
 
 
-for _name, (_group, _option) in SHARED.items():
-    cli.params.append(_option(lambda: None).__click_params__[0])  # type: ignore[attr-defined]
+cli.params += [param for _, param in PARAMS.values()]
 
 BUILD = click.option("--build", "-b", "build", default=app.DEFAULT_BUILD, show_default=True,
-                     callback=lambda c, p, v: _segment(v, "--build"),
+                     callback=_checked(segment_problem, "--build"),
                      help="Build (release) identifier inside each service's keys.")
 CONCURRENCY = click.option("--concurrency", type=click.IntRange(1, 256), default=app.DEFAULT_CONCURRENCY,
-                           help=f"Objects sent or read at the same time, 1 to 256 (default: 8 per CPU, at most 32: "
-                           f"{app.DEFAULT_CONCURRENCY} here).")
+                           help=f"Objects sent or read at once, 1 to 256 (default: {app.DEFAULT_CONCURRENCY}).")
 
 
 @cli.command(short_help="Serve every service's assets on a local pseudo-CDN (watch, live reload).")
@@ -168,16 +131,15 @@ CONCURRENCY = click.option("--concurrency", type=click.IntRange(1, 256), default
 @click.option("--host", help="Interface to listen on (default: cdn.host, 127.0.0.1).")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), help="Port (default: cdn.port, 7334).")
 @click.option("--rebuild", is_flag=True, help="Run every build.command even when its assets exist.")
-@click.option("--watch", "-w", "watch", metavar="REGEX", callback=lambda c, p, v: _regex(v, "--watch"),
+@click.option("--watch", "-w", "watch", metavar="REGEX", callback=_checked(regex_problem, "--watch"),
               help="Watch the services whose name matches REGEX and rebuild them on change (default: the "
               "service the current folder is in).")
 @click.option("--livereload", is_flag=True,
               help="Make the fragments of watched services reload the page (or swap CSS) after a rebuild.")
-@json_option("Print one JSON object per event on stdout (one per line).")
 @click.option("--remote", metavar="ENV", help="Also serve ENV's current published release of every service not "
               "served from the workspace, fetched from aws.cdn (else the bucket) and cached on disk.")
-@shared("where", "select")
-def cdn(mode: str | None, minify_flag: bool, as_json: bool, **options: Any) -> None:
+@shared("where", "select", result="Print one JSON object per event on stdout (one per line).")
+def cdn(mode: str | None, minify_flag: bool, **options: Any) -> None:
     """Serve every service's assets from one local pseudo-CDN (build `local`).
 
     With MODE `minify` (or --minify), JS and CSS are served as minified bundles with source maps; otherwise each
@@ -198,9 +160,8 @@ def cdn(mode: str | None, minify_flag: bool, as_json: bool, **options: Any) -> N
               "(default: root-relative /<key>).")
 @click.option("--force", is_flag=True, help="Replace files of an already written build (not `default`).")
 @click.option("--ignore-budgets", is_flag=True, help="Write bundles over their size budgets (listed as warnings).")
-@json_option()
 @shared("where", "select")
-def build_command(no_minify: bool, as_json: bool, **options: Any) -> None:
+def build_command(no_minify: bool, **options: Any) -> None:
     """Write the asset set that s3push would publish into a folder, through the same release code.
 
     BUNDLE limits bundles to one tag. Every build.command runs first. Fragment URLs use
@@ -217,7 +178,6 @@ def build_command(no_minify: bool, as_json: bool, **options: Any) -> None:
 @BUILD
 @click.option("--no-prompt", "-n", is_flag=True, help="Publish without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded, copied or skipped; change nothing.")
-@json_option()
 @CONCURRENCY
 @click.option("--force", is_flag=True, help="Replace objects of an already published build (immutable unless "
               "the build is `default`).")
@@ -227,7 +187,7 @@ def build_command(no_minify: bool, as_json: bool, **options: Any) -> None:
 @click.option("--verify", "verify_after", is_flag=True, help="Re-read the published release afterwards, as `bosco "
               "verify -b BUILD` does (exit 1 listing every difference).")
 @shared("where", "select")
-def s3push(no_prompt: bool, as_json: bool, **options: Any) -> None:
+def s3push(no_prompt: bool, **options: Any) -> None:
     """Run every build.command, build the asset set (minified) and publish it to aws.bucket under <env>/.
 
     BUNDLE limits the push to one tag (services without it are left alone). Nothing is uploaded
@@ -236,37 +196,30 @@ def s3push(no_prompt: bool, as_json: bool, **options: Any) -> None:
     Compressible types are stored gzip-encoded at their key and brotli-encoded at <key>.br; objects
     already stored with the same SHA-256 are skipped, those of the previous release copied.
     """
-    interactive(no_prompt or options["dry_run"])
-    result = app.push(workspace(), reporter=ui.Console(ask=not no_prompt), **options)
-    ui.show(result)
-    if result.verify is not None:
-        app.require_verified(result.verify)
+    asking = ui.Console(ask=not (no_prompt or options["dry_run"]))
+    app.require_verified(ui.show(app.push(workspace(), reporter=asking, **options)).verify)
 
 
 @cli.command("verify", short_help="Re-read a published release and compare it with its release index.")
-@click.option("--build", "-b", "build", callback=lambda c, p, v: _segment(v, "--build"),
+@click.option("--build", "-b", "build", callback=_checked(segment_problem, "--build"),
               help="Build to verify in every service that has it (default: each service's current release).")
-@json_option()
 @CONCURRENCY
 @shared("where")
-def verify_command(as_json: bool, **options: Any) -> None:
+def verify_command(**options: Any) -> None:
     """Check that every object of a published release exists, decodes (gzip at the key, brotli at
     <key>.br) to the SHA-256 its release.json records, and has its content type and cache control;
     also through aws.cdn over HTTP when it is set. Exits 1 listing every difference."""
-    report = app.verify(workspace(), reporter=REPORTER, **options)
-    ui.show(report)
-    app.require_verified(report)
+    app.require_verified(ui.show(app.verify(workspace(), reporter=REPORTER, **options)))
 
 
 @cli.command("diff", short_help="Show what changed between two releases (sizes, files, sources, commits).")
-@click.option("--from", "from_build", metavar="BUILD|local", callback=lambda c, p, v: _segment(v, "--from"),
+@click.option("--from", "from_build", metavar="BUILD|local", callback=_checked(segment_problem, "--from"),
               help="Release to compare from (default: each service's current release in releases.json).")
 @click.option("--to", "to_build", metavar="BUILD|local", default="local", show_default=True,
-              callback=lambda c, p, v: _segment(v, "--to"),
+              callback=_checked(segment_problem, "--to"),
               help="Release to compare to; `local` builds the workspace as s3push would.")
-@json_option("Print the differences as one JSON object on stdout.")
-@shared("where", "select")
-def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
+@shared("where", "select", result="Print the differences as one JSON object on stdout.")
+def diff_command(from_build: str | None, to_build: str) -> None:
     """Show what changed between two releases of the selected services: bundles added, removed or
     changed with raw/gzip/brotli bytes before and after, files and source files, and the git
     commits between them. Unchanged services take one line."""
@@ -276,17 +229,16 @@ def diff_command(from_build: str | None, to_build: str, as_json: bool) -> None:
 
 
 @cli.command("s3delete", short_help="Delete exactly the objects of one published release.")
-@click.argument("release", metavar="SERVICE/BUILD | BUILD", callback=lambda c, p, v: _release(v))
+@click.argument("release", metavar="SERVICE/BUILD | BUILD",
+                callback=_checked(segment_problem, "SERVICE/BUILD | BUILD", parts=True))
 @click.option("--no-prompt", "-n", is_flag=True, help="Delete without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="List the objects that would be deleted; change nothing.")
 @click.option("--force", is_flag=True, help="Also delete the release that releases.json marks as current.")
-@json_option("Print the deleted keys as JSON on stdout.")
-@shared("where", "select")
-def s3delete(release: str, no_prompt: bool, as_json: bool, **options: Any) -> None:
+@shared("where", "select", result="Print the deleted keys as JSON on stdout.")
+def s3delete(release: str, no_prompt: bool, **options: Any) -> None:
     """Delete exactly the objects of one release: <env>/<service>/<build>/ (a build of every
     selected service when only BUILD is given)."""
-    interactive(no_prompt or options["dry_run"])
-    ui.show(app.delete(workspace(), release, reporter=ui.Console(ask=not no_prompt), **options))
+    ui.show(app.delete(workspace(), release, reporter=ui.Console(ask=not (no_prompt or options["dry_run"])), **options))
 
 
 @cli.group("cache", short_help="Show or trim the local and shared caches.")
@@ -296,39 +248,32 @@ def cache_group() -> None:
 
 @cache_group.command("stats")
 @click.option("--remote", is_flag=True, help="Also list the shared cache (cache.remote).")
-@json_option("Print the figures as JSON on stdout.")
-@shared("where")
-def cache_stats(remote: bool, as_json: bool) -> None:
+@shared("where", result="Print the figures as JSON on stdout.")
+def cache_stats(remote: bool) -> None:
     """Entries and size of each cache folder (one per bosco code version)."""
     ui.show(app.cache_stats(workspace(), remote=remote))
 
 
 @cache_group.command("prune")
 @click.option("--remote", is_flag=True, help="Also delete the shared cache's entries of other bosco versions.")
-@json_option("Print the bytes deleted as JSON on stdout.")
-@shared("where")
-def cache_prune(remote: bool, as_json: bool) -> None:
+@shared("where", result="Print the bytes deleted as JSON on stdout.")
+def cache_prune(remote: bool) -> None:
     """Delete the entries of other bosco code versions and trim the local folder to cache.maxsize MB."""
     ui.show(app.cache_prune(workspace(), remote=remote))
 
 
 @cli.command("config", short_help="Print the resolved configuration (secrets masked) and its files.")
-@json_option("Print the resolved configuration as JSON.")
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on configuration keys bosco does not read.")
-@shared("where")
-def config_command(as_json: bool, strict: bool) -> None:
-    """Print the resolved configuration (secrets masked) and the files it came from.
-
-    One ``key = value  # origin`` line per value: the file, BOSCO_* variable or option that set it,
-    or ``default``."""
+@shared("where", result="Print the resolved configuration as JSON.")
+def config_command(strict: bool) -> None:
+    """Print the resolved configuration (secrets masked) and the files it came from: one ``key = value
+    # origin`` line per value (the file, BOSCO_* variable or option that set it, or ``default``)."""
     ui.show_config(workspace(strict=strict))
 
 
 @cli.command("schema")
 def schema_command() -> None:
     """Print the JSON Schema of bosco-service.json (for editors)."""
-    from bosco import docs
-
     click.echo(docs.schema(), nl=False)
 
 
@@ -336,15 +281,9 @@ def schema_command() -> None:
 @click.argument("topic", required=False)
 def docs_command(topic: str | None) -> None:
     """Print a page of bosco's reference (manifest, configuration, ...)."""
-    from bosco import docs
-
-    if topic is None:
-        for name, summary in docs.TOPICS.items():
-            ui.out.print(f"{name:<14} {summary}", markup=False)
-        return
-    if topic not in docs.TOPICS:
+    if topic is not None and topic not in docs.TOPICS:
         raise click.BadParameter(f"{topic!r} is not a page; pages: {', '.join(docs.TOPICS)}", param_hint="TOPIC")
-    click.echo(docs.page(topic), nl=False)
+    ui.show_docs(topic)
 
 
 def main() -> None:
@@ -358,6 +297,3 @@ def main() -> None:
             stopping.exit_after_stop(exc.code if isinstance(exc.code, int) else 1)
         raise
 
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

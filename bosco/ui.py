@@ -27,6 +27,7 @@ from rich.text import Text
 
 from bosco import app
 from bosco.app import plural
+from bosco.errors import BoscoError, Cancelled
 from bosco.redact import redact
 
 err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
@@ -85,10 +86,14 @@ def traceback_text(text: str) -> None:
     _always.print(redact(text), markup=False)
 
 
-def failure(exc: Exception, hint: str | None, traceback: str) -> None:
-    """A command failed with ``exc``: its traceback (``--traceback``), with ``--json`` one
-    ``{"ok": false, "errors", "hint"}`` object on stdout (every problem found, then the error), and
-    the red line with its hint."""
+def failure(exc: BoscoError, traceback: str) -> None:
+    """A command failed with ``exc``: a declined confirmation is one yellow line; else its traceback
+    (``--traceback``), with ``--json`` one ``{"ok": false, "errors", "hint"}`` object on stdout
+    (every problem found, then the error) and the red line with its hint."""
+    hint = exc.hint
+    if isinstance(exc, Cancelled):
+        err.print(f"[yellow]cancelled[/]: {escape(str(exc).removeprefix('cancelled: '))}")
+        return
     if mode.traceback:
         traceback_text(traceback)
     if mode.json and not mode.shown:
@@ -98,10 +103,14 @@ def failure(exc: Exception, hint: str | None, traceback: str) -> None:
 
 
 class Console(app.Reporter):
-    """The reporter of the command line: renders what a use case tells as ``mode`` says; ``ask``
-    False (``-n``) answers every confirmation yes without asking."""
+    """The reporter of the command line: renders what a use case tells as ``mode`` says. ``ask``
+    False (``-n``, ``--dry-run``) answers every confirmation yes without asking; with ``ask``, raises
+    ``BoscoError`` when stdin is not a terminal (a confirmation would hang)."""
 
-    def __init__(self, ask: bool = True) -> None:
+    def __init__(self, ask: bool = False) -> None:
+        if ask and not sys.stdin.isatty():
+            raise BoscoError("stdin is not a terminal, so the confirmation cannot be asked",
+                             "pass -n to run without confirmation")
         self.ask = ask
         self._lock = threading.Lock()
 
@@ -283,13 +292,25 @@ _RESULTS: dict[type, Callable[[Any], None]] = {
 }
 
 
-def show(result: Any) -> None:
+def show(result: Any) -> Any:
     """A use case's result: with ``--json`` its ``to_json()`` as one object on stdout, and its human
-    rendering (lines on stderr in both modes, tables and lists on stdout without ``--json``)."""
+    rendering (lines on stderr in both modes, tables and lists on stdout without ``--json``).
+    Returns ``result``."""
     if mode.json:
         click.echo(json.dumps(result.to_json(), indent=2))
         mode.shown = True
     _RESULTS.get(type(result), _verified)(result)
+    return result
+
+
+def show_docs(topic: str | None) -> None:
+    """``bosco docs``: the reference page ``topic`` (a key of ``bosco.docs.TOPICS``), else the list of pages."""
+    from bosco import docs
+
+    if topic is not None:
+        click.echo(docs.page(topic), nl=False)
+    for name, summary in docs.TOPICS.items() if topic is None else ():
+        out.print(f"{name:<14} {summary}", markup=False)
 
 
 def show_config(ws: app.Workspace) -> None:

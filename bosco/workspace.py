@@ -92,10 +92,19 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
 def compile_regex(pattern: str, option: str, hint: str | None = None) -> re.Pattern[str]:
     """``pattern`` compiled (Python ``re`` syntax, searched anywhere in a name). Raises ``BoscoError``
     ``"<option> '<pattern>' is not a valid regular expression: <why>"`` with ``hint``."""
+    problem = regex_problem(pattern)
+    if problem:
+        raise BoscoError(f"{option} {problem}", hint)
+    return re.compile(pattern)
+
+
+def regex_problem(pattern: str) -> str | None:
+    """``"'<pattern>' is not a valid regular expression: <why>"``, or None when it compiles."""
     try:
-        return re.compile(pattern)
+        re.compile(pattern)
     except re.error as exc:
-        raise BoscoError(f"{option} {pattern!r} is not a valid regular expression: {exc}", hint) from exc
+        return f"{pattern!r} is not a valid regular expression: {exc}"
+    return None
 
 
 def filter_services(
