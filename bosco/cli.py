@@ -85,8 +85,7 @@ def workspace(**options: Any) -> app.Workspace:
 
 
 class BoscoGroup(click.Group):
-    """Turns BoscoError into one red line and a hint (``ui.failure``), exit 1, and Ctrl-C/SIGTERM into
-    ``interrupted`` and exit 130 after stopping every child process."""
+    """A BoscoError is one red line and its hint (``ui.failure``), exit 1; Ctrl-C/SIGTERM exit 130."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``--help`` with each summary whole (click cuts them to fit one line)."""
@@ -196,7 +195,7 @@ def s3push(no_prompt: bool, **options: Any) -> None:
     Compressible types are stored gzip-encoded at their key and brotli-encoded at <key>.br; objects
     already stored with the same SHA-256 are skipped, those of the previous release copied.
     """
-    asking = ui.Console(ask=not (no_prompt or options["dry_run"]))
+    asking = ui.Console(ask=not (no_prompt or options["dry_run"]))  # before the configuration is read
     app.require_verified(ui.show(app.push(workspace(), reporter=asking, **options)).verify)
 
 
@@ -238,7 +237,8 @@ def diff_command(from_build: str | None, to_build: str) -> None:
 def s3delete(release: str, no_prompt: bool, **options: Any) -> None:
     """Delete exactly the objects of one release: <env>/<service>/<build>/ (a build of every
     selected service when only BUILD is given)."""
-    ui.show(app.delete(workspace(), release, reporter=ui.Console(ask=not (no_prompt or options["dry_run"])), **options))
+    asking = ui.Console(ask=not (no_prompt or options["dry_run"]))  # before the configuration is read
+    ui.show(app.delete(workspace(), release, reporter=asking, **options))
 
 
 @cli.group("cache", short_help="Show or trim the local and shared caches.")

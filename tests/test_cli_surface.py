@@ -50,13 +50,24 @@ def test_help_shows_whole_one_line_summaries():
 
 
 @pytest.mark.parametrize("args", [["cdn", "-w", "app-("], ["s3delete", "-n", "app/.."], ["s3delete", "-n", "a/b/c"],
-                                  ["-r", "(", "config"], ["build", "--out", "x", "-b", ".."]])
+                                  ["-r", "(", "config"], ["build", "--out", "x", "-b", ".."], ["s3push", "-b", "a/b"],
+                                  ["-r", "x", "verify"], ["diff", "--from", "7", "--to", "7"]])
 def test_argument_errors_come_before_configuration_errors(tmp_path, args):
     root = tiny_workspace(tmp_path / "ws")
     (root / ".bosco" / "bosco.json").write_text('{"cdn": {"port": 1,}}')  # broken: never read
     result = CliRunner().invoke(cli, ["-W", str(root), *args])
     assert result.exit_code == 2, result.output
     assert "bosco.json" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["s3push", "s3delete"])
+def test_a_confirmation_without_a_terminal_is_named_before_configuration_errors(tmp_path, command):
+    root = tiny_workspace(tmp_path / "ws")
+    (root / ".bosco" / "bosco.json").write_text('{"cdn": {"port": 1,}}')  # broken: never read
+    result = CliRunner().invoke(cli, ["-W", str(root), command, *(["7"] if command == "s3delete" else [])])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == ["error: stdin is not a terminal, so the confirmation cannot be asked",
+                                          "hint: pass -n to run without confirmation"]
 
 
 def test_progress_bars_leave_no_empty_line_in_logs(tmp_path):
