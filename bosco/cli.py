@@ -24,9 +24,9 @@ def _checked(problem: Callable[[str], str | None], option: str, parts: bool = Fa
     """A click callback: a value (with ``parts``, each side of one ``/``) for which ``problem`` names a
     problem is a usage error (exit 2), reported before any configuration is read."""
     def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        for text in [problem(v) for v in ([] if value is None else value.split("/", 1) if parts else [value])]:
-            if text:
-                raise click.BadParameter(text, param_hint=option)
+        values = [] if value is None else value.split("/", 1) if parts else [value]
+        if problems := [p for v in values if (p := problem(v))]:
+            raise click.BadParameter(problems[0], param_hint=option)
         return value
     return callback
 
@@ -44,8 +44,7 @@ SHARED = {  # the shared options by group: "where" on every command but schema a
     "select": [click.option("--repo", "-r", callback=_checked(regex_problem, "--repo"),
                             help="Only services whose name matches this regular expression."),
                click.option("--tag", "-t", help="Only services whose manifest tags include this tag."),
-               click.option("--service", "-s", is_flag=True, default=None, help="Only the service the current folder "
-                            "is in.")],
+               click.option("--service", "-s", is_flag=True, default=None, help="Only the service you are in.")],
 }
 PARAMS = {p.name: (group, p) for group, options in SHARED.items()
           for p in (o(lambda: None).__click_params__[0] for o in options)}  # type: ignore[attr-defined]
@@ -121,7 +120,8 @@ BUILD = click.option("--build", "-b", "build", default=app.DEFAULT_BUILD, show_d
                      callback=_checked(segment_problem, "--build"),
                      help="Build (release) identifier inside each service's keys.")
 CONCURRENCY = click.option("--concurrency", type=click.IntRange(1, 256), default=app.DEFAULT_CONCURRENCY,
-                           help=f"Objects sent or read at once, 1 to 256 (default: {app.DEFAULT_CONCURRENCY}).")
+                           help=f"Objects sent or read at once, 1 to 256 (default: 8 per CPU, at most 32: "
+                           f"{app.DEFAULT_CONCURRENCY} here).")
 
 
 @cli.command(short_help="Serve every service's assets on a local pseudo-CDN (watch, live reload).")
