@@ -125,11 +125,11 @@ def run_in_process(ws: Path, env: dict[str, str]) -> None:
     records = clock("provenance.collect, warm (history cached by HEAD)", provenance.collect, asset_set.services,
                     outputs)
     bundles = [o for o in outputs if o.kind == "bundle"]
-    cold = CompressionCache(None, config.get("brotli.quality"), config.get("brotli.mapquality"), os.cpu_count() or 1)
+    cold = CompressionCache(None, config.brotli.quality, config.brotli.mapquality, os.cpu_count() or 1)
     with cold:
         clock(f"compress {len(bundles)} bundles, cold (what the push would do anyway)", compressed_sizes, bundles,
               cold)
-    with CompressionCache(default_cache_dir(), config.get("brotli.quality"), config.get("brotli.mapquality"),
+    with CompressionCache(default_cache_dir(), config.brotli.quality, config.brotli.mapquality,
                           os.cpu_count() or 1) as warm:
         sizes = clock("compressed sizes, warm cache (bodies stored by the first push)", compressed_sizes, bundles,
                       warm)

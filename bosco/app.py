@@ -166,10 +166,10 @@ def open_workspace(workspace: Path | str | None = None, environment: str | None 
     root = find_root(cwd, Path(workspace) if workspace is not None else None)
     env = environment or "local"
     config = load_config(root, env, overrides, strict=strict)
-    use_types(config.get("types") or {})
+    use_types(config.types)
     for warning in config.warnings:
         reporter.warning(warning)
-    configure_cache(config.cache.remote, config, config.cache.maxsize)
+    configure_cache(config)
     services, warnings = discover_services(root, config)
     selected = filter_services(services, repo, tag, current) if services else []
     return Workspace(root, env, config, selected, warnings, len(services), environment is not None, repo, tag)
@@ -320,7 +320,7 @@ def _budget_rules(ws: Workspace, services: Iterable[Any]) -> tuple[tuple[Any, ..
     ``name`` and ``path``): (rules, problems of invalid manifest budgets)."""
     from bosco import budgets
 
-    return budgets.rules_for(ws.config.get("budgets"),
+    return budgets.rules_for(ws.config.budgets,
                              lambda key: ws.config.origin(f"budgets.{key}" if key else "budgets"),
                              [(s.name, Path(s.path)) for s in services])
 
@@ -335,7 +335,7 @@ def _has_budgets(ws: Workspace) -> bool:
         except (BoscoError, TypeError):
             return False
 
-    return ws.config.get("budgets") is not None or any(declares(s) for s in ws.services)
+    return ws.config.budgets is not None or any(declares(s) for s in ws.services)
 
 
 # ----------------------------------------------------------------------------------------------- build --out

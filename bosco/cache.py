@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bosco.config import CacheSection
+from bosco.config import CacheSection, Config
 from bosco.files import write_atomic
 from bosco.userdirs import cache_enabled, xdg_home
 
@@ -204,15 +204,15 @@ def remote() -> RemoteCache | None:
     return _remote
 
 
-def configure(remote_url: str | None, config: Any = None, maxsize: int = CacheSection.maxsize) -> None:
-    """Use the shared store at ``remote_url`` (``s3://bucket/prefix``, reached with the S3 settings
-    of ``config``) or none, and cap the local folder at ``maxsize`` MB. Pending uploads are waited
-    for and the local folder trimmed when the process exits."""
+def configure(config: Config) -> None:
+    """Use the shared store at ``cache.remote`` (``s3://bucket/prefix``, reached with the ``aws``
+    settings of ``config``) or none, and cap the local folder at ``cache.maxsize`` MB. Pending
+    uploads are waited for and the local folder trimmed when the process exits."""
     global _remote, _maxsize
-    _maxsize = maxsize
+    _maxsize = config.cache.maxsize
     if _remote is not None:
         _remote.flush()
-    _remote = RemoteCache(remote_url, config) if remote_url else None
+    _remote = RemoteCache(config.cache.remote, config) if config.cache.remote else None
 
 
 def _at_exit() -> None:
@@ -309,7 +309,7 @@ class RemoteCache:
     ``flush`` waits for the uploads. After an error other than a missing entry (no network, no
     permission) the store is ``broken`` and no longer used by this process. Raises ``BoscoError`` for a URL that is not ``s3://bucket[/prefix]``."""
 
-    def __init__(self, url: str, config: Any) -> None:
+    def __init__(self, url: str, config: Config) -> None:
         from bosco.errors import BoscoError
 
         if not url.startswith("s3://") or not url[5:].split("/", 1)[0]:

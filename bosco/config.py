@@ -196,15 +196,6 @@ class Config:
         """The file, variable or option that set ``dotted`` (else ``"configuration"``)."""
         return self.origins.get(dotted) or "configuration"
 
-    def get(self, dotted: str, default: Any = None) -> Any:
-        """Return the value at a dotted key such as ``"cdn.port"``, or ``default`` when absent/None."""
-        node: Any = self.values
-        for part in dotted.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return default
-            node = node[part]
-        return default if node is None else node
-
     def section(self, name: str, cls: type[S]) -> S:
         """Section ``name`` of ``values`` as its typed ``cls``: keys absent or null take the field's
         default (values were checked when loading; keys bosco does not read are left out)."""

@@ -71,7 +71,7 @@ def test_misspelt_config_keys_and_variables_are_warnings_naming_their_origin(tmp
         "environment variable BOSCO_CAHCE is not one bosco reads; did you mean BOSCO_CACHE?",
         "environment variable BOSCO_CDNPORT is not one bosco reads; did you mean BOSCO_CDN_PORT?",
     )
-    assert config.get("cdn.port") == 7334  # the misspelt key changed nothing
+    assert config.cdn.port == 7334  # the misspelt key changed nothing
     assert str(env_file) in config.sources
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bosco.config import load_config
+from bosco.config import CdnSection, load_config
 from bosco.errors import BoscoError, ConfigError
 from bosco.workspace import discover_services, filter_services, find_root
 
@@ -89,13 +89,9 @@ def test_config_layers_merge_deeply_with_the_higher_winning(tmp_path):
     write(tmp_path / "ws" / ".bosco" / "tes.json", {"aws": {"bucket": "tes-bucket", "cdn": "https://cdn.tes"}})
     config = load_config(tmp_path / "ws", "tes", {"cdn": {"host": "0.0.0.0"}},
                          env={"HOME": str(home), "BOSCO_AWS_MAXAGE": "60"})
-    assert config.get("cdn.port") == 7000
-    assert config.get("cdn.url") == "http://cdn.local"
-    assert config.get("cdn.host") == "0.0.0.0"
-    assert config.get("aws.region") == "eu-west-1"
-    assert config.get("aws.bucket") == "tes-bucket"
-    assert config.get("aws.maxage") == 60
-    assert config.get("css.minifier") == "rcssmin"
+    assert config.cdn == CdnSection(host="0.0.0.0", port=7000, url="http://cdn.local")
+    assert (config.aws.region, config.aws.bucket, config.aws.maxage) == ("eu-west-1", "tes-bucket", 60)
+    assert config.css.minifier == "rcssmin"
     assert config.sources == (str(home / ".config/bosco/bosco.json"), str(tmp_path / "ws/.bosco/bosco.json"),
                               str(tmp_path / "ws/.bosco/tes.json"))
 
@@ -201,5 +197,5 @@ def test_bad_config_values_in_a_file_name_the_file(tmp_path, layer, message):
 def test_environment_variables_override_camel_case_keys(tmp_path):
     write(tmp_path / ".bosco" / "bosco.json", {"aws": {"secretAccessKey": "A"}})
     config = load_config(tmp_path, "local", env={"HOME": str(tmp_path), "BOSCO_AWS_SECRETACCESSKEY": "B"})
-    assert config.get("aws.secretAccessKey") == "B"
+    assert config.values["aws"]["secretAccessKey"] == "B"
     assert "secretaccesskey" not in config.values["aws"]
