@@ -1,6 +1,6 @@
 """Benchmark: time from an atomic save (write a temp file, rename it over the original) to the
-server returning the new bytes, as ``bosco cdn -w`` runs it (WatchSession + CdnServer on
-127.0.0.1, inotify, started with ``WatchSession.serve`` like the CLI).
+server returning the new bytes, as ``bosco cdn -w`` runs it (ServedAssetSet + CdnServer on
+127.0.0.1, inotify, started with ``ServedAssetSet.serve`` like the CLI).
 
 Two workspaces, each in both modes (unminified: the file's own key; minify: the bundle key):
 
@@ -37,7 +37,7 @@ import httpx
 from bosco.config import load_config
 from bosco.pipeline import BuildOptions, build_service
 from bosco.server import AssetHolder, CdnServer
-from bosco.watch import SETTLE, WatchSession
+from bosco.watch import SETTLE, ServedAssetSet
 from bosco.workspace import discover_services, load_service
 
 FILES = 50
@@ -82,7 +82,7 @@ def measure(root: Path, service_name: str, rel: str, bundle: str, minify: bool,
         baseline.append((time.perf_counter() - start) * 1000)
     holder = AssetHolder()
     server = CdnServer(holder, "127.0.0.1", 0)
-    session = WatchSession(services, [repo], options, holder, warnings)
+    session = ServedAssetSet(services, [repo], options, holder, warnings)
     server.start()
     session.serve(quick=not minify)
     key = f"{service_name}/local/{bundle}" if minify else f"{service_name}/local/{rel.split('/', 1)[1]}"

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from bosco.publish.audit import VerifyReport
     from bosco.publish.s3 import S3Target
     from bosco.server import CdnServer
-    from bosco.watch import Rebuild, WatchSession
+    from bosco.watch import Rebuild, ServedAssetSet
 
 __all__ = [
     "DEFAULT_BUILD", "DEFAULT_CONCURRENCY", "BuildResult", "CacheStats", "Cdn", "DeleteResult", "DiffResult",
@@ -108,7 +108,7 @@ SILENT = Reporter()
 @dataclass(frozen=True)
 class Workspace:
     """An opened workspace: ``root`` folder, ``environment`` (``-e``; ``environment_given`` False when
-    it is the default ``local``), resolved ``config``, ``services`` selected by ``repo``/``tag``/
+    it is the default ``local``), resolved ``config``, ``services`` selected by ``repo``/``service_tag``/
     ``current`` (in workspace order), ``found`` (services discovered before selection) and the
     ``warnings`` of discovery."""
 
@@ -120,7 +120,7 @@ class Workspace:
     found: int
     environment_given: bool = False
     repo: str | None = None
-    tag: str | None = None
+    service_tag: str | None = None
 
     def selected(self) -> list[Service]:
         """The selected services; raises ``BoscoError`` when the workspace has none or the
@@ -136,7 +136,7 @@ class Workspace:
                                  f"so that bosco finds the workspace from any folder inside it")
             raise BoscoError(f"no service found in workspace {self.root}",
                              "run bosco in a workspace whose subfolders hold bosco-service.json files, or pass -W DIR")
-        chosen = " ".join(f"{flag} {value}" for flag, value in (("-r", self.repo), ("-t", self.tag)) if value)
+        chosen = " ".join(f"{flag} {value}" for flag, value in (("-r", self.repo), ("-t", self.service_tag)) if value)
         raise BoscoError(f"no service matches {chosen}".rstrip(),
                          "check -r/-t/-s: names and tags come from each bosco-service.json")
 
@@ -152,13 +152,13 @@ class Workspace:
 
 
 def open_workspace(workspace: Path | str | None = None, environment: str | None = None, *, repo: str | None = None,
-                   tag: str | None = None, current: Path | None = None, cwd: Path | None = None,
+                   service_tag: str | None = None, current: Path | None = None, cwd: Path | None = None,
                    overrides: dict[str, Any] | None = None, strict: bool = False,
                    reporter: Reporter = SILENT) -> Workspace:
     """Find the workspace root (``workspace``, else the nearest ancestor of ``cwd`` holding ``.bosco/``,
     else ``cwd``; ``cwd`` defaults to the current folder), load its configuration for ``environment``
     (default ``local``) with ``overrides`` (options, highest layer) and select its services: ``repo``
-    a regular expression on names (``-r``), ``tag`` a manifest tag (``-t``), ``current`` a folder
+    a regular expression on names (``-r``), ``service_tag`` one of a manifest's ``tags`` (``-t``), ``current`` a folder
     whose service alone is selected (``-s``). Configuration warnings go to ``reporter``; ``strict``
     makes an unknown configuration key a ``ConfigError``. Also applies the configuration's content
     types and shared cache (``types``, ``cache.remote``) to this process."""
@@ -171,8 +171,8 @@ def open_workspace(workspace: Path | str | None = None, environment: str | None 
         reporter.warning(warning)
     configure_cache(config)
     services, warnings = discover_services(root, config)
-    selected = filter_services(services, repo, tag, current) if services else []
-    return Workspace(root, env, config, selected, warnings, len(services), environment is not None, repo, tag)
+    selected = filter_services(services, repo, service_tag, current) if services else []
+    return Workspace(root, env, config, selected, warnings, len(services), environment is not None, repo, service_tag)
 
 
 # ----------------------------------------------------------------------------------------------- building
@@ -220,12 +220,13 @@ def _published_base(ws: Workspace, fallback: str) -> str:
     return f"{cdn_url.rstrip('/')}/{ws.environment}" if cdn_url else fallback.rstrip("/")
 
 
-def _build_published(ws: Workspace, build: str, tag: str | None, minify: bool, fallback: str, reporter: Reporter,
+def _build_published(ws: Workspace, build: str, bundle_tag: str | None, minify: bool, fallback: str, reporter: Reporter,
                      refuse_foreign: bool = False) -> AssetSet:
     """The asset set ``build_to``, ``push`` and ``diff`` publish (the same bytes): fragments link
     ``<aws.cdn>/<env>/<key>``, else ``fallback``; every ``build.command`` runs (a publish builds from
     source); a key that cannot be published is an error of its service. Reports its problems."""
-    options = BuildOptions(build=build, minify=minify, bundle=True, base_url=_published_base(ws, fallback), tag=tag,
+    options = BuildOptions(build=build, minify=minify, bundle=True, base_url=_published_base(ws, fallback),
+                           bundle_tag=bundle_tag,
                            css_minifier=_css_minifier(ws, reporter), rebuild=True,
                            sri=ws.config.fragments.sri, title=f"bosco {ws.environment}/{build}",
                            legal_comments=ws.config.minify.legalcomments,
@@ -238,11 +239,11 @@ def _build_published(ws: Workspace, build: str, tag: str | None, minify: bool, f
     return asset_set
 
 
-def _publish_options(ws: Workspace, build: str, concurrency: int, bundle: str | None, force: bool,
+def _publish_options(ws: Workspace, build: str, concurrency: int, bundle_tag: str | None, force: bool,
                      fallback: str) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
     return PublishOptions(ws.environment, build, ws.config.aws.maxage, ws.config.aws.shortcache,
-                          concurrency, bundle, _published_base(ws, fallback), force)
+                          concurrency, bundle_tag, _published_base(ws, fallback), force)
 
 
 def compression_cache(config: Config) -> CompressionCache:
@@ -363,12 +364,12 @@ class BuildResult:
                 "bytes": self.bytes, "warnings": [redact(w) for w in self.warnings]}
 
 
-def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle: str | None = None, minify: bool = True,
-             base_url: str | None = None, force: bool = False, ignore_budgets: bool = False,
+def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = None,
+             minify: bool = True, base_url: str | None = None, force: bool = False, ignore_budgets: bool = False,
              reporter: Reporter = SILENT) -> BuildResult:
     """Write the asset set ``push`` would publish into folder ``out`` through the same release code
-    (one uncompressed file per asset key, release indexes last; docs/layout.md). ``bundle`` limits
-    it to one bundle tag; fragments link ``<aws.cdn>/<env>/<key>``, else ``base_url``, else
+    (one uncompressed file per asset key, release indexes last; docs/layout.md). ``bundle_tag``
+    limits it to one bundle tag; fragments link ``<aws.cdn>/<env>/<key>``, else ``base_url``, else
     ``/<key>``. Raises ``ProblemsError`` (nothing written) when a service has an error or a bundle is
     over its budget (unless ``ignore_budgets``), ``PublishError`` when ``out`` is unusable or a file
     of an already written build other than ``default`` would change (unless ``force``)."""
@@ -376,8 +377,8 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle: st
 
     out = Path(out)
     check_out_dir(out, ws.root)
-    publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle, force, base_url or "")
-    asset_set = _build_published(ws, build, bundle, minify, base_url or "", reporter)
+    publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle_tag, force, base_url or "")
+    asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", reporter)
     _gate(asset_set.errors, [], f"nothing written to {out}", reporter, "fix the errors above and run again")
     records, _ = _provenance(asset_set, publish, False, reporter)
     target = DirectoryTarget(out)
@@ -432,11 +433,11 @@ class PushResult:
                 "duplicates": self.duplicates, **({"verify": self.verify.to_json()} if self.verify else {})}
 
 
-def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle: str | None = None, dry_run: bool = False,
+def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = None, dry_run: bool = False,
          concurrency: int = DEFAULT_CONCURRENCY, force: bool = False, allow_dirty: bool = False,
          ignore_budgets: bool = False, verify_after: bool = False, reporter: Reporter = SILENT) -> PushResult:
     """Build the minified asset set of the selected services and publish it to ``aws.bucket`` under
-    ``<env>/`` (docs/layout.md). ``bundle`` publishes one bundle tag (only services that have it;
+    ``<env>/`` (docs/layout.md). ``bundle_tag`` publishes one bundle tag (only services that have it;
     their release index keeps the entries the push does not replace). Asks ``reporter.confirm``
     after showing the summary and ``reporter.changes`` (not in a ``dry_run``, which changes nothing).
 
@@ -450,10 +451,10 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle: str | None = None
     from bosco.publish.s3 import config_problems
 
     env = ws.environment
-    publish = _publish_options(ws, build, concurrency, bundle, force, f"/{env}")
+    publish = _publish_options(ws, build, concurrency, bundle_tag, force, f"/{env}")
     if not ws.config.aws.cdn:
         reporter.detail(f"aws.cdn is not set; fragments link root-relative /{env}/<key>")
-    asset_set = _build_published(ws, build, bundle, True, f"/{env}", reporter, refuse_foreign=True)
+    asset_set = _build_published(ws, build, bundle_tag, True, f"/{env}", reporter, refuse_foreign=True)
     bucket = ws.config.aws.bucket
     config = config_problems(ws.config, env)
     records, dirty = _provenance(asset_set, publish, not allow_dirty, reporter) if not asset_set.errors else ({}, [])
@@ -754,14 +755,14 @@ class Cdn:
     cwd: Path | None = None
     reporter: Reporter = SILENT
     server: CdnServer = field(init=False)
-    session: WatchSession = field(init=False)
+    session: ServedAssetSet = field(init=False)
     base_url: str = field(init=False)
     asset_set: AssetSet | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         from bosco import budgets
         from bosco.server import AssetHolder, CdnServer
-        from bosco.watch import WatchSession
+        from bosco.watch import ServedAssetSet
 
         ws, reporter = self.ws, self.reporter
         services = ws.selected() if self.remote is None else ws.services
@@ -784,7 +785,7 @@ class Cdn:
                                build_timeout_ms=ws.config.build.timeout)
         self.cache = compression_cache(ws.config)
         rules, _ = _budget_rules(ws, services)
-        self.session = WatchSession(
+        self.session = ServedAssetSet(
             services, [s.path for s in self.watched], options, holder, ws.warnings, livereload=self.livereload,
             on_rebuild=lambda r: reporter.event("rebuild", **rebuild_fields(r)),
             on_problem=lambda service, message: reporter.event("problem", service=service or None, message=message),

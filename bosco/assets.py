@@ -134,15 +134,15 @@ def _repo_rel(base: str, rel: str) -> str:
     return f"{base}/{rel}" if base else rel
 
 
-def collect(repo: Path, manifest: Manifest, tag: str | None = None) -> Collected:
-    """Expand every glob of ``manifest``. ``tag`` limits bundles to that tag (libraries and site
+def collect(repo: Path, manifest: Manifest, bundle_tag: str | None = None) -> Collected:
+    """Expand every glob of ``manifest``. ``bundle_tag`` limits bundles to that tag (libraries and site
     assets are always collected). A file matched twice in one bundle keeps its first position."""
     order: list[tuple[str, str]] = []
     assets: dict[tuple[str, str], dict[str, Asset]] = {}
     errors: dict[tuple[str, str], list[str]] = {}
     for section in manifest.sections:
         for spec in section.bundles:
-            if tag is not None and spec.tag != tag:
+            if bundle_tag is not None and spec.tag != bundle_tag:
                 continue
             ident = (spec.type, spec.tag)
             if ident not in assets:

@@ -79,8 +79,8 @@ def shared(*groups: str, result: str = "Print the result as one JSON object on s
 def workspace(**options: Any) -> app.Workspace:
     """``app.open_workspace`` with the shared options given (and ``options``)."""
     given = click.get_current_context().find_root().obj
-    return app.open_workspace(given.get("workspace"), given.get("environment"), repo=given.get("repo"), tag=given.get(
-        "tag"), current=Path.cwd() if given.get("service") else None, reporter=REPORTER, **options)
+    return app.open_workspace(given.get("workspace"), given.get("environment"), repo=given.get("repo"), reporter=REPORTER,
+                              service_tag=given.get("tag"), current=Path.cwd() if given.get("service") else None, **options)
 
 
 class BoscoGroup(click.Group):
@@ -150,7 +150,7 @@ def cdn(mode: str | None, minify_flag: bool, **options: Any) -> None:
 
 
 @cli.command("build", short_help="Write the asset set s3push would publish into a folder (--out DIR).")
-@click.argument("bundle", required=False)
+@click.argument("bundle_tag", metavar="[BUNDLE]", required=False)
 @click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write the asset set to (one file per asset key).")
 @BUILD
@@ -173,7 +173,7 @@ def build_command(no_minify: bool, **options: Any) -> None:
 
 
 @cli.command("s3push", short_help="Build the minified asset set and publish it to S3 under <env>/.")
-@click.argument("bundle", required=False)
+@click.argument("bundle_tag", metavar="[BUNDLE]", required=False)
 @BUILD
 @click.option("--no-prompt", "-n", is_flag=True, help="Publish without asking for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded, copied or skipped; change nothing.")

@@ -82,7 +82,7 @@ class Manifest:
 
     path: Path
     name: str | None
-    tags: tuple[str, ...]
+    service_tags: tuple[str, ...]
     sections: tuple[Section, ...]
     libraries: tuple[GlobSpec, ...]
     site_assets: tuple[GlobSpec, ...]
@@ -300,7 +300,7 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     return Manifest(
         path=path,
         name=name,
-        tags=tuple(tags),
+        service_tags=tuple(tags),
         sections=tuple(sections),
         libraries=_glob_specs(data.get("libraries"), "libraries", path),
         site_assets=_glob_specs(data.get("siteAssets"), "siteAssets", path),

@@ -39,20 +39,21 @@ class BuildOptions:
     ``build`` is the release segment of keys (``local`` in cdn); ``minify`` minifies JS/CSS;
     ``bundle`` serves JS/CSS as one file per bundle (else each source file at its own key, and
     fragments list them); ``base_url`` prefixes fragment URLs (``""`` = root-relative ``/<key>``);
-    ``tag`` limits bundles to one tag; ``rebuild`` forces ``build.command``; ``sri`` adds integrity
-    attributes to fragments; ``livereload`` is the URL of the live-reload script that fragments
-    load (``bosco cdn -w --livereload``, watched services only), None for none; ``refuse_foreign``
-    makes a Sass/Less/TypeScript/... source listed as CSS/JS an error (``s3push``), else a warning;
-    ``legal_comments`` is ``minify.legalcomments`` (``inline``, ``eof``, ``linked``, ``none``);
-    ``build_timeout_ms`` is how long a ``build.command`` may run when its manifest sets no
-    ``build.timeout`` (the ``build.timeout`` configuration key).
+    ``bundle_tag`` limits bundles to one tag (under ``assets.<type>``); ``rebuild`` forces
+    ``build.command``; ``sri`` adds integrity attributes to fragments; ``livereload`` is the URL of
+    the live-reload script that fragments load (``bosco cdn -w --livereload``, watched services
+    only), None for none; ``refuse_foreign`` makes a Sass/Less/TypeScript/... source listed as
+    CSS/JS an error (``s3push``), else a warning; ``legal_comments`` is ``minify.legalcomments``
+    (``inline``, ``eof``, ``linked``, ``none``); ``build_timeout_ms`` is how long a
+    ``build.command`` may run when its manifest sets no ``build.timeout`` (the ``build.timeout``
+    configuration key).
     """
 
     build: str = "local"
     minify: bool = False
     bundle: bool = False
     base_url: str = ""
-    tag: str | None = None
+    bundle_tag: str | None = None
     css_minifier: str = CssSection.minifier
     rebuild: bool = False
     sri: bool = False
@@ -176,7 +177,7 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                 errors.append(str(exc))
         else:
             details.append("build.command not run: every declared asset exists (--rebuild runs it)")
-    collected = collect(service.path, manifest, options.tag)
+    collected = collect(service.path, manifest, options.bundle_tag)
     if errors:  # missing outputs of a failed build.command are consequences, not separate errors
         collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
     known_keys = frozenset(
@@ -297,7 +298,7 @@ def build_asset_set(
         items: dict[str, list] = {"js": [], "css": []}
         for service in services:
             if service.manifest is not None:
-                for b in collect(service.path, service.manifest, options.tag).bundles:
+                for b in collect(service.path, service.manifest, options.bundle_tag).bundles:
                     if b.type in items and b.code:
                         items[b.type] += minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
                                                        options.build, options.css_minifier)

@@ -1,6 +1,8 @@
-"""``bosco cdn -w``: file watching -> incremental rebuild of one service -> live-reload events.
+"""The asset set ``bosco cdn`` serves, and ``bosco cdn -w``: file watching -> incremental rebuild of
+one service -> live-reload events.
 
-A ``WatchSession`` owns the per-service builds of the served asset set. watchdog observers watch
+A ``ServedAssetSet`` builds every service into the served asset set (watching or not) and owns the
+per-service results it is assembled from. watchdog observers watch
 each watched service's manifest and the folders its globs reach (never ``node_modules`` or
 dot-folders such as ``.git`` and build caches, unless a glob names them); events are coalesced per
 service over a short quiet period, the service alone is rebuilt (manifest re-read, globs
@@ -234,7 +236,7 @@ def _diff(old: ServiceBuild | None, new: ServiceBuild) -> tuple[tuple[str, ...],
 class _Handler(FileSystemEventHandler):
     """Hands every watchdog event to the session (one handler for every watch)."""
 
-    def __init__(self, session: WatchSession) -> None:
+    def __init__(self, session: ServedAssetSet) -> None:
         self.session = session
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -244,8 +246,9 @@ class _Handler(FileSystemEventHandler):
         self.session.dispatch(paths, event.is_directory, event.event_type)
 
 
-class WatchSession:
-    """Builds a workspace's services and keeps the watched ones up to date in ``holder``.
+class ServedAssetSet:
+    """The asset set ``bosco cdn`` serves: builds a workspace's services into ``holder`` and keeps the
+    watched ones up to date.
 
     ``services`` are all served services in order; ``watched`` the folders of those to watch.
     ``livereload`` makes the fragments of watched services load ``/_bosco/livereload.js``.
@@ -671,7 +674,7 @@ class WatchSession:
         with self._lock:
             return tuple(sorted(r.path for r, (o, _, _) in self._watches.items() if o is self._poller))
 
-    def start(self) -> WatchSession:
+    def start(self) -> ServedAssetSet:
         """Start the observers and the rebuild worker; the worker starts the watch builds and
         rebuilds once ``build_all`` has served every service (call ``start`` first: ``serve``)."""
         with self._lock:
@@ -714,7 +717,7 @@ class WatchSession:
         if self._worker.is_alive():
             self._worker.join(30)
 
-    def __enter__(self) -> WatchSession:
+    def __enter__(self) -> ServedAssetSet:
         return self
 
     def __exit__(self, *exc: object) -> None:

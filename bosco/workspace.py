@@ -22,8 +22,9 @@ class Service:
     error: str | None = None
 
     @property
-    def tags(self) -> tuple[str, ...]:
-        return self.manifest.tags if self.manifest else ()
+    def service_tags(self) -> tuple[str, ...]:
+        """The manifest's ``tags`` (what ``-t`` matches; not the bundle tags under ``assets``)."""
+        return self.manifest.service_tags if self.manifest else ()
 
 
 def find_root(cwd: Path, explicit: Path | None = None) -> Path:
@@ -110,11 +111,11 @@ def regex_problem(pattern: str) -> str | None:
 def filter_services(
     services: list[Service],
     repo: str | None = None,
-    tag: str | None = None,
+    service_tag: str | None = None,
     current: Path | None = None,
 ) -> list[Service]:
     """Keep services whose name matches regex ``repo`` (``-r``, searched anywhere in the name), whose
-    manifest ``tags`` include ``tag`` (``-t``), and, when ``current`` is given (``-s``), only the service
+    manifest ``tags`` include ``service_tag`` (``-t``), and, when ``current`` is given (``-s``), only the service
     whose folder contains that path. Raises ``BoscoError`` for an invalid regex or when ``-s`` is used
     outside any service.
     """
@@ -122,8 +123,8 @@ def filter_services(
     if repo:
         pattern = compile_regex(repo, "-r")
         result = [s for s in result if pattern.search(s.name)]
-    if tag:
-        result = [s for s in result if tag in s.tags]
+    if service_tag:
+        result = [s for s in result if service_tag in s.service_tags]
     if current is not None:
         current = current.resolve()
         result = [s for s in result if current == s.path.resolve() or s.path.resolve() in current.parents]

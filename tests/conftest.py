@@ -119,7 +119,7 @@ def running_cdn(command: list[str], cwd: Path, env: dict[str, str], log: Path,
 
 @pytest.fixture
 def live(example: Path) -> Iterator[Callable[..., Any]]:
-    """Start ``live.Live`` (WatchSession + real server) on the example copy, watching app-home by
+    """Start ``live.Live`` (ServedAssetSet + real server) on the example copy, watching app-home by
     default; every started session is stopped at the end."""
     from live import Live
 

@@ -1,4 +1,4 @@
-"""Helpers for watch tests: a WatchSession over a real cdn server, bounded polling, atomic saves."""
+"""Helpers for watch tests: a ServedAssetSet over a real cdn server, bounded polling, atomic saves."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import httpx
 from bosco.config import load_config
 from bosco.pipeline import BuildOptions
 from bosco.server import AssetHolder, CdnServer
-from bosco.watch import Rebuild, WatchSession
+from bosco.watch import Rebuild, ServedAssetSet
 from bosco.workspace import discover_services
 
 TIMEOUT = 15.0  # seconds any wait may take before the test fails
@@ -59,7 +59,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class Live:
-    """A running WatchSession + CdnServer on a free port; records rebuilds and problems."""
+    """A running ServedAssetSet + CdnServer on a free port; records rebuilds and problems."""
 
     def __init__(self, root: Path, watch: Iterable[str], minify: bool = False, livereload: bool = False,
                  quick: bool = False, background: bool = False, **session_args: Any) -> None:
@@ -76,7 +76,7 @@ class Live:
         self.output: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         watched = [s.path for s in services if s.name in set(watch)]
-        self.session = WatchSession(
+        self.session = ServedAssetSet(
             services, watched, options, self.holder, warnings, livereload=livereload,
             on_rebuild=self._record, on_problem=lambda s, m: self.problems.append((s, m)),
             on_output=lambda s, line: self.output.append((s, line)), **session_args,

@@ -92,7 +92,7 @@ def test_every_shape_is_typed(tmp_path):
         "build": {"command": ["python3", "build.py"], "watch": {"command": "npm run watch", "ready": "done"}},
     })
     manifest = load_manifest(path)
-    assert manifest.name == "svc" and manifest.tags == ("a", "b")
+    assert manifest.name == "svc" and manifest.service_tags == ("a", "b")
     assets, upload = manifest.sections
     assert (assets.base_path, assets.already_minified, assets.source_map_extension) == ("public", True, ".smap")
     assert [(b.type, b.tag, b.globs) for b in assets.bundles] == [("js", "top", ("one.js",))]
@@ -165,7 +165,7 @@ def test_null_counts_as_absent(tmp_path):
     path = write(tmp_path / "bosco-service.json",
                  {"service": None, "tags": None, "files": None, "assets": None, "build": {"watch": None}})
     manifest = load_manifest(path)
-    assert (manifest.name, manifest.tags, manifest.sections, manifest.build.timeout_ms) == (None, (), (), 10000)
+    assert (manifest.name, manifest.service_tags, manifest.sections, manifest.build.timeout_ms) == (None, (), (), 10000)
 
 
 def test_duplicate_keys_are_an_error(tmp_path):

@@ -21,7 +21,7 @@ from bosco.errors import BoscoError
 from bosco.pipeline import BuildOptions
 from bosco.server import AssetHolder
 from bosco.ui import Console
-from bosco.watch import INOTIFY_HINT, WatchRoot, WatchSession, is_relevant, watch_roots
+from bosco.watch import INOTIFY_HINT, ServedAssetSet, WatchRoot, is_relevant, watch_roots
 from bosco.workspace import discover_services, load_service
 
 HOME_CSS = "app-home/local/css/home.css"
@@ -245,7 +245,7 @@ def test_a_syntax_check_pass_never_replaces_a_build_from_newer_inputs(example: P
     services, warnings = discover_services(example, load_config(example, "local", env={}))
     home = next(s for s in services if s.name == "app-home")
     holder = AssetHolder()
-    session = WatchSession(services, [home.path], BuildOptions(), holder, warnings)
+    session = ServedAssetSet(services, [home.path], BuildOptions(), holder, warnings)
     session.build_all(check_syntax=False)
     real_check = watch_module.check_syntax
 

@@ -73,8 +73,8 @@ def test_filters_repo_regex_tag_and_current_service():
     services, _ = services_of(KEYS)
     assert [s.name for s in filter_services(services, repo="svc-[ab]")] == ["svc-a", "svc-b"]
     assert [s.name for s in filter_services(services, repo="^custom")] == ["custom-name"]
-    assert [s.name for s in filter_services(services, tag="front")] == ["svc-a", "custom-name"]
-    assert [s.name for s in filter_services(services, repo="svc", tag="front")] == ["svc-a"]
+    assert [s.name for s in filter_services(services, service_tag="front")] == ["svc-a", "custom-name"]
+    assert [s.name for s in filter_services(services, repo="svc", service_tag="front")] == ["svc-a"]
     assert [s.name for s in filter_services(services, current=KEYS / "svc-c" / "web")] == ["custom-name"]
     with pytest.raises(BoscoError, match="is not inside any service"):
         filter_services(services, current=KEYS)

@@ -35,7 +35,7 @@ class PublishOptions:
     """How to publish. ``maxage`` (seconds) is the immutable ``Cache-Control`` max-age of keys with a
     build segment; ``short_cache_control`` is used for keys that change in place (no build segment,
     release indexes, and every key of the reused build ``default``); ``concurrency`` is the number
-    of objects in flight; ``bundle`` (a BUNDLE push: the tag) publishes only the services that have
+    of objects in flight; ``bundle_tag`` (a BUNDLE push: the bundle tag) publishes only the services that have
     a bundle with that tag and keeps the entries of this build's existing release index that the
     push does not replace; ``base_url`` prefixes the links of the regenerated ``index.html``
     (``<aws.cdn>/<env>``, else ``/<env>``; ``""`` for root-relative ``/<key>``); ``force`` allows
@@ -46,7 +46,7 @@ class PublishOptions:
     maxage: int = AwsSection.maxage
     short_cache_control: str = AwsSection.shortcache
     concurrency: int = DEFAULT_CONCURRENCY
-    bundle: str | None = None
+    bundle_tag: str | None = None
     base_url: str = ""
     force: bool = False
 
@@ -180,17 +180,17 @@ def check_immutable(steps: list[Step], options: PublishOptions) -> None:
 
 
 def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Output]:
-    """The outputs a push publishes: with ``options.bundle``, only those of services that have a
+    """The outputs a push publishes: with ``options.bundle_tag``, only those of services that have a
     bundle with that tag (their libraries and site assets must not drag the others into a release),
     never ``index.html`` (it is regenerated from the release indexes, ``write_index_page``). Raises
     ``PublishError`` when no service has a bundle with that tag (a typo would otherwise publish
     empty releases)."""
     outputs = [o for o in asset_set.outputs.values() if o.kind != "page"]
-    if options.bundle is None:
+    if options.bundle_tag is None:
         return outputs
-    having = {s.name for s in asset_set.services if any(b.tag == options.bundle for b in s.bundles)}
+    having = {s.name for s in asset_set.services if any(b.tag == options.bundle_tag for b in s.bundles)}
     if not having:
-        raise PublishError(f"no selected service has a bundle tagged {options.bundle!r}; nothing published",
+        raise PublishError(f"no selected service has a bundle tagged {options.bundle_tag!r}; nothing published",
                            "BUNDLE is a tag under assets.<type> in a bosco-service.json (e.g. js.top -> top)")
     return [o for o in outputs if o.service is None or o.service in having]
 

@@ -156,7 +156,7 @@ def release_index(service: str, plan: ReleasePlan, results: list[Result], now: d
                 entry["sources"] = list(output.sources)
         objects.append(entry)
     current = plan.services[service].current
-    if plan.options.bundle is not None and current:
+    if plan.options.bundle_tag is not None and current:
         mine = {o["key"] for o in objects}
         objects = [o for o in current.get("objects", []) if o.get("key") not in mine] + objects
         objects.sort(key=lambda o: o.get("key", ""))
@@ -178,7 +178,7 @@ def _bundle_records(plan: ReleasePlan, service: str, current: dict[str, Any] | N
     build = next((s for s in plan.asset_set.services if s.name == service), None)
     records = [{"type": b.type, "tag": b.tag, "key": b.key, "fragment": b.fragment, "files": list(b.files),
                 "sources": list(b.sources)} for b in (build.bundles if build else ())]
-    if plan.options.bundle is not None and current:
+    if plan.options.bundle_tag is not None and current:
         mine = {(r["type"], r["tag"]) for r in records}
         kept = [r for r in current.get("bundles", [])
                 if isinstance(r, dict) and (r.get("type"), r.get("tag")) not in mine]

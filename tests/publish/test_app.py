@@ -106,11 +106,11 @@ def test_the_error_gate_lists_every_problem_and_publishes_nothing(workspace, s3,
 
 def test_a_bundle_push_releases_only_the_services_with_that_tag(workspace, s3, bucket):
     ws = app.open_workspace(workspace, "tes")
-    result = app.push(ws, build="4", bundle="top")
+    result = app.push(ws, build="4", bundle_tag="top")
     assert {k.split("/")[1] for k in keys(s3, bucket, "tes/app-")} == {"app-web"}
     assert {r.service for r in result.report.results if r.service} == {"app-web"}
     with pytest.raises(PublishError, match="no selected service has a bundle tagged 'nope'"):
-        app.push(ws, build="5", bundle="nope")
+        app.push(ws, build="5", bundle_tag="nope")
 
 
 def test_delete_refuses_the_current_release_unless_forced(workspace, s3, bucket):
