@@ -140,7 +140,7 @@ def test_unknown_types_are_ignored_with_a_warning():
 
 
 def test_tag_filter_keeps_only_that_bundle_plus_shared_files():
-    asset_set = build(KEYS, minify=True, bundle=True, tag="top")
+    asset_set = build(KEYS, minify=True, bundle=True, bundle_tag="top")
     assert sorted(asset_set.outputs) == [
         "asset/robots.txt",
         "custom-name/local/html/top.js.html",
