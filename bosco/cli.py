@@ -78,9 +78,9 @@ def shared(*groups: str, result: str = "Print the result as one JSON object on s
 
 def workspace(**options: Any) -> app.Workspace:
     """``app.open_workspace`` with the shared options given (and ``options``)."""
-    given = click.get_current_context().find_root().obj
-    return app.open_workspace(given.get("workspace"), given.get("environment"), repo=given.get("repo"), reporter=REPORTER,
-                              service_tag=given.get("tag"), current=Path.cwd() if given.get("service") else None, **options)
+    get = click.get_current_context().find_root().obj.get
+    return app.open_workspace(get("workspace"), get("environment"), repo=get("repo"), service_tag=get("tag"),
+                              current=Path.cwd() if get("service") else None, reporter=REPORTER, **options)
 
 
 class BoscoGroup(click.Group):
