@@ -96,7 +96,8 @@ class Reporter:
         """An event of ``bosco cdn``: ``listening`` (url), ``serving`` (url, services, assets, minified,
         warnings, errors), ``watching`` (services, livereload), ``rebuild`` (service, ok, changed,
         removed, reasons, errors, ms, recovered), ``problem`` (service, message; hint when the
-        server keeps answering with what was built) and ``stopped``."""
+        server keeps answering with what was built), ``remote`` (environment, online, status: with
+        ``--remote``, at start and when the upstream stops or starts answering) and ``stopped``."""
 
     def output(self, service: str, line: str) -> None:
         """One output line of a service's watch build command (``bosco cdn -w``)."""
@@ -778,7 +779,7 @@ class Cdn:
             from bosco.release_proxy import for_cdn
 
             holder.remote = for_cdn(ws.root, self.remote, [s.name for s in services], self.base_url)
-            reporter.status(holder.remote.status_line())
+            self._remote_event()
         options = BuildOptions(build="local", minify=self.minify, bundle=self.minify, base_url=self.base_url,
                                css_minifier=minifier, rebuild=self.rebuild, title=f"bosco cdn: {ws.root.name}",
                                repos_link=True, legal_comments=ws.config.minify.legalcomments,
@@ -791,10 +792,14 @@ class Cdn:
             on_problem=lambda service, message: reporter.event("problem", service=service or None, message=message),
             on_output=reporter.output, measure=lambda build: budgets.measure_service(build, rules, self.cache),
             remote=holder.remote.page if holder.remote else None)
-        if holder.remote:  # online <-> offline: one status line, and the index page says it
-            remote = holder.remote
-            remote.on_change = lambda: (self.session.refresh_page(), reporter.status(remote.status_line()))
+        if holder.remote:  # online <-> offline: one event, and the index page says it
+            holder.remote.on_change = lambda: (self.session.refresh_page(), self._remote_event())
         self.built = threading.Event()
+
+    def _remote_event(self) -> None:
+        remote = self.server.holder.remote
+        self.reporter.event("remote", environment=self.remote, online=remote.offline is None,
+                            status=remote.status_line())
 
     def _build(self) -> None:
         # an error the build itself does not turn into an error entry (the process out of file

@@ -144,7 +144,7 @@ def cdn(mode: str | None, minify_flag: bool, **options: Any) -> None:
     With MODE `minify` (or --minify), JS and CSS are served as minified bundles with source maps; otherwise each
     source file is served at its own key and the fragments list them one by one. With -w, watched
     services are rebuilt as their files change. With --json, stdout gets one JSON object per line
-    for each event: listening, serving, watching, rebuild, problem, stopped.
+    for each event: listening, serving, watching, rebuild, problem, remote, stopped.
     """
     app.serve(workspace(), minify=mode == "minify" or minify_flag, reporter=REPORTER, **options)
 

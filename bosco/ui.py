@@ -28,6 +28,7 @@ from rich.text import Text
 from bosco import app
 from bosco.app import plural
 from bosco.errors import BoscoError, Cancelled
+from bosco.publish.audit import VerifyReport
 from bosco.redact import redact
 
 err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
@@ -199,6 +200,7 @@ _EVENTS: dict[str, Callable[..., None]] = {
                                                        + (" (live reload on)" if livereload else "")),
     "rebuild": _rebuild,
     "problem": _problem,
+    "remote": lambda environment, online, status: err.print(status, markup=False),
     "stopped": lambda: err.print("stopped"),
 }
 
@@ -238,7 +240,7 @@ def _push(result: app.PushResult) -> None:
         _verified(result.verify)
 
 
-def _verified(report: Any) -> None:
+def _verified(report: VerifyReport) -> None:
     """Every difference of a ``VerifyReport`` on stderr, or the count of what was verified."""
     for line in report.differences:
         err.print(f"[red]difference:[/] {escape(redact(line))}")
@@ -288,7 +290,7 @@ def _pruned(result: app.PruneResult) -> None:
 
 _RESULTS: dict[type, Callable[[Any], None]] = {
     app.BuildResult: _built, app.PushResult: _push, app.DeleteResult: _deleted, app.DiffResult: _diffed,
-    app.CacheStats: _cache_stats, app.PruneResult: _pruned,
+    app.CacheStats: _cache_stats, app.PruneResult: _pruned, VerifyReport: _verified,
 }
 
 
@@ -299,7 +301,7 @@ def show(result: Any) -> Any:
     if mode.json:
         click.echo(json.dumps(result.to_json(), indent=2))
         mode.shown = True
-    _RESULTS.get(type(result), _verified)(result)
+    _RESULTS[type(result)](result)
     return result
 
 

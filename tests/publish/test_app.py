@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from bosco import app
@@ -166,3 +167,32 @@ def test_open_workspace_selects_like_the_shared_options(workspace, name):
     assert [s.name for s in ws.selected()] == [name] and ws.environment_given
     with pytest.raises(BoscoError, match="no service matches -r"):
         app.open_workspace(workspace, repo="^none$").selected()
+
+
+class Events(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.events.append((name, fields))
+
+
+def test_cdn_with_remote_serves_the_published_release_beside_the_workspace(workspace, s3, bucket):
+    app.push(app.open_workspace(workspace, "tes"), build="55")
+    (workspace / ".bosco" / "tes.json").write_text(json.dumps({"aws": {  # read from the bucket, not aws.cdn
+        "bucket": bucket, "endpoint": s3.meta.endpoint_url, "region": "us-east-1"}}))
+    reporter = Events()
+    cdn = app.Cdn(app.open_workspace(workspace, repo="^app-web$"), port=0, remote="tes", reporter=reporter).start()
+    try:
+        assert cdn.built.wait(120)
+        answer = httpx.get(f"{cdn.base_url}/app-other/55/js/bottom.js", headers={"Accept-Encoding": "identity"})
+        assert answer.status_code == 200 and b"other" in answer.content
+        assert httpx.get(f"{cdn.base_url}/app-web/55/js/top.js").status_code == 404  # app-web is local
+    finally:
+        cdn.stop()
+    assert [name for name, _ in reporter.events] == ["remote", "listening", "serving", "stopped"]
+    remote = reporter.events[0][1]
+    assert (remote["environment"], remote["online"]) == ("tes", True)
+    assert remote["status"].startswith(f"remote: 1 published release of tes read from s3://{bucket}/tes/ at ")
+    assert reporter.events[2][1]["services"] == ["app-web"]
