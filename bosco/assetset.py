@@ -182,7 +182,9 @@ class ServiceBuild:
     """Everything one service contributed to an asset set. ``errors`` are service-level problems
     (broken manifest, failed build command); bundle problems are in ``bundles[i].errors``; ``git``
     the git facts of the service folder (None when it is not in a git repository); ``details`` lines
-    that need no action (a build command not run because its output exists), shown with ``-v``."""
+    that need no action (a build command not run because its output exists), shown with ``-v``;
+    ``complete`` False for the quick first pass of ``bosco cdn`` (``BuildOptions.quick``), whose
+    syntax checks, verified minification or exact maps are still to come."""
 
     name: str
     path: str
@@ -193,6 +195,7 @@ class ServiceBuild:
     description: str | None = None
     git: RepoInfo | None = None
     details: tuple[str, ...] = ()
+    complete: bool = True
 
     @property
     def all_errors(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from bosco.files import inside, problem, read_text
 from bosco.jsonfile import parse_json
 from bosco.sourcemap import MapWriter, decode_mappings
 from bosco.syntax import map_comments, to_units, unit_offsets
-from bosco.verify import minify_verified
+from bosco.verify import Minified, exact_map, minify_verified
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ class Bundle:
     its source map as compact JSON (UTF-8); ``warnings`` and ``errors`` are readable lines (an error,
     such as a syntax error, fails ``build``/``s3push``; ``cdn`` shows both on the index page);
     ``legal`` is the text of ``<bundle>.LEGAL.txt`` (legal comments ``linked``), else empty;
-    ``details`` readable lines that need no action (a minifier fault bosco repaired), for ``-v``."""
+    ``details`` readable lines that need no action (a minifier fault bosco repaired), for ``-v``;
+    ``pending`` True when a quick build left inputs unchecked, unminified or mapped line by line
+    (build it again without ``quick`` for the complete result)."""
 
     code: bytes
     source_map: bytes
@@ -45,6 +47,7 @@ class Bundle:
     errors: tuple[str, ...] = ()
     legal: str = ""
     details: tuple[str, ...] = ()
+    pending: bool = False
 
 
 @lru_cache(maxsize=64)
@@ -363,6 +366,8 @@ def build_bundle(
     build: str = "local",
     known_keys: frozenset[str] = frozenset(),
     legal_comments: str = MinifySection.legalcomments,
+    check: bool = True,
+    quick: bool = False,
 ) -> Bundle:
     """Concatenate (and with ``minify`` minify) the ``js`` or ``css`` ``assets`` of one bundle.
 
@@ -376,6 +381,11 @@ def build_bundle(
     files bosco minifies (``/*!``, ``//!``, ``@license``, ``@preserve``) follow ``legal_comments``
     as esbuild's ``--legal-comments`` does: ``inline`` (kept in place), ``eof`` (at the end of the
     bundle), ``linked`` (in ``Bundle.legal``, the bundle links ``<tag>.<type>.LEGAL.txt``), ``none``.
+    Without ``minify`` the map is exact too (``verify.exact_map``: every token of the concatenation
+    points at itself in its file), and ``check`` False skips the syntax check of the inputs
+    (unminified ``cdn`` checks each file it serves on its own instead). ``quick`` (the first pass of
+    a ``cdn -w`` rebuild) computes nothing that is not cached: an input whose verified result or
+    exact map is not cached yet is shipped as it is, mapped line by line (``Bundle.pending``).
     A path an input names (map ``sources``, ``sourceMappingURL``, ``@import``) is read only inside
     ``repo`` (``bosco.files``), else it is an error line. Raises ``InputFileError`` when an input is
     not a readable UTF-8 regular file.
@@ -389,9 +399,15 @@ def build_bundle(
     line = len(parts)
     legal: list[str] = []
     details: list[str] = []
+    pending = False
     for source, original, text, edits, own_map, may_minify, repo_path in units:
-        result = minify_verified(type_, text, minify and may_minify and own_map is None and (
-            js or css_minifier == "rcssmin"), original if edits else None, edits, legal_comments == "inline")
+        found = minify_verified(type_, text, minify and may_minify and own_map is None and (
+            js or css_minifier == "rcssmin"), original if edits else None, edits, legal_comments == "inline",
+            quick) if minify or check else Minified(text, None)
+        result = found or Minified(text, None)  # quick and not cached: as it is, for now
+        if not minify and own_map is None and result.file_map is None:
+            result = replace(result, file_map=exact_map(type_, text, original if edits else None, edits, quick))
+        pending = pending or found is None or (quick and not minify and result.file_map is None and own_map is None)
         legal += [comment for comment in result.legal if comment not in legal]
         if result.problem is not None:
             errors.append(result.problem.describe(repo_path))
@@ -421,7 +437,7 @@ def build_bundle(
         body += f"/*! For license information please see {name}.LEGAL.txt */\n"
     trailer = f"//# sourceMappingURL={name}.map\n" if js else f"/*# sourceMappingURL={name}.map */\n"
     return Bundle((body + trailer).encode("utf-8"), writer.to_json(), tuple(warnings), tuple(errors),
-                  "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "", tuple(details))
+                  "\n".join(legal) + "\n" if legal and legal_comments == "linked" else "", tuple(details), pending)
 
 
 @lru_cache(maxsize=256)

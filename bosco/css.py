@@ -257,7 +257,8 @@ class _Preparer:
                 missing.add(target_key)
                 self.result.warnings.append(f"{shown}: url({value}) points at {target_key}, which is not in the "
                                             f"asset set")
-            replacements.append((value_start, value_end, new_url))
+            if new_url != value:  # the same URL from the bundle's folder: nothing to rewrite (maps stay exact)
+                replacements.append((value_start, value_end, new_url))
         if blocks:
             end = len(text.rstrip())
             replacements.append((end, end, "}" * len(blocks)))

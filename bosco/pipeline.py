@@ -23,7 +23,7 @@ from bosco.css import local_imports
 from bosco.duplicates import Duplicate
 from bosco.duplicates import find as find_duplicates
 from bosco.errors import BoscoError, InputFileError
-from bosco.files import problem, read_bytes
+from bosco.files import decode, problem, read_bytes
 from bosco.fragments import PageService, RemotePage, render_fragment, render_index, url_for
 from bosco.gitinfo import repo_info
 from bosco.jsonfile import load_json
@@ -46,7 +46,11 @@ class BuildOptions:
     CSS/JS an error (``s3push``), else a warning; ``legal_comments`` is ``minify.legalcomments``
     (``inline``, ``eof``, ``linked``, ``none``); ``build_timeout_ms`` is how long a
     ``build.command`` may run when its manifest sets no ``build.timeout`` (the ``build.timeout``
-    configuration key).
+    configuration key). ``quick`` is the first pass of ``bosco cdn`` (served at once, completed
+    right after: ``ServiceBuild.complete``): no syntax checks of single files, and bundles take
+    verified results and exact maps only from the cache (``bundle.build_bundle``);
+    ``concatenations`` False leaves out the concatenated bundles that unminified builds serve next
+    to the single files (the quick pass of the first build).
     """
 
     build: str = "local"
@@ -59,7 +63,8 @@ class BuildOptions:
     sri: bool = False
     title: str = "bosco"
     repos_link: bool = False
-    check_syntax: bool = True
+    quick: bool = False
+    concatenations: bool = True
     livereload: str | None = None
     refuse_foreign: bool = False
     legal_comments: str = MinifySection.legalcomments
@@ -98,27 +103,11 @@ def _syntax_errors(type_: str, repo_rel: str, data: bytes) -> list[str]:
     from bosco.verify import minify_verified  # numpy and tree-sitter load only when a file is checked
 
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return [f"{repo_rel}: cannot read as UTF-8 ({exc})"]
+        text = decode(data, repo_rel)
+    except InputFileError as exc:
+        return [str(exc)]
     problem = minify_verified(type_, text, minify=False).problem
     return [problem.describe(repo_rel)] if problem else []
-
-
-def check_syntax(build: ServiceBuild) -> ServiceBuild:
-    """``build`` (made with ``check_syntax=False``) with the syntax errors of the JS/CSS files it
-    serves one by one added to their bundle reports: the second pass of ``bosco cdn``, which serves
-    first and checks after, without running build commands again."""
-    outputs = {o.key: o for o in build.outputs}
-    reports = []
-    for report in build.bundles:
-        errors = list(report.errors)
-        if report.key is None and report.type in ("js", "css"):
-            for key in report.files:
-                source = outputs[key].sources[0].split("/", 1)[1]
-                errors += _syntax_errors(report.type, source, outputs[key].data)
-        reports.append(replace(report, errors=tuple(errors)))
-    return replace(build, bundles=tuple(reports))
 
 
 def _imported(service: Service, build: str, importer: Output, path: Path,
@@ -156,19 +145,49 @@ def _imported(service: Service, build: str, importer: Output, path: Path,
     return outputs, problems
 
 
-def build_service(service: Service, options: BuildOptions, with_git: bool = True) -> ServiceBuild:
-    """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
-    command, missing file or bundle failure becomes an error line on the returned ServiceBuild.
-    ``with_git`` reads the git facts of the folder (``gitinfo.repo_info``, after build.command ran)."""
-    description, description_warnings = _description(service.path)
-    if service.manifest is None:
-        return ServiceBuild(service.name, str(service.path), (), errors=(service.error or "",),
-                            warnings=tuple(description_warnings), description=description,
-                            git=repo_info(service.path) if with_git else None)
+def _bundle(service: Service, options: BuildOptions, b: BundleInput,
+            known_keys: frozenset[str]) -> tuple[list[Output], list[str], list[str], list[str], bool]:
+    """The outputs of the JS or CSS bundle ``b`` (``<service>/<build>/<type>/<tag>.<type>``, its map
+    and legal text; none when it cannot be built), its ``(errors, warnings, details)`` and whether
+    it is ``Bundle.pending``: minified with ``options.minify``, else concatenated (its inputs
+    syntax-checked only when ``options.bundle``: unminified ``cdn`` checks each file it serves)."""
+    from bosco.bundle import build_bundle  # numpy and tree-sitter load only for bundles
+
+    key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
+    try:
+        result = build_bundle(service.name, service.path, b.type, b.tag, b.assets, options.minify,
+                              options.css_minifier, options.build, known_keys, options.legal_comments,
+                              check=options.bundle, quick=options.quick)
+    except BoscoError as exc:
+        return [], [str(exc)], [], [], False
+    sources = tuple(f"{service.name}/{a.repo_rel}" for a in b.code)
+    outputs = [Output(key, result.code, "bundle", service.name, sources),
+               Output(key + ".map", result.source_map, "map", service.name, sources)]
+    if result.legal:
+        outputs.append(Output(key + ".LEGAL.txt", result.legal.encode(), "file", service.name, sources))
+    return outputs, list(result.errors), list(result.warnings), list(result.details), result.pending
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What building a service does before it reads its assets (``prepare``): the ``description``
+    of its ``package.json``, the ``warnings`` of its manifest and that file, and its
+    ``build.command``: why it failed (``errors``) or a ``details`` line when it was not needed."""
+
+    description: str | None = None
+    warnings: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+
+def prepare(service: Service, options: BuildOptions) -> Prepared:
+    """Run the service's ``build.command`` when its assets are missing (or with ``options.rebuild``)
+    and read its ``package.json``. Never raises for bad input (``Prepared.errors``)."""
+    description, warnings = _description(service.path)
     manifest = service.manifest
-    errors: list[str] = []
-    warnings = list(manifest.warnings) + description_warnings
-    details: list[str] = []
+    if manifest is None:
+        return Prepared(description, tuple(warnings))
+    errors, details = [], []
     if manifest.build and manifest.build.command:
         if options.rebuild or missing_assets(service.path, manifest):
             try:
@@ -177,6 +196,27 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                 errors.append(str(exc))
         else:
             details.append("build.command not run: every declared asset exists (--rebuild runs it)")
+    return Prepared(description, tuple(manifest.warnings) + tuple(warnings), tuple(errors), tuple(details))
+
+
+def build_service(service: Service, options: BuildOptions, with_git: bool = True,
+                  prepared: Prepared | None = None) -> ServiceBuild:
+    """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
+    command, missing file or bundle failure becomes an error line on the returned ServiceBuild.
+    ``with_git`` reads the git facts of the folder (``gitinfo.repo_info``, after build.command ran).
+    ``prepared`` is what ``prepare`` did for an earlier pass over the same service (its build
+    command is not run again), else ``prepare`` runs first."""
+    prepared = prepared or prepare(service, options)
+    description = prepared.description
+    if service.manifest is None:
+        return ServiceBuild(service.name, str(service.path), (), errors=(service.error or "",),
+                            warnings=prepared.warnings, description=description,
+                            git=repo_info(service.path) if with_git else None)
+    manifest = service.manifest
+    errors = list(prepared.errors)
+    warnings = list(prepared.warnings)
+    details = list(prepared.details)
+    complete = True
     collected = collect(service.path, manifest, options.bundle_tag)
     if errors:  # missing outputs of a failed build.command are consequences, not separate errors
         collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
@@ -197,31 +237,19 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
             foreign = foreign_source(asset)
             if foreign:
                 (bundle_errors if options.refuse_foreign else bundle_warnings).append(foreign)
-        if code_type and options.bundle:
-            if b.code:
-                bundle_key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
-                from bosco.bundle import build_bundle  # numpy and tree-sitter load only for bundles
-
-                try:
-                    result = build_bundle(service.name, service.path, b.type, b.tag, b.assets,
-                                          options.minify, options.css_minifier, options.build, known_keys,
-                                          options.legal_comments)
-                except BoscoError as exc:
-                    bundle_errors.append(str(exc))
-                    bundle_key = None
-                else:
-                    sources = tuple(f"{service.name}/{a.repo_rel}" for a in b.code)
-                    main = Output(bundle_key, result.code, "bundle", service.name, sources)
-                    files.append(main)
-                    outputs.append(main)
-                    outputs.append(Output(bundle_key + ".map", result.source_map, "map", service.name, sources))
-                    if result.legal:
-                        outputs.append(Output(bundle_key + ".LEGAL.txt", result.legal.encode(), "file", service.name,
-                                              sources))
-                    bundle_errors += result.errors
-                    bundle_warnings += result.warnings
-                    bundle_details += result.details
-        else:
+        concatenated: list[Output] = []
+        if code_type and b.code and (options.bundle or options.concatenations):
+            # served file by file (unminified cdn), the concatenation is served too, for pages
+            # that load the bundle keys; its problems are warnings there (each file is checked)
+            concatenated, problems, more_warnings, more_details, pending = _bundle(service, options, b, known_keys)
+            complete = complete and not pending
+            (bundle_errors if options.bundle else bundle_warnings).extend(problems)
+            bundle_warnings += more_warnings
+            bundle_details += more_details
+            if options.bundle and concatenated:
+                bundle_key = concatenated[0].key
+                files.append(concatenated[0])
+        if not (code_type and options.bundle):
             for asset in b.assets:
                 try:
                     out = _single(service.name, options.build, asset)
@@ -231,12 +259,19 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                 outputs.append(out)
                 if not asset.source_map:
                     files.append(out)
-                    if code_type and options.check_syntax:
+                    if code_type and not options.quick:
                         bundle_errors += _syntax_errors(asset.type, asset.repo_rel, out.data)
+                    complete = complete and not (code_type and options.quick)
                     if b.type == "css":
                         imported, problems = _imported(service, options.build, out, asset.path, imported_keys)
                         outputs += imported
                         bundle_warnings += problems
+            taken = [o.key for o in concatenated if o.key in imported_keys]
+            if taken:  # a file of the service is served at that key (``js/app.js`` of the tag ``app``)
+                bundle_details.append(f"the concatenation is not served: {taken[0]} is the key of a file")
+                concatenated = []
+        outputs += concatenated
+        bundle_warnings = [w for w in bundle_warnings if w not in bundle_errors]
         fragment_key = None
         if code_type:
             fragment = _fragment(service.name, options, b, files)
@@ -254,8 +289,10 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
             except InputFileError as exc:
                 errors.append(f"{kind}: {exc}")
     errors += collected.errors
+    complete = complete and (options.bundle or options.concatenations)
     return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
-                        tuple(warnings), description, repo_info(service.path) if with_git else None, tuple(details))
+                        tuple(warnings), description, repo_info(service.path) if with_git else None, tuple(details),
+                        complete)
 
 
 def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],

@@ -413,6 +413,39 @@ def segments(type_: str, minified: str, origin: np.ndarray, literal_b: np.ndarra
     return encode_segments(gen_line, gen_col, src_line, src_col)
 
 
+_ASCII_WORD = _table("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
+
+
+def exact_map(type_: str, text: str, source: str | None = None,
+              edits: tuple[tuple[int, int, int], ...] = (), cached_only: bool = False) -> FileMap | None:
+    """The exact ``FileMap`` of ``text`` shipped as it is (a concatenated, unminified bundle): one
+    segment at the start of every line and token, pointing at the same token of ``source`` when
+    ``text`` is ``source`` rewritten by ``edits`` (as in ``minify_verified``), else of ``text``.
+    None for an empty text or one longer than ``syntax.LARGE_FILE`` (map it line by line), and with
+    ``cached_only`` when it is not cached yet. Cached by content (``bosco.cache``)."""
+    if not text or len(text) > syntax.LARGE_FILE:
+        return None
+    name = cache.key(VERSION, type_, "as-is", text, source or "", repr(edits))
+    found = cache.load(name)
+    if found is None and not cached_only:
+        units = to_units(text)
+        n = len(units)
+        origin = _shift(n, edits) if source is not None else np.arange(n, dtype=np.int64)
+        # a token starts at every unit that is neither white space nor the continuation of an
+        # ASCII word: finer than a lexer's tokens, so every token of either language starts on one
+        word = _ASCII_WORD[units]
+        start = ~_WS[units] & ~(word & np.concatenate(([False], word[:-1])))
+        prev_origin = np.concatenate(([-2], origin[:-1]))
+        line_start = np.concatenate(([True], units[:-1] == 10))
+        # a rewritten stretch (a rebased url) maps every unit to one place: one segment is enough
+        pos = np.flatnonzero((start | line_start | (origin != prev_origin + 1)) & (origin != prev_origin))
+        gen_line, gen_col = _line_col(units, pos)
+        src_line, src_col = _line_col(units if source is None else to_units(source), origin[pos])
+        found = encode_segments(gen_line, gen_col, src_line, src_col)
+        cache.store(name, found)
+    return found
+
+
 def _minify(type_: str, text: str) -> str:
     return rjsmin.jsmin(text) if type_ == "js" else rcssmin.cssmin(text)
 
@@ -556,7 +589,8 @@ def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], wo
 
 
 def minify_verified(type_: str, text: str, minify: bool = True, source: str | None = None,
-                    edits: tuple[tuple[int, int, int], ...] = (), keep_legal: bool = True) -> Minified:
+                    edits: tuple[tuple[int, int, int], ...] = (), keep_legal: bool = True,
+                    cached_only: bool = False) -> Minified | None:
     """Syntax-check ``text`` (``js`` or ``css``) and, with ``minify``, minify it with rjsmin/rcssmin,
     verify the result and derive its exact map. A syntax error or a rejected output leaves the
     code as it was (``file_map`` None). When ``text`` is ``source`` rewritten by ``edits``
@@ -564,11 +598,14 @@ def minify_verified(type_: str, text: str, minify: bool = True, source: str | No
     Legal comments (``is_legal``) stay in the minified code, before the token that followed them
     (``keep_legal``, esbuild's ``inline``), else they go and ``Minified.legal`` lists them.
     Cached by content hash in memory, under ``bosco.cache.cache_dir()`` and in the shared cache
-    (``cache.remote``); never raises for bad input."""
+    (``cache.remote``); never raises for bad input. ``cached_only`` returns None instead of
+    computing a result that is not in memory or the local folder (a quick first pass)."""
     too_large = large(text)  # before the cache: a copy of hundreds of MB is not worth storing
     if too_large is not None:
         return too_large
     key = _key(type_, text, minify, source, edits, keep_legal)
+    if cached_only:
+        return cache.load(key)
     hit = cache.shared(MINIFIED, key, decode_minified)
     if hit is not None:
         return hit

@@ -47,8 +47,9 @@ from bosco.assets import GLOB_FLAGS
 from bosco.assetset import AssetSet, ServiceBuild
 from bosco.commands import WatchCommand
 from bosco.fragments import RemotePage, url_for
+from bosco.gitinfo import repo_info
 from bosco.manifest import MANIFEST_NAME
-from bosco.pipeline import BuildOptions, assemble, build_service, check_syntax
+from bosco.pipeline import BuildOptions, Prepared, assemble, build_service, prepare
 from bosco.redact import public_paths
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
@@ -65,6 +66,9 @@ INOTIFY_LIMIT_ERRNOS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 INOTIFY_HINT = ("inotify limit reached; watching by polling instead (slower). Raise it with "
                 "`sudo sysctl fs.inotify.max_user_watches=524288` (and fs.inotify.max_user_instances)")
 _MATCH_FLAGS = GLOB_FLAGS & ~wcglob.NODIR
+
+
+Swapped = tuple[ServiceBuild | None, ServiceBuild, tuple[str, ...]]  # served before, served now, errors
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,7 @@ class ServedAssetSet:
         self._generations = itertools.count(1)
         self._initial = threading.Event()  # set when build_all has served every service once
         self._last_good: dict[Path, ServiceBuild] = {}
+        self._prepared: dict[Path, Prepared] = {}  # per service: its build command's outcome in build_all
         self._problems: dict[Path, str] = {}
         self._lock = threading.RLock()
         self._cond = threading.Condition()
@@ -342,16 +347,20 @@ class ServedAssetSet:
             self._last_good[path] = build
         return True
 
-    def build_all(self, progress: Callable[[Service], None] | None = None, check_syntax: bool = True) -> AssetSet:
-        """Build every service (``progress`` after each), serve the result and return it.
-        ``check_syntax`` False skips syntax checks of single files (a quick first pass: ``check_all``).
+    def build_all(self, progress: Callable[[Service], None] | None = None, quick: bool = False) -> AssetSet:
+        """Build every service (``progress`` after each), serve the result and return it. ``quick``
+        serves a first pass without syntax checks of single files, unverified minification or the
+        concatenations of unminified bundles (``BuildOptions.quick``; ``check_all`` completes it).
         After ``start`` the manifests of watched services are re-read first (the observers already
         see every later change)."""
         for path in self.order:
             generation = self._begin(path)
             if self._observer is not None and path in self.watched:
                 self.services[path] = load_service(path)
-            build = build_service(self.services[path], replace(self._options(path), check_syntax=check_syntax))
+            options = self._options(path)
+            self._prepared[path] = prepare(self.services[path], options)
+            build = build_service(self.services[path], replace(options, quick=quick, concatenations=not quick),
+                                  prepared=self._prepared[path])
             with self._lock:
                 self._install(path, build, generation)
             if progress:
@@ -364,25 +373,28 @@ class ServedAssetSet:
         return asset_set
 
     def check_all(self) -> AssetSet:
-        """Add the syntax errors of single JS/CSS files to every served build (after a
-        ``build_all(check_syntax=False)``), serve the result and return it. Rebuilds may run
-        meanwhile: a service rebuilt since is left as its rebuild made it."""
+        """Complete every served build of a quick first pass (``build_all(quick=True)``: syntax
+        errors, verified minification, exact maps, the concatenations of unminified bundles; build
+        commands are not run again), serve the result and return it. Rebuilds may run meanwhile: a
+        service rebuilt since is left as its rebuild made it."""
         for path in self.order:
             with self._lock:
-                build, generation = self._served[path], self._generation[path]
-            checked = check_syntax(build)
+                build, generation, service = self._served[path], self._generation[path], self.services[path]
+            if build.complete:
+                continue
+            complete = build_service(service, self._options(path), with_git=False, prepared=self._prepared.get(path))
             with self._lock:
                 if self._generation[path] == generation:
-                    self._install(path, checked, generation)
+                    self._install(path, replace(complete, git=build.git), generation)
         with self._lock:
             return self._publish()
 
     def serve(self, progress: Callable[[Service], None] | None = None, quick: bool = False) -> AssetSet:
         """Start watching (``start``), then build every service and serve it: the order that makes
         every edit saved after the first served answer rebuild. ``quick`` serves a first pass
-        without syntax checks of single files, then the checked set (``check_all``)."""
+        (``build_all(quick=True)``), then the complete set (``check_all``)."""
         self.start()
-        asset_set = self.build_all(progress, check_syntax=not quick)
+        asset_set = self.build_all(progress, quick=quick)
         return self.check_all() if quick else asset_set
 
     def measure_sizes(self) -> None:
@@ -431,49 +443,71 @@ class ServedAssetSet:
 
     def rebuild(self, repo: Path, reasons: Iterable[str] = ()) -> Rebuild | None:
         """Re-read the manifest of the service in ``repo``, rebuild it, swap it into the served set
-        and publish a ``rebuild`` event. A build with errors keeps the last good outputs served.
-        None when the build is dropped: a newer one is served, or a watched file is briefly gone."""
+        and publish ``rebuild`` events. A build with errors keeps the last good outputs served.
+        None when the build is dropped: a newer one is served, or a watched file is briefly gone.
+
+        Two passes: a quick one (``BuildOptions.quick``: nothing that is not cached is checked,
+        verified or mapped token by token) is served at once and announced to live reload; the
+        complete build of the same inputs (build command not run again) replaces it right after,
+        announced again only when its errors differ (it serves the same code: minified, mapped
+        token by token, checked). The served bytes never get older than the save; the result is
+        the complete build's."""
         start = time.perf_counter()
         generation = self._begin(repo)
         service = load_service(repo)
         options = self._options(repo)
-        # unminified: serve the new files first, syntax-check them after (seconds for megabytes of
-        # new JS) and serve that; the files served never get older than the save
-        quick = options.check_syntax and not options.bundle
-        fresh = build_service(service, replace(options, check_syntax=False) if quick else options)
-        swapped = self._swap(repo, service, fresh, generation)
+        prepared = prepare(service, options)
+        with self._lock:
+            served = self._served.get(repo)
+        fresh = build_service(service, replace(options, quick=True), with_git=False, prepared=prepared)
+        quick = self._swap(repo, service, replace(fresh, git=served.git if served else None), generation)
+        if quick is None:
+            return None
+        previous, first, errors = quick
+        self._announce(repo, self._outcome(previous, first, errors, start, reasons))
+        complete = (replace(fresh, git=repo_info(service.path)) if fresh.complete
+                    else build_service(service, options, prepared=prepared))
+        swapped = self._swap(repo, service, complete, generation, following=fresh)
         if swapped is None:
             return None
-        previous, build, errors = swapped
-        if quick:
-            checked = check_syntax(fresh)
-            if checked.all_errors != fresh.all_errors:
-                swapped = self._swap(repo, service, checked, generation)
-                if swapped is None:
-                    return None
-                _, build, errors = swapped
-        changed, removed = _diff(previous, build)
-        recovered = not errors and previous is not None and bool(previous.all_errors)
-        result = Rebuild(build.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
-                         tuple(sorted(reasons)), recovered)
-        self.holder.events.publish("rebuild", result.event(repo), key=build.name, retain=not result.ok)
+        _, build, errors = swapped
+        result = self._outcome(previous, build, errors, start, reasons)
+        if errors != quick[2]:  # the bytes served are the same code: only new errors need telling
+            self._announce(repo, self._outcome(first, build, errors, start, reasons))
         if self.on_rebuild:
             self.on_rebuild(result)
         if self.measure is not None:
             threading.Thread(target=self.measure_sizes, name="bosco-sizes", daemon=True).start()
         return result
 
-    def _swap(self, repo: Path, service: Service, build: ServiceBuild,
-              generation: int) -> tuple[ServiceBuild | None, ServiceBuild, tuple[str, ...]] | None:
+    @staticmethod
+    def _outcome(before: ServiceBuild | None, after: ServiceBuild, errors: tuple[str, ...], start: float,
+                 reasons: Iterable[str]) -> Rebuild:
+        """The ``Rebuild`` that replaced ``before`` by ``after`` (serving ``errors``), started at ``start``."""
+        changed, removed = _diff(before, after)
+        recovered = not errors and before is not None and bool(before.all_errors)
+        return Rebuild(after.name, changed, removed, errors, (time.perf_counter() - start) * 1000,
+                       tuple(sorted(reasons)), recovered)
+
+    def _announce(self, repo: Path, rebuild: Rebuild) -> None:
+        """Publish ``rebuild`` to live reload (kept for late clients while it failed)."""
+        self.holder.events.publish("rebuild", rebuild.event(repo), key=rebuild.service, retain=not rebuild.ok)
+
+    def _swap(self, repo: Path, service: Service, build: ServiceBuild, generation: int,
+              following: ServiceBuild | None = None) -> Swapped | None:
         """Serve ``build`` (made from the inputs of ``generation``), or the last good outputs with
-        its errors; ``(build served before, build served now, errors)``, None when it is dropped."""
+        its errors; ``(build served before, build served now, errors)``, None when it is dropped.
+        ``following`` is the quick build of the same inputs that was served before: when it was
+        served as it was (no errors), ``build`` is served as it is too, errors and all (what it
+        finds, a syntax error, is about the bytes already served)."""
         with self._lock:
             if self._held(repo, time.monotonic()) is not None:
                 return None  # read while a file was briefly gone: its pending rebuild follows
             self.services[repo] = service
             previous = self._served.get(repo)
             errors = build.all_errors
-            if errors and repo in self._last_good:
+            as_is = following is not None and not following.all_errors
+            if errors and repo in self._last_good and not as_is:
                 good = self._last_good[repo]
                 build = replace(good, errors=errors, warnings=build.warnings, description=build.description)
             if not self._install(repo, build, generation):

@@ -109,6 +109,14 @@ class Live:
     def wait_status(self, key: str, status: int) -> httpx.Response:
         return until(lambda: (r := self.get(key)).status_code == status and r, what=f"{key} to answer {status}")
 
+    def rebuilt(self, service: str, check: Callable[[Rebuild], Any] = bool, what: str = "") -> Rebuild:
+        """Wait for a reported rebuild of ``service`` (the ``on_rebuild`` hook, reported once its
+        complete pass is served, just after the new bytes) for which ``check`` is true; the first."""
+        def found() -> Rebuild | None:
+            with self._lock:
+                return next((r for r in self.rebuilds if r.service == service and check(r)), None)
+        return until(found, what=what or f"a rebuild of {service}")
+
     def wait_rebuild(self, service: str, n: int = 1) -> Rebuild:
         """Wait until ``service`` has been rebuilt ``n`` times; return the last of those."""
         until(lambda: self.count(service) >= n, what=f"{n} rebuild(s) of {service}")

@@ -87,12 +87,16 @@ def test_per_file_source_map_comments_are_not_left_in_the_middle(tmp_path, minif
     assert code.endswith(b"\n//# sourceMappingURL=all.js.map\n")
 
 
-def test_unminified_bundle_maps_each_line_to_its_source_line(tmp_path):
+def test_unminified_bundle_maps_each_token_to_itself_in_its_source(tmp_path):
+    from bosco.sourcemap import decode_mappings
+
     asset_set = build(workspace(tmp_path, {"a.js": "var a = 1;\nvar b = 2;\n", "b.js": "var c = 3;\n"}), bundle=True)
     source_map = json.loads(asset_set.get("svc/local/js/all.js.map").data)
     assert source_map["sources"] == ["svc/a.js", "svc/b.js"]
-    # a.js lines 0 and 1 -> bundle lines 0 and 1; b.js line 0 -> bundle line 2
-    assert source_map["mappings"] == "AAAA;AACA;ACDA"
+    # a.js lines 0 and 1 -> bundle lines 0 and 1; b.js line 0 -> bundle line 2; var, name, =, value and ;
+    tokens = [0, 4, 6, 8, 9]
+    assert decode_mappings(source_map["mappings"]) == [[(col, source, line, col) for col in tokens]
+                                                       for source, line in ((0, 0), (0, 1), (1, 0))]
 
 
 def test_css_bom_removed_and_charset_hoisted_once(tmp_path):

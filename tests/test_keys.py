@@ -9,25 +9,37 @@ from conftest import FIXTURES, build
 KEYS = FIXTURES / "keys"
 
 
-def test_unminified_cdn_keys_are_source_files_and_fragments():
+def test_unminified_cdn_keys_are_source_files_fragments_and_concatenations():
     asset_set = build(KEYS)
     assert sorted(asset_set.outputs) == [
         "asset/robots.txt",
         "custom-name/local/c.js",
         "custom-name/local/html/top.js.html",
+        "custom-name/local/js/top.js",
+        "custom-name/local/js/top.js.map",
         "index.html",
         "svc-a/local/css/a.css",
         "svc-a/local/css/b.css",
+        "svc-a/local/css/main.css",
+        "svc-a/local/css/main.css.map",
         "svc-a/local/html/bottom.js.html",
         "svc-a/local/html/main.css.html",
         "svc-a/local/html/top.js.html",
         "svc-a/local/img/logo.png",
+        "svc-a/local/js/bottom.js",
+        "svc-a/local/js/bottom.js.map",
         "svc-a/local/js/lib/m.js",
         "svc-a/local/js/top.js",
         "svc-a/local/js/z.js",
+        "svc-b/local/css/upload.css",
+        "svc-b/local/css/upload.css.map",
         "svc-b/local/html/upload.css.html",
         "svc-b/local/html/upload.js.html",
         "svc-b/local/html/vendor.js.html",
+        "svc-b/local/js/upload.js",
+        "svc-b/local/js/upload.js.map",
+        "svc-b/local/js/vendor.js",
+        "svc-b/local/js/vendor.js.map",
         "svc-b/local/upload/one.js",
         "svc-b/local/upload/up.css",
         "svc-b/local/v.min.js",
@@ -35,6 +47,11 @@ def test_unminified_cdn_keys_are_source_files_and_fragments():
         "vendor/library/shim/s.js",
     ]
     assert asset_set.errors == []
+    # svc-a's js/top.js is a file of its own: it keeps its key, the top bundle's concatenation is not served
+    svc_a = next(s for s in asset_set.services if s.name == "svc-a")
+    assert svc_a.all_details == ("js/top: the concatenation is not served: svc-a/local/js/top.js is the key of a file",)
+    assert asset_set.get("svc-a/local/js/top.js").kind == "file"
+    assert asset_set.get("svc-a/local/js/top.js.map") is None
 
 
 def test_minified_keys_are_bundles_maps_and_fragments():

@@ -82,7 +82,8 @@ def test_sse_client_receives_the_changed_key(live, example: Path) -> None:
         atomic_write(example / "app-home/public/css/home.css", b".sse {}\n")
         event = read_event(lines, "rebuild")
     assert event["service"] == "app-home" and event["ok"] is True and event["css_only"] is True
-    assert event["changed"] == ["app-home/local/css/home.css"] and event["removed"] == [] and event["errors"] == []
+    assert event["changed"] == ["app-home/local/css/home.css", "app-home/local/css/main.css",
+                                "app-home/local/css/main.css.map"] and event["removed"] == [] and event["errors"] == []
 
 
 def test_sse_js_change_is_not_css_only_and_failures_are_replayed(live, example: Path) -> None:
@@ -91,7 +92,8 @@ def test_sse_js_change_is_not_css_only_and_failures_are_replayed(live, example: 
         lines = subscribe(w, stream)
         atomic_write(example / "app-home/public/js/app.js", b"var x;\n")
         event = read_event(lines, "rebuild")
-        assert event["changed"] == ["app-home/local/js/app.js"] and event["css_only"] is False
+        assert event["changed"] == ["app-home/local/js/app.js", "app-home/local/js/bottom.js",
+                                    "app-home/local/js/bottom.js.map"] and event["css_only"] is False
         (example / "app-home/public/css/base.css").unlink()
         failed = read_event(lines, "rebuild")
     assert failed["ok"] is False

@@ -25,6 +25,7 @@ from bosco.watch import INOTIFY_HINT, ServedAssetSet, WatchRoot, is_relevant, wa
 from bosco.workspace import discover_services, load_service
 
 HOME_CSS = "app-home/local/css/home.css"
+MAIN_CSS = "app-home/local/css/main.css"  # the concatenation of home.css's bundle
 BOTTOM_FRAGMENT = "app-home/local/html/bottom.js.html"
 
 
@@ -33,7 +34,7 @@ def test_plain_write_serves_new_bytes(live, example: Path) -> None:
     (example / "app-home/public/css/home.css").write_bytes(b".hero { color: red; }\n")
     w.wait_bytes(HOME_CSS, b".hero { color: red; }\n")
     rebuild = w.wait_rebuild("app-home")
-    assert rebuild.ok and rebuild.changed == (HOME_CSS,) and rebuild.removed == ()
+    assert rebuild.ok and rebuild.changed == (HOME_CSS, MAIN_CSS, MAIN_CSS + ".map") and rebuild.removed == ()
     assert rebuild.reasons == ("public/css/home.css",)
 
 
@@ -44,7 +45,7 @@ def test_atomic_save_rebuilds_exactly_once(live, example: Path) -> None:
     # the temp file's create/modify/close and the rename arrive as several events: one rebuild
     time.sleep(0.5)
     assert w.count("app-home") == 1
-    assert w.rebuilds[0].changed == (HOME_CSS,)
+    assert w.rebuilds[0].changed == (HOME_CSS, MAIN_CSS, MAIN_CSS + ".map")
 
 
 def test_unchanged_services_are_not_rebuilt(live, example: Path) -> None:
@@ -87,7 +88,7 @@ def test_deleted_file_leaves_the_set_and_the_fragment(live, example: Path) -> No
     (example / "app-home/public/js/lib/format.js").unlink()
     w.wait_status("app-home/local/js/lib/format.js", 404)
     assert "format.js" not in w.get(BOTTOM_FRAGMENT).text
-    assert w.rebuilds[-1].removed == ("app-home/local/js/lib/format.js",)
+    w.rebuilt("app-home", lambda r: r.removed == ("app-home/local/js/lib/format.js",), "format.js removed")
 
 
 def test_file_deleted_and_recreated(live, example: Path) -> None:
@@ -246,20 +247,22 @@ def test_a_syntax_check_pass_never_replaces_a_build_from_newer_inputs(example: P
     home = next(s for s in services if s.name == "app-home")
     holder = AssetHolder()
     session = ServedAssetSet(services, [home.path], BuildOptions(), holder, warnings)
-    session.build_all(check_syntax=False)
-    real_check = watch_module.check_syntax
+    session.build_all(quick=True)
+    real_build = watch_module.build_service
 
-    def rebuild_meanwhile(build):
-        if build.name == "app-home" and not rebuilt:
+    def rebuild_meanwhile(service, options, *args, **kwargs):
+        if service.name == "app-home" and not options.quick and not rebuilt:
             rebuilt.append(True)
             (home.path / "public/js/app.js").write_text("console.log('newer');\n")
             session.rebuild(home.path)
-        return real_check(build)
+            (home.path / "public/js/app.js").write_text("console.log('older');\n")  # what this pass reads
+        return real_build(service, options, *args, **kwargs)
 
     rebuilt: list[bool] = []
 
-    monkeypatch.setattr(watch_module, "check_syntax", rebuild_meanwhile)
+    monkeypatch.setattr(watch_module, "build_service", rebuild_meanwhile)
     session.check_all()
+    assert rebuilt
     assert holder.current.get("app-home/local/js/app.js").data == b"console.log('newer');\n"
 
 
@@ -276,7 +279,7 @@ def test_deleted_service_folder_keeps_serving_then_is_picked_up_again(live, exam
     shutil.copytree(tmp_path / "saved", repo)
     atomic_write(repo / "public/css/home.css", b".back {}\n")
     w.wait_bytes(HOME_CSS, b".back {}\n")
-    until(lambda: w.rebuilds[-1].ok, what="a good rebuild")
+    w.rebuilt("app-home", lambda r: r.ok, "a good rebuild")
     assert w.session._worker.is_alive() and w.problems == []
 
 
@@ -297,7 +300,7 @@ def test_a_file_deleted_for_good_leaves_after_the_grace_period(live, example: Pa
     w = live()
     (example / "app-home/public/js/lib/format.js").unlink()
     w.wait_status("app-home/local/js/lib/format.js", 404)
-    assert w.rebuilds[-1].removed == ("app-home/local/js/lib/format.js",)
+    w.rebuilt("app-home", lambda r: r.removed == ("app-home/local/js/lib/format.js",), "format.js removed")
 
 
 def test_recovery_after_a_failed_rebuild_is_reported(live, example: Path, capsys) -> None:
@@ -412,3 +415,59 @@ def test_a_syntax_error_is_shown_while_the_saved_file_stays_served(live, example
     failed = w.wait_rebuild("app-home")
     assert not failed.ok and "public/js/app.js:1:" in failed.errors[0]
     assert w.get("app-home/local/js/app.js").content == b"var = ;\n"
+
+
+def _exact(map_checker, tmp_path: Path, w, key: str, type_: str, sources: list[str]) -> dict:
+    """Fetch the bundle ``key`` and its map over HTTP, check the map names ``sources`` with their
+    current text and maps every token of the bundle to the same token in its file; the map."""
+    code, source_map = w.get(key), w.get(key + ".map")
+    assert (code.status_code, source_map.status_code) == (200, 200)
+    assert code.headers["content-type"].startswith("text/css" if type_ == "css" else "text/javascript")
+    (tmp_path / "bundle").write_bytes(code.content)
+    (tmp_path / "bundle.map").write_bytes(source_map.content)
+    parsed = json.loads(source_map.content)
+    assert parsed["sources"] == sources
+    repo = w.root / sources[0].split("/", 1)[0]
+    assert parsed["sourcesContent"] == [(repo / s.split("/", 1)[1]).read_text(encoding="utf-8-sig") for s in sources]
+    check = map_checker(tmp_path / "bundle", tmp_path / "bundle.map", type_)
+    assert check["checked"] > 100 and check["bad"] == []
+    return parsed
+
+
+def test_unminified_cdn_serves_bundle_keys_as_concatenations_with_exact_maps(live, example: Path, tmp_path: Path,
+                                                                             map_checker) -> None:
+    # a page wired for the minified fragments (<service>/local/js/<tag>.js) works against plain `bosco cdn`
+    from conftest import build
+
+    repo = example / "app-home"
+    _with_imports(repo)
+    w = live()
+    public = repo / "public"
+    lib = [(public / f"js/lib/{name}").read_text(encoding="utf-8-sig") for name in ("dom-ready.js", "format.js")]
+    app = (public / "js/app.js").read_text()
+    # each file ends with a newline, and with a `;` unless it had one (dom-ready.js ends with a line comment)
+    expected = lib[0] + "\n;\n" + lib[1] + "\n;\n" + app + "//# sourceMappingURL=bottom.js.map\n"
+    assert w.get("app-home/local/js/bottom.js").content == expected.encode()
+    js = ["app-home/public/js/lib/dom-ready.js", "app-home/public/js/lib/format.js", "app-home/public/js/app.js"]
+    _exact(map_checker, tmp_path, w, "app-home/local/js/bottom.js", "js", js)
+    # @imports inlined before the importing file, once, as build does (also the one outside basePath)
+    css = w.get("app-home/local/css/main.css").content
+    assert css == build(example, bundle=True, base_url=w.url).get("app-home/local/css/main.css").data
+    assert css.index(b":root { --t: 1; }") < css.index(b":root { --v: 1; }") < css.index(b".theme { color: red; }")
+    assert b"@import" not in css and css.endswith(b"\n/*# sourceMappingURL=main.css.map */\n")
+    css_sources = ["app-home/public/css/base.css", "app-home/public/css/tokens.css",
+                   "app-home/public/css/partials/vars.css", "app-home/shared/theme.css", "app-home/public/css/home.css"]
+    _exact(map_checker, tmp_path, w, "app-home/local/css/main.css", "css", css_sources)
+    # the fragments still list the files one by one
+    assert w.get("app-home/local/html/main.css.html").text.count("<link") == 2
+    # saved: the concatenation and its map follow
+    atomic_write(public / "js/app.js", b"var edited = 42;\n")
+    w.wait_bytes("app-home/local/js/bottom.js", (lib[0] + "\n;\n" + lib[1] + "\n;\nvar edited = 42;\n"
+                                                 "//# sourceMappingURL=bottom.js.map\n").encode())
+    # the map of the first pass maps lines; the complete pass, reported as the rebuild, every token
+    w.rebuilt("app-home", lambda r: r.reasons == ("public/js/app.js",))
+    _exact(map_checker, tmp_path, w, "app-home/local/js/bottom.js", "js", js)
+    atomic_write(public / "css/tokens.css", b":root { --t: 42; }\n")  # an imported file
+    until(lambda: b":root { --t: 42; }" in w.get("app-home/local/css/main.css").content, what="the edited import")
+    w.rebuilt("app-home", lambda r: r.reasons == ("public/css/tokens.css",))
+    _exact(map_checker, tmp_path, w, "app-home/local/css/main.css", "css", css_sources)

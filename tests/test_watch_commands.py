@@ -71,10 +71,12 @@ def test_watch_build_ready_rebuilds_each_time(live_build) -> None:
     w.wait_bytes("app-live/local/live.js", b"var build = 1;\n")
     first = w.wait_rebuild("app-live")
     assert first.reasons == ("watch build ready",) and first.ok
-    assert first.changed == ("app-live/local/html/live.js.html", "app-live/local/live.js")  # was missing
+    assert first.changed == ("app-live/local/html/live.js.html", "app-live/local/js/live.js",  # was missing
+                             "app-live/local/js/live.js.map", "app-live/local/live.js")
     (repo / "rebuild.flag").touch()
     w.wait_bytes("app-live/local/live.js", b"var build = 2;\n")
-    assert w.wait_rebuild("app-live", 2).changed == ("app-live/local/live.js",)
+    assert w.wait_rebuild("app-live", 2).changed == ("app-live/local/js/live.js", "app-live/local/js/live.js.map",
+                                                     "app-live/local/live.js")
     # its writes into dist/ are not rebuilds of their own: only the ready text is
     (repo / "rebuild.flag").touch()
     w.wait_bytes("app-live/local/live.js", b"var build = 3;\n")
@@ -122,7 +124,8 @@ def test_ctrl_c_leaves_no_orphans(fixture_ws) -> None:
     # one terminal line per rebuild: service, time taken, why, what changed (the first build failed:
     # dist/ did not exist before the watch build made it, so this one recovers)
     rebuilt = re.compile(r"^app-live: recovered in \d+ ms \(watch build ready\): "
-                         r"app-live/local/html/live\.js\.html, app-live/local/live\.js$")
+                         r"app-live/local/html/live\.js\.html, app-live/local/js/live\.js, "
+                         r"app-live/local/js/live\.js\.map and 1 more$")
     try:
         until(lambda: any(rebuilt.match(line) for line in lines), what="the rebuild line")
         watch_pid = int((root / "app-live/watch.pid").read_text())
