@@ -2,8 +2,8 @@
 
 A CSS bundle is served from ``<service>/<build>/css/<tag>.css``, not from where each source file
 would have been served (``<service>/<build>/<path relative to basePath>``), so relative ``url()``
-references are rewritten in key space to reach the same file from the bundle (Bosco issue #182:
-fonts broke after bundling). ``data:``, ``http(s):``, protocol-relative, root-relative and
+references are rewritten in key space to reach the same file from the bundle (in the original
+Bosco, fonts broke after bundling). ``data:``, ``http(s):``, protocol-relative, root-relative and
 fragment-only URLs are left alone. ``@charset`` is kept once, first; ``@import`` of an external (or
 root-relative) URL is hoisted to the top in order (a warning when rules of the bundle came before
 it: they now precede the imported sheet in the cascade); ``@import`` of a local file is inlined once,

@@ -1,7 +1,7 @@
 """Source Map v3 (https://sourcemaps.info/spec.html): a streaming writer and a mappings decoder.
 
 No maintained Python package both writes and decodes v3 mappings without pulling in a toolchain,
-and the Base64 VLQ code is a few lines, so bosco owns it (as the bundle issue allowed).
+and the Base64 VLQ code is a few lines, so bosco owns it.
 """
 
 from __future__ import annotations
