@@ -178,7 +178,7 @@ class BundleReport:
 
 
 @dataclass(frozen=True)
-class ServiceBuild:
+class ServiceResult:
     """Everything one service contributed to an asset set. ``errors`` are service-level problems
     (broken manifest, failed build command); bundle problems are in ``bundles[i].errors``; ``git``
     the git facts of the service folder (None when it is not in a git repository); ``details`` lines
@@ -222,7 +222,7 @@ class AssetSet:
     """
 
     outputs: Mapping[str, Output]
-    services: tuple[ServiceBuild, ...]
+    services: tuple[ServiceResult, ...]
     warnings: tuple[str, ...] = field(default=())
     duplicates: tuple[Any, ...] = field(default=())
 
@@ -244,7 +244,7 @@ class AssetSet:
         return [f"{s.name}: {e}" for s in self.services for e in s.all_errors]
 
     @staticmethod
-    def assemble(services: tuple[ServiceBuild, ...]) -> AssetSet:
+    def assemble(services: tuple[ServiceResult, ...]) -> AssetSet:
         """Combine service builds (first writer of a key wins; a later different one is a warning)."""
         outputs: dict[str, Output] = {}
         warnings = []

@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from bosco.assetset import AssetSet, ServiceBuild
+from bosco.assetset import AssetSet, ServiceResult
 from bosco.errors import BoscoError, ConfigError, ManifestError
 from bosco.jsonfile import load_json
 from bosco.publish.compress import CompressionCache
@@ -195,7 +195,7 @@ class BundleSizes:
     violations: tuple[Violation, ...]
 
 
-def measure_service(build: ServiceBuild, rules: tuple[Rule, ...], cache: CompressionCache) -> dict[str, BundleSizes]:
+def measure_service(build: ServiceResult, rules: tuple[Rule, ...], cache: CompressionCache) -> dict[str, BundleSizes]:
     """``"TYPE/TAG"`` -> sizes and budget violations of every bundle of ``build`` (growth rules
     are skipped: there is no previous release). A bundle served as one file is measured as that
     file; a bundle served file by file (``bosco cdn`` without minify) as the sums of its files'

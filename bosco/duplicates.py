@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bosco.assetset import ServiceBuild
+from bosco.assetset import ServiceResult
 
 _NAME_VERSION = re.compile(
     r"^(?P<name>[A-Za-z][\w.]*?(?:-[A-Za-z][\w]*)*)[-@.]v?(?P<version>\d+\.\d+(?:\.\d+)?(?:-(?:alpha|beta|rc|pre)[\w.]*)?)"
@@ -137,7 +137,7 @@ def _library(path: Path, repo: Path, banner: tuple[str, str] | None) -> tuple[st
     return None
 
 
-def _places(services: Sequence[ServiceBuild]) -> list[tuple[Place, str, tuple[str, str, str] | None]]:
+def _places(services: Sequence[ServiceResult]) -> list[tuple[Place, str, tuple[str, str, str] | None]]:
     found = []
     for service in services:
         repo = Path(service.path).resolve()
@@ -159,7 +159,7 @@ def _places(services: Sequence[ServiceBuild]) -> list[tuple[Place, str, tuple[st
     return found
 
 
-def find(services: Sequence[ServiceBuild]) -> list[Duplicate]:
+def find(services: Sequence[ServiceResult]) -> list[Duplicate]:
     """Every duplicate among the published source files of ``services``: same bytes first (by first
     place), then libraries in several versions (by name)."""
     places = _places(services)

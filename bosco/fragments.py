@@ -12,7 +12,7 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bosco import __version__
-from bosco.assetset import BundleReport, ServiceBuild
+from bosco.assetset import BundleReport, ServiceResult
 from bosco.redact import public_paths
 
 SHARED_KINDS = ("library", "site")  # output kinds of libraries and site assets (keys without a service)
@@ -61,7 +61,7 @@ class PageService:
     release: str = ""
 
     @staticmethod
-    def of(build: ServiceBuild) -> PageService:
+    def of(build: ServiceResult) -> PageService:
         """The page entry of a service built from the workspace."""
         return PageService(build.name, build.bundles,
                            tuple(o.key for o in build.outputs if o.kind in SHARED_KINDS), build.errors,
@@ -117,7 +117,7 @@ def render_index(services: Sequence[PageService], base_url: str, warnings: Seque
     )
 
 
-def render_repos(services: Sequence[ServiceBuild], base_url: str) -> str:
+def render_repos(services: Sequence[ServiceResult], base_url: str) -> str:
     """The ``/repos`` page: services with their ``package.json`` description and their folder
     relative to the workspace (``redact.public_paths``)."""
     roots = sorted({str(Path(s.path).parent) for s in services})

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
-from bosco.assetset import AssetSet, BundleReport, Output, ServiceBuild, sri
+from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult, sri
 from bosco.commands import DEFAULT_TIMEOUT_MS, run_build_command
 from bosco.config import CssSection, MinifySection
 from bosco.css import local_imports
@@ -47,7 +47,7 @@ class BuildOptions:
     (``inline``, ``eof``, ``linked``, ``none``); ``build_timeout_ms`` is how long a
     ``build.command`` may run when its manifest sets no ``build.timeout`` (the ``build.timeout``
     configuration key). ``quick`` is the first pass of ``bosco cdn`` (served at once, completed
-    right after: ``ServiceBuild.complete``): no syntax checks of single files, and bundles take
+    right after: ``ServiceResult.complete``): no syntax checks of single files, and bundles take
     verified results and exact maps only from the cache (``bundle.build_bundle``);
     ``concatenations`` False leaves out the concatenated bundles that unminified builds serve next
     to the single files (the quick pass of the first build).
@@ -200,16 +200,16 @@ def prepare(service: Service, options: BuildOptions) -> Prepared:
 
 
 def build_service(service: Service, options: BuildOptions, with_git: bool = True,
-                  prepared: Prepared | None = None) -> ServiceBuild:
+                  prepared: Prepared | None = None) -> ServiceResult:
     """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
-    command, missing file or bundle failure becomes an error line on the returned ServiceBuild.
+    command, missing file or bundle failure becomes an error line on the returned ServiceResult.
     ``with_git`` reads the git facts of the folder (``gitinfo.repo_info``, after build.command ran).
     ``prepared`` is what ``prepare`` did for an earlier pass over the same service (its build
     command is not run again), else ``prepare`` runs first."""
     prepared = prepared or prepare(service, options)
     description = prepared.description
     if service.manifest is None:
-        return ServiceBuild(service.name, str(service.path), (), errors=(service.error or "",),
+        return ServiceResult(service.name, str(service.path), (), errors=(service.error or "",),
                             warnings=prepared.warnings, description=description,
                             git=repo_info(service.path) if with_git else None)
     manifest = service.manifest
@@ -290,12 +290,12 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
                 errors.append(f"{kind}: {exc}")
     errors += collected.errors
     complete = complete and (options.bundle or options.concatenations)
-    return ServiceBuild(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
+    return ServiceResult(service.name, str(service.path), tuple(outputs), tuple(reports), tuple(errors),
                         tuple(warnings), description, repo_info(service.path) if with_git else None, tuple(details),
                         complete)
 
 
-def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnings: Sequence[str],
+def index_output(services: Sequence[ServiceResult], options: BuildOptions, warnings: Sequence[str],
                  duplicates: Sequence[Duplicate] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None,
                  remote: RemotePage | None = None) -> Output:
     """The ``index.html`` page of an asset set (``sizes`` and ``remote``: see ``fragments.render_index``)."""
@@ -304,7 +304,7 @@ def index_output(services: Sequence[ServiceBuild], options: BuildOptions, warnin
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 
-def assemble(services: Sequence[ServiceBuild], options: BuildOptions,
+def assemble(services: Sequence[ServiceResult], options: BuildOptions,
              warnings: Sequence[str] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None,
              remote: RemotePage | None = None) -> AssetSet:
     """Combine service builds and render the index page into one AssetSet (``sizes``: the bundle

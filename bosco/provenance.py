@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bosco.assetset import Output, ServiceBuild
+from bosco.assetset import Output, ServiceResult
 from bosco.gitinfo import RepoInfo, last_commits
 
 
@@ -44,7 +44,7 @@ def _sha256(path: Path) -> str | None:
         return None
 
 
-def service_provenance(build: ServiceBuild, outputs: Iterable[Output]) -> Provenance:
+def service_provenance(build: ServiceResult, outputs: Iterable[Output]) -> Provenance:
     """The provenance of ``build``'s published ``outputs`` (their ``sources``): reads each source file
     once and the repository history once (``gitinfo.last_commits``, cached per HEAD)."""
     names = sorted({s for o in outputs if o.service == build.name for s in o.sources})
@@ -58,7 +58,7 @@ def service_provenance(build: ServiceBuild, outputs: Iterable[Output]) -> Proven
     return Provenance(build.name, info, sources, uncommitted)
 
 
-def collect(services: Iterable[ServiceBuild], outputs: Iterable[Output]) -> dict[str, Provenance]:
+def collect(services: Iterable[ServiceResult], outputs: Iterable[Output]) -> dict[str, Provenance]:
     """Service name -> ``Provenance`` for ``services`` (one thread per service: git and file reads)."""
     outputs = list(outputs)
     services = list(services)

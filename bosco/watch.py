@@ -44,7 +44,7 @@ from watchdog.observers.polling import PollingObserver
 from wcmatch import glob as wcglob
 
 from bosco.assets import GLOB_FLAGS
-from bosco.assetset import AssetSet, ServiceBuild
+from bosco.assetset import AssetSet, ServiceResult
 from bosco.commands import WatchCommand
 from bosco.fragments import RemotePage, url_for
 from bosco.gitinfo import repo_info
@@ -68,7 +68,7 @@ INOTIFY_HINT = ("inotify limit reached; watching by polling instead (slower). Ra
 _MATCH_FLAGS = GLOB_FLAGS & ~wcglob.NODIR
 
 
-Swapped = tuple[ServiceBuild | None, ServiceBuild, tuple[str, ...]]  # served before, served now, errors
+Swapped = tuple[ServiceResult | None, ServiceResult, tuple[str, ...]]  # served before, served now, errors
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ def is_relevant(service: Service, path: Path) -> bool:
     return False
 
 
-def build_inputs(build: ServiceBuild, repo: Path) -> frozenset[Path]:
+def build_inputs(build: ServiceResult, repo: Path) -> frozenset[Path]:
     """Every file ``build`` (of the service in ``repo``) read, as ``repo / <repo path>``: the sources
     of its outputs and of its CSS bundles' maps (which name the files local ``@import``s inlined)."""
     names = {s for o in build.outputs for s in o.sources}
@@ -229,7 +229,7 @@ def build_inputs(build: ServiceBuild, repo: Path) -> frozenset[Path]:
     return frozenset(repo / rel for rel in rels if ".." not in rel.split("/"))
 
 
-def _diff(old: ServiceBuild | None, new: ServiceBuild) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _diff(old: ServiceResult | None, new: ServiceResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
     before = {o.key: o.data for o in old.outputs} if old else {}
     after = {o.key: o.data for o in new.outputs}
     changed = sorted(k for k, data in after.items() if before.get(k) != data)
@@ -286,7 +286,7 @@ class ServedAssetSet:
         on_output: Callable[[str, str], None] | None = None,
         observer_class: Callable[[], BaseObserver] = Observer,
         watch_build_backoff: float = 1.0,
-        measure: Callable[[ServiceBuild], dict[str, Any]] | None = None,
+        measure: Callable[[ServiceResult], dict[str, Any]] | None = None,
         remote: Callable[[], RemotePage] | None = None,
     ) -> None:
         self.services = {s.path: s for s in services}
@@ -300,12 +300,12 @@ class ServedAssetSet:
         self.observer_class, self.watch_build_backoff = observer_class, watch_build_backoff
         self.measure, self.remote = measure, remote
         self._sizes: dict[Path, tuple[int, dict[str, Any]]] = {}  # per service: generation measured, sizes
-        self._served: dict[Path, ServiceBuild] = {}
+        self._served: dict[Path, ServiceResult] = {}
         self._inputs: dict[Path, frozenset[Path]] = {}  # per service: the files its served build read
         self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
         self._generations = itertools.count(1)
         self._initial = threading.Event()  # set when build_all has served every service once
-        self._last_good: dict[Path, ServiceBuild] = {}
+        self._last_good: dict[Path, ServiceResult] = {}
         self._prepared: dict[Path, Prepared] = {}  # per service: its build command's outcome in build_all
         self._problems: dict[Path, str] = {}
         self._lock = threading.RLock()
@@ -335,7 +335,7 @@ class ServedAssetSet:
         with self._cond:
             return next(self._generations)
 
-    def _install(self, path: Path, build: ServiceBuild, generation: int) -> bool:
+    def _install(self, path: Path, build: ServiceResult, generation: int) -> bool:
         """Serve ``build`` of ``path`` unless a build from newer inputs is already served (caller
         holds ``self._lock``); False when it was dropped."""
         if generation < self._generation.get(path, 0):
@@ -481,7 +481,7 @@ class ServedAssetSet:
         return result
 
     @staticmethod
-    def _outcome(before: ServiceBuild | None, after: ServiceBuild, errors: tuple[str, ...], start: float,
+    def _outcome(before: ServiceResult | None, after: ServiceResult, errors: tuple[str, ...], start: float,
                  reasons: Iterable[str]) -> Rebuild:
         """The ``Rebuild`` that replaced ``before`` by ``after`` (serving ``errors``), started at ``start``."""
         changed, removed = _diff(before, after)
@@ -493,8 +493,8 @@ class ServedAssetSet:
         """Publish ``rebuild`` to live reload (kept for late clients while it failed)."""
         self.holder.events.publish("rebuild", rebuild.event(repo), key=rebuild.service, retain=not rebuild.ok)
 
-    def _swap(self, repo: Path, service: Service, build: ServiceBuild, generation: int,
-              following: ServiceBuild | None = None) -> Swapped | None:
+    def _swap(self, repo: Path, service: Service, build: ServiceResult, generation: int,
+              following: ServiceResult | None = None) -> Swapped | None:
         """Serve ``build`` (made from the inputs of ``generation``), or the last good outputs with
         its errors; ``(build served before, build served now, errors)``, None when it is dropped.
         ``following`` is the quick build of the same inputs that was served before: when it was

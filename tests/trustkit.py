@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bosco.assetset import ServiceBuild
+from bosco.assetset import ServiceResult
 from bosco.pipeline import BuildOptions, build_service
 from bosco.workspace import load_service
 
@@ -31,15 +31,15 @@ def service(root: Path, name: str, files: dict[str, str | bytes], assets: dict) 
     return repo
 
 
-def build(repo: Path, options: BuildOptions = PUBLISH) -> ServiceBuild:
+def build(repo: Path, options: BuildOptions = PUBLISH) -> ServiceResult:
     return build_service(load_service(repo), options)
 
 
-def output(result: ServiceBuild, key: str) -> bytes:
+def output(result: ServiceResult, key: str) -> bytes:
     return next(o.data for o in result.outputs if o.key == key)
 
 
-def write_outputs(result: ServiceBuild, folder: Path) -> None:
+def write_outputs(result: ServiceResult, folder: Path) -> None:
     for o in result.outputs:
         path = folder / o.key
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,13 +35,13 @@ def write_index_page(target: Target, options: PublishOptions, cache: Compression
                      pool: ThreadPoolExecutor, duplicates: Sequence[Any] = ()) -> list[Result]:
     """Regenerate ``index.html`` from the current release of every service (``index_page``), so it
     links exactly those releases: after every push, filtered or not, and every delete. The page's
-    version tag is read before the releases and the page is written with ``Target.put_if``, so of
+    version is read before the releases and the page is written with ``Target.put_if``, so of
     two concurrent writers the last one has seen the other's releases. ``duplicates`` (the pushing
     workspace's ``duplicates.Duplicate`` findings) fill its duplicates section. With no release left,
     the page is deleted. Returns one ``Result`` per stored object. Raises ``PublishError`` after
     ``RELEASES_ATTEMPTS`` lost races."""
     for _ in range(RELEASES_ATTEMPTS):
-        found = target.read_tagged(INDEX_PAGE)
+        found = target.read_versioned(INDEX_PAGE)
         indexes = published_services(target, pool)
         items = items_for(index_page(indexes, options, duplicates), options, target.compress, INDEX_STAGE)
         if not indexes:

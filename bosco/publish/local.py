@@ -85,21 +85,21 @@ class DirectoryTarget:
             return StoredObject(key, len(data), hashlib.sha256(data).hexdigest(), path.stat().st_mtime)
 
     def read(self, key: str) -> bytes | None:
-        found = self.read_tagged(key)
+        found = self.read_versioned(key)
         return found[0] if found else None
 
-    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
-        """The file's bytes and their SHA-256 as the version tag."""
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The file's bytes and their SHA-256 as the version."""
         path = key_path(self.root, key)
         with self._errors():
             data = path.read_bytes() if path.is_file() else None
         return (data, hashlib.sha256(data).hexdigest()) if data is not None else None
 
-    def put_if(self, key: str, body: bytes, headers: Headers, tag: str | None) -> bool:
+    def put_if(self, key: str, body: bytes, headers: Headers, version: str | None) -> bool:
         """Compare, then replace atomically; two processes writing the same folder at the same
         instant can still race (a folder has no conditional write)."""
-        found = self.read_tagged(key)
-        if (found[1] if found else None) != tag:
+        found = self.read_versioned(key)
+        if (found[1] if found else None) != version:
             return False
         self.put(key, body, headers)
         return True

@@ -35,8 +35,8 @@ class PublishOptions:
     """How to publish. ``maxage`` (seconds) is the immutable ``Cache-Control`` max-age of keys with a
     build segment; ``short_cache_control`` is used for keys that change in place (no build segment,
     release indexes, and every key of the reused build ``default``); ``concurrency`` is the number
-    of objects in flight; ``bundle_tag`` (a BUNDLE push: the bundle tag) publishes only the services that have
-    a bundle with that tag and keeps the entries of this build's existing release index that the
+    of objects in flight; ``bundle_tag`` (a BUNDLE push) publishes only the services that have a
+    bundle with that tag and keeps the entries of this build's existing release index that the
     push does not replace; ``base_url`` prefixes the links of the regenerated ``index.html``
     (``<aws.cdn>/<env>``, else ``/<env>``; ``""`` for root-relative ``/<key>``); ``force`` allows
     replacing objects of a build other than ``default`` that are already stored with other bytes."""

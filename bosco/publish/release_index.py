@@ -206,7 +206,7 @@ def update_releases(target: Target, service: str, change: Callable[[dict[str, An
     Deleting the file (the last release deleted) is not conditional."""
     key = f"{service}/{RELEASES}"
     for _ in range(RELEASES_ATTEMPTS):
-        found = target.read_tagged(key)
+        found = target.read_versioned(key)
         record = change(parse_json(found[0] if found else None))
         if record is None:
             if found:

@@ -139,10 +139,10 @@ class S3Target:
                             meta["LastModified"].timestamp())
 
     def read(self, key: str) -> bytes | None:
-        found = self.read_tagged(key)
+        found = self.read_versioned(key)
         return found[0] if found else None
 
-    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
         try:
             with self._errors(key):
                 response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
@@ -179,15 +179,16 @@ class S3Target:
         with self._errors(key):
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body, **self._headers(headers))
 
-    def put_if(self, key: str, body: bytes, headers: Headers, tag: str | None) -> bool:
-        """A conditional PutObject: ``If-Match: <tag>``, or ``If-None-Match: *`` when ``tag`` is None."""
-        condition = {"IfMatch": tag} if tag else {"IfNoneMatch": "*"}
+    def put_if(self, key: str, body: bytes, headers: Headers, version: str | None) -> bool:
+        """A conditional PutObject: ``If-Match: <version>`` (the ETag), or ``If-None-Match: *`` when
+        ``version`` is None."""
+        condition = {"IfMatch": version} if version else {"IfNoneMatch": "*"}
         try:
             with self._errors(key):
                 self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body,
                                        **self._headers(headers), **condition)
         except PublishError as exc:
-            if _error_code(exc) in CONFLICT or (tag and _not_found(exc)):
+            if _error_code(exc) in CONFLICT or (version and _not_found(exc)):
                 return False
             raise
         return True

@@ -64,11 +64,12 @@ class Target(Protocol):
     def read(self, key: str) -> bytes | None:
         """The stored bytes at ``key``, or None when there is none."""
 
-    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
-        """The stored bytes at ``key`` and their version tag (the ETag on S3) for ``put_if``, or None."""
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """The stored bytes at ``key`` and their version for ``put_if`` (the ETag on S3, the SHA-256
+        in a folder), or None."""
 
-    def put_if(self, key: str, body: bytes, headers: Headers, tag: str | None) -> bool:
-        """Store ``body`` at ``key`` only if the object there still has version tag ``tag`` (None:
+    def put_if(self, key: str, body: bytes, headers: Headers, version: str | None) -> bool:
+        """Store ``body`` at ``key`` only if the object there still has ``version`` (None:
         only if there is no object); False when another writer changed it first."""
 
     def put(self, key: str, body: bytes, headers: Headers) -> None:

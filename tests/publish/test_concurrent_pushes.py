@@ -39,16 +39,16 @@ def test_two_pushes_planned_before_either_wrote_keep_both_releases(workspace, mo
         assert [r["build"] for r in record["releases"]] == ["71", "81"]
 
 
-def test_put_if_refuses_a_stale_version_tag(moto_url, s3, bucket):
+def test_put_if_refuses_a_stale_version(moto_url, s3, bucket):
     t = target(moto_url, bucket)
     headers = Headers("application/json; charset=utf-8", "no-cache", "", "0" * 64)
     assert t.put_if("a.json", b"1", headers, None)
     assert not t.put_if("a.json", b"2", headers, None)  # If-None-Match: * and the object exists
-    data, tag = t.read_tagged("a.json")
+    data, version = t.read_versioned("a.json")
     s3.put_object(Bucket=bucket, Key="tes/a.json", Body=b"other writer")
-    assert not t.put_if("a.json", b"3", headers, tag)
+    assert not t.put_if("a.json", b"3", headers, version)
     assert s3.get_object(Bucket=bucket, Key="tes/a.json")["Body"].read() == b"other writer"
-    assert t.put_if("a.json", b"4", headers, t.read_tagged("a.json")[1])
+    assert t.put_if("a.json", b"4", headers, t.read_versioned("a.json")[1])
     assert s3.get_object(Bucket=bucket, Key="tes/a.json")["Body"].read() == b"4"
 
 
