@@ -312,8 +312,8 @@ def unknown_keys(values: Mapping[str, Any], origins: Mapping[str, str], env: Map
     """Readable lines about configuration keys bosco does not read, each naming the file, variable
     or option that set it: a key one typo away from a known one (``cdn.prot``, ``aws.buckett``,
     ``BOSCO_AWS_BUCKETT``, a top-level ``fragment``), with the key it probably means. With
-    ``strict``, also every other unknown key inside bosco's own sections (``cdn``, ``css``,
-    ``fragments``, ``aws``, ``brotli``). Other top-level keys are left alone: Bosco's configuration
+    ``strict``, also every other unknown key inside bosco's own sections (``SECTIONS``). Other
+    top-level keys are left alone: Bosco's configuration
     files hold settings of its other commands."""
     lines = []
 

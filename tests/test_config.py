@@ -62,3 +62,14 @@ def test_every_section_key_is_checked_and_the_error_names_the_file(tmp_path: Pat
     shown = "****" if key in ("key", "secret") else "[1]"  # secret values are never echoed
     assert str(info.value) == f"{settings}: {dotted} must be {valid}, not {shown}"
     assert info.value.hint == f"fix {dotted} in {settings}"
+
+
+@pytest.mark.parametrize("section", list(SECTIONS))
+def test_strict_refuses_an_unknown_key_in_every_section(tmp_path: Path, section: str) -> None:
+    settings = tmp_path / ".bosco" / "bosco.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({section: {"zzz": 1}}))
+    assert load_config(tmp_path, "local", env={"HOME": str(tmp_path)}).warnings == ()  # not a typo of a known key
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, "local", env={"HOME": str(tmp_path)}, strict=True)
+    assert str(info.value) == f"{settings}: unknown key {section}.zzz ignored"
