@@ -62,6 +62,7 @@ ENCODINGS = {e.name: e for e in (IDENTITY, GZIP, BROTLI)}
 PREFERENCE = ("br", "gzip", "")  # the stored form a client gets when it takes several
 MEMORY_BYTES = 64 * 1024 * 1024  # copies also kept in memory, most recently used first
 OFFLINE_RETRY = 5.0  # seconds without contacting an unreachable upstream (stored copies are served meanwhile)
+RELEASES_MAX_AGE = 60.0  # seconds before the release list is read again (the default aws.shortcache max-age)
 LOCAL_BUILD = "local"  # the build segment of bosco cdn's keys: fragments are also served under it
 RELEASES_FILE = "releases.json"  # the stored copy of the release list, in the cache folder
 HEADERS = ("content-type", "content-encoding", "cache-control", "etag")
@@ -346,9 +347,13 @@ class RemoteReleases:
         self.origin, self.store, self.local, self.base_url = origin, store, frozenset(local), base_url
         self.clock = clock
         self.on_change: Callable[[], None] | None = None
-        self.indexes: list[dict[str, Any]] = []
+        self.indexes: list[dict[str, Any]] = []  # the release indexes served (local services left out)
+        self._read: list[dict[str, Any]] = []  # the release list as read
         self.routes: dict[str, Route] = {}
         self.read_at = 0.0  # when the release list was read from the bucket
+        self.releases_max_age = RELEASES_MAX_AGE
+        self._listed_at = 0.0  # when the bucket was last asked for the release list
+        self._refreshing = False
         self.offline: str | None = None  # the upstream that could not be reached, None while it answers
         self._retry_at = 0.0
         self._lock = threading.Lock()
@@ -372,16 +377,56 @@ class RemoteReleases:
             indexes, self.read_at = stored["indexes"], float(stored.get("read_at", 0))
             self._went_offline(exc.where)
         else:
-            self.read_at = self.clock()
-            self.store.write_json(RELEASES_FILE, {"read_at": self.read_at, "indexes": indexes})
+            self._keep(indexes)
+        self._listed_at = self.clock()
         if not indexes:
             raise BoscoError(f"--remote {self.environment}: no service of {self.listing} has a releases.json naming "
                              "a current release",
                              f"publish one with bosco s3push -e {self.environment}, or check aws.bucket in "
                              f".bosco/{self.environment}.json")
+        self._use(indexes)
+        return self
+
+    def _keep(self, indexes: list[dict[str, Any]]) -> None:
+        """Remember ``indexes`` as read now, on disk too (for an offline start)."""
+        self.read_at = self.clock()
+        self.store.write_json(RELEASES_FILE, {"read_at": self.read_at, "indexes": indexes})
+
+    def _use(self, indexes: list[dict[str, Any]]) -> None:
+        """Serve the releases of ``indexes`` (those of local services left out)."""
+        self._read = indexes
         self.indexes = [i for i in indexes if isinstance(i, dict) and i.get("service") not in self.local]
         self.routes = routes_of(self.indexes)
-        return self
+
+    def refresh_if_stale(self) -> None:
+        """Read the release list again, in the background, when it is older than
+        ``releases_max_age`` seconds (``releases.json`` changes in place when someone publishes):
+        new current releases are served from then on and the index page shows them (``on_change``).
+        An unreachable bucket marks the upstream offline; any other failure keeps the list as it is
+        until the next try."""
+        with self._lock:
+            if self._refreshing or self.clock() - self._listed_at < self.releases_max_age:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh, name="bosco-remote-releases", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            indexes = self.list_releases()
+        except Unreachable as exc:
+            self._went_offline(exc.where)
+            return
+        except BoscoError:
+            return
+        finally:
+            with self._lock:
+                self._refreshing, self._listed_at = False, self.clock()
+        changed = indexes != self._read
+        self._keep(indexes)
+        if changed and indexes:
+            self._use(indexes)
+            if self.on_change:
+                self.on_change()
 
     def page(self) -> RemotePage:
         """The index page's view of the served releases (see ``RemotePage``)."""
@@ -428,6 +473,7 @@ class RemoteReleases:
         """The answer for asset ``key`` to a client sending ``accept_encoding``, or None when no
         served release has it (the server answers its 404 page). Called from worker threads;
         fetches of one object are serialised."""
+        self.refresh_if_stale()
         route = self.routes.get(key)
         if route is None:
             return None

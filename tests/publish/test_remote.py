@@ -13,8 +13,10 @@ from pathlib import Path
 import brotli
 import httpx
 import pytest
+from live import until
 
-from bosco.release_proxy import accepted, max_age, rewrite_fragment
+from bosco.config import load_config
+from bosco.release_proxy import accepted, max_age, remote_releases, rewrite_fragment
 
 from .s3support import PNG, REGION, run, write_workspace
 from conftest import running_cdn
@@ -210,6 +212,26 @@ def test_without_aws_cdn_objects_come_from_the_bucket(tmp_path, moto_url, s3, bu
             assert answer.status_code == 200, key
             expected = stored(s3, bucket, f"tes/{key}.br" if answer.headers.get("content-encoding") else f"tes/{key}")
             assert body == expected[0], key
+
+
+def test_a_new_current_release_is_served_once_the_list_is_read_again(tmp_path, moto_url, s3, bucket):
+    public(s3, bucket)
+    publish(tmp_path, moto_url, bucket, "-b", "55")
+    root = developer(tmp_path, {"bucket": bucket, "endpoint": moto_url, "cdn": f"{moto_url}/{bucket}"})
+    releases = remote_releases(load_config(root, "tes"), "tes", tmp_path / "store", ["app-web"], "http://localhost:7334")
+    changes = []
+    releases.on_change = lambda: changes.append(releases.status_line())
+    alias = "app-other/local/html/bottom.js.html"
+    assert 'src="http://localhost:7334/app-other/55/js/bottom.js"' in releases.respond(alias, None).body.decode()
+    publish(tmp_path / "later", moto_url, bucket, "-b", "56")  # someone publishes while bosco cdn runs
+    releases.respond(alias, None)  # within releases_max_age: the list is not read again
+    assert "app-other/56/js/bottom.js" not in releases.routes
+    releases.releases_max_age = 0
+    releases.respond(alias, None)  # read again in the background
+    until(lambda: "app-other/56/js/bottom.js" in releases.routes, what="the new release served")
+    assert 'src="http://localhost:7334/app-other/56/js/bottom.js"' in releases.respond(alias, None).body.decode()
+    assert [s.release.split(" of ")[0] for s in releases.page().services] == ["published release tes/56"]
+    assert changes and changes[0].startswith("remote: 1 published release of tes read from")
 
 
 def test_remote_needs_a_bucket_and_a_release(tmp_path, moto_url, bucket, isolated_env):
