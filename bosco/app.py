@@ -50,9 +50,10 @@ if TYPE_CHECKING:
     from bosco.watch import Rebuild, ServedAssetSet
 
 __all__ = [
-    "DEFAULT_BUILD", "DEFAULT_CONCURRENCY", "BuildResult", "CacheStats", "Cdn", "DeleteResult", "DiffResult",
-    "PruneResult", "PushResult", "Reporter", "Workspace", "build_to", "cache_prune", "cache_stats", "delete", "diff",
-    "open_workspace", "plural", "push", "require_verified", "serve", "verify", "watched_services",
+    "DEFAULT_BUILD", "DEFAULT_CONCURRENCY", "BuildResult", "CacheStats", "Cdn", "ConfigReport", "DeleteResult",
+    "DiffResult", "PruneResult", "PushResult", "Reporter", "Workspace", "build_to", "cache_prune", "cache_stats",
+    "configuration", "delete", "diff", "open_workspace", "plural", "push", "require_verified", "serve", "verify",
+    "watched_services",
 ]
 
 
@@ -624,6 +625,46 @@ def diff(ws: Workspace, *, from_build: str | None = None, to_build: str = "local
         return local if build == "local" else {s.name: read_release(target, s.name, build) for s in services}
 
     return DiffResult(diff_releases(side(from_build), side(to_build), repos, from_build or "current", to_build))
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    """``configuration``: the workspace ``root``, ``environment``, the files read (``sources``), the
+    resolved ``values`` with secrets masked, and one ``(dotted key, value, origin)`` row per value
+    (``rows``; the origin is the file, ``BOSCO_*`` variable or option that set it, or ``default``)."""
+
+    root: Path
+    environment: str
+    sources: list[str]
+    values: dict[str, Any]
+    rows: list[tuple[str, Any, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``bosco config --json`` object: the values."""
+        return self.values
+
+
+def configuration(ws: Workspace) -> ConfigReport:
+    """The resolved configuration of ``ws`` (``bosco config``), as ``aws configure list`` shows it."""
+    values = ws.config.masked()
+    rows = []
+    for dotted, value in _flatten(values):
+        key = dotted.split("[", 1)[0]  # a list is set as a whole: its entries come from where the list does
+        rows.append((dotted, value, ws.config.origins.get(dotted) or ws.config.origins.get(key) or "default"))
+    return ConfigReport(ws.root, ws.environment, [str(s) for s in ws.config.sources], values, rows)
+
+
+def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` rows: objects open into ``a.b``, lists holding objects or lists into
+    ``a[0].b``; other lists and scalars are one row."""
+    if isinstance(node, dict) and node:
+        return [item for k, v in node.items() for item in _flatten(v, f"{prefix}.{k}" if prefix else k)]
+    if isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
+        return [item for i, v in enumerate(node) for item in _flatten(v, f"{prefix}[{i}]")]
+    return [(prefix, node)]
 
 
 # ----------------------------------------------------------------------------------------------- caches

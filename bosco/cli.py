@@ -268,7 +268,7 @@ def cache_prune(remote: bool) -> None:
 def config_command(strict: bool) -> None:
     """Print the resolved configuration (secrets masked) and the files it came from: one ``key = value
     # origin`` line per value (the file, BOSCO_* variable or option that set it, or ``default``)."""
-    ui.show_config(workspace(strict=strict))
+    ui.show(app.configuration(workspace(strict=strict)))
 
 
 @cli.command("schema")

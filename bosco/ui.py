@@ -266,6 +266,15 @@ def _diffed(result: app.DiffResult) -> None:
         print_diff(result.diff, out)
 
 
+def _configuration(report: app.ConfigReport) -> None:
+    if not mode.json:
+        err.print(f"workspace: {report.root}   environment: {report.environment}", markup=False)
+        for source in report.sources:
+            err.print(f"  read {source}", markup=False)
+        for key, value, origin in report.rows:
+            out.print(f"{key} = {json.dumps(value)}  # {origin}", markup=False)
+
+
 def _cache_table(title: str, rows: list[Any]) -> Table:
     table = Table(title=escape(title), box=box.SIMPLE)
     for column in ("folder", "entries", "MB", ""):
@@ -290,7 +299,7 @@ def _pruned(result: app.PruneResult) -> None:
 
 _RESULTS: dict[type, Callable[[Any], None]] = {
     app.BuildResult: _built, app.PushResult: _push, app.DeleteResult: _deleted, app.DiffResult: _diffed,
-    app.CacheStats: _cache_stats, app.PruneResult: _pruned, VerifyReport: _verified,
+    app.CacheStats: _cache_stats, app.PruneResult: _pruned, VerifyReport: _verified, app.ConfigReport: _configuration,
 }
 
 
@@ -313,29 +322,3 @@ def show_docs(topic: str | None) -> None:
         click.echo(docs.page(topic), nl=False)
     for name, summary in docs.TOPICS.items() if topic is None else ():
         out.print(f"{name:<14} {summary}", markup=False)
-
-
-def show_config(ws: app.Workspace) -> None:
-    """``bosco config``: the values (secrets masked) as JSON, or the files read on stderr and one
-    ``key = value  # origin`` line per value (the file, variable or option that set it, or ``default``)."""
-    values = ws.config.masked()
-    if mode.json:
-        out.print_json(json.dumps(values))
-        return
-    err.print(f"workspace: {ws.root}   environment: {ws.environment}", markup=False)
-    for source in ws.config.sources:
-        err.print(f"  read {source}", markup=False)
-    for dotted, value in _flatten(values):
-        key = dotted.split("[", 1)[0]  # a list is set as a whole: its entries come from where the list does
-        origin = ws.config.origins.get(dotted) or ws.config.origins.get(key) or "default"
-        out.print(f"{dotted} = {json.dumps(value)}  # {origin}", markup=False)
-
-
-def _flatten(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` rows: objects open into ``a.b``, lists holding objects or lists into
-    ``a[0].b``; other lists and scalars are one row."""
-    if isinstance(node, dict) and node:
-        return [item for k, v in node.items() for item in _flatten(v, f"{prefix}.{k}" if prefix else k)]
-    if isinstance(node, list) and any(isinstance(v, (dict, list)) for v in node):
-        return [item for i, v in enumerate(node) for item in _flatten(v, f"{prefix}[{i}]")]
-    return [(prefix, node)]

@@ -94,3 +94,17 @@ def test_the_readme_example_runs_as_written(example, monkeypatch):
     out = example.parent / "out"
     assert json.loads((out / "app-reports" / "releases.json").read_text())["current"] == "7"
     assert not (out / "service-api").exists()
+
+
+def test_configuration_names_the_origin_of_every_value(example, monkeypatch):
+    monkeypatch.setenv("BOSCO_CDN_PORT", "8000")
+    (example / ".bosco" / "bosco.json").write_text(json.dumps({"aws": {"bucket": "b", "secret": "s3cr3t"}}))
+    report = app.configuration(app.open_workspace(example, overrides={"brotli": {"quality": 4}}))
+    rows = {key: (value, origin) for key, value, origin in report.rows}
+    assert rows["cdn.port"] == (8000, "environment variable BOSCO_CDN_PORT")
+    assert rows["aws.bucket"] == ("b", str(example / ".bosco" / "bosco.json"))
+    assert rows["cdn.host"] == ("127.0.0.1", "default")
+    assert rows["brotli.quality"][0] == 4
+    assert "s3cr3t" not in json.dumps(report.to_json()) and report.to_json() == report.values
+    assert (report.root, report.environment) == (example, "local")
+    assert str(example / ".bosco" / "bosco.json") in report.sources
