@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,39 +137,45 @@ def _library(path: Path, repo: Path, banner: tuple[str, str] | None) -> tuple[st
     return None
 
 
-def _places(services: Sequence[ServiceResult]) -> list[tuple[Place, str, tuple[str, str, str] | None]]:
+Found = tuple[Place, str, tuple[str, str, str] | None]  # a place, the file's sha256, (library, version, how)
+
+
+def places(service: ServiceResult) -> list[Found]:
+    """Where ``service`` publishes each of its source files (for ``find``), with the file's SHA-256
+    and the library version it holds, if known."""
     found = []
-    for service in services:
-        repo = Path(service.path).resolve()
-        outputs = {o.key: o for o in service.outputs}
-        listed: list[tuple[str, str]] = []
-        for bundle in service.bundles:
-            if bundle.key:
-                listed += [(bundle.key, source) for source in bundle.sources]
-            listed += [(key, outputs[key].sources[0]) for key in bundle.files
-                       if key in outputs and outputs[key].sources]
-        listed += [(o.key, o.sources[0]) for o in service.outputs if o.kind in ("library", "site") and o.sources]
-        for where, source in listed:
-            path = repo / source.split("/", 1)[1]
-            facts = _facts(path)
-            if facts is None or facts[0] == 0:
-                continue
-            size, sha, banner = facts
-            found.append((Place(service.name, where, source, size), sha, _library(path, repo, banner)))
+    repo = Path(service.path).resolve()
+    outputs = {o.key: o for o in service.outputs}
+    listed: list[tuple[str, str]] = []
+    for bundle in service.bundles:
+        if bundle.key:
+            listed += [(bundle.key, source) for source in bundle.sources]
+        listed += [(key, outputs[key].sources[0]) for key in bundle.files
+                   if key in outputs and outputs[key].sources]
+    listed += [(o.key, o.sources[0]) for o in service.outputs if o.kind in ("library", "site") and o.sources]
+    for where, source in listed:
+        path = repo / source.split("/", 1)[1]
+        facts = _facts(path)
+        if facts is None or facts[0] == 0:
+            continue
+        size, sha, banner = facts
+        found.append((Place(service.name, where, source, size), sha, _library(path, repo, banner)))
     return found
 
 
-def find(services: Sequence[ServiceResult]) -> list[Duplicate]:
+def find(services: Sequence[ServiceResult],
+         places_of: Callable[[ServiceResult], list[Found]] = places) -> list[Duplicate]:
     """Every duplicate among the published source files of ``services``: same bytes first (by first
-    place), then libraries in several versions (by name)."""
-    places = _places(services)
+    place), then libraries in several versions (by name). ``places_of`` gives each service's
+    ``places`` (``bosco cdn`` remembers those of the services it did not rebuild)."""
+    everywhere = [found for service in services for found in places_of(service)]
     by_sha: dict[str, list[Place]] = {}
-    for place, sha, _ in places:
+    for place, sha, _ in everywhere:
         by_sha.setdefault(sha, []).append(place)
     findings = [Duplicate("bytes", sha, tuple(group), group[0].size * (len(group) - 1))
                 for sha, group in by_sha.items() if len(group) > 1]
     by_library: dict[str, dict[str, list[Place]]] = {}
-    for place, _, library in places:
+    for place, _, library in everywhere:
         if library:
             name, version, how = library
             by_library.setdefault(name, {}).setdefault(version, []).append(

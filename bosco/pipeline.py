@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
+from bosco import duplicates
 from bosco.assets import BundleInput, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult, sri
 from bosco.commands import DEFAULT_TIMEOUT_MS, run_build_command
 from bosco.config import CssSection, MinifySection
 from bosco.css import local_imports
 from bosco.duplicates import Duplicate
-from bosco.duplicates import find as find_duplicates
 from bosco.errors import BoscoError, InputFileError
 from bosco.files import decode, problem, read_bytes
 from bosco.fragments import PageService, RemotePage, render_fragment, render_index, url_for
@@ -304,17 +304,48 @@ def index_output(services: Sequence[ServiceResult], options: BuildOptions, warni
     return Output(INDEX_KEY, html.encode("utf-8"), "page")
 
 
+class _Outputs(Mapping[str, Output]):
+    """The outputs of an asset set, its index page rendered on first use and kept (``bosco cdn -w``
+    swaps in a new set on every save; the page is rendered only when someone asks for it)."""
+
+    def __init__(self, outputs: Mapping[str, Output], index: Callable[[], Output]) -> None:
+        self._outputs, self._render = outputs, index
+        self._index: Output | None = None
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Output:
+        if key != INDEX_KEY:
+            return self._outputs[key]
+        with self._lock:
+            if self._index is None:
+                self._index = self._render()
+            return self._index
+
+    def __contains__(self, key: object) -> bool:
+        return key == INDEX_KEY or key in self._outputs
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._outputs
+        yield INDEX_KEY
+
+    def __len__(self) -> int:
+        return len(self._outputs) + 1
+
+
 def assemble(services: Sequence[ServiceResult], options: BuildOptions,
              warnings: Sequence[str] = (), sizes: Mapping[str, Mapping[str, Any]] | None = None,
-             remote: RemotePage | None = None) -> AssetSet:
-    """Combine service builds and render the index page into one AssetSet (``sizes``: the bundle
-    sizes and budgets it shows; ``remote``: the published releases ``bosco cdn --remote`` serves
-    beside them; see ``fragments.render_index``)."""
+             remote: RemotePage | None = None,
+             places_of: Callable[[ServiceResult], list[duplicates.Found]] = duplicates.places) -> AssetSet:
+    """Combine service builds and their index page into one AssetSet (``sizes``: the bundle sizes
+    and budgets it shows; ``remote``: the published releases ``bosco cdn --remote`` serves beside
+    them; see ``fragments.render_index``); the page is rendered when it is first read.
+    ``places_of``: see ``duplicates.find``."""
     combined = AssetSet.assemble(tuple(services))
     all_warnings = tuple(warnings) + combined.warnings
-    found = tuple(find_duplicates(services))
-    outputs = {**combined.outputs, INDEX_KEY: index_output(services, options, all_warnings, found, sizes, remote)}
-    return AssetSet(MappingProxyType(outputs), combined.services,
+    found = tuple(duplicates.find(services, places_of))
+    outputs = _Outputs(combined.outputs,
+                       lambda: index_output(services, options, all_warnings, found, sizes, remote))
+    return AssetSet(outputs, combined.services,
                     all_warnings + tuple(f"duplicate: {d.describe()}" for d in found), found)
 
 

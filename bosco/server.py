@@ -310,7 +310,9 @@ def create_app(holder: AssetHolder) -> Starlette:
         path = request.scope["path"]
         if path == "/repos":
             return page(200, render_repos(assets.services, holder.base_url).encode("utf-8"))
-        output = assets.get(path[1:]) if path.startswith("/") else None
+        key = path[1:] if path.startswith("/") else None
+        # the index page is rendered when first asked for (tens of ms): off the event loop
+        output = await anyio.to_thread.run_sync(assets.get, key) if key == INDEX_KEY else assets.get(key)
         if output is None and holder.remote is not None and path.startswith("/"):
             answer = await anyio.to_thread.run_sync(holder.remote.respond, path[1:],
                                                     request.headers.get("accept-encoding"))
@@ -320,7 +322,7 @@ def create_app(holder: AssetHolder) -> Starlette:
             if answer is not None:
                 return representation(request, answer.body, answer.content_type, answer.etag, answer.headers)
         if output is None:
-            index = assets.get(INDEX_KEY)
+            index = await anyio.to_thread.run_sync(assets.get, INDEX_KEY)
             return page(404, index.data if index else b"not found")
         return representation(request, output.data, output.content_type, f'"{output.sha256[:32]}"')
 

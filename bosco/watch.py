@@ -44,8 +44,9 @@ from watchdog.observers.polling import PollingObserver
 from wcmatch import glob as wcglob
 
 from bosco.assets import GLOB_FLAGS
-from bosco.assetset import AssetSet, ServiceResult
+from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult
 from bosco.commands import WatchCommand
+from bosco.duplicates import Found, places
 from bosco.fragments import RemotePage, url_for
 from bosco.gitinfo import repo_info
 from bosco.manifest import MANIFEST_NAME
@@ -307,6 +308,8 @@ class ServedAssetSet:
         self._initial = threading.Event()  # set when build_all has served every service once
         self._last_good: dict[Path, ServiceResult] = {}
         self._prepared: dict[Path, Prepared] = {}  # per service: its build command's outcome in build_all
+        # per service folder: the outputs and bundles of a served build and where they publish files
+        self._places: dict[str, tuple[tuple[Output, ...], tuple[BundleReport, ...], list[Found]]] = {}
         self._problems: dict[Path, str] = {}
         self._lock = threading.RLock()
         self._cond = threading.Condition()
@@ -431,9 +434,20 @@ class ServedAssetSet:
         sizes = None if self.measure is None else {
             self._served[p].name: measured for p, (generation, measured) in self._sizes.items()
             if generation == self._generation.get(p)}
-        asset_set = assemble(builds, self.options, self.warnings, sizes, self.remote() if self.remote else None)
+        asset_set = assemble(builds, self.options, self.warnings, sizes, self.remote() if self.remote else None,
+                             self._places_of)
         self.holder.swap(asset_set)
         return asset_set
+
+    def _places_of(self, build: ServiceResult) -> list[Found]:
+        """``duplicates.places`` of ``build``, remembered while its service is not rebuilt (caller
+        holds ``self._lock``): a rebuild looks only at the files of the service it rebuilt."""
+        cached = self._places.get(build.path)
+        if cached is not None and cached[0] is build.outputs and cached[1] is build.bundles:
+            return cached[2]
+        found = places(build)
+        self._places[build.path] = (build.outputs, build.bundles, found)
+        return found
 
     def refresh_page(self) -> None:
         """Render the index page again (``remote``'s status changed); nothing before the first build."""
