@@ -109,12 +109,15 @@ class Live:
     def wait_status(self, key: str, status: int) -> httpx.Response:
         return until(lambda: (r := self.get(key)).status_code == status and r, what=f"{key} to answer {status}")
 
-    def rebuilt(self, service: str, check: Callable[[Rebuild], Any] = bool, what: str = "") -> Rebuild:
+    def rebuilt(self, service: str, check: Callable[[Rebuild], Any] = bool, what: str = "",
+                since: Rebuild | None = None) -> Rebuild:
         """Wait for a reported rebuild of ``service`` (the ``on_rebuild`` hook, reported once its
-        complete pass is served, just after the new bytes) for which ``check`` is true; the first."""
+        complete pass is served, just after the new bytes) for which ``check`` is true, reported
+        after ``since`` if given; the first such one."""
         def found() -> Rebuild | None:
             with self._lock:
-                return next((r for r in self.rebuilds if r.service == service and check(r)), None)
+                later = self.rebuilds[self.rebuilds.index(since) + 1:] if since is not None else self.rebuilds
+                return next((r for r in later if r.service == service and check(r)), None)
         return until(found, what=what or f"a rebuild of {service}")
 
     def wait_rebuild(self, service: str, n: int = 1) -> Rebuild:

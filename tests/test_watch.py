@@ -42,10 +42,14 @@ def test_atomic_save_rebuilds_exactly_once(live, example: Path) -> None:
     w = live()
     atomic_write(example / "app-home/public/css/home.css", b".hero { color: blue; }\n")
     w.wait_bytes(HOME_CSS, b".hero { color: blue; }\n")
-    # the temp file's create/modify/close and the rename arrive as several events: one rebuild
-    time.sleep(0.5)
-    assert w.count("app-home") == 1
-    assert w.rebuilds[0].changed == (HOME_CSS, MAIN_CSS, MAIN_CSS + ".map")
+    # the temp file's create/modify/close and the rename arrive as several events: one rebuild. A
+    # later save is the next rebuild, with that file alone (a stray event of the first save would
+    # have made a rebuild before it, or joined it)
+    first = w.rebuilt("app-home")
+    atomic_write(example / "app-home/public/css/base.css", b"body { margin: 0; }\n")
+    w.rebuilt("app-home", lambda r: "public/css/base.css" in r.reasons, "the rebuild after base.css", since=first)
+    assert [r.reasons for r in w.rebuilds] == [("public/css/home.css",), ("public/css/base.css",)]
+    assert first.changed == (HOME_CSS, MAIN_CSS, MAIN_CSS + ".map")
 
 
 def test_unchanged_services_are_not_rebuilt(live, example: Path) -> None:
@@ -79,7 +83,8 @@ def test_file_outside_every_glob_does_not_rebuild(live, example: Path) -> None:
     (example / "app-home/public/js/notes.txt").write_text("not an asset\n")
     (example / "app-home/public/css/home.css").write_text(".after {}\n")  # a real change after it
     w.wait_bytes(HOME_CSS, b".after {}\n")
-    time.sleep(0.5)
+    # the events arrive in order: a rebuild for notes.txt would be reported before (or with) this one
+    w.rebuilt("app-home", lambda r: "public/css/home.css" in r.reasons, "the rebuild of home.css")
     assert w.rebuilds and all(r.reasons == ("public/css/home.css",) for r in w.rebuilds)
 
 
@@ -120,15 +125,14 @@ def test_broken_manifest_keeps_last_good_output_then_recovers(live, example: Pat
     manifest_path = example / "app-home/bosco-service.json"
     good = manifest_path.read_text()
     manifest_path.write_text(good.replace('"tags"', '"tags" "oops"', 1))
-    failed = w.wait_rebuild("app-home")
     message = f"{manifest_path}:5:9: invalid JSON: missing ':' after this key"
-    assert failed.errors == (message,)
+    failed = w.rebuilt("app-home", lambda r: r.errors == (message,), "the manifest's error")
     assert w.get(HOME_CSS).content == old
     page = w.get("").text
     assert '<p class="error">bosco-service.json:5:9: invalid JSON: missing &#39;:&#39; after this key</p>' in page
     assert str(example) not in page
     manifest_path.write_text(good)  # in place: on a loaded machine a rebuild may read it half written
-    recovered = until(lambda: next((r for r in w.rebuilds[1:] if r.ok), None), what="a good rebuild")
+    recovered = w.rebuilt("app-home", lambda r: r.ok, "a good rebuild", since=failed)
     assert recovered.recovered and recovered.changed == () and "invalid JSON" not in w.get("").text
 
 
@@ -308,10 +312,10 @@ def test_recovery_after_a_failed_rebuild_is_reported(live, example: Path, capsys
     manifest = example / "app-home/bosco-service.json"
     good = manifest.read_bytes()
     manifest.write_text("{ broken")
-    assert not w.wait_rebuild("app-home").ok
+    failed = w.rebuilt("app-home", lambda r: not r.ok, "a failed rebuild")
     atomic_write(manifest, good)
-    fixed = w.wait_rebuild("app-home", 2)
-    assert fixed.ok and fixed.recovered
+    fixed = w.rebuilt("app-home", lambda r: r.ok, "a good rebuild", since=failed)
+    assert fixed.recovered
     fields = rebuild_fields(fixed)
     Console().event("rebuild", **fields)
     # the event carries ms rounded to 0.1 (4.46 -> 4.5), and the line rounds that again (4.5 -> "4")
