@@ -2,7 +2,9 @@
 of an environment's current releases.
 
 The environment's services and their current releases are read from its bucket
-(``<env>/<service>/releases.json`` -> ``<env>/<service>/<build>/release.json``, docs/layout.md).
+(``<env>/<service>/releases.json`` -> ``<env>/<service>/<build>/release.json``, docs/layout.md),
+at start and again, in the background, on a request ``RELEASES_MAX_AGE`` seconds after the last
+reading.
 Every object those release indexes list is then served at its asset key by this proxy, which
 fetches it from ``aws.cdn`` over HTTP (``<aws.cdn>/<env>/<key>``), else from the bucket through
 boto3, and keeps a copy on disk (the ``remote`` folder of bosco's local cache).
