@@ -603,8 +603,10 @@ def diff(ws: Workspace, *, from_build: str | None = None, to_build: str = "local
         raise BoscoError("--from and --to name the same release", "compare two different releases")
     services = ws.selected()
     target = _s3(ws, DEFAULT_CONCURRENCY, reporter)
+    # the published sides first: a missing bucket or release fails before the local build runs
+    sides = {build: {s.name: read_release(target, s.name, build) for s in services}
+             for build in (from_build, to_build) if build != "local"}
     repos: dict[str, Any] = {}
-    local: dict[str, Any] = {}
     if "local" in (from_build, to_build):
         from bosco.provenance import collect
 
@@ -614,17 +616,13 @@ def diff(ws: Workspace, *, from_build: str | None = None, to_build: str = "local
               "fix the errors above and run again")
         found = collect(asset_set.services, released_outputs(asset_set, publish))
         repos = {s.name: s.git for s in asset_set.services}
-        local = _local_side(asset_set, publish, {n: p.record() for n, p in found.items()},
-                            _bundle_sizes(asset_set, publish, ws.config), "local")
+        sides["local"] = _local_side(asset_set, publish, {n: p.record() for n, p in found.items()},
+                                     _bundle_sizes(asset_set, publish, ws.config), "local")
     if not repos:  # two published releases: the local repositories still name the commits between them
         from bosco.gitinfo import repo_info
 
         repos = {s.name: repo_info(s.path) for s in services}
-
-    def side(build: str | None) -> dict[str, Any]:
-        return local if build == "local" else {s.name: read_release(target, s.name, build) for s in services}
-
-    return DiffResult(diff_releases(side(from_build), side(to_build), repos, from_build or "current", to_build))
+    return DiffResult(diff_releases(sides[from_build], sides[to_build], repos, from_build or "current", to_build))
 
 
 # ----------------------------------------------------------------------------------------------- config

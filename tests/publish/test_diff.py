@@ -109,3 +109,14 @@ def test_diff_json_failure_is_one_json_object_on_stdout(tmp_path, moto_url):
     failure = json.loads(result.stdout)
     assert failure["ok"] is False and failure["hint"] == "create the bucket or fix aws.bucket"
     assert [e.split(": ")[0] for e in failure["errors"]] == ["s3://no-such-bucket/tes/app-other/1/release.json"]
+
+
+def test_diff_reads_the_bucket_before_building(tmp_path, moto_url):
+    workspace = write_workspace(tmp_path / "ws", {"bucket": "no-such-bucket", "endpoint": moto_url,
+                                                  "region": "us-east-1", "attempts": 1})
+    manifest = workspace / "app-web/bosco-service.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "build": {"command": "touch built"}}))
+    result = run(workspace, "diff", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["hint"] == "create the bucket or fix aws.bucket"
+    assert not (workspace / "app-web/built").exists()  # the build.command never ran
