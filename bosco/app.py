@@ -397,6 +397,7 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
     except BoscoError:
         target.discard_created()
         raise
+    target.save_state()
     return BuildResult(out, ws.environment, build, [s.name for s in asset_set.services],
                        totals["upload"] + totals["copy"], totals["skip"], totals["sent_bytes"], _warnings(asset_set))
 

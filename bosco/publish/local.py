@@ -3,13 +3,21 @@
 It implements ``publish.target.Target``, so ``bosco build --out`` runs the same release code as
 ``bosco s3push`` (order, incremental skip, release index written last); files not in the release
 are left alone.
+
+The folder's state (per key the size, mtime, ctime, inode and SHA-256 of the file bosco wrote or
+hashed, kept in bosco's cache folder under ``out/``, never in the folder itself) lets a later run
+trust a file whose ``os.stat`` is unchanged instead of reading and hashing it again; a file changed,
+replaced or deleted since has another stat (writing a file always moves its ctime) and is read,
+hashed and rewritten as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
 
 from bosco.errors import PublishError
@@ -40,6 +48,26 @@ def check_out_dir(out: Path, root: Path) -> None:
                                "and be picked up by its globs", "pass a folder outside the service repos, e.g. ./out")
 
 
+STATE_FORMAT = 1
+
+
+def state_path(root: Path) -> Path | None:
+    """Where the state of the output folder ``root`` is kept: ``<cache folder>/out/<SHA-256 of its
+    absolute path>.json`` (None when the disk cache is off, ``BOSCO_CACHE=0``)."""
+    from bosco.cache import cache_dir
+
+    folder = cache_dir()
+    if folder is None:
+        return None
+    return folder / "out" / (hashlib.sha256(os.fsencode(root.resolve())).hexdigest() + ".json")
+
+
+def stat_stamp(st: os.stat_result) -> list[int]:
+    """What identifies one version of a file without reading it: size, mtime and ctime in
+    nanoseconds, inode and device. Rewriting a file changes its ctime, which ``touch`` cannot set back."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
 def write_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically, readable by everyone (``files.write_atomic``, 0644)."""
     write_atomic(path, data, 0o644)
@@ -51,11 +79,48 @@ class DirectoryTarget:
     cannot be read or written."""
 
     compress = False
+    cheap_head = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.description = str(root)
         self.created: list[Path] = []  # files this target created, for ``discard_created``
+        self.known = self._load_state()  # key -> [*stat_stamp, sha256 hex] of files bosco wrote or hashed
+
+    def _load_state(self) -> dict[str, list]:
+        path = state_path(self.root)
+        try:
+            data = json.loads(path.read_bytes()) if path else None
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT or not isinstance(data.get("files"), dict):
+            return {}
+        return {k: v for k, v in data["files"].items() if isinstance(v, list) and len(v) == 6}
+
+    def save_state(self) -> None:
+        """Write the folder's state (after a run; errors are ignored: it only saves time)."""
+        path = state_path(self.root)
+        if path is None:
+            return
+        with suppress(OSError):
+            state = {"format": STATE_FORMAT, "files": self.known}
+            write_atomic(path, json.dumps(state, separators=(",", ":")).encode())
+
+    def _remember(self, key: str, path: Path, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            self.known[key] = [*stat_stamp(os.stat(path)), digest]
+        except OSError:
+            self.known.pop(key, None)
+        return digest
+
+    def _sha256(self, key: str, path: Path) -> tuple[str, os.stat_result]:
+        """The SHA-256 of the file of ``key``: the recorded one while its stat is unchanged, else read and hashed."""
+        st = os.stat(path)
+        known = self.known.get(key)
+        if known is not None and known[:5] == stat_stamp(st):
+            return known[5], st
+        return self._remember(key, path, path.read_bytes()), st
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -81,8 +146,8 @@ class DirectoryTarget:
         if not path.is_file():
             return None
         with self._errors():
-            data = path.read_bytes()
-            return StoredObject(key, len(data), hashlib.sha256(data).hexdigest(), path.stat().st_mtime)
+            digest, st = self._sha256(key, path)
+            return StoredObject(key, st.st_size, digest, st.st_mtime)
 
     def read(self, key: str) -> bytes | None:
         found = self.read_versioned(key)
@@ -93,7 +158,7 @@ class DirectoryTarget:
         path = key_path(self.root, key)
         with self._errors():
             data = path.read_bytes() if path.is_file() else None
-        return (data, hashlib.sha256(data).hexdigest()) if data is not None else None
+            return (data, self._remember(key, path, data)) if data is not None else None
 
     def put_if(self, key: str, body: bytes, headers: Headers, version: str | None) -> bool:
         """Compare, then replace atomically; two processes writing the same folder at the same
@@ -107,11 +172,13 @@ class DirectoryTarget:
     def _write(self, key: str, body: bytes) -> None:
         path = key_path(self.root, key)
         new = not path.exists()
+        self.known.pop(key, None)
         try:
             write_file(path, body)
         except OSError as exc:  # ENOSPC/EFBIG on write carry no file name: name it here
             raise PublishError(f"{path}: cannot write ({exc.strerror})",
                                "check the --out folder (free space, permissions, name length)") from exc
+        self._remember(key, path, body)
         if new:
             self.created.append(path)
 
@@ -143,4 +210,5 @@ class DirectoryTarget:
     def delete(self, keys: list[str]) -> None:
         with self._errors():
             for key in keys:
+                self.known.pop(key, None)
                 key_path(self.root, key).unlink(missing_ok=True)

@@ -132,7 +132,8 @@ def decide(items: list[Item], target: Target, states: dict[str, ServiceState], b
     """Decide upload / copy / skip for ``items`` (reading the target only).
 
     What is stored under a key is known from listing the ``<service>/<build>/`` folders plus the
-    SHA-256 recorded in the build's release index, else from the object's own metadata (HEAD).
+    SHA-256 recorded in the build's release index, else (and always for a target with
+    ``cheap_head``) from the object's own metadata (HEAD).
     A copy source is any object of the service's previous release holding the same bytes in the
     same encoding."""
     prefixes = sorted({f"{i.service}/{build}/" for i in items if i.kind in BUILD_KINDS and i.service})
@@ -147,7 +148,7 @@ def decide(items: list[Item], target: Target, states: dict[str, ServiceState], b
         if item.kind in BUILD_KINDS and item.service:
             if item.key not in listed:
                 return None
-            if item.key in indexed:
+            if item.key in indexed and not target.cheap_head:
                 return StoredObject(item.key, listed[item.key], indexed[item.key])
         return target.head(item.key)
 

@@ -92,6 +92,7 @@ class S3Target:
     naming ``s3://bucket/key`` and the S3 error code on failure."""
 
     compress = True
+    cheap_head = False
 
     def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self.client = client

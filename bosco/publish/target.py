@@ -47,6 +47,9 @@ class Target(Protocol):
 
     #: store compressed variants (gzip at the key, brotli at ``<key>.br``); False stores raw bytes
     compress: bool
+    #: ``head`` costs no request and checks the stored bytes (a local folder, where files can be
+    #: edited behind bosco's back): the release code asks it instead of trusting a release index
+    cheap_head: bool
     #: human-readable location, e.g. ``s3://bucket/tes/`` or a folder path
     description: str
 

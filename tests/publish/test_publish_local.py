@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from bosco.config import load_config
@@ -54,6 +55,28 @@ def test_build_out_again_rewrites_nothing_and_keeps_other_files(tmp_path):
     assert f"wrote 0 files (0 bytes), {len(before) - 1} unchanged" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
     assert b'src="/app-web/default/js/top.js"' in (out / "app-web/default/html/top.js.html").read_bytes()
+
+
+def test_build_out_rewrites_changed_or_deleted_files_whose_hash_it_remembers(tmp_path):
+    """A later run trusts a file by its recorded stat, but a file edited (even back to the same size
+    and mtime), replaced or deleted since is rewritten with the right bytes."""
+    workspace = write_workspace(tmp_path / "ws", {})
+    out = tmp_path / "out"
+    assert run(workspace, "build", "--out", str(out)).exit_code == 0
+    expected = files(out)
+    bundle, favicon, fragment = (out / "app-web/default/js/top.js", out / "asset/favicon.ico",
+                                 out / "app-web/default/html/top.js.html")
+    st = bundle.stat()
+    bundle.write_bytes(b"X" * st.st_size)  # same size, mtime put back: only the ctime tells
+    os.utime(bundle, ns=(st.st_atime_ns, st.st_mtime_ns))
+    favicon.write_bytes(b"tampered")
+    fragment.unlink()
+    again = run(workspace, "build", "--out", str(out))
+    assert again.exit_code == 0, again.output
+    assert "wrote 5 files" in again.stderr  # the three, and app-web's release.json and releases.json
+    assert files(out) == expected
+    third = run(workspace, "build", "--out", str(out))
+    assert f"wrote 0 files (0 bytes), {len(expected)} unchanged" in third.stderr
 
 
 def test_build_out_with_errors_writes_nothing(tmp_path):
