@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wcmatch import glob as wcglob
 
+from bosco import stamps
 from bosco.files import problem
 from bosco.manifest import GLOB_FLAGS, MAX_GLOB_PATTERNS, Manifest
 
@@ -97,6 +100,40 @@ class Collected:
     errors: tuple[str, ...]
 
 
+def _note_folders(folder: Path, pattern: str) -> None:
+    """Inside ``stamps.recording()``: record the mtime of every folder ``pattern`` can list under
+    ``folder`` (from its literal leading folders down, every level for ``**`` or braces), so a
+    recorded expansion is known current without globbing again: adding, removing or renaming a
+    file changes its folder's mtime. A folder changed within ``stamps.RACY_NS`` is recorded as
+    never current (a second change in the same clock tick would not move its mtime)."""
+    parts = pattern.split("/")
+    literal: list[str] = []
+    if "{" not in pattern:
+        for part in parts[:-1]:
+            if wcglob.is_magic(part, flags=GLOB_FLAGS):
+                break
+            literal.append(part)
+    depth = None if "**" in pattern or "{" in pattern else len(parts) - len(literal) - 1
+    stack = [(folder.joinpath(*literal), 0)]
+    now = time.time_ns()
+    while stack:
+        path, level = stack.pop()
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            stamps.saw("folder", path, None)
+            continue
+        stamps.saw("folder", path, "racy" if now - max(st.st_mtime_ns, st.st_ctime_ns) < stamps.RACY_NS
+                   else str(st.st_mtime_ns))
+        if depth is not None and level >= depth:
+            continue
+        try:
+            with os.scandir(path) as entries:
+                stack += [(Path(e.path), level + 1) for e in entries if e.is_dir(follow_symlinks=depth is not None)]
+        except OSError:
+            continue
+
+
 def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]], str | None]:
     """Expand one glob relative to ``repo/base``.
 
@@ -104,11 +141,14 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     ``**`` recursive, braces allowed, sorted by the relative POSIX path in node-glob 7's order
     (``glob_order``, the same on every machine). The error is set when the pattern matches nothing,
     is absolute, climbs with ``..``, or a match resolves outside the repo (symlink escape) or is not
-    a regular file (a FIFO, socket, device or broken symlink: never opened).
+    a regular file (a FIFO, socket, device or broken symlink: never opened). Inside
+    ``stamps.recording()`` the folders it may list are recorded (``_note_folders``).
     """
     if pattern.startswith("/") or posixpath.isabs(pattern) or ".." in pattern.split("/"):
         return [], f"{pattern}: must be relative to basePath and stay inside the repository"
     folder = repo / base if base else repo
+    if stamps.recording_active():
+        _note_folders(folder, pattern)
     if not folder.is_dir():
         return [], f"{pattern}: basePath folder {folder} does not exist"
     repo_real = repo.resolve()

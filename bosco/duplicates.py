@@ -9,13 +9,12 @@ site assets; empty files ignored):
   (``/*! jQuery v3.7.1``; a banner further down belongs to code the file embeds) or the
   ``package.json`` of a vendored folder it lives in (not the service's own ``package.json``).
 
-File hashes and banners are cached in memory by path, size and modification time, so ``bosco cdn``
+File hashes are known by stat (``stamps.sha256``) and banners cached by content, so ``bosco cdn``
 re-checks only changed files after a rebuild.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bosco import stamps
 from bosco.assetset import ServiceResult
 
 _NAME_VERSION = re.compile(
@@ -34,7 +34,7 @@ _BANNER = re.compile(
 _FIRST_COMMENT = re.compile(r'^\ufeff?\s*(?:@charset\s+"[^"]*";\s*)?(/\*.*?(?:\*/|$))', re.DOTALL)
 BANNER_BYTES = 2048
 
-_files: dict[tuple[str, int, int], tuple[str, tuple[str, str] | None]] = {}
+_files: dict[tuple[str, str], tuple[str, str] | None] = {}  # (path, sha256) -> banner
 
 
 @dataclass(frozen=True)
@@ -105,23 +105,22 @@ def _package_version(folder: Path, repo: Path) -> tuple[str, str] | None:
 
 
 def _facts(path: Path) -> tuple[int, str, tuple[str, str] | None] | None:
-    """``(size, sha256, (library, version) from the banner or None)`` of a file, cached by stat."""
+    """``(size, sha256, (library, version) from the banner or None)`` of a file: the hash known by
+    stat (``stamps.sha256``), the banner read from the first ``BANNER_BYTES`` once per content."""
+    sha = stamps.sha256(path)
+    if sha is None:
+        return None
     try:
-        stat = path.stat()
+        size = path.stat().st_size
+        if (str(path), sha) not in _files:
+            with open(path, "rb") as handle:
+                head = handle.read(BANNER_BYTES)
+            first = _FIRST_COMMENT.match(head.decode("utf-8", "replace"))  # a later banner belongs
+            found = _BANNER.search(first.group(1)) if first else None  # to something the file embeds
+            _files[(str(path), sha)] = (_normal(found.group("name")), found.group("version")) if found else None
     except OSError:
         return None
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _files:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        first = _FIRST_COMMENT.match(data[:BANNER_BYTES].decode("utf-8", "replace"))  # a later banner belongs
-        found = _BANNER.search(first.group(1)) if first else None  # to something the file embeds
-        _files[key] = (hashlib.sha256(data).hexdigest(),
-                       (_normal(found.group("name")), found.group("version")) if found else None)
-    sha, banner = _files[key]
-    return stat.st_size, sha, banner
+    return size, sha, _files[(str(path), sha)]
 
 
 def _library(path: Path, repo: Path, banner: tuple[str, str] | None) -> tuple[str, str, str] | None:

@@ -10,11 +10,13 @@ message names the file as the caller shows it.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import tempfile
 from pathlib import Path
 
+from bosco import stamps
 from bosco.errors import InputFileError
 
 _KINDS = (
@@ -33,7 +35,14 @@ def _mode_kind(mode: int) -> str:
 def problem(path: Path) -> str | None:
     """Why ``path`` is not a readable regular file (symlinks followed), or None when it is one:
     ``"is a FIFO (named pipe)"``, ``"is a socket"``, ``"is a character device"``, ``"is a folder"``,
-    ``"is a broken symlink"``, ``"is a symlink loop"``, ``"does not exist"``... Never opens the file."""
+    ``"is a broken symlink"``, ``"is a symlink loop"``, ``"does not exist"``... Never opens the file.
+    Inside ``stamps.recording()`` the answer is recorded."""
+    found = _problem(path)
+    stamps.saw("check", path, found)
+    return found
+
+
+def _problem(path: Path) -> str | None:
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -52,7 +61,8 @@ def problem(path: Path) -> str | None:
 def read_bytes(path: Path, shown: str | None = None) -> bytes:
     """The bytes of the regular file ``path``. Raises ``InputFileError`` naming ``shown`` (default:
     ``path``) when it is anything else or cannot be read; other kinds of file are never opened
-    (checked before opening, and again on the open descriptor)."""
+    (checked before opening, and again on the open descriptor). Inside ``stamps.recording()`` the
+    SHA-256 of the bytes read is recorded."""
     shown = shown or str(path)
     reason = problem(path)
     if reason:
@@ -63,11 +73,18 @@ def read_bytes(path: Path, shown: str | None = None) -> bytes:
     except OSError as exc:
         raise InputFileError(f"{shown}: cannot read ({exc.strerror})") from exc
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):  # replaced between the check and the open
-            raise InputFileError(f"{shown}: is {_mode_kind(mode)}, not a regular file; not read")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # replaced between the check and the open
+            raise InputFileError(f"{shown}: is {_mode_kind(st.st_mode)}, not a regular file; not read")
         with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read()
+            data = handle.read()
+        if stamps.recording_active():
+            digest = stamps.known_sha256(path, st)
+            if digest is None:
+                digest = hashlib.sha256(data).hexdigest()
+                stamps.remember(path, st, digest)
+            stamps.saw("read", path, digest)
+        return data
     except OSError as exc:
         raise InputFileError(f"{shown}: cannot read ({exc.strerror})") from exc
     finally:
@@ -90,12 +107,15 @@ def read_text(path: Path, shown: str | None = None) -> str:
 
 def inside(repo: Path, path: Path, shown: str) -> Path:
     """``path`` resolved (symlinks followed); raises ``InputFileError`` naming ``shown`` when it
-    lies outside ``repo`` (the file is then never read or even checked for existence)."""
+    lies outside ``repo`` (the file is then never read or even checked for existence). Inside
+    ``stamps.recording()`` the resolved path is recorded."""
     repo_real = repo.resolve()
     try:
         real = path.resolve()
     except (OSError, ValueError, RuntimeError) as exc:  # a symlink loop, an embedded NUL byte
+        stamps.saw("resolve", path, None)
         raise InputFileError(f"{shown}: cannot be resolved ({exc}); not read") from exc
+    stamps.saw("resolve", path, str(real))
     if real != repo_real and repo_real not in real.parents:
         raise InputFileError(f"{shown}: resolves outside the repository; not read")
     return real

@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from bosco import duplicates
-from bosco.assets import BundleInput, collect, foreign_source, missing_assets
+from bosco import cache, duplicates, stamps
+from bosco.assets import BundleInput, Collected, collect, foreign_source, missing_assets
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult, sri
 from bosco.commands import DEFAULT_TIMEOUT_MS, run_build_command
 from bosco.config import CssSection, MinifySection
@@ -145,21 +146,66 @@ def _imported(service: Service, build: str, importer: Output, path: Path,
     return outputs, problems
 
 
+BUNDLE_ENTRY = "bundle 2"  # layout of a cached bundle result
+
+
+def _known_keys(service: Service, build: str, collected: Collected) -> frozenset[str]:
+    """The keys a CSS ``url()`` of this service may reach: its single files, libraries and site assets."""
+    return frozenset(
+        [f"{service.name}/{build}/{a.rel}" for b in collected.bundles if b.type not in ("js", "css")
+         for a in b.assets] + [key for key, _ in collected.libraries + collected.site_assets])
+
+
+def bundle_cache_key(service: Service, options: BuildOptions, b: BundleInput, known_keys: frozenset[str]) -> str | None:
+    """The cache key of one bundle's result: the options that shape it, each asset's names and flags
+    and the SHA-256 of its bytes (``stamps.sha256``: by stat while unchanged), and for CSS the keys
+    a ``url()`` may reach. None when an input cannot be read (the build reports it)."""
+    parts = [BUNDLE_ENTRY, service.name, str(service.path), b.type, b.tag, repr((
+        options.minify, options.css_minifier, options.build, options.legal_comments, options.bundle)),
+        "\n".join(sorted(known_keys)) if b.type == "css" else ""]
+    for a in b.assets:
+        digest = stamps.sha256(a.path)
+        if digest is None:
+            return None
+        parts.append(f"{a.rel}\0{a.repo_rel}\0{a.already_minified:d}{a.source_map:d}\0{digest}")
+    return cache.key(*parts)
+
+
+def cached_bundle(key: str | None) -> SimpleNamespace | None:
+    """The fields of the ``bundle.Bundle`` stored under ``key`` (kept as plain values, so reading
+    them loads neither numpy nor tree-sitter) when every file its build read, checked or resolved
+    beyond its listed inputs (a CSS ``@import``, a map and its sources, a file that did not exist)
+    is as it was (``stamps.unchanged``), else None."""
+    entry = cache.load(key) if key else None
+    if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict)
+            and isinstance(entry[1], dict)):
+        return None
+    return SimpleNamespace(**entry[0]) if stamps.unchanged(entry[1]) else None
+
+
 def _bundle(service: Service, options: BuildOptions, b: BundleInput,
             known_keys: frozenset[str]) -> tuple[list[Output], list[str], list[str], list[str], bool]:
     """The outputs of the JS or CSS bundle ``b`` (``<service>/<build>/<type>/<tag>.<type>``, its map
     and legal text; none when it cannot be built), its ``(errors, warnings, details)`` and whether
     it is ``Bundle.pending``: minified with ``options.minify``, else concatenated (its inputs
-    syntax-checked only when ``options.bundle``: unminified ``cdn`` checks each file it serves)."""
-    from bosco.bundle import build_bundle  # numpy and tree-sitter load only for bundles
-
+    syntax-checked only when ``options.bundle``: unminified ``cdn`` checks each file it serves).
+    A complete result is cached whole (``bundle_cache_key``, ``cached_bundle``): it is built again
+    only when its inputs, options or the files its build read change."""
     key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
-    try:
-        result = build_bundle(service.name, service.path, b.type, b.tag, b.assets, options.minify,
-                              options.css_minifier, options.build, known_keys, options.legal_comments,
-                              check=options.bundle, quick=options.quick)
-    except BoscoError as exc:
-        return [], [str(exc)], [], [], False
+    cache_key = bundle_cache_key(service, options, b, known_keys)
+    result = cached_bundle(cache_key)
+    if result is None:
+        from bosco.bundle import build_bundle  # numpy and tree-sitter load only for bundles
+
+        try:
+            with stamps.recording() as record:
+                result = build_bundle(service.name, service.path, b.type, b.tag, b.assets, options.minify,
+                                      options.css_minifier, options.build, known_keys, options.legal_comments,
+                                      check=options.bundle, quick=options.quick)
+        except BoscoError as exc:
+            return [], [str(exc)], [], [], False
+        if cache_key and not result.pending:
+            cache.store(cache_key, (dict(vars(result)), record))
     sources = tuple(f"{service.name}/{a.repo_rel}" for a in b.code)
     outputs = [Output(key, result.code, "bundle", service.name, sources),
                Output(key + ".map", result.source_map, "map", service.name, sources)]
@@ -200,12 +246,13 @@ def prepare(service: Service, options: BuildOptions) -> Prepared:
 
 
 def build_service(service: Service, options: BuildOptions, with_git: bool = True,
-                  prepared: Prepared | None = None) -> ServiceResult:
+                  prepared: Prepared | None = None, collected: Collected | None = None) -> ServiceResult:
     """Build one service's outputs. Never raises for bad input: a broken manifest, failed build
     command, missing file or bundle failure becomes an error line on the returned ServiceResult.
     ``with_git`` reads the git facts of the folder (``gitinfo.repo_info``, after build.command ran).
     ``prepared`` is what ``prepare`` did for an earlier pass over the same service (its build
-    command is not run again), else ``prepare`` runs first."""
+    command is not run again), else ``prepare`` runs first. ``collected`` is the service's glob
+    expansion when already made (used for a service without ``build.command``)."""
     prepared = prepared or prepare(service, options)
     description = prepared.description
     if service.manifest is None:
@@ -217,12 +264,11 @@ def build_service(service: Service, options: BuildOptions, with_git: bool = True
     warnings = list(prepared.warnings)
     details = list(prepared.details)
     complete = True
-    collected = collect(service.path, manifest, options.bundle_tag)
+    if collected is None or (manifest.build and manifest.build.command):
+        collected = collect(service.path, manifest, options.bundle_tag)
     if errors:  # missing outputs of a failed build.command are consequences, not separate errors
         collected = replace(collected, bundles=tuple(replace(b, errors=()) for b in collected.bundles), errors=())
-    known_keys = frozenset(
-        [f"{service.name}/{options.build}/{a.rel}" for b in collected.bundles if b.type not in ("js", "css")
-         for a in b.assets] + [key for key, _ in collected.libraries + collected.site_assets])
+    known_keys = _known_keys(service, options.build, collected)
     outputs: list[Output] = []
     reports: list[BundleReport] = []
     imported_keys = {f"{service.name}/{options.build}/{a.rel}" for b in collected.bundles for a in b.assets}
@@ -357,25 +403,30 @@ def build_asset_set(
 ) -> AssetSet:
     """Build every service in order (``progress`` is called after each) and assemble the set.
 
-    Minified builds first verify-and-minify every distinct JS and CSS input not yet cached on all
-    CPUs (``verify.prewarm``), so the in-order build below only reads the cache."""
+    Each service's globs are expanded once. Minified builds first verify-and-minify every distinct
+    JS and CSS input of the bundles not cached whole on all CPUs (``verify.prewarm``), so the
+    in-order build below only reads the cache."""
+    collected: list[Collected | None] = [
+        collect(s.path, s.manifest, options.bundle_tag) if s.manifest is not None else None for s in services]
     if options.minify and options.bundle:
-        from bosco.bundle import minify_inputs
-        from bosco.verify import prewarm
-
         items: dict[str, list] = {"js": [], "css": []}
-        for service in services:
-            if service.manifest is not None:
-                for b in collect(service.path, service.manifest, options.bundle_tag).bundles:
-                    if b.type in items and b.code:
-                        items[b.type] += minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
-                                                       options.build, options.css_minifier)
-        for type_, found in items.items():
-            prewarm(type_, found, os.cpu_count() or 1, options.legal_comments == "inline")
+        for service, found in zip(services, collected, strict=True):
+            for b in found.bundles if found is not None else ():
+                if b.type in items and b.code and not cached_bundle(
+                        bundle_cache_key(service, options, b, _known_keys(service, options.build, found))):
+                    from bosco.bundle import minify_inputs
+
+                    items[b.type] += minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
+                                                   options.build, options.css_minifier)
+        for type_, inputs in items.items():
+            if inputs:
+                from bosco.verify import prewarm
+
+                prewarm(type_, inputs, os.cpu_count() or 1, options.legal_comments == "inline")
     builds = []
     with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
-        for service in services:
-            build = build_service(service, options, with_git=False)
+        for service, found in zip(services, collected, strict=True):
+            build = build_service(service, options, with_git=False, collected=found)
             builds.append((build, pool.submit(repo_info, service.path)))
             if progress:
                 progress(service)

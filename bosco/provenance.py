@@ -8,13 +8,13 @@ the last commit that touched it. Recorded in each service's ``release.json`` (se
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bosco import stamps
 from bosco.assetset import Output, ServiceResult
 from bosco.gitinfo import RepoInfo, last_commits
 
@@ -37,23 +37,18 @@ class Provenance:
         return {"git": self.git.to_json() if self.git else None, "sources": self.sources}
 
 
-def _sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
-
-
 def service_provenance(build: ServiceResult, outputs: Iterable[Output]) -> Provenance:
-    """The provenance of ``build``'s published ``outputs`` (their ``sources``): reads each source file
-    once and the repository history once (``gitinfo.last_commits``, cached per HEAD)."""
+    """The provenance of ``build``'s published ``outputs`` (their ``sources``): the SHA-256 of each
+    source file (``stamps.sha256``: known by stat when the build read it) and the repository history
+    read once (``gitinfo.last_commits``, cached per HEAD)."""
     names = sorted({s for o in outputs if o.service == build.name for s in o.sources})
     prefix = f"{build.name}/"
     paths = {name: name[len(prefix):] for name in names if name.startswith(prefix)}
     info = build.git
     commits = last_commits(info, list(paths.values())) if info else {}
     folder = Path(build.path)
-    sources = {name: {"sha256": _sha256(folder / path), "commit": commits.get(path)} for name, path in paths.items()}
+    sources = {name: {"sha256": stamps.sha256(folder / path), "commit": commits.get(path)}
+               for name, path in paths.items()}
     uncommitted = tuple(f"{path} ({info.changes[path]})" for path in paths.values() if info and path in info.changes)
     return Provenance(build.name, info, sources, uncommitted)
 

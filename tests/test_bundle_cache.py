@@ -1,0 +1,123 @@
+"""Whole-bundle results are cached by their inputs' hashes and by what their build read: a change
+to any input, option or file read on the side (a CSS @import, a composed map, a file that did not
+exist) never reuses a stale result, and cached builds are byte-identical to uncached ones."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bosco import cache
+
+from conftest import build
+
+FILES = {
+    "public/js/a.js": "function a() { return 1 + 1; }\na();\n",
+    "public/js/lib.min.js": "var lib=1;\n//# sourceMappingURL=lib.min.js.map\n",
+    "public/js/lib.min.js.map": json.dumps({"version": 3, "sources": ["lib.js"], "names": [],
+                                            "mappings": "AAAA", "sourcesContent": ["var lib = 1;\n"]}),
+    "public/css/site.css": '@import "parts/vars.css";\nbody { color: red; }\n',
+    "public/css/parts/vars.css": ".vars { margin: 0; }\n",
+}
+MANIFEST = {"service": {"name": "svc"}, "assets": {"basePath": "public", "js": {"top": ["js/a.js"]},
+                                                   "css": {"main": ["css/site.css"]}},
+            "files": {"vendor": {"basePath": "public", "alreadyMinified": True, "js": ["js/lib.min.js"]}}}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    repo = tmp_path / "ws" / "svc"
+    for name, text in FILES.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    (repo / "bosco-service.json").write_text(json.dumps(MANIFEST))
+    return tmp_path / "ws"
+
+
+def outputs(root: Path, **options) -> dict[str, bytes]:
+    options = {"bundle": True, "minify": True, **options}
+    asset_set = build(root, **options)
+    assert asset_set.errors == []
+    return {key: output.data for key, output in asset_set.outputs.items()}
+
+
+def uncached(root: Path, monkeypatch: pytest.MonkeyPatch, **options) -> dict[str, bytes]:
+    """The same build with every cache off (memory included)."""
+    with monkeypatch.context() as patch:
+        patch.setenv("BOSCO_CACHE", "0")
+        patch.setattr(cache, "_memory", {})
+        return outputs(root, **options)
+
+
+def edit(path: Path, text: str) -> None:
+    """Rewrite ``path`` in place with ``text`` (the same size when ``text`` is), keeping its mtime: only
+    the ctime and the content tell."""
+    st = path.stat()
+    path.write_text(text)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_cached_bundles_are_byte_identical_to_uncached_ones(ws, monkeypatch):
+    first = outputs(ws)
+    again = outputs(ws)
+    assert again == first == uncached(ws, monkeypatch)
+    assert b"margin:0" in first["svc/local/css/main.css"]
+
+
+def test_a_changed_input_of_the_same_size_is_rebuilt(ws, monkeypatch):
+    outputs(ws)
+    edit(ws / "svc/public/js/a.js", FILES["public/js/a.js"].replace("1 + 1", "2 + 2"))
+    changed = outputs(ws)
+    assert b"2+2" in changed["svc/local/js/top.js"]
+    assert changed == uncached(ws, monkeypatch)
+
+
+def test_a_changed_css_import_is_rebuilt(ws, monkeypatch):
+    outputs(ws)
+    edit(ws / "svc/public/css/parts/vars.css", ".vars { margin: 7; }\n")
+    changed = outputs(ws)
+    assert b"margin:7" in changed["svc/local/css/main.css"]
+    assert changed == uncached(ws, monkeypatch)
+
+
+def test_a_changed_composed_map_is_rebuilt(ws, monkeypatch):
+    before = outputs(ws)["svc/local/js/vendor.js.map"]
+    (ws / "svc/public/js/lib.min.js.map").write_text(json.dumps(
+        {"version": 3, "sources": ["other.js"], "names": [], "mappings": "AAAA", "sourcesContent": ["var lib = 1;\n"]}))
+    after = outputs(ws)["svc/local/js/vendor.js.map"]
+    assert b"svc/public/js/other.js" in after and after != before
+    assert after == uncached(ws, monkeypatch)["svc/local/js/vendor.js.map"]
+
+
+def test_a_file_that_appears_is_read(ws, monkeypatch):
+    """A map named by a sourceMappingURL comment that did not exist is looked for again."""
+    lib = ws / "svc/public/js/lib.min.js"
+    lib.write_text("var lib=1;\n//# sourceMappingURL=later.map\n")
+    before = outputs(ws)["svc/local/js/vendor.js.map"]
+    assert b"lib.min.js" in before and b"later.js" not in before
+    (ws / "svc/public/js/later.map").write_text(json.dumps(
+        {"version": 3, "sources": ["later.js"], "names": [], "mappings": "AAAA", "sourcesContent": ["var lib = 1;\n"]}))
+    after = outputs(ws)["svc/local/js/vendor.js.map"]
+    assert b"svc/public/js/later.js" in after
+    assert after == uncached(ws, monkeypatch)["svc/local/js/vendor.js.map"]
+
+
+def test_a_changed_option_is_not_served_from_the_cache(ws):
+    minified = outputs(ws)["svc/local/js/top.js"]
+    plain = outputs(ws, minify=False)["svc/local/js/top.js"]
+    assert b"1 + 1" in plain and b"1+1" in minified
+    assert outputs(ws, build="56")["svc/56/js/top.js"] == minified
+
+
+def test_a_new_file_matching_a_glob_is_bundled(ws):
+    manifest = json.loads((ws / "svc/bosco-service.json").read_text())
+    manifest["assets"]["js"]["top"] = ["js/*.js"]
+    manifest["files"] = {}
+    (ws / "svc/bosco-service.json").write_text(json.dumps(manifest))
+    (ws / "svc/public/js/lib.min.js").unlink()
+    outputs(ws)
+    (ws / "svc/public/js/b.js").write_text("function b() { return 3; }\n")
+    assert b"function b(){return 3;}" in outputs(ws)["svc/local/js/top.js"]
