@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from bosco.errors import PublishError
 from bosco.files import write_atomic
@@ -73,6 +74,19 @@ def write_file(path: Path, data: bytes) -> None:
     write_atomic(path, data, 0o644)
 
 
+def load_state(root: Path) -> dict[str, Any]:
+    """The saved state of the output folder ``root``: ``files`` (key -> ``[*stat_stamp, sha256 hex]``
+    of the files bosco wrote or hashed there); empty when there is none."""
+    path = state_path(root)
+    try:
+        data = json.loads(path.read_bytes()) if path else None
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("format") != STATE_FORMAT or not isinstance(data.get("files"), dict):
+        return {}
+    return {"files": {k: v for k, v in data["files"].items() if isinstance(v, list) and len(v) == 6}}
+
+
 class DirectoryTarget:
     """A folder as a publish target: key ``a/b.js`` is the file ``<root>/a/b.js``. Stores raw bytes
     (``compress`` is False) and no headers. Raises ``PublishError`` naming the folder when a file
@@ -88,14 +102,7 @@ class DirectoryTarget:
         self.known = self._load_state()  # key -> [*stat_stamp, sha256 hex] of files bosco wrote or hashed
 
     def _load_state(self) -> dict[str, list]:
-        path = state_path(self.root)
-        try:
-            data = json.loads(path.read_bytes()) if path else None
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("format") != STATE_FORMAT or not isinstance(data.get("files"), dict):
-            return {}
-        return {k: v for k, v in data["files"].items() if isinstance(v, list) and len(v) == 6}
+        return load_state(self.root).get("files", {})
 
     def save_state(self) -> None:
         """Write the folder's state (after a run; errors are ignored: it only saves time)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bosco.config import load_config
 from bosco.pipeline import BuildOptions, build_asset_set
+from bosco.publish.local import load_state
 from bosco.workspace import discover_services
 
 from .s3support import MANIFESTS, REGION, run, write_workspace
@@ -64,6 +65,9 @@ def test_build_out_rewrites_changed_or_deleted_files_whose_hash_it_remembers(tmp
     out = tmp_path / "out"
     assert run(workspace, "build", "--out", str(out)).exit_code == 0
     expected = files(out)
+    state = load_state(out)["files"]  # what the next run trusts by stat
+    assert {key: entry[5] for key, entry in state.items()} == {
+        key: hashlib.sha256(data).hexdigest() for key, data in expected.items()}
     bundle, favicon, fragment = (out / "app-web/default/js/top.js", out / "asset/favicon.ico",
                                  out / "app-web/default/html/top.js.html")
     st = bundle.stat()
