@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import os
 import pickle
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -48,12 +51,42 @@ _maxsize = CacheSection.maxsize
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """SHA-256 hex of bosco's own source files and the versions of the libraries whose output is
-    cached (rjsmin, rcssmin, brotli, tree-sitter-javascript): any change gives new cache keys."""
+    cached (rjsmin, rcssmin, brotli, tree-sitter-javascript): any change gives new cache keys.
+
+    Remembered in ``<cache root>/code-version.json`` under the stat stamps of those source files and
+    of the folders of ``sys.path`` (installing or removing a package changes its folder), so a
+    command does not read every source file and query package metadata on each start."""
+    package = Path(__file__).resolve().parent
+    sources = sorted(package.rglob("*.py"))
+    signature = hashlib.sha256(repr(([(p.relative_to(package).as_posix(), _stamp(p)) for p in sources],
+                                     [(entry, _stamp(Path(entry))) for entry in sys.path])).encode()).hexdigest()
+    memo = cache_root() / "code-version.json" if cache_enabled() else None
+    try:
+        found = json.loads(memo.read_bytes()) if memo else None
+    except (OSError, ValueError):
+        found = None
+    if isinstance(found, dict) and found.get("signature") == signature and isinstance(found.get("version"), str):
+        return found["version"]
+    version = _code_version(package, sources)
+    if memo is not None:
+        with suppress(OSError):
+            write_atomic(memo, json.dumps({"signature": signature, "version": version}).encode())
+    return version
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _code_version(package: Path, sources: list[Path]) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
+    for path in sources:
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     for name in ("rjsmin", "rcssmin", "brotli", "tree-sitter", "tree-sitter-javascript"):
         try:

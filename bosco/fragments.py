@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bosco import __version__
 from bosco.assetset import BundleReport, ServiceResult
@@ -17,14 +17,36 @@ from bosco.redact import public_paths
 
 SHARED_KINDS = ("library", "site")  # output kinds of libraries and site assets (keys without a service)
 
-_env = Environment(
-    loader=FileSystemLoader(str(resources.files("bosco.templates"))),
-    autoescape=select_autoescape(["html", "j2"]),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def _env() -> Any:
+    """The Jinja2 environment of bosco's templates, made on first use (Jinja2 loads only when a page
+    or fragment is rendered); compiled templates are kept in bosco's cache folder (none with
+    ``BOSCO_CACHE=0``), so a later process does not compile them again."""
+    from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
+
+    from bosco.cache import cache_dir
+
+    class Bytecode(FileSystemBytecodeCache):
+        def dump_bytecode(self, bucket: Any) -> None:
+            with suppress(OSError):  # a cache folder removed meanwhile only costs compiling again
+                super().dump_bytecode(bucket)
+
+    folder = cache_dir()
+    bytecode = None
+    if folder is not None:
+        with suppress(OSError):
+            (folder / "templates").mkdir(parents=True, exist_ok=True)
+            bytecode = Bytecode(str(folder / "templates"))
+    return Environment(
+        loader=FileSystemLoader(str(resources.files("bosco.templates"))),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        bytecode_cache=bytecode,
+    )
 
 
 def url_for(base_url: str, key: str) -> str:
@@ -40,7 +62,7 @@ def render_fragment(type_: str, tags: Sequence[tuple[str, str | None]], liverelo
     """The HTML fragment of one bundle: one ``<script>`` (``js``) or ``<link>`` (``css``) line per
     ``(url, integrity)`` pair, in order; ``integrity`` adds ``integrity``/``crossorigin`` attributes.
     ``livereload`` (a script URL) appends ``<script src=... data-bosco-service="<service>">``."""
-    return _env.get_template(f"fragment.{type_}.html").render(tags=tags, livereload=livereload, service=service)
+    return _env().get_template(f"fragment.{type_}.html").render(tags=tags, livereload=livereload, service=service)
 
 
 @dataclass(frozen=True)
@@ -110,7 +132,7 @@ def render_index(services: Sequence[PageService], base_url: str, warnings: Seque
     if remote is not None:
         services = [*services, *remote.services]
         sizes = {**(sizes or {}), **remote.sizes}
-    return _env.get_template("index.html").render(
+    return _env().get_template("index.html").render(
         services=services, base=base_url, remote=remote, warnings=[public_paths(w, None, roots) for w in warnings],
         title=title, url=url_for, version=__version__, repos_link=repos_link, duplicates=duplicates, sizes=sizes,
         public=lambda text, service: public_paths(text, service.path or None, roots),
@@ -121,5 +143,5 @@ def render_repos(services: Sequence[ServiceResult], base_url: str) -> str:
     """The ``/repos`` page: services with their ``package.json`` description and their folder
     relative to the workspace (``redact.public_paths``)."""
     roots = sorted({str(Path(s.path).parent) for s in services})
-    return _env.get_template("repos.html").render(services=services, base=base_url, version=__version__,
+    return _env().get_template("repos.html").render(services=services, base=base_url, version=__version__,
                                                   repos_link=True, folder=lambda s: public_paths(s.path, None, roots))

@@ -17,10 +17,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bosco import cache
 
-try:  # GitPython needs a git executable; without one every folder is treated as "not a repository"
-    import git
-except ImportError:  # pragma: no cover - git is installed wherever bosco's tests run
-    git = None  # type: ignore[assignment]
+
+def _gitpython() -> Any:
+    """GitPython's ``git`` package, imported on first use (it costs more start-up time than a command
+    that reads no repository should pay), or None without a git executable (every folder is then
+    "not a repository")."""
+    try:
+        import git
+    except ImportError:  # pragma: no cover - git is installed wherever bosco's tests run
+        return None
+    return git
+
 
 LOG_FORMAT = "%x01%H"  # one \x01 before each commit's SHA, then its NUL-terminated file names (-z)
 
@@ -98,6 +105,7 @@ def repo_info(folder: Path) -> RepoInfo | None:
     """The git facts of ``folder`` (a service folder), or None when it is not inside a git working
     tree (or git is not installed). Runs one ``git status`` process; never raises for a broken or
     unreadable repository (that is None too)."""
+    git = _gitpython()
     if git is None:
         return None
     try:
@@ -131,7 +139,7 @@ def _history(info: RepoInfo) -> dict[str, str]:
     found = cache.load(name)
     if isinstance(found, dict):
         return found
-    repo = git.Repo(info.root)
+    repo = _gitpython().Repo(info.root)
     try:
         raw = _run_git(repo, "-c", "core.quotePath=false", "log", f"--format={LOG_FORMAT}", "--name-only", "-z",
                        info.commit, "--", info.prefix or ".")
@@ -160,6 +168,7 @@ def commits_between(info: RepoInfo, old: str, new: str, limit: int = 50) -> list
     """The commits reachable from ``new`` but not from ``old`` that touch the service folder, newest
     first, at most ``limit``: ``[{"commit": full SHA, "subject": first line}]``. None when the local
     repository does not have both commits (a shallow clone, an unfetched branch)."""
+    git = _gitpython()
     repo = git.Repo(info.root)
     try:
         raw = _run_git(repo, "log", "--format=%H %s", f"--max-count={limit}", f"{old}..{new}", "--",

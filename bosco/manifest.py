@@ -130,7 +130,8 @@ def check_glob(glob: str, where: str, path: Path) -> None:
     if "\0" in glob:
         raise ManifestError(f"{path}: {where}: glob {shown} holds a NUL character", HINT, where=where)
     try:
-        wcglob.translate(glob, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS)
+        if "{" in glob:  # only braces expand one glob into several patterns
+            wcglob.translate(glob, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS)
     except PatternLimitException as exc:
         raise ManifestError(f"{path}: {where}: glob {shown} expands to more than {MAX_GLOB_PATTERNS:,} "
                             f"patterns (braces)", HINT, where=where) from exc
