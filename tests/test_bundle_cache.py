@@ -121,3 +121,14 @@ def test_a_new_file_matching_a_glob_is_bundled(ws):
     outputs(ws)
     (ws / "svc/public/js/b.js").write_text("function b() { return 3; }\n")
     assert b"function b(){return 3;}" in outputs(ws)["svc/local/js/top.js"]
+
+
+def test_an_unchanged_bundle_is_not_built_again(ws, monkeypatch):
+    first = outputs(ws)
+    import bosco.bundle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an unchanged bundle was built again")
+
+    monkeypatch.setattr(bosco.bundle, "build_bundle", refuse)
+    assert outputs(ws) == first
