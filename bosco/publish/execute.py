@@ -57,6 +57,8 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     stale = [release_key(n, options.build) for n in changed if plan.services[n].current]
     if stale:
         target.delete(stale)
+    cache.prepare((s.item.data, s.item.sha256, s.item.encoding, s.item.asset_key) for s in plan.steps
+                  if s.action == "upload")  # every CPU compressing from the start, largest bodies first
     with request_pool(options.concurrency) as pool:
         for stage in sorted({s.item.stage for s in plan.steps}):
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
@@ -177,7 +179,8 @@ def dry_run_report(plan: ReleasePlan, cache: CompressionCache) -> PublishReport:
     for step in plan.steps:
         item = step.item
         size = step.size if step.size is not None else (
-            len(item.data) if item.encoding == IDENTITY else cache.size(item.sha256, item.encoding, item.asset_key))
+            len(item.data) if item.encoding == IDENTITY else cache.size(item.sha256, item.encoding, item.asset_key,
+                                                                         len(item.data)))
         sent = (len(item.data) if size is None else size) if step.action == "upload" else 0
         results.append(Result(item.key, item.asset_key, item.kind, item.service, item.encoding.name, step.action,
                               len(item.data), size, sent))

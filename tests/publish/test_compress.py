@@ -46,11 +46,11 @@ def test_cache_stores_by_content_hash_and_reuses_it(tmp_path: Path):
     sha = hashlib.sha256(JS).hexdigest()
     body = cache.body(JS, sha, BROTLI, "a/1/js/top.js")
     path = tmp_path / "c" / sha[:2] / f"{sha}.br11"
-    assert path.read_bytes() == body and cache.size(sha, BROTLI, "a/1/js/top.js") == len(body)
+    assert path.read_bytes() == body and cache.size(sha, BROTLI, "a/1/js/top.js", len(JS)) == len(body)
     path.write_bytes(b"cached bytes")  # a second request is answered from the cache, not re-encoded
     assert cache.body(JS, sha, BROTLI, "a/1/js/top.js") == b"cached bytes"
-    assert cache.size(sha, GZIP, "a/1/js/top.js") is None
-    assert cache.size(sha, BROTLI, "a/1/js/top.js.map") is None  # maps use their own quality
+    assert cache.size(sha, GZIP, "a/1/js/top.js", len(JS)) is None
+    assert cache.size(sha, BROTLI, "a/1/js/top.js.map", len(JS)) is None  # maps use their own quality
 
 
 def test_cache_without_folder_or_unwritable_folder_still_encodes(tmp_path: Path):
@@ -86,3 +86,28 @@ def test_large_bodies_are_encoded_in_worker_processes(tmp_path: Path):
         assert cache.body(big, sha, BROTLI, "a/1/js/top.js") == encode(big, BROTLI)
         assert cache._pool is not None  # the pool really ran it
     assert cache._pool is None
+
+
+def test_levels_follow_the_kind_and_size_of_the_body(tmp_path: Path):
+    """Source maps: gzip 6 (developer tools fetch them); bodies over 64 KiB: brotli 10, not 11."""
+    cache = CompressionCache(tmp_path / "c")
+    sha = hashlib.sha256(JS).hexdigest()
+    assert cache.body(JS, sha, GZIP, "a/1/js/top.js.map") == gzip.compress(JS, 6, mtime=0)
+    assert cache.body(JS, sha, GZIP, "a/1/js/top.js") == gzip.compress(JS, 9, mtime=0)
+    assert sorted(p.name for p in (tmp_path / "c" / sha[:2]).iterdir()) == [f"{sha}.gzip6", f"{sha}.gzip9"]
+    large = JS * (64 * 1024 // len(JS) + 1)
+    large_sha = hashlib.sha256(large).hexdigest()
+    assert cache.body(large, large_sha, BROTLI, "a/1/js/top.js") == brotli.compress(large, mode=brotli.MODE_TEXT,
+                                                                                     quality=10)
+    assert cache.size(large_sha, BROTLI, "a/1/js/top.js", len(large)) is not None  # found under its own level
+    assert (tmp_path / "c" / large_sha[:2] / f"{large_sha}.br10").is_file()
+
+
+def test_prepared_bodies_are_the_bodies_asked_for(tmp_path: Path):
+    bodies = [(JS * n, hashlib.sha256(JS * n).hexdigest(), enc, key) for n in (40, 60, 80)
+              for enc, key in ((GZIP, "a/1/js/t.js"), (BROTLI, "a/1/js/t.js"), (GZIP, "a/1/js/t.js.map"))]
+    with CompressionCache(None, workers=2) as cache:
+        cache.prepare(bodies)
+        got = [cache.body(*body) for body in reversed(bodies)]
+    expected = [CompressionCache(None).body(*body) for body in reversed(bodies)]
+    assert got == expected

@@ -102,7 +102,7 @@ def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, 
     assert result.exit_code == 0, result.output
     cache.remote().flush()
     bodies = {k for k in keys(s3, bucket, "team-cache/") if "/minified/" not in k}
-    assert {k.split("/")[2] for k in bodies} == {"gzip9", "br11", "br5"}
+    assert {k.split("/")[2] for k in bodies} == {"gzip9", "gzip6", "br11", "br5"}  # gzip 6: source maps
     new_runner(monkeypatch, tmp_path, "second")  # publishes the same build to a mirror bucket
     s3.create_bucket(Bucket=bucket + "-mirror")
     settings = json.loads((workspace / ".bosco" / "tes.json").read_text())
