@@ -17,7 +17,7 @@ import sys
 import threading
 from types import FrameType
 
-from bosco import commands, workers
+from bosco import commands
 
 INTERRUPTED = 128 + signal.SIGINT
 
@@ -43,7 +43,9 @@ def stop_children() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
-    workers.stop_all()
+    workers = sys.modules.get("bosco.workers")  # never imported: no pool was started
+    if workers is not None:
+        workers.stop_all()
     commands.stop_all()
 
 

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import brotli
 
-from bosco import workers as worker_pool
 from bosco.assetset import type_info
 from bosco.cache import cache_dir, remote
 from bosco.config import BrotliSection
@@ -124,9 +124,11 @@ class CompressionCache:
         self.brotli_quality = brotli_quality
         self.map_quality = map_quality
         self.workers = workers
-        self._pool: worker_pool.WorkerPool | None = None
+        self._pool: Any = None  # a ``workers.WorkerPool`` once a large body is encoded
         if workers > 1:  # from the calling (main) thread; the pool itself starts on the first large body
-            worker_pool.start_server()
+            from bosco import workers  # multiprocessing loads only for a pool
+
+            workers.start_server()
         self._lock = threading.Lock()
         self._ahead: dict[tuple[str, str, str], Future[bytes]] = {}
         self._threads: ThreadPoolExecutor | None = None
@@ -184,7 +186,9 @@ class CompressionCache:
             return encode(*args)
         with self._lock:
             if self._pool is None:
-                self._pool = worker_pool.process_pool(self.workers)
+                from bosco import workers
+
+                self._pool = workers.process_pool(self.workers)
             pool = self._pool
         return pool.submit(encode, *args).result()
 
