@@ -374,15 +374,33 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
     limits it to one bundle tag; fragments link ``<aws.cdn>/<env>/<key>``, else ``base_url``, else
     ``/<key>``. Raises ``ProblemsError`` (nothing written) when a service has an error or a bundle is
     over its budget (unless ``ignore_budgets``), ``PublishError`` when ``out`` is unusable or a file
-    of an already written build other than ``default`` would change (unless ``force``)."""
+    of an already written build other than ``default`` would change (unless ``force``). When nothing
+    the last run into ``out`` depended on changed (``bosco.noop``), nothing is built or written: a
+    detail line says so and the last run's lines are reported again."""
+    from bosco import noop, stamps
     from bosco.publish.local import DirectoryTarget, check_out_dir
 
     out = Path(out)
     check_out_dir(out, ws.root)
     publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle_tag, force, base_url or "")
-    asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", reporter)
-    _gate(asset_set.errors, [], f"nothing written to {out}", reporter, "fix the errors above and run again")
-    records, _ = _provenance(asset_set, publish, False, reporter)
+    services = ws.selected()
+    skip = noop.applies(services) and not _has_budgets(ws)
+    fingerprint = noop.fingerprint(
+        ws.root, ws.environment, ws.config.values, ws.warnings, out.resolve(), build, bundle_tag, minify, base_url,
+        force, ignore_budgets, [(s.name, str(s.path), repr(s.manifest), s.error) for s in services],
+        noop.git_facts(services) if skip else None)
+    last = noop.last_run(out, fingerprint) if skip else None
+    if last is not None:
+        reporter.detail(f"nothing changed since the last build into {out}: not built again")
+        for kind, text in last.reported:
+            getattr(reporter, kind)(text)
+        return BuildResult(out, ws.environment, build, [s.name for s in services], 0, last.summary["unchanged"], 0,
+                           last.summary["warnings"])
+    recording = _Recording(reporter)
+    with stamps.recording() as record:
+        asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", recording)
+        _gate(asset_set.errors, [], f"nothing written to {out}", recording, "fix the errors above and run again")
+        records, _ = _provenance(asset_set, publish, False, recording)
     target = DirectoryTarget(out)
     plan = plan_release(asset_set, target, publish, records)
     if _has_budgets(ws):
@@ -393,13 +411,50 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
                            ignore_budgets, reporter)
         _gate([], over, f"nothing written to {out}", reporter)
     try:
-        totals = execute(plan, target, CompressionCache(None)).totals()
+        report = execute(plan, target, CompressionCache(None))
     except BoscoError:
         target.discard_created()
         raise
-    target.save_state()
-    return BuildResult(out, ws.environment, build, [s.name for s in asset_set.services],
-                       totals["upload"] + totals["copy"], totals["skip"], totals["sent_bytes"], _warnings(asset_set))
+    totals = report.totals()
+    written, warnings = totals["upload"] + totals["copy"], _warnings(asset_set)
+    target.save_state(noop.run_record(out, fingerprint, record, [r.key for r in report.results], recording.lines,
+                                      {"unchanged": written + totals["skip"], "warnings": warnings}) if skip else None)
+    return BuildResult(out, ws.environment, build, [s.name for s in asset_set.services], written, totals["skip"],
+                       totals["sent_bytes"], warnings)
+
+
+class _Recording(Reporter):
+    """Passes everything on to ``inner`` and keeps the detail, warning, error and status lines in
+    ``lines`` as ``(kind, text)``: what ``build_to`` reports again when nothing changed (``noop``)."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+        self.lines: list[tuple[str, str]] = []
+
+    def _keep(self, kind: str, text: str) -> None:
+        self.lines.append((kind, text))
+        getattr(self.inner, kind)(text)
+
+    def detail(self, text: str) -> None:
+        self._keep("detail", text)
+
+    def warning(self, text: str) -> None:
+        self._keep("warning", text)
+
+    def error(self, text: str) -> None:
+        self._keep("error", text)
+
+    def status(self, text: str) -> None:
+        self._keep("status", text)
+
+    def retry(self, text: str) -> None:
+        self.inner.retry(text)
+
+    def progress(self, label: str, total: int) -> AbstractContextManager[Callable[[str], None]]:
+        return self.inner.progress(label, total)
+
+    def confirm(self, question: str) -> bool:
+        return self.inner.confirm(question)
 
 
 # ----------------------------------------------------------------------------------------------- S3

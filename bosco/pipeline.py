@@ -180,7 +180,10 @@ def cached_bundle(key: str | None) -> SimpleNamespace | None:
     if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict)
             and isinstance(entry[1], dict)):
         return None
-    return SimpleNamespace(**entry[0]) if stamps.unchanged(entry[1]) else None
+    if not stamps.unchanged(entry[1]):
+        return None
+    stamps.include(entry[1])  # a run recording what it depends on depends on these files too
+    return SimpleNamespace(**entry[0])
 
 
 def _bundle(service: Service, options: BuildOptions, b: BundleInput,

@@ -152,6 +152,15 @@ def saw(what: str, path: Path | str, seen: str | None) -> None:
         record.setdefault((what, os.fspath(path)), seen)
 
 
+def include(record: Record) -> None:
+    """Add what an earlier recording saw to the current one (none: nothing happens): a result
+    taken from a cache still depends on the files its computation read."""
+    current = getattr(_local, "record", None)
+    if current is not None:
+        for found, seen in record.items():
+            current.setdefault(found, seen)
+
+
 def unchanged(record: Record) -> bool:
     """True when every file of ``record`` would be seen the same way now: same content (by stat
     stamp, else hashed again), same ``files.problem`` answer, same resolved path, same folder mtime

@@ -76,7 +76,8 @@ def write_file(path: Path, data: bytes) -> None:
 
 def load_state(root: Path) -> dict[str, Any]:
     """The saved state of the output folder ``root``: ``files`` (key -> ``[*stat_stamp, sha256 hex]``
-    of the files bosco wrote or hashed there); empty when there is none."""
+    of the files bosco wrote or hashed there) and ``run`` (``noop.run_record`` of the last run, or
+    None); empty when there is none."""
     path = state_path(root)
     try:
         data = json.loads(path.read_bytes()) if path else None
@@ -84,7 +85,8 @@ def load_state(root: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict) or data.get("format") != STATE_FORMAT or not isinstance(data.get("files"), dict):
         return {}
-    return {"files": {k: v for k, v in data["files"].items() if isinstance(v, list) and len(v) == 6}}
+    return {"files": {k: v for k, v in data["files"].items() if isinstance(v, list) and len(v) == 6},
+            "run": data.get("run")}
 
 
 class DirectoryTarget:
@@ -104,13 +106,14 @@ class DirectoryTarget:
     def _load_state(self) -> dict[str, list]:
         return load_state(self.root).get("files", {})
 
-    def save_state(self) -> None:
-        """Write the folder's state (after a run; errors are ignored: it only saves time)."""
+    def save_state(self, run: dict[str, Any] | None = None) -> None:
+        """Write the folder's state (after a run; errors are ignored: it only saves time), with
+        ``run``, the record of this run (``noop.run_record``), when given."""
         path = state_path(self.root)
         if path is None:
             return
         with suppress(OSError):
-            state = {"format": STATE_FORMAT, "files": self.known}
+            state = {"format": STATE_FORMAT, "files": self.known, "run": run}
             write_atomic(path, json.dumps(state, separators=(",", ":")).encode())
 
     def _remember(self, key: str, path: Path, data: bytes) -> str:

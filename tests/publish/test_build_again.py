@@ -1,0 +1,126 @@
+"""bosco build --out into a folder it already wrote: when nothing it depends on changed it writes
+nothing and reports what a full run reports, without building; any change builds again."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bosco import stamps
+
+from .gitsupport import commit, git_workspace
+from .s3support import run, write_workspace
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+SKIPPED = "nothing changed since the last build into"
+
+
+@pytest.fixture
+def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    # the files here are milliseconds old: trust their stat at once (bosco waits until a file is
+    # older than a coarse file system's clock tick, ``stamps.RACY_NS``; the test edits come later)
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
+    workspace = write_workspace(tmp_path / "ws", {})
+    (workspace / "app-web/public/css/site.css").write_text('@import "parts/vars.css";\nbody { color: red; }\n')
+    (workspace / "app-web/public/css/parts").mkdir()
+    (workspace / "app-web/public/css/parts/vars.css").write_text(".vars { margin: 0; }\n")
+    out = tmp_path / "out"
+    first = run(workspace, "build", "--out", str(out), "-v")
+    assert first.exit_code == 0, first.output
+    assert SKIPPED not in first.stderr
+    return workspace, out
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` (same length) in place, keeping the mtime: only ctime and bytes tell."""
+    st = path.stat()
+    path.write_text(path.read_text().replace(old, new))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_nothing_changed_reports_what_a_full_run_reports(built, monkeypatch):
+    workspace, out = built
+    before = files(out)
+    again = run(workspace, "build", "--out", str(out), "--json", "-v")
+    assert again.exit_code == 0, again.output
+    assert SKIPPED in again.stderr
+    assert files(out) == before
+    monkeypatch.setenv("BOSCO_CACHE", "0")  # no folder state: a full build that finds every file in place
+    full = run(workspace, "build", "--out", str(out), "--json", "-v")
+    assert SKIPPED not in full.stderr
+    assert json.loads(again.stdout) == json.loads(full.stdout)
+    assert json.loads(full.stdout)["written"] == 0
+    assert again.stderr.replace(f"detail: {SKIPPED} {out}: not built again\n", "") == full.stderr
+
+
+@pytest.mark.parametrize("change", ["input", "import", "new file", "option", "config", "output"])
+def test_any_change_builds_again(built, change):
+    workspace, out = built
+    web = workspace / "app-web"
+    args = ["build", "--out", str(out)]
+    if change == "input":
+        edit(web / "public/js/a.js", "40", "41")
+    elif change == "import":
+        edit(web / "public/css/parts/vars.css", "margin: 0", "margin: 7")
+    elif change == "new file":
+        (web / "public/img/new.png").write_bytes(b"\x89PNG new")
+    elif change == "option":
+        args += ["-b", "56"]
+    elif change == "config":
+        (workspace / ".bosco/bosco.json").write_text(json.dumps({"fragments": {"sri": False}}))
+    else:
+        (out / "app-web/default/js/top.js").write_text("tampered")
+    again = run(workspace, *args, "-v")
+    assert again.exit_code == 0, again.output
+    assert SKIPPED not in again.stderr
+    written = files(out)
+    if change == "input":
+        assert b"41" in written["app-web/default/js/top.js"]
+    elif change == "import":
+        assert b"margin:7" in written["app-web/default/css/main.css"]
+    elif change == "new file":
+        assert written["app-web/default/img/new.png"] == b"\x89PNG new"
+    elif change == "option":
+        assert "app-web/56/js/top.js" in written
+    elif change == "config":
+        assert b"integrity" not in written["app-web/default/html/top.js.html"]
+    else:
+        assert written["app-web/default/js/top.js"] != b"tampered"
+    third = run(workspace, *args, "-v")
+    assert SKIPPED in third.stderr and files(out) == written
+
+
+def test_a_bundle_taken_from_the_cache_still_depends_on_its_imports(built, tmp_path):
+    """A second folder built from cached bundles records the files those bundles were made from."""
+    workspace, _ = built
+    other = tmp_path / "other"
+    assert run(workspace, "build", "--out", str(other), "-v").exit_code == 0  # every bundle from the cache
+    edit(workspace / "app-web/public/css/parts/vars.css", "margin: 0", "margin: 7")
+    again = run(workspace, "build", "--out", str(other), "-v")
+    assert SKIPPED not in again.stderr
+    assert b"margin:7" in (other / "app-web/default/css/main.css").read_bytes()
+
+
+def test_a_new_commit_or_an_uncommitted_file_builds_again(tmp_path, monkeypatch):
+    """The release records the git facts of each service: a commit that changes no published file,
+    or a new untracked file, is a change."""
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
+    workspace, _ = git_workspace(tmp_path / "ws", {})
+    web, out = workspace / "app-web", tmp_path / "out"
+    assert run(workspace, "build", "--out", str(out), "-v").exit_code == 0
+    assert SKIPPED in run(workspace, "build", "--out", str(out), "-v").stderr
+    (web / "README.md").write_text("notes\n")
+    untracked = run(workspace, "build", "--out", str(out), "-v")
+    assert SKIPPED not in untracked.stderr
+    assert json.loads((out / "app-web/default/release.json").read_text())["git"]["dirty"] is True
+    sha = commit(web, "notes")
+    again = run(workspace, "build", "--out", str(out), "-v")
+    assert SKIPPED not in again.stderr
+    assert json.loads((out / "app-web/default/release.json").read_text())["git"]["commit"] == sha
