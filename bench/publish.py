@@ -14,7 +14,8 @@ Starts `python -m moto.server` on a free port and runs, one whole process each (
   4. a second runner: build 1 of the same sources to another bucket with an empty local cache and
      the shared cache of push 1 (no minify, verify or compression work: everything is fetched)
 
-The load average is printed with the figures (the machine may be shared).
+The load average is printed with the figures (the machine may be shared). To measure another
+version of bosco, put its folder first on PYTHONPATH (bosco runs as ``python -m bosco``).
 
 Baseline, measured in the same run: `bosco build --out DIR -b 1` then `aws s3 sync DIR
 s3://<other bucket>/bench/` (AWS CLI, raw files, no compression, no headers) to the same server.
@@ -145,8 +146,8 @@ def main() -> None:
           f"{first / (build_t + sync_t):.2f}x; second runner / first push: {rows[3][1] / first:.2f}x")
     print(f"shared cache after push 1: {len(shared)} entries, {sum(shared) / 1e6:.2f} MB (sent once by push 1, "
           "fetched by the second runner)")
-    print("s3push stores gzip + brotli (quality 11, maps 5) for text and sends headers and release indexes; "
-          "aws s3 sync sends the raw files")
+    print("s3push stores gzip (level 9, maps 6) + brotli (quality 11, 10 above 64 KiB, maps 5) for text and sends "
+          "headers and release indexes; aws s3 sync sends the raw files")
 
 
 if __name__ == "__main__":

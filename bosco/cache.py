@@ -54,12 +54,14 @@ def code_version() -> str:
     cached (rjsmin, rcssmin, brotli, tree-sitter-javascript): any change gives new cache keys.
 
     Remembered in ``<cache root>/code-version.json`` under the stat stamps of those source files and
-    of the folders of ``sys.path`` (installing or removing a package changes its folder), so a
-    command does not read every source file and query package metadata on each start."""
+    of the absolute folders of ``sys.path`` (installing or removing a package changes its folder; the
+    current folder, ``""`` for ``python -m``, is not one), so a command does not read every source
+    file and query package metadata on each start."""
     package = Path(__file__).resolve().parent
     sources = sorted(package.rglob("*.py"))
     signature = hashlib.sha256(repr(([(p.relative_to(package).as_posix(), _stamp(p)) for p in sources],
-                                     [(entry, _stamp(Path(entry))) for entry in sys.path])).encode()).hexdigest()
+                                     [(entry, _stamp(Path(entry))) for entry in sys.path if os.path.isabs(entry)]))
+                               .encode()).hexdigest()
     memo = cache_root() / "code-version.json" if cache_enabled() else None
     try:
         found = json.loads(memo.read_bytes()) if memo else None
