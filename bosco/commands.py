@@ -69,24 +69,27 @@ def run_build_command(repo: Path, spec: BuildSpec, default_timeout_ms: int = DEF
     ``BuildCommandError`` with the exit code (or the timeout) and the last 20 output lines, or the
     reason when it cannot start. Any other exception while it runs (Ctrl-C) stops the group too."""
     assert spec.command is not None
+    from bosco.stopping import interrupts_deferred
+
     timeout_ms = spec.command_timeout_ms or default_timeout_ms
     try:
-        proc = subprocess.Popen(
-            spec.command,
-            cwd=repo,
-            shell=isinstance(spec.command, str),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with interrupts_deferred():  # a Ctrl-C as it starts still finds it in ``_running``
+            proc = subprocess.Popen(
+                spec.command,
+                cwd=repo,
+                shell=isinstance(spec.command, str),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            with _running_lock:
+                _running.add(proc)
     except OSError as exc:
         raise BuildCommandError(
             f"build command `{describe(spec.command)}` could not start: {exc.strerror}",
             f"fix build.command in {repo / 'bosco-service.json'}",
         ) from exc
-    with _running_lock:
-        _running.add(proc)
     try:
         output, _ = proc.communicate(timeout=timeout_ms / 1000)
     except subprocess.TimeoutExpired as expired:

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 from bosco import commands
@@ -47,6 +48,26 @@ def stop_children() -> None:
     if workers is not None:
         workers.stop_all()
     commands.stop_all()
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold back Ctrl-C/SIGTERM (main thread only) until the block ends, then raise
+    ``KeyboardInterrupt``: a worker or build command is never left started but untracked (an
+    interrupt right after ``fork`` would otherwise abort ``Popen`` before it returns the process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if pending and previous[signal.SIGINT] is not signal.SIG_IGN:
+        raise KeyboardInterrupt
 
 
 def stopping() -> bool:

@@ -21,10 +21,12 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from multiprocessing import forkserver
 from typing import Any
+
+from bosco.stopping import interrupts_deferred
 
 START_METHOD = "forkserver"
 PRELOAD = ["bosco.verify", "bosco.publish.compress"]  # imported once in the forkserver, not per worker
@@ -74,25 +76,6 @@ def start_server() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold back Ctrl-C/SIGTERM (main thread only) until the block ends, then raise
-    ``KeyboardInterrupt``: a worker is never left half-started, untracked by its pool."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if pending and previous[signal.SIGINT] is not signal.SIG_IGN:
-        raise KeyboardInterrupt
-
-
 def _init_worker(bosco_pid: int) -> None:
     """Worker initializer: ignore SIGINT and exit when process ``bosco_pid`` is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -116,7 +99,7 @@ class WorkerPool(ProcessPoolExecutor):
         super().shutdown(wait, cancel_futures=cancel_futures)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        with _interrupts_deferred():
+        with interrupts_deferred():
             return super().submit(fn, *args, **kwargs)
 
     def terminate(self) -> None:
