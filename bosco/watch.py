@@ -73,6 +73,23 @@ Swapped = tuple[ServiceResult | None, ServiceResult, tuple[str, ...]]  # served 
 
 
 @dataclass(frozen=True)
+class _FirstPass:
+    """A rebuild whose quick pass is served: what its second pass needs (``ServedAssetSet.rebuild``)."""
+
+    repo: Path
+    service: Service
+    options: BuildOptions
+    prepared: Prepared
+    generation: int
+    fresh: ServiceResult  # the quick build
+    previous: ServiceResult | None  # served before the rebuild
+    first: ServiceResult  # served by the quick pass
+    errors: tuple[str, ...]  # the quick pass's errors
+    start: float
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WatchRoot:
     """One folder to watch, not its subfolders (each is a root of its own). ``link`` is True when
     ``path`` is reached through a symbolic link inside the repo: the link's target is watched and
@@ -326,6 +343,9 @@ class ServedAssetSet:
         self._hinted = False
         self._watch_commands: list[WatchCommand] = []
         self._worker = threading.Thread(target=self._work, name="bosco-rebuild", daemon=True)
+        self._completing: dict[Path, _FirstPass] = {}  # per service: the latest rebuild to complete
+        self._unreported: dict[Path, _FirstPass] = {}  # per service: the first rebuild not reported yet
+        self._completer = threading.Thread(target=self._complete, name="bosco-complete", daemon=True)
 
     # building -----------------------------------------------------------------------------
 
@@ -465,7 +485,13 @@ class ServedAssetSet:
         complete build of the same inputs (build command not run again) replaces it right after,
         announced again only when its errors differ (it serves the same code: minified, mapped
         token by token, checked). The served bytes never get older than the save; the result is
-        the complete build's."""
+        the complete build's. (The watching worker runs the second pass on a thread of its own,
+        so the next save's first pass never waits for it.)"""
+        first = self._first_pass(repo, reasons)
+        return None if first is None else self._second_pass(first)
+
+    def _first_pass(self, repo: Path, reasons: Iterable[str]) -> _FirstPass | None:
+        """Serve and announce the quick pass of a rebuild of ``repo`` (None: dropped)."""
         start = time.perf_counter()
         generation = self._begin(repo)
         service = load_service(repo)
@@ -478,16 +504,32 @@ class ServedAssetSet:
         if quick is None:
             return None
         previous, first, errors = quick
+        reasons = tuple(reasons)
         self._announce(repo, self._outcome(previous, first, errors, start, reasons))
+        done = _FirstPass(repo, service, options, prepared, generation, fresh, previous, first, errors, start, reasons)
+        with self._cond:  # the report covers every rebuild since the last one reported
+            earlier = self._unreported.get(repo)
+            self._unreported[repo] = done if earlier is None else replace(earlier, reasons=earlier.reasons + reasons)
+        return done
+
+    def _second_pass(self, done: _FirstPass) -> Rebuild | None:
+        """Serve the complete build after ``done`` (skipped when a newer build is served), announce
+        new errors and report the rebuild (``on_rebuild``); None when it is dropped."""
+        with self._lock:
+            if self._generation.get(done.repo) != done.generation:
+                return None  # a newer save's first pass is served: its own second pass follows
+        fresh, service = done.fresh, done.service
         complete = (replace(fresh, git=repo_info(service.path)) if fresh.complete
-                    else build_service(service, options, prepared=prepared))
-        swapped = self._swap(repo, service, complete, generation, following=fresh)
+                    else build_service(service, done.options, prepared=done.prepared))
+        swapped = self._swap(done.repo, service, complete, done.generation, following=fresh)
         if swapped is None:
             return None
         _, build, errors = swapped
-        result = self._outcome(previous, build, errors, start, reasons)
-        if errors != quick[2]:  # the bytes served are the same code: only new errors need telling
-            self._announce(repo, self._outcome(first, build, errors, start, reasons))
+        with self._cond:
+            since = self._unreported.pop(done.repo, done)
+        result = self._outcome(since.previous, build, errors, since.start, set(since.reasons))
+        if errors != done.errors:  # the bytes served are the same code: only new errors need telling
+            self._announce(done.repo, self._outcome(done.first, build, errors, done.start, done.reasons))
         if self.on_rebuild:
             self.on_rebuild(result)
         if self.measure is not None:
@@ -548,7 +590,7 @@ class ServedAssetSet:
             first, reasons = self._pending.get(repo, (time.monotonic(), set()))
             reasons.add(reason)
             self._pending[repo] = (first, reasons)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def dispatch(self, paths: list[Path], is_directory: bool, event_type: str) -> None:
         """Handle one watchdog event (called from an observer thread): every watched service whose
@@ -641,13 +683,34 @@ class ServedAssetSet:
         while (due := self._next_due()) is not None:
             repo, reasons = due
             try:
-                self.rebuild(repo, reasons)
+                done = self._first_pass(repo, reasons)
+                if done is not None:
+                    with self._cond:
+                        self._completing[repo] = done
+                        self._cond.notify_all()
                 if self._sync_watches(repo) and not self._has_watch_build(self.services[repo]):
                     # files created in a new folder before its watch existed: look once more
                     self.request(repo, "newly watched folders")
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any one rebuild
                 if self.on_problem:
                     self.on_problem(self.services[repo].name, f"rebuild failed unexpectedly: {exc!r}")
+
+    def _complete(self) -> None:
+        """The second passes of the worker's rebuilds, the latest of each service (an older one
+        whose service was saved again meanwhile is skipped)."""
+        while True:
+            with self._cond:
+                while not self._completing and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                repo = next(iter(self._completing))
+                done = self._completing.pop(repo)
+            try:
+                self._second_pass(done)
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive any one rebuild
+                if self.on_problem:
+                    self.on_problem(done.service.name, f"rebuild failed unexpectedly: {exc!r}")
 
     # observers ----------------------------------------------------------------------------
 
@@ -731,6 +794,7 @@ class ServedAssetSet:
             self._observer = self.observer_class()
             self._observer.start()
             self._worker.start()
+            self._completer.start()
             for repo in self.watched:
                 self._sync(repo)
         return self
@@ -762,8 +826,9 @@ class ServedAssetSet:
             if observer is not None:
                 observer.stop()
                 observer.join(5)
-        if self._worker.is_alive():
-            self._worker.join(30)
+        for thread in (self._worker, self._completer):
+            if thread.is_alive():
+                thread.join(30)
 
     def __enter__(self) -> ServedAssetSet:
         return self
