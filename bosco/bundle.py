@@ -326,7 +326,9 @@ def _units(service: str, repo: Path, type_: str, name: str, assets: tuple[Asset,
             continue
         raw = read_text(asset.path, asset.repo_rel)
         comments = map_comments(type_, raw)
-        own_map = _own_map(asset, comments, maps, used, repo, errors, warnings)
+        # only an already-minified file's own map is used, and a listed map must be named by some file
+        own_map = _own_map(asset, comments, maps, used, repo, errors, warnings) if asset.already_minified or maps \
+            else None
         inputs.append((asset, _without_map_comments(raw, comments), own_map if asset.already_minified else None))
     warnings += [
         f"{a.repo_rel}: listed as a source map, but no file of the bundle names it (by its sourceMappingURL "
