@@ -85,7 +85,9 @@ def run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds (user + system, with waited-for workers) and peak RSS (MB) of one
     child process (wait4: the largest of the process and its workers)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    # from a neutral folder: ``python -m`` puts the current folder first on sys.path, and the
+    # checkout's own bosco would shadow the version on PYTHONPATH (--against measured the checkout)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=SCRATCH)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -107,7 +109,7 @@ def first_fragment(code: Code, workspace: Path, minify: bool) -> float:
         ["minify"] if minify else [])
     url = f"http://127.0.0.1:{port}/svc-01/local/html/top.js.html"
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=code.env(None))
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=code.env(None), cwd=SCRATCH)
     try:
         while time.perf_counter() - start < 120:
             try:

@@ -53,7 +53,9 @@ def free_port() -> int:
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
     """Wall seconds and stdout of one child process; exits with its stderr when it fails."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+    # from a neutral folder: ``python -m`` puts the current folder first on sys.path, which would
+    # shadow a version of bosco given on PYTHONPATH when run from the checkout
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(argv)}\n{proc.stderr}")
