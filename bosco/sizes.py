@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from bosco.assetset import Output
 from bosco.publish.compress import BROTLI, GZIP, CompressionCache
+from bosco.publish.target import request_pool
 
 ENCODINGS = ("raw", "gzip", "br")
 
 
 def compressed_sizes(outputs: Iterable[Output], cache: CompressionCache) -> dict[str, dict[str, int]]:
     """Asset key -> ``{"raw", "gzip", "br"}`` sizes in bytes of each of ``outputs``, compressed as
-    ``s3push`` stores them (through ``cache``, so a later push reuses the bodies)."""
+    ``s3push`` stores them (through ``cache``, so a later push reuses the bodies). Ctrl-C cancels the
+    measurements not started (``request_pool``)."""
     outputs = list(outputs)
 
     def measure(output: Output) -> dict[str, int]:
@@ -21,7 +22,7 @@ def compressed_sizes(outputs: Iterable[Output], cache: CompressionCache) -> dict
                 "gzip": len(cache.body(output.data, output.sha256, GZIP, output.key)),
                 "br": len(cache.body(output.data, output.sha256, BROTLI, output.key))}
 
-    with ThreadPoolExecutor(8) as pool:
+    with request_pool(8) as pool:
         return dict(zip((o.key for o in outputs), pool.map(measure, outputs), strict=True))
 
 

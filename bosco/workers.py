@@ -104,8 +104,11 @@ class WorkerPool(ProcessPoolExecutor):
 
     def terminate(self) -> None:
         """Cancel queued work and terminate the workers (SIGTERM) without waiting for their tasks."""
-        processes = list((getattr(self, "_processes", None) or {}).values())
+        # the live dict, read before shutdown() drops the attribute: shutdown() waits for a submit()
+        # still starting a worker (both hold the pool's shutdown lock), so that worker is in it too
+        running = getattr(self, "_processes", None)
         self.shutdown(wait=False, cancel_futures=True)
+        processes = list(running.values()) if running is not None else []
         for process in processes:
             with contextlib.suppress(OSError, ValueError):
                 process.terminate()

@@ -151,16 +151,22 @@ class CompressionCache:
     def __enter__(self) -> CompressionCache:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
-    def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+    def close(self, abort: bool = False) -> None:
+        """Stop the worker processes, if any were started. With ``abort`` (leaving ``with`` by an
+        exception, Ctrl-C and SIGTERM included) they are terminated at once: a brotli body being
+        encoded can take many seconds, and a stopped command must not wait for it (README, "Build
+        commands, Ctrl-C and SIGTERM"); the callers waiting for those bodies get ``BrokenProcessPool``."""
         if self._threads is not None:
-            self._threads.shutdown(cancel_futures=True)
+            self._threads.shutdown(wait=not abort, cancel_futures=True)
             self._threads = None
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            if abort:
+                self._pool.terminate()
+            else:
+                self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
     def _level(self, encoding: Encoding, key: str, size: int) -> int:

@@ -87,9 +87,9 @@ class Target(Protocol):
 
 @contextmanager
 def request_pool(concurrency: int) -> Iterator[ThreadPoolExecutor]:
-    """Threads for ``concurrency`` target requests at a time. Leaving by Ctrl-C (SIGTERM) cancels
-    the requests not started and does not wait for those in flight: an object is stored whole or
-    not at all, and no release index is written after an interrupted stage."""
+    """Threads for ``concurrency`` target requests (or compressions) at a time. Leaving by Ctrl-C
+    (SIGTERM) cancels the tasks not started and does not wait for those in flight: an object is
+    stored whole or not at all, and no release index is written after an interrupted stage."""
     pool = ThreadPoolExecutor(concurrency)
     interrupted = False
     try:

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import random
+import signal
+import threading
+from concurrent.futures import CancelledError
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import brotli
+import pytest
+from live import until
 
 from bosco import cache
+from bosco.assetset import Output
 from bosco.publish.compress import (
     BROTLI,
     GZIP,
@@ -18,6 +27,7 @@ from bosco.publish.compress import (
     encode,
     encodings_for,
 )
+from bosco.sizes import compressed_sizes
 
 JS = b"function add(a, b) { return a + b; }\n" * 50
 
@@ -111,3 +121,49 @@ def test_prepared_bodies_are_the_bodies_asked_for(tmp_path: Path):
         got = [cache.body(*body) for body in reversed(bodies)]
     expected = [CompressionCache(None).body(*body) for body in reversed(bodies)]
     assert got == expected
+
+
+def test_leaving_by_ctrl_c_does_not_wait_for_the_body_being_encoded():
+    """Ctrl-C while a worker encodes a large body (brotli 11 of a few MB takes many seconds): leaving
+    the ``with`` block terminates the workers, so the command stops at once; the thread that waited
+    for the body gets an error, never the finished body."""
+    text = random.Random(7).randbytes(3 * 1024 * 1024).hex().encode()  # 6 MB that brotli works hard on
+    sha = hashlib.sha256(text).hexdigest()
+    outcome: dict[str, object] = {}
+
+    def encode_big() -> None:
+        try:
+            outcome["body"] = cache.body(text, sha, BROTLI, "a/1/js/big.js")
+        except (BrokenProcessPool, CancelledError) as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=encode_big)
+    with pytest.raises(KeyboardInterrupt), CompressionCache(None, workers=2) as cache:
+        thread.start()
+        until(lambda: cache._pool is not None and cache._pool._pending_work_items, 30.0, "the body in the pool")
+        raise KeyboardInterrupt
+    thread.join(30.0)
+    assert not thread.is_alive()
+    assert "body" not in outcome and isinstance(outcome["error"], (BrokenProcessPool, CancelledError))
+    assert cache._pool is None
+
+
+def test_ctrl_c_while_measuring_bundle_sizes_cancels_the_measurements_not_started(tmp_path: Path):
+    """Ctrl-C while ``s3push``/``diff`` measure the compressed sizes of many large bundles (seconds
+    each at brotli 11): the command stops without finishing the measurements in flight (8 at a
+    time; waiting for them kept a stopped s3push running for many seconds)."""
+    rng = random.Random(3)
+    outputs = [Output(f"a/1/js/b{n}.js", rng.randbytes(150_000).hex().encode(), "bundle") for n in range(16)]
+    folder = tmp_path / "c"
+
+    def brotli_bodies() -> list[Path]:
+        return list(folder.rglob("*.br*"))
+
+    def interrupt_after_the_first_body() -> None:
+        until(brotli_bodies, 60.0, "a first brotli body")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_after_the_first_body, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt), CompressionCache(folder, workers=2) as cache:
+        compressed_sizes(outputs, cache)
+    assert 1 <= len(brotli_bodies()) < 8
