@@ -175,9 +175,8 @@ def _serving(url: str, services: list[str], assets: int, minified: bool, **_: An
 def _rebuild(service: str, ok: bool, changed: list[str], removed: list[str], reasons: list[str], errors: list[str],
              ms: float, recovered: bool) -> None:
     """One terminal line per rebuild: service, what changed, time taken."""
-    if not ok:
-        err.print(f"[red]{escape(service)}: rebuild failed[/] in {ms:.0f} ms; still serving the last good build: "
-                  f"{escape(errors[0])}")
+    if not ok:  # an error: shown even with -q
+        _always.print(f"[red]{escape(service)}: rebuild failed[/] in {ms:.0f} ms: {escape(redact(errors[0]))}")
         return
     keys = [*changed, *(f"-{k}" for k in removed)]
     what = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "") if keys else "no change"

@@ -173,6 +173,29 @@ def test_cdn_json_prints_one_object_per_event(example, tmp_path):
     assert serving["warnings"] == serving["errors"] == []
 
 
+def test_cdn_quiet_still_shows_a_failed_rebuild(example, tmp_path):
+    """-q shows errors only: a rebuild that fails (a syntax error saved in a watched file) is one."""
+    from live import atomic_write, until
+
+    from conftest import running_cdn
+
+    log = tmp_path / "cdn.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOSCO_")}
+    env.update(HOME=str(tmp_path / "home"), XDG_CONFIG_HOME=str(tmp_path / "home" / ".config"))
+    app_js = example / "app-home" / "public" / "js" / "app.js"
+    good = app_js.read_bytes()
+    line = good.count(b"\n") + 2  # after an empty line
+    command = [sys.executable, "-m", "bosco", "cdn", "-q", "--json", "-w", "app-home"]
+    with running_cdn(command, example, env, log):
+        until(lambda: '"watching"' in log.read_text(), what="the first build checked and watched")
+        atomic_write(app_js, good + b"\nfunction (\n")
+        until(lambda: "rebuild failed" in log.read_text(), what="the failed rebuild on stderr")
+    stderr = [text for text in log.read_text().splitlines() if not text.startswith("{")]  # stdout: JSON events
+    assert len(stderr) == 2 and stderr[0].startswith("app-home: rebuild failed in ")
+    assert stderr[0].endswith(f" ms: js/bottom: public/js/app.js:{line}:1: syntax error at `function (`")
+    assert stderr[1] == "    function ("
+
+
 def test_one_atomic_writer_for_published_files_and_cache_entries(tmp_path):
     from bosco.files import write_atomic
     from bosco.publish.local import write_file
