@@ -58,17 +58,20 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
 
     Services are the immediate subfolders of ``root`` holding a ``bosco-service.json`` (sorted by
     folder name), or exactly the config's ``repos`` list in its order when that is set (a listed repo
-    without a manifest is a warning). Services that share a name become one Service with an error naming
-    their folders (none of them is built; the others are).
+    without a manifest, and a folder listed again, are warnings). Services that share a name become
+    one Service with an error naming their folders (none of them is built; the others are).
     """
     warnings: list[str] = []
     repos = config.repos
     if repos is not None:
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
             raise ConfigError(f"{root / '.bosco' / 'bosco.json'}: repos must be a list of folder names")
-        folders = []
+        folders: list[Path] = []
         for name in repos:
-            if os.path.lexists(root / name / MANIFEST_NAME):
+            if (root / name).resolve() in (f.resolve() for f in folders):
+                warnings.append(f"{root / '.bosco' / 'bosco.json'}: repos lists the folder {name} more than once; "
+                                "it is one service (remove the repeated entry)")
+            elif os.path.lexists(root / name / MANIFEST_NAME):
                 folders.append(root / name)
             else:
                 warnings.append(f"repo {name} (from repos) has no {root / name / MANIFEST_NAME}; skipped")

@@ -59,6 +59,18 @@ def test_repos_list_restricts_and_orders(tmp_path):
     assert warnings == [f"repo ghost (from repos) has no {tmp_path / 'ghost' / 'bosco-service.json'}; skipped"]
 
 
+def test_a_folder_repos_lists_twice_is_one_service_and_a_warning(tmp_path):
+    for name in ["one", "two"]:
+        write(tmp_path / name / "bosco-service.json", {})
+    write(tmp_path / ".bosco" / "bosco.json", {"repos": ["one", "two", "one", "./two/"]})
+    services, warnings = services_of(tmp_path)
+    assert [(s.name, s.error) for s in services] == [("one", None), ("two", None)]
+    config_file = tmp_path / ".bosco" / "bosco.json"
+    assert warnings == [
+        f"{config_file}: repos lists the folder one more than once; it is one service (remove the repeated entry)",
+        f"{config_file}: repos lists the folder ./two/ more than once; it is one service (remove the repeated entry)"]
+
+
 def test_services_sharing_a_name_are_one_error_and_the_others_load(tmp_path):
     write(tmp_path / "a" / "bosco-service.json", {"service": {"name": "same"}})
     write(tmp_path / "b" / "bosco-service.json", {"service": {"name": "other"}})
