@@ -287,6 +287,9 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
     warnings = _key_typos(data, path)
     service = _object(data.get("service"), "service", path)
     name = service.get("name")
+    if name is not None and not isinstance(name, str):
+        raise ManifestError(f"{path}: service.name must be a string, not {json_type(name)}", HINT,
+                            where="service.name")
     if name is not None and segment_problem(name):
         raise ManifestError(f"{path}: {segment_problem(name, 'service.name')}", HINT, where="service.name")
     tags = [] if data.get("tags") is None else data["tags"]

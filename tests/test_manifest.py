@@ -129,6 +129,8 @@ SEGMENT_RULE = " (non-empty, at most 238 bytes, no '/', '\\' or control characte
     *[({"build": {"watch": {"timeout": bad}}}, "build.watch.timeout must be a positive number of milliseconds "
        "up to 86400000 (one day)") for bad in ("10s", 0, -5, True, 1e30, 10**30, 86_400_001, 1.5)],
     ({"service": {"name": "a/b"}}, 'service.name "a/b" cannot be a key segment' + SEGMENT_RULE),
+    ({"service": {"name": 0}}, "service.name must be a string, not a number"),
+    ({"service": {"name": ["a"]}}, "service.name must be a string, not a list"),
     ({"assets": {"js": {"..": ["a.js"]}}}, 'assets.js: bundle tag ".." cannot be a key segment' + SEGMENT_RULE),
     ({"files": {"a/b": {"js": ["a.js"]}}}, 'files.a/b: bundle tag "a/b" cannot be a key segment' + SEGMENT_RULE),
 ])
