@@ -23,7 +23,7 @@ from deepmerge import Merger
 
 from bosco import userdirs
 from bosco.errors import ConfigError
-from bosco.jsonfile import load_json
+from bosco.jsonfile import json_type, load_json
 from bosco.redact import mask_values, shown_value
 from bosco.typos import close_match
 
@@ -362,7 +362,8 @@ def environment_warning(root: Path | None, environment: str) -> str | None:
 def _layer(path: Path) -> dict[str, Any]:
     data = load_json(path, ConfigError, "fix the JSON or remove the file")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: must hold a JSON object, not {type(data).__name__}")
+        raise ConfigError(f"{path}: must hold a JSON object, not {json_type(data)}",
+                          'write the settings as one object, e.g. {"cdn": {"port": 7334}} (docs/configuration.md)')
     return data
 
 

@@ -186,3 +186,11 @@ def locate(text: str, where: str) -> str | None:
     """``line:column`` where the member shown as ``where`` (see ``dotted``) starts in ``text``, the
     valid JSON document it came from; None when no member is shown that way."""
     return next((position(text, pos) for key, pos in members(text) if dotted(key) == where), None)
+
+
+def json_type(value: Any) -> str:
+    """How JSON names the type of ``value``: ``a string``, ``a number``, ``true or false``, ``a list``..."""
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"), (dict, "an object"))
+    return next((name for kind, name in kinds if isinstance(value, kind)), "null")

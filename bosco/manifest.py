@@ -16,7 +16,7 @@ from wcmatch._wcparse import PatternLimitException  # what wcmatch raises past i
 from bosco.assetset import segment_problem
 from bosco.config import MAX_TIMEOUT_MS, TIMEOUT_MS_RANGE, valid_timeout_ms
 from bosco.errors import ManifestError
-from bosco.jsonfile import load_json_text, locate
+from bosco.jsonfile import json_type, load_json_text, locate
 from bosco.typos import close_match, misspelt
 
 MANIFEST_NAME = "bosco-service.json"
@@ -209,14 +209,6 @@ def _glob_specs(value: Any, where: str, path: Path) -> tuple[GlobSpec, ...]:
         check_glob(item["glob"], f"{where}[{i}].glob", path)
         specs.append(GlobSpec(base, item["glob"]))
     return tuple(specs)
-
-
-def json_type(value: Any) -> str:
-    """How JSON names the type of ``value``: ``a string``, ``a number``, ``true or false``, ``a list``..."""
-    if isinstance(value, bool):
-        return "true or false"
-    kinds = ((str, "a string"), ((int, float), "a number"), (list, "a list"), (dict, "an object"))
-    return next((name for kind, name in kinds if isinstance(value, kind)), "null")
 
 
 def _object(value: Any, where: str, path: Path, shape: str = "an object") -> dict[str, Any]:

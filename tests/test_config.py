@@ -50,6 +50,17 @@ def test_typed_sections_hold_the_layered_values_and_their_defaults(tmp_path: Pat
     assert "AKIA1" not in repr(config.aws)  # the secret fields are left out of the repr
 
 
+@pytest.mark.parametrize("text, found", [("[1, 2]", "a list"), ('"cdn"', "a string"), ("null", "null")])
+def test_a_configuration_file_that_is_not_an_object_says_what_it_holds(tmp_path: Path, text: str, found: str) -> None:
+    settings = tmp_path / ".bosco" / "bosco.json"
+    settings.parent.mkdir()
+    settings.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
+    assert str(info.value) == f"{settings}: must hold a JSON object, not {found}"
+    assert info.value.hint == 'write the settings as one object, e.g. {"cdn": {"port": 7334}} (docs/configuration.md)'
+
+
 @pytest.mark.parametrize("dotted", [f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in fields(cls)])
 def test_every_section_key_is_checked_and_the_error_names_the_file(tmp_path: Path, dotted: str) -> None:
     section, key = dotted.split(".")
