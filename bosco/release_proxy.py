@@ -372,8 +372,7 @@ class RemoteReleases:
         except Unreachable as exc:
             stored = self.store.read_json(RELEASES_FILE)
             if not isinstance(stored, dict) or not isinstance(stored.get("indexes"), list):
-                raise BoscoError(f"--remote {self.environment}: cannot reach {self.listing} ({exc}) and no copy of "
-                                 "its releases is stored yet",
+                raise BoscoError(f"--remote {self.environment}: {exc}; no copy of its releases is stored yet",
                                  "connect to the network once to read the releases, or check aws.endpoint and "
                                  "aws.region") from exc
             indexes, self.read_at = stored["indexes"], float(stored.get("read_at", 0))

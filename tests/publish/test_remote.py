@@ -247,6 +247,20 @@ def test_remote_needs_a_bucket_and_a_release(tmp_path, moto_url, bucket, isolate
         in result.stderr
 
 
+def test_an_unreachable_bucket_without_stored_releases_is_one_clear_error(tmp_path, bucket, isolated_env):
+    from conftest import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    root = developer(tmp_path, {"bucket": bucket, "endpoint": endpoint, "attempts": 1})
+    result = run(root, "cdn", "--remote", "tes", "--port", "0")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    error, hint = result.stderr.splitlines()[-2:]
+    assert error.startswith(f"error: --remote tes: cannot reach s3://{bucket}/tes/: Could not connect to the endpoint "
+                            f'URL: "{endpoint}/{bucket}?')
+    assert error.endswith('"; no copy of its releases is stored yet') and error.count("cannot reach") == 1
+    assert hint == "hint: connect to the network once to read the releases, or check aws.endpoint and aws.region"
+
+
 def test_accept_encoding_and_freshness_rules():
     assert accepted(None) == {""}
     assert accepted("gzip, deflate, br") == {"gzip", "deflate", "br", ""}
