@@ -266,8 +266,8 @@ def cache_prune(remote: bool) -> None:
 @click.option("--strict", is_flag=True, help="Fail (exit 1) on configuration keys bosco does not read.")
 @shared("where", result="Print the resolved configuration as JSON.")
 def config_command(strict: bool) -> None:
-    """Print the resolved configuration (secrets masked) and the files it came from: one ``key = value
-    # origin`` line per value (the file, BOSCO_* variable or option that set it, or ``default``)."""
+    """Print the resolved configuration (secrets masked) and the files it came from: one `key = value
+    # origin` line per value (the file, BOSCO_* variable or option that set it, or `default`)."""
     ui.show(app.configuration(workspace(strict=strict)))
 
 

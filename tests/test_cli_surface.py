@@ -49,6 +49,14 @@ def test_help_shows_whole_one_line_summaries():
     assert summaries["docs"] == "Print a page of bosco's reference (manifest, configuration, ...)."
 
 
+def test_command_help_has_no_python_docstring_markup():
+    names = [*cli.commands, *(f"cache {name}" for name in cli.commands["cache"].commands)]
+    for name in names:
+        text = CliRunner().invoke(cli, [*name.split(), "--help"]).stdout
+        assert "``" not in text and ":func:" not in text, name
+    assert "one `key = value # origin` line per value" in CliRunner().invoke(cli, ["config", "--help"]).stdout
+
+
 @pytest.mark.parametrize("args", [["cdn", "-w", "app-("], ["s3delete", "-n", "app/.."], ["s3delete", "-n", "a/b/c"],
                                   ["-r", "(", "config"], ["build", "--out", "x", "-b", ".."], ["s3push", "-b", "a/b"],
                                   ["-r", "x", "verify"], ["diff", "--from", "7", "--to", "7"]])
