@@ -16,7 +16,7 @@ import gzip
 import hashlib
 import threading
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,7 @@ class CompressionCache:
         self.map_quality = map_quality
         self.workers = workers
         self._pool: Any = None  # a ``workers.WorkerPool`` once a large body is encoded
+        self._stopped = False  # close(abort=True): the command is stopping, no large body is encoded any more
         if workers > 1:  # from the calling (main) thread; the pool itself starts on the first large body
             from bosco import workers  # multiprocessing loads only for a pool
 
@@ -158,16 +159,20 @@ class CompressionCache:
         """Stop the worker processes, if any were started. With ``abort`` (leaving ``with`` by an
         exception, Ctrl-C and SIGTERM included) they are terminated at once: a brotli body being
         encoded can take many seconds, and a stopped command must not wait for it (README, "Build
-        commands, Ctrl-C and SIGTERM"); the callers waiting for those bodies get ``BrokenProcessPool``."""
-        if self._threads is not None:
-            self._threads.shutdown(wait=not abort, cancel_futures=True)
-            self._threads = None
-        if self._pool is not None:
+        commands, Ctrl-C and SIGTERM"); the callers waiting for those bodies get ``BrokenProcessPool``,
+        later callers of a large body ``CancelledError``."""
+        with self._lock:
+            threads, self._threads = self._threads, None
+            self._stopped = self._stopped or abort
+        if threads is not None:  # prepared bodies first: they encode in the pool
+            threads.shutdown(wait=not abort, cancel_futures=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
             if abort:
-                self._pool.terminate()
+                pool.terminate()
             else:
-                self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+                pool.shutdown(cancel_futures=True)
 
     def _level(self, encoding: Encoding, key: str, size: int) -> int:
         return level(encoding, key, size, self.brotli_quality, self.map_quality)
@@ -191,6 +196,8 @@ class CompressionCache:
         if self.workers < 2 or len(data) < POOL_THRESHOLD:
             return encode(*args)
         with self._lock:
+            if self._stopped:
+                raise CancelledError("stopping: large bodies are no longer encoded")
             if self._pool is None:
                 from bosco import workers
 

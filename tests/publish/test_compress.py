@@ -146,6 +146,10 @@ def test_leaving_by_ctrl_c_does_not_wait_for_the_body_being_encoded():
     assert not thread.is_alive()
     assert "body" not in outcome and isinstance(outcome["error"], (BrokenProcessPool, CancelledError))
     assert cache._pool is None
+    with pytest.raises(CancelledError):  # a thread still measuring does not start a new pool
+        cache.body(text[:100_000], hashlib.sha256(text[:100_000]).hexdigest(), GZIP, "a/1/js/next.js")
+    assert cache._pool is None
+    assert gzip.decompress(cache.body(JS, hashlib.sha256(JS).hexdigest(), GZIP, "a/1/js/small.js")) == JS
 
 
 def test_ctrl_c_while_measuring_bundle_sizes_cancels_the_measurements_not_started(tmp_path: Path):
