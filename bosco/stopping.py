@@ -76,7 +76,22 @@ def stopping() -> bool:
 
 
 def exit_after_stop(code: int) -> None:
-    """Flush stdout/stderr and end the process with ``code`` at once (no thread is joined)."""
+    """Flush stdout/stderr and end the process with ``code`` at once (no thread is joined).
+
+    First the semaphores of the stopped worker pools are released as a normal exit releases them
+    (``multiprocessing.util``'s exit finalizers, which ``os._exit`` skips), then multiprocessing's
+    resource tracker is ended: it would otherwise print "leaked semaphore objects" warnings after
+    ``interrupted`` for one a signal caught between its release and its unregistering (already
+    released: nothing is left behind)."""
+    if "multiprocessing.resource_tracker" in sys.modules:  # worker pools ran (multiprocessing loads only then)
+        from multiprocessing import resource_tracker, util
+
+        with contextlib.suppress(Exception):
+            util._run_finalizers(0)  # what multiprocessing's own atexit handler runs first
+        tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+        if tracker:
+            with contextlib.suppress(OSError):
+                os.kill(tracker, signal.SIGKILL)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
