@@ -22,8 +22,9 @@ from typing import Any, Generic, TypeVar
 from deepmerge import Merger
 
 from bosco import userdirs
-from bosco.errors import ConfigError
-from bosco.jsonfile import json_type, load_json
+from bosco.errors import BoscoError, ConfigError
+from bosco.files import read_text
+from bosco.jsonfile import json_type, load_json, locate
 from bosco.redact import mask_values, shown_value
 from bosco.typos import close_match
 
@@ -276,6 +277,19 @@ def _record(layer: Mapping[str, Any], origin: str, origins: dict[str, str], pref
             _record(value, origin, origins, dotted + ".")
 
 
+def _at(origin: str, dotted: str) -> str:
+    """``origin`` followed by the ``line:column`` where a JSON file ``origin`` sets ``dotted``
+    (``/ws/.bosco/bosco.json:3:5``, as manifest errors say it); a variable or option as it is."""
+    if origin.endswith(".json"):
+        try:
+            where = locate(read_text(Path(origin)), dotted)
+        except (BoscoError, OSError, ValueError):  # changed since it was read: the file alone
+            where = None
+        if where:
+            return f"{origin}:{where}"
+    return origin
+
+
 def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     """Check the keys bosco reads (the ``check`` of every field of ``SECTIONS``); raise
     ``ConfigError`` naming the file, variable or option that set a bad value, what a valid value is,
@@ -283,7 +297,7 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
     for section, default in DEFAULTS.items():
         if not isinstance(values.get(section), Mapping):
             origin = origins.get(section, "configuration")
-            raise ConfigError(f"{origin}: {section} must be an object like {json.dumps(default)}",
+            raise ConfigError(f"{_at(origin, section)}: {section} must be an object like {json.dumps(default)}",
                               f"fix {section} in {origin}")
     from bosco.assetset import parse_types  # the asset set's type table imports more than config needs
 
@@ -291,7 +305,7 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
         parse_types(values["types"])
     except ValueError as exc:
         origin = origins.get("types", "configuration")
-        raise ConfigError(f"{origin}: types: {exc}", f"fix types in {origin}") from exc
+        raise ConfigError(f"{_at(origin, 'types')}: types: {exc}", f"fix types in {origin}") from exc
     for section, cls in SECTIONS.items():
         for f in fields(cls):
             dotted = f"{section}.{f.name}"
@@ -299,7 +313,8 @@ def validate(values: Mapping[str, Any], origins: Mapping[str, str]) -> None:
             if dotted not in origins or f.metadata["check"](value):
                 continue
             origin = origins[dotted]
-            raise ConfigError(f"{origin}: {dotted} must be {f.metadata['valid']}, not {shown_value(dotted, value)}",
+            raise ConfigError(f"{_at(origin, dotted)}: {dotted} must be {f.metadata['valid']}, "
+                              f"not {shown_value(dotted, value)}",
                               f"fix {dotted} in {origin}")
 
 

@@ -66,12 +66,14 @@ def test_every_section_key_is_checked_and_the_error_names_the_file(tmp_path: Pat
     section, key = dotted.split(".")
     settings = tmp_path / ".bosco" / "prod.json"
     settings.parent.mkdir()
-    settings.write_text(json.dumps({section: {key: [1]}}))
+    text = json.dumps({section: {key: [1]}})
+    settings.write_text(text)
     valid = next(f.metadata["valid"] for f in fields(SECTIONS[section]) if f.name == key)
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, "prod", env={"HOME": str(tmp_path)})
     shown = "****" if key in ("key", "secret") else "[1]"  # secret values are never echoed
-    assert str(info.value) == f"{settings}: {dotted} must be {valid}, not {shown}"
+    column = text.index(f'"{key}"') + 1
+    assert str(info.value) == f"{settings}:1:{column}: {dotted} must be {valid}, not {shown}"
     assert info.value.hint == f"fix {dotted} in {settings}"
 
 

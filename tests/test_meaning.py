@@ -346,5 +346,5 @@ def test_legal_comments_setting_is_validated(tmp_path: Path):
     (tmp_path / ".bosco" / "bosco.json").write_text('{"minify": {"legalcomments": "external"}}')
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
-    assert str(caught.value) == (f"{tmp_path / '.bosco' / 'bosco.json'}: minify.legalcomments must be \"inline\" or "
-                                 f"\"eof\" or \"linked\" or \"none\", not \"external\"")
+    assert str(caught.value) == (f"{tmp_path / '.bosco' / 'bosco.json'}:1:13: minify.legalcomments must be "
+                                 f"\"inline\" or \"eof\" or \"linked\" or \"none\", not \"external\"")

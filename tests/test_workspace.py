@@ -193,17 +193,19 @@ def test_bad_config_values_from_the_environment_name_the_variable(tmp_path, env,
     assert str(info.value) == message
 
 
-@pytest.mark.parametrize("layer, message", [
-    ({"cdn": 5}, 'cdn must be an object like {"host": "127.0.0.1", "port": 7334, "url": null}'),
-    ({"cdn": {"port": 99999}}, "cdn.port must be a whole number from 0 to 65535, not 99999"),
-    ({"fragments": {"sri": "no"}}, 'fragments.sri must be true or false, not "no"'),
-    ({"css": {"minifier": "yui"}}, 'css.minifier must be "rcssmin" or "csscompressor", not "yui"'),
+@pytest.mark.parametrize("layer, where, message", [
+    ({"cdn": 5}, "2:3", 'cdn must be an object like {"host": "127.0.0.1", "port": 7334, "url": null}'),
+    ({"cdn": {"port": 99999}}, "3:5", "cdn.port must be a whole number from 0 to 65535, not 99999"),
+    ({"cdn": {"host": "::1", "port": 99999}}, "4:5", "cdn.port must be a whole number from 0 to 65535, not 99999"),
+    ({"fragments": {"sri": "no"}}, "3:5", 'fragments.sri must be true or false, not "no"'),
+    ({"css": {"minifier": "yui"}}, "3:5", 'css.minifier must be "rcssmin" or "csscompressor", not "yui"'),
 ])
-def test_bad_config_values_in_a_file_name_the_file(tmp_path, layer, message):
-    path = write(tmp_path / ".bosco" / "bosco.json", layer)
+def test_bad_config_values_in_a_file_name_the_file_and_line(tmp_path, layer, where, message):
+    path = write(tmp_path / ".bosco" / "bosco.json", json.dumps(layer, indent=2))
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, "local", env={"HOME": str(tmp_path)})
-    assert str(info.value) == f"{path}: {message}"
+    assert str(info.value) == f"{path}:{where}: {message}"
+    assert info.value.hint == f"fix {message.split()[0]} in {path}"
 
 
 def test_environment_variables_override_camel_case_keys(tmp_path):

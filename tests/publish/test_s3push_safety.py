@@ -194,23 +194,31 @@ def test_forced_rerun_of_a_build_never_leaves_releases_pointing_at_a_missing_ind
     assert "tes/app-web/55/release.json" in keys(s3, bucket)
 
 
+def at(path: Path, key: str) -> str:
+    """``<path>:1:<column>``: where a one-line JSON file ``path`` sets ``key`` (error messages name it)."""
+    return f"{path}:1:{path.read_text().index(json.dumps(key)) + 1}"
+
+
 def test_bad_publish_settings_name_their_file(workspace, s3, bucket):
     path = workspace / ".bosco" / "tes.json"
     config = json.loads(path.read_text())
     config["brotli"] = {"quality": 12}
     path.write_text(json.dumps(config))
     result = failed_push(workspace)
-    assert f"error: {path}: brotli.quality must be a brotli quality from 0 to 11, not 12" in result.stderr
+    assert f"error: {at(path, 'quality')}: brotli.quality must be a brotli quality from 0 to 11, not 12" \
+        in result.stderr
     config["brotli"] = {}
     config["aws"]["attempts"] = 0
     path.write_text(json.dumps(config))
     result = failed_push(workspace)
-    assert f"error: {path}: aws.attempts must be a whole number of attempts from 1 to 20, not 0" in result.stderr
+    assert f"error: {at(path, 'attempts')}: aws.attempts must be a whole number of attempts from 1 to 20, not 0" \
+        in result.stderr
     config["aws"]["attempts"] = 2
     config["aws"]["readtimeout"] = 0
     path.write_text(json.dumps(config))
     result = failed_push(workspace)
-    assert f"error: {path}: aws.readtimeout must be a whole number of seconds from 1 to 600, not 0" in result.stderr
+    assert f"error: {at(path, 'readtimeout')}: aws.readtimeout must be a whole number of seconds from 1 to 600, not 0" \
+        in result.stderr
     assert keys(s3, bucket) == {}
 
 

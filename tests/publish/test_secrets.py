@@ -59,12 +59,13 @@ def test_config_error_never_echoes_a_secret_value(tmp_path):
     result = run(workspace, "config")
     assert result.exit_code == 1
     tes = workspace / ".bosco" / "tes.json"
+    column = tes.read_text().index('"secret"') + 1
     assert result.stderr.splitlines() == [
-        f"error: {tes}: aws.secret must be a string (an AWS secret access key), not ****",
+        f"error: {tes}:1:{column}: aws.secret must be a string (an AWS secret access key), not ****",
         f"hint: fix aws.secret in {tes}",
     ]
     (tes).write_text(json.dumps({"aws": {"endpoint": f"ftp://{USERINFO}@files.example.com/"}}))
     result = run(workspace, "config")
     assert result.stderr.splitlines()[0] == (
-        f'error: {tes}: aws.endpoint must be an http:// or https:// URL, not "ftp://****@files.example.com/"')
+        f'error: {tes}:1:10: aws.endpoint must be an http:// or https:// URL, not "ftp://****@files.example.com/"')
     assert "Sup3r-s3cret" not in result.output
