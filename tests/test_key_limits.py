@@ -87,3 +87,17 @@ def test_a_failed_write_names_the_file_and_leaves_nothing_behind(tmp_path: Path)
         result.stderr
     assert "Traceback" not in result.stderr
     assert [p for p in out.rglob("*") if p.is_file()] == []
+
+
+def test_a_failed_write_leaves_no_folder_it_made(tmp_path: Path):
+    root = tmp_path / "ws"
+    write(root / "svc/img/big.svg", "<svg>" + " " * 10_000 + "</svg>\n")  # the only file: its folders are new
+    write(root / "svc/bosco-service.json", json.dumps({"assets": {"img": {"i": ["img/*.svg"]}}}))
+    out = tmp_path / "out"
+    env = {**os.environ, "BOSCO_CACHE": "0", "HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-m", "bosco", "build", "-W", str(root), "--out", str(out)],
+                            env=env, capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size,
+                            check=False)
+    assert result.returncode == 1
+    assert f"error: {out}/svc/default/img/big.svg: cannot write (File too large)" in result.stderr, result.stderr
+    assert sorted(out.rglob("*")) == []  # svc/default/img/ made for it is gone too

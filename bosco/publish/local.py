@@ -186,6 +186,8 @@ class DirectoryTarget:
         try:
             write_file(path, body)
         except OSError as exc:  # ENOSPC/EFBIG on write carry no file name: name it here
+            if new:  # the folders made for it go with the run's other files (discard_created)
+                self.created.append(path)
             raise PublishError(f"{path}: cannot write ({exc.strerror})",
                                "check the --out folder (free space, permissions, name length)") from exc
         self._remember(key, path, body)
