@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from bosco.config import Config
 from bosco.errors import PublishError
@@ -87,6 +87,10 @@ def _notify(request: Any, operation: str, attempts: int, on_retry: Callable[[str
                         f"{request.context.get('bosco_retry_cause', 'an error')}"))
 
 
+NO_CREDENTIALS_HINT = ("no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                       "AWS_PROFILE (a profile of ~/.aws/credentials), or run where an instance role applies")
+
+
 class S3Target:
     """The objects under ``<prefix>`` (``<environment>/``) of ``bucket``. Raises ``PublishError``
     naming ``s3://bucket/key`` and the S3 error code on failure."""
@@ -110,6 +114,8 @@ class S3Target:
             code = error.get("Code", "")
             hint = "create the bucket or fix aws.bucket" if code == "NoSuchBucket" else None
             raise PublishError(redact(f"{where}: {code} {error.get('Message', '')}".rstrip()), hint) from exc
+        except NoCredentialsError as exc:
+            raise PublishError(f"{where}: {exc}", NO_CREDENTIALS_HINT) from exc
         except BotoCoreError as exc:
             raise PublishError(f"{where}: {redact(str(exc))}",
                                "check aws.endpoint, aws.region and your AWS credentials") from exc

@@ -91,6 +91,18 @@ def test_missing_bucket_is_reported_without_traceback(workspace, s3, bucket):
     assert "Traceback" not in result.output
 
 
+def test_missing_credentials_name_the_ways_to_give_them(workspace, s3, bucket, monkeypatch):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role to wait for
+    result = failed_push(workspace)
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert errors[0].startswith(f"error: s3://{bucket}/tes/") and errors[0].endswith(": Unable to locate credentials")
+    assert errors[-1] == ("hint: no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                          "AWS_PROFILE (a profile of ~/.aws/credentials), or run where an instance role applies")
+    assert keys(s3, bucket) == {}
+
+
 def proxied_workspace(tmp_path: Path, proxy, bucket: str) -> Path:
     return write_workspace(tmp_path / "proxied", {"bucket": bucket, "endpoint": proxy.url, "region": REGION,
                                                   "cdn": "https://cdn.example.com", "attempts": 2})
