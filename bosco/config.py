@@ -338,7 +338,7 @@ def unknown_keys(values: Mapping[str, Any], origins: Mapping[str, str], env: Map
             hint = f"; did you mean {_variable(meant)}?" if meant else ""
         else:
             hint = f"; did you mean {meant}?" if meant else ""
-        lines.append(f"{origin}: unknown key {dotted} ignored{hint}")
+        lines.append(f"{origin}: unknown key {dotted}{'' if strict else ' ignored'}{hint}")  # strict: an error
 
     for section, node in values.items():
         if section not in TOP_LEVEL:

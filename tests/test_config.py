@@ -85,4 +85,4 @@ def test_strict_refuses_an_unknown_key_in_every_section(tmp_path: Path, section:
     assert load_config(tmp_path, "local", env={"HOME": str(tmp_path)}).warnings == ()  # not a typo of a known key
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path, "local", env={"HOME": str(tmp_path)}, strict=True)
-    assert str(info.value) == f"{settings}: unknown key {section}.zzz ignored"
+    assert str(info.value) == f"{settings}: unknown key {section}.zzz"

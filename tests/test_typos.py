@@ -81,7 +81,7 @@ def test_unknown_keys_close_to_nothing_are_silent_unless_strict(tmp_path):
     assert load_config(root, "local", env={}).warnings == ()
     with pytest.raises(ConfigError) as info:
         load_config(root, "local", env={}, strict=True)
-    assert str(info.value) == f"{root / '.bosco' / 'bosco.json'}: unknown key cdn.minifiers ignored"
+    assert str(info.value) == f"{root / '.bosco' / 'bosco.json'}: unknown key cdn.minifiers"  # failed: not ignored
 
 
 def test_an_environment_without_its_file_is_a_warning_naming_the_closest(tmp_path):
@@ -109,4 +109,4 @@ def test_cli_prints_config_warnings_and_strict_fails(example, monkeypatch):
     strict = runner.invoke(cli, ["-W", str(example), "config", "--strict"], catch_exceptions=False)
     assert strict.exit_code == 1
     assert strict.stderr.splitlines()[0] == (
-        f"error: {settings}: unknown key aws.buckett ignored; did you mean aws.bucket?")
+        f"error: {settings}: unknown key aws.buckett; did you mean aws.bucket?")
