@@ -71,17 +71,23 @@ def _limit_file_size() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
 
 
+def build_with_file_size_limit(tmp_path: Path, root: Path, out: Path) -> subprocess.CompletedProcess:
+    """``bosco build -W root --out out`` in a process that cannot write files over 4 KB; it fails (exit 1)."""
+    env = {**os.environ, "BOSCO_CACHE": "0", "HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-m", "bosco", "build", "-W", str(root), "--out", str(out)],
+                            env=env, capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size,
+                            check=False)
+    assert result.returncode == 1, result.stderr
+    return result
+
+
 def test_a_failed_write_names_the_file_and_leaves_nothing_behind(tmp_path: Path):
     root = tmp_path / "ws"
     write(root / "svc/img/small.svg", "<svg/>\n")
     write(root / "svc/img/zbig.svg", "<svg>" + " " * 10_000 + "</svg>\n")
     write(root / "svc/bosco-service.json", json.dumps({"assets": {"img": {"i": ["img/*.svg"]}}}))
     out = tmp_path / "out"
-    env = {**os.environ, "BOSCO_CACHE": "0", "HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "bosco", "build", "-W", str(root), "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size,
-                            check=False)
-    assert result.returncode == 1
+    result = build_with_file_size_limit(tmp_path, root, out)
     # the first file over the limit (zbig.svg, or index.html when the pool stores it first) is named
     assert re.search(rf"^error: {re.escape(str(out))}/\S+: cannot write \(File too large\)", result.stderr, re.M), \
         result.stderr
@@ -94,10 +100,6 @@ def test_a_failed_write_leaves_no_folder_it_made(tmp_path: Path):
     write(root / "svc/img/big.svg", "<svg>" + " " * 10_000 + "</svg>\n")  # the only file: its folders are new
     write(root / "svc/bosco-service.json", json.dumps({"assets": {"img": {"i": ["img/*.svg"]}}}))
     out = tmp_path / "out"
-    env = {**os.environ, "BOSCO_CACHE": "0", "HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "bosco", "build", "-W", str(root), "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size,
-                            check=False)
-    assert result.returncode == 1
+    result = build_with_file_size_limit(tmp_path, root, out)
     assert f"error: {out}/svc/default/img/big.svg: cannot write (File too large)" in result.stderr, result.stderr
     assert sorted(out.rglob("*")) == []  # svc/default/img/ made for it is gone too
