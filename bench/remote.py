@@ -33,6 +33,8 @@ import boto3
 import httpx
 from moto.server import ThreadedMotoServer
 
+from bosco.commands import stop_groups
+
 HERE = Path(__file__).resolve().parent
 BOSCO = [sys.executable, "-m", "bosco"]
 
@@ -61,7 +63,7 @@ def serve(root: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen,
     port = free_port()
     start = time.perf_counter()
     proc = subprocess.Popen([*BOSCO, "-W", str(root), "cdn", "--remote", "bench", "--port", str(port)], env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     while True:
         if proc.poll() is not None:
@@ -80,12 +82,8 @@ def service_name(folder: Path) -> str:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(20)
+    """End bosco cdn and its worker processes (its own session): SIGTERM, SIGKILL after 60 s."""
+    stop_groups([proc], grace=60)
 
 
 def timed(client: httpx.Client, path: str) -> float:
