@@ -372,7 +372,8 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
     """Write the asset set ``push`` would publish into folder ``out`` through the same release code
     (one uncompressed file per asset key, release indexes last; docs/layout.md). ``bundle_tag``
     limits it to one bundle tag; fragments link ``<aws.cdn>/<env>/<key>``, else ``base_url``, else
-    ``/<key>``. Raises ``ProblemsError`` (nothing written) when a service has an error or a bundle is
+    ``/<key>``. Raises ``BoscoError`` when ``base_url`` is not an ``http(s)://`` URL or a path
+    starting with ``/``, ``ProblemsError`` (nothing written) when a service has an error or a bundle is
     over its budget (unless ``ignore_budgets``), ``PublishError`` when ``out`` is unusable or a file
     of an already written build other than ``default`` would change (unless ``force``). When nothing
     the last run into ``out`` depended on changed (``bosco.noop``), nothing is built or written: a
@@ -380,6 +381,9 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
     from bosco import noop, stamps
     from bosco.publish.local import DirectoryTarget, check_out_dir
 
+    if base_url and not base_url.startswith(("http://", "https://", "/")):
+        raise BoscoError(f"--base-url {base_url[:80]!r} is not a URL prefix fragments can link",
+                         "give an http:// or https:// URL, or a path starting with / (docs/commands.md)")
     out = Path(out)
     check_out_dir(out, ws.root)
     publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle_tag, force, base_url or "")

@@ -166,6 +166,17 @@ def test_fragment_urls_use_base_url(example, tmp_path):
     assert fragment.count("<script") == 1
 
 
+@pytest.mark.parametrize("base_url", ["javascript:alert(1)//", "static/assets", "data:text/html,x"])
+def test_base_url_that_is_not_a_url_prefix_is_refused_before_writing(example, tmp_path, base_url):
+    out = tmp_path / "out"
+    result = bosco("-W", example, "build", "--out", out, "--base-url", base_url)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-2:] == [
+        f"error: --base-url {base_url!r} is not a URL prefix fragments can link",
+        "hint: give an http:// or https:// URL, or a path starting with / (docs/commands.md)"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_fragment_urls_use_aws_cdn_and_environment(example, tmp_path, where):
     (example / ".bosco" / "tes.json").write_text('{"aws": {"cdn": "https://cdn.example.com/"}}', encoding="utf-8")
