@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,6 +52,23 @@ def page_server(html: str) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+COLOR = "getComputedStyle(document.querySelector('.probe')).color"
+
+
+@contextmanager
+def chromium_with_page(fragment: str) -> Iterator[tuple[Any, str]]:
+    """Headless Chromium (Playwright; the test is skipped without it) and the URL of a page whose
+    head holds ``fragment`` and whose body holds a ``.probe`` paragraph (its colour is ``COLOR``)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
+    with playwright.sync_playwright() as p, page_server(html) as page_url:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser, page_url
+        finally:
+            browser.close()
 
 
 def read_event(lines, name: str) -> dict:
@@ -138,41 +156,34 @@ def test_fragments_of_watched_services_include_the_script_only_with_livereload(l
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium "
                     "(.ci/run does it)")
 def test_browser_swaps_css_in_place_reloads_on_js_and_shows_failures(live, example: Path) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
     w = live(livereload=True)
     fragment = w.get("app-home/local/html/main.css.html").text
-    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
-    with playwright.sync_playwright() as p, page_server(html) as page_url:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_url)
-            until(lambda: w.holder.events.subscribers >= 1, what="the page to connect to the event stream")
-            page.evaluate("window.marker = 42")
-            color = "getComputedStyle(document.querySelector('.probe')).color"
-            assert page.evaluate(color) == "rgb(29, 35, 39)"  # body colour from base.css
+    with chromium_with_page(fragment) as (browser, page_url):
+        page = browser.new_page()
+        page.goto(page_url)
+        until(lambda: w.holder.events.subscribers >= 1, what="the page to connect to the event stream")
+        page.evaluate("window.marker = 42")
+        assert page.evaluate(COLOR) == "rgb(29, 35, 39)"  # body colour from base.css
 
-            atomic_write(example / "app-home/public/css/home.css", b".probe { color: rgb(1, 2, 3); }\n")
-            page.wait_for_function(f"{color} === 'rgb(1, 2, 3)'", timeout=15000)
-            assert page.evaluate("window.marker") == 42  # no reload: the stylesheet was swapped in place
-            links = page.evaluate("[...document.querySelectorAll('link')].map(l => l.href)")
-            assert links[0] == f"{w.url}/app-home/local/css/base.css" and len(links) == 2
-            assert links[1].startswith(f"{w.url}/app-home/local/css/home.css?bosco=")
+        atomic_write(example / "app-home/public/css/home.css", b".probe { color: rgb(1, 2, 3); }\n")
+        page.wait_for_function(f"{COLOR} === 'rgb(1, 2, 3)'", timeout=15000)
+        assert page.evaluate("window.marker") == 42  # no reload: the stylesheet was swapped in place
+        links = page.evaluate("[...document.querySelectorAll('link')].map(l => l.href)")
+        assert links[0] == f"{w.url}/app-home/local/css/base.css" and len(links) == 2
+        assert links[1].startswith(f"{w.url}/app-home/local/css/home.css?bosco=")
 
-            manifest = example / "app-home/bosco-service.json"
-            good = manifest.read_text()
-            manifest.write_text("{")
-            overlay = page.wait_for_selector("#bosco-overlay", timeout=15000)
-            assert overlay.text_content().startswith("bosco: app-home failed to rebuild\n\nbosco-service.json:1:2: ")
-            manifest.write_text(good)
-            page.wait_for_selector("#bosco-overlay", state="detached", timeout=15000)
-            assert page.evaluate("window.marker") == 42
+        manifest = example / "app-home/bosco-service.json"
+        good = manifest.read_text()
+        manifest.write_text("{")
+        overlay = page.wait_for_selector("#bosco-overlay", timeout=15000)
+        assert overlay.text_content().startswith("bosco: app-home failed to rebuild\n\nbosco-service.json:1:2: ")
+        manifest.write_text(good)
+        page.wait_for_selector("#bosco-overlay", state="detached", timeout=15000)
+        assert page.evaluate("window.marker") == 42
 
-            with page.expect_navigation(timeout=15000):
-                atomic_write(example / "app-home/public/js/app.js", b"var reloaded = true;\n")
-            assert page.evaluate("window.marker") is None  # anything but CSS reloads the page
-        finally:
-            browser.close()
+        with page.expect_navigation(timeout=15000):
+            atomic_write(example / "app-home/public/js/app.js", b"var reloaded = true;\n")
+        assert page.evaluate("window.marker") is None  # anything but CSS reloads the page
 
 
 
@@ -230,43 +241,35 @@ FONT_AND_FETCH = """async ([font, asset]) => {
                     "(.ci/run does it)")
 def test_ten_tabs_all_live_reload_and_still_load_fonts_and_fetch(live, example: Path) -> None:
     # a browser allows 6 HTTP/1.1 connections per host: one event stream per tab used them all up
-    playwright = pytest.importorskip("playwright.sync_api")
     w = live(livereload=True)
     fragment = w.get("app-home/local/html/main.css.html").text + w.get("app-home/local/html/bottom.js.html").text
-    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
     font, asset = f"{w.url}/app-home/local/fonts/inter.woff2", f"{w.url}/app-home/local/css/base.css"
-    color = "getComputedStyle(document.querySelector('.probe')).color"
-    with playwright.sync_playwright() as p, page_server(html) as page_url:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context()
-            pages = [context.new_page() for _ in range(TABS)]
-            for page in pages:
-                page.goto(page_url)
-                page.evaluate("window.marker = 42")
-            until(lambda: w.holder.events.subscribers >= TABS, what="every tab to connect")
-            base_css = len((example / "app-home/public/css/base.css").read_bytes())
-            for page in pages:  # the font's request completed (200) and fetch() answers, in every tab
-                assert page.evaluate(FONT_AND_FETCH, [font, asset]) == [200, 200, base_css]
+    with chromium_with_page(fragment) as (browser, page_url):
+        context = browser.new_context()
+        pages = [context.new_page() for _ in range(TABS)]
+        for page in pages:
+            page.goto(page_url)
+            page.evaluate("window.marker = 42")
+        until(lambda: w.holder.events.subscribers >= TABS, what="every tab to connect")
+        base_css = len((example / "app-home/public/css/base.css").read_bytes())
+        for page in pages:  # the font's request completed (200) and fetch() answers, in every tab
+            assert page.evaluate(FONT_AND_FETCH, [font, asset]) == [200, 200, base_css]
 
-            atomic_write(example / "app-home/public/css/home.css", b".probe { color: rgb(1, 2, 3); }\n")
-            for page in pages:
-                page.wait_for_function(f"{color} === 'rgb(1, 2, 3)'", timeout=15000)
-                assert page.evaluate("window.marker") == 42  # swapped in place
-            atomic_write(example / "app-home/public/js/app.js", b"var reloaded = true;\n")
-            for page in pages:
-                page.wait_for_function("window.reloaded === true && window.marker === undefined", timeout=15000)
-            for page in pages:
-                assert page.evaluate(FONT_AND_FETCH, [font, asset]) == [200, 200, base_css]
-        finally:
-            browser.close()
+        atomic_write(example / "app-home/public/css/home.css", b".probe { color: rgb(1, 2, 3); }\n")
+        for page in pages:
+            page.wait_for_function(f"{COLOR} === 'rgb(1, 2, 3)'", timeout=15000)
+            assert page.evaluate("window.marker") == 42  # swapped in place
+        atomic_write(example / "app-home/public/js/app.js", b"var reloaded = true;\n")
+        for page in pages:
+            page.wait_for_function("window.reloaded === true && window.marker === undefined", timeout=15000)
+        for page in pages:
+            assert page.evaluate(FONT_AND_FETCH, [font, asset]) == [200, 200, base_css]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium "
                     "(.ci/run does it)")
 @pytest.mark.parametrize("name", ["café.css", "my styles.css"])
 def test_css_hot_swap_of_names_that_urls_encode(live, example: Path, name: str) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
     css = example / "app-home/public/css" / name
     css.write_text(".probe { color: rgb(4, 5, 6); }\n")
     manifest = example / "app-home/bosco-service.json"
@@ -274,18 +277,12 @@ def test_css_hot_swap_of_names_that_urls_encode(live, example: Path, name: str) 
     w = live(livereload=True)
     fragment = w.get("app-home/local/html/main.css.html").text
     assert "%20" in fragment or "%C3%A9" in fragment
-    html = f"<!doctype html><html><head>{fragment}</head><body><p class='probe'>probe</p></body></html>"
-    color = "getComputedStyle(document.querySelector('.probe')).color"
-    with playwright.sync_playwright() as p, page_server(html) as page_url:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_url)
-            until(lambda: w.holder.events.subscribers >= 1, what="the page to connect")
-            assert page.evaluate(color) == "rgb(4, 5, 6)"
-            page.evaluate("window.marker = 42")
-            atomic_write(css, b".probe { color: rgb(7, 8, 9); }\n")
-            page.wait_for_function(f"{color} === 'rgb(7, 8, 9)'", timeout=15000)
-            assert page.evaluate("window.marker") == 42
-        finally:
-            browser.close()
+    with chromium_with_page(fragment) as (browser, page_url):
+        page = browser.new_page()
+        page.goto(page_url)
+        until(lambda: w.holder.events.subscribers >= 1, what="the page to connect")
+        assert page.evaluate(COLOR) == "rgb(4, 5, 6)"
+        page.evaluate("window.marker = 42")
+        atomic_write(css, b".probe { color: rgb(7, 8, 9); }\n")
+        page.wait_for_function(f"{COLOR} === 'rgb(7, 8, 9)'", timeout=15000)
+        assert page.evaluate("window.marker") == 42
