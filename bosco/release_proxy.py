@@ -494,11 +494,15 @@ class RemoteReleases:
                 return _error(502, f"{self.origin.description}{fetched_form[0]}: not valid {encoding}")
             body, encoding = decoded, ""
         content_type = found.headers.get("content-type") or str(route.entry.get("contentType", ""))
+        # the representation's identity: the upstream's ETag and the coding served (no hashing of the
+        # body per request); a rewritten fragment, or an object sent without an ETag, by its bytes
+        identity = f"{found.headers.get('etag')}\0{encoding}".encode() if found.headers.get("etag") else body
         if route.entry.get("kind") == "fragment":
             plain = decode(body, ENCODINGS.get(encoding, IDENTITY)) or b""
             text = rewrite_fragment(plain.decode("utf-8", "replace"), self.environment, self.routes, self.base_url)
             body, encoding = text.encode("utf-8"), ""
-        return Answer(200, body, content_type, f'"{hashlib.sha256(body).hexdigest()[:32]}"',
+            identity = body
+        return Answer(200, body, content_type, f'"{hashlib.sha256(identity).hexdigest()[:32]}"',
                       {"Vary": "Accept-Encoding", **({"Content-Encoding": encoding} if encoding else {})})
 
     def _copy(self, key: str, encoding: str) -> Copy | Answer:
