@@ -23,28 +23,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bosco.assetset import AssetSet, use_types
+from bosco.assetset import use_types
 from bosco.cache import configure as configure_cache
 from bosco.config import Config, load_config
 from bosco.errors import BoscoError, Cancelled, ProblemsError, PublishError
-from bosco.pipeline import BuildOptions, build_asset_set
-from bosco.publish.compress import CompressionCache, default_cache_dir
-from bosco.publish.delete import delete_releases, plan_delete, refuse_current
-from bosco.publish.execute import dry_run_report, execute
-from bosco.publish.plan import (
-    DEFAULT_BUILD,
-    DEFAULT_CONCURRENCY,
-    PublishOptions,
-    ReleasePlan,
-    plan_release,
-    released_outputs,
-)
-from bosco.publish.report import PublishReport, Result
+from bosco.publish import DEFAULT_BUILD, DEFAULT_CONCURRENCY
 from bosco.redact import redact
 from bosco.workspace import Service, compile_regex, discover_services, filter_services, find_root
 
+# The build and publish modules load in the use cases that need them: ``build --out`` with nothing
+# changed (``bosco.noop``) and ``bosco config`` start without them.
 if TYPE_CHECKING:
+    from bosco.assetset import AssetSet
     from bosco.publish.audit import VerifyReport
+    from bosco.publish.compress import CompressionCache
+    from bosco.publish.plan import PublishOptions, ReleasePlan
+    from bosco.publish.report import PublishReport, Result
     from bosco.publish.s3 import S3Target
     from bosco.server import CdnServer
     from bosco.watch import Rebuild, ServedAssetSet
@@ -223,10 +217,13 @@ def _published_base(ws: Workspace, fallback: str) -> str:
 
 
 def _build_published(ws: Workspace, build: str, bundle_tag: str | None, minify: bool, fallback: str, reporter: Reporter,
-                     refuse_foreign: bool = False) -> AssetSet:
+                     refuse_foreign: bool = False, git: dict[Path, Any] | None = None) -> AssetSet:
     """The asset set ``build_to``, ``push`` and ``diff`` publish (the same bytes): fragments link
     ``<aws.cdn>/<env>/<key>``, else ``fallback``; every ``build.command`` runs (a publish builds from
-    source); a key that cannot be published is an error of its service. Reports its problems."""
+    source); a key that cannot be published is an error of its service. Reports its problems.
+    ``git``: the git facts of service folders already read (``pipeline.build_asset_set``)."""
+    from bosco.pipeline import BuildOptions, build_asset_set
+
     options = BuildOptions(build=build, minify=minify, bundle=True, base_url=_published_base(ws, fallback),
                            bundle_tag=bundle_tag,
                            css_minifier=_css_minifier(ws, reporter), rebuild=True,
@@ -235,7 +232,7 @@ def _build_published(ws: Workspace, build: str, bundle_tag: str | None, minify: 
                            build_timeout_ms=ws.config.build.timeout, refuse_foreign=refuse_foreign)
     services = ws.selected()
     with reporter.progress("building", len(services)) as advance:
-        asset_set = build_asset_set(services, options, ws.warnings, lambda s: advance(s.name))
+        asset_set = build_asset_set(services, options, ws.warnings, lambda s: advance(s.name), git)
     asset_set = asset_set.with_key_problems(ws.environment)
     _report_problems(asset_set, reporter)
     return asset_set
@@ -244,6 +241,8 @@ def _build_published(ws: Workspace, build: str, bundle_tag: str | None, minify: 
 def _publish_options(ws: Workspace, build: str, concurrency: int, bundle_tag: str | None, force: bool,
                      fallback: str) -> PublishOptions:
     """Publish options from the configuration (``aws.maxage``, ``aws.shortcache``)."""
+    from bosco.publish.plan import PublishOptions
+
     return PublishOptions(ws.environment, build, ws.config.aws.maxage, ws.config.aws.shortcache,
                           concurrency, bundle_tag, _published_base(ws, fallback), force)
 
@@ -251,6 +250,8 @@ def _publish_options(ws: Workspace, build: str, concurrency: int, bundle_tag: st
 def compression_cache(config: Config) -> CompressionCache:
     """The compression cache (``compressed`` in the local cache folder) with the configured brotli
     qualities, encoding large bodies in one process per CPU."""
+    from bosco.publish.compress import CompressionCache, default_cache_dir
+
     return CompressionCache(default_cache_dir(), config.brotli.quality, config.brotli.mapquality,
                             os.cpu_count() or 1)
 
@@ -262,6 +263,7 @@ def _provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool,
     files with uncommitted changes: problems when ``strict`` (s3push without --allow-dirty), else
     warnings. Returns (service -> release index keys, problems)."""
     from bosco import provenance
+    from bosco.publish.plan import released_outputs
 
     outputs = released_outputs(asset_set, publish)
     names = {o.service for o in outputs if o.service}
@@ -284,6 +286,7 @@ def _provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool,
 def _bundle_sizes(asset_set: AssetSet, publish: PublishOptions, config: Config) -> dict[str, dict[str, int]]:
     """Raw/gzip/brotli bytes of every bundle ``publish`` releases, compressed through the compression
     cache (a later push reuses the bodies)."""
+    from bosco.publish.plan import released_outputs
     from bosco.sizes import compressed_sizes
 
     with compression_cache(config) as cache:
@@ -294,6 +297,7 @@ def _local_side(asset_set: AssetSet, publish: PublishOptions, records: dict[str,
                 sizes: dict[str, dict[str, int]], label: str) -> dict[str, Any]:
     """The services ``publish`` releases, as release indexes of the local build (``label``)."""
     from bosco.diff import local_indexes
+    from bosco.publish.plan import released_outputs
 
     outputs = released_outputs(asset_set, publish)
     names = [s.name for s in asset_set.services if s.name in {o.service for o in outputs}]
@@ -386,13 +390,13 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
                          "give an http:// or https:// URL, or a path starting with / (docs/commands.md)")
     out = Path(out)
     check_out_dir(out, ws.root)
-    publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle_tag, force, base_url or "")
     services = ws.selected()
     skip = noop.applies(services) and not _has_budgets(ws)
+    git = noop.git_infos(services) if skip else None  # no build.command runs: the build reuses them
     fingerprint = noop.fingerprint(
         ws.root, ws.environment, ws.config.values, ws.warnings, out.resolve(), build, bundle_tag, minify, base_url,
         force, ignore_budgets, [(s.name, str(s.path), repr(s.manifest), s.error) for s in services],
-        noop.git_facts(services) if skip else None)
+        noop.git_facts(services, git) if git is not None else None)
     last = noop.last_run(out, fingerprint) if skip else None
     if last is not None:
         reporter.detail(f"nothing changed since the last build into {out}: not built again")
@@ -400,9 +404,14 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
             getattr(reporter, kind)(text)
         return BuildResult(out, ws.environment, build, [s.name for s in services], 0, last.summary["unchanged"], 0,
                            last.summary["warnings"])
+    from bosco.publish.compress import CompressionCache
+    from bosco.publish.execute import execute
+    from bosco.publish.plan import plan_release
+
+    publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle_tag, force, base_url or "")
     recording = _Recording(reporter)
     with stamps.recording() as record:
-        asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", recording)
+        asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", recording, git=git)
         _gate(asset_set.errors, [], f"nothing written to {out}", recording, "fix the errors above and run again")
         records, _ = _provenance(asset_set, publish, False, recording)
     target = DirectoryTarget(out)
@@ -510,6 +519,8 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = 
     store fails. ``verify_after`` re-reads the release (``PushResult.verify``; ``require_verified``
     fails on a difference)."""
     from bosco.diff import current_release, diff_releases
+    from bosco.publish.execute import dry_run_report
+    from bosco.publish.plan import plan_release
     from bosco.publish.s3 import config_problems
 
     env = ws.environment
@@ -553,6 +564,8 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = 
 
 def _execute(plan: ReleasePlan, target: S3Target, cache: CompressionCache, reporter: Reporter) -> PublishReport:
     """Execute ``plan``, advancing a progress of objects with the bytes sent so far."""
+    from bosco.publish.execute import execute
+
     sent = 0
     with reporter.progress("publishing", len(plan.steps) + 2 * len(plan.services)) as advance:
 
@@ -617,6 +630,8 @@ def delete(ws: Workspace, release: str, *, dry_run: bool = False, force: bool = 
     are updated first, so nothing published names a deleted object (docs/layout.md). Raises
     ``PublishError`` (nothing deleted) when no object matches or a release is the current one in
     ``releases.json`` (unless ``force``), ``Cancelled`` when ``reporter.confirm`` declines."""
+    from bosco.publish.delete import delete_releases, plan_delete, refuse_current
+
     service, _, build = release.rpartition("/")
     names = [service] if service else [s.name for s in ws.selected()]
     target = _s3(ws, DEFAULT_CONCURRENCY, reporter)
@@ -669,6 +684,7 @@ def diff(ws: Workspace, *, from_build: str | None = None, to_build: str = "local
     repos: dict[str, Any] = {}
     if "local" in (from_build, to_build):
         from bosco.provenance import collect
+        from bosco.publish.plan import released_outputs
 
         publish = _publish_options(ws, DEFAULT_BUILD, DEFAULT_CONCURRENCY, None, False, f"/{ws.environment}")
         asset_set = _build_published(ws, DEFAULT_BUILD, None, True, f"/{ws.environment}", reporter)
@@ -861,6 +877,7 @@ class Cdn:
 
     def __post_init__(self) -> None:
         from bosco import budgets
+        from bosco.pipeline import BuildOptions
         from bosco.server import AssetHolder, CdnServer
         from bosco.watch import ServedAssetSet
 

@@ -22,13 +22,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bosco.assetset import AssetSet, ServiceResult
 from bosco.errors import BoscoError, ConfigError, ManifestError
 from bosco.jsonfile import load_json
-from bosco.publish.compress import CompressionCache
-from bosco.sizes import compressed_sizes, stored_sizes
+
+if TYPE_CHECKING:  # loading the configuration parses budgets: measuring them loads the publish modules
+    from bosco.assetset import AssetSet, ServiceResult
+    from bosco.publish.compress import CompressionCache
 
 ENCODINGS = ("raw", "gzip", "br")
 UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2}
@@ -175,6 +176,8 @@ def evaluate(asset_set: AssetSet, rules: tuple[Rule, ...], sizes: Mapping[str, d
              previous: Mapping[str, dict[str, Any] | None], build: str) -> list[Violation]:
     """``check`` the bundles of ``asset_set`` measured in ``sizes`` (asset key -> raw/gzip/br bytes)
     against ``rules``; ``previous`` maps a service to its previous release index (growth rules)."""
+    from bosco.sizes import stored_sizes
+
     bundles = {b.key: (s.name, f"{b.type}/{b.tag}", sizes[b.key]) for s in asset_set.services for b in s.bundles
                if b.key in sizes}
     before = {}
@@ -200,6 +203,8 @@ def measure_service(build: ServiceResult, rules: tuple[Rule, ...], cache: Compre
     are skipped: there is no previous release). A bundle served as one file is measured as that
     file; a bundle served file by file (``bosco cdn`` without minify) as the sums of its files'
     sizes, each compressed alone. Compressed through ``cache`` (``s3push`` reuses the bodies)."""
+    from bosco.sizes import compressed_sizes
+
     outputs = {o.key: o for o in build.outputs}
     keys = {f"{b.type}/{b.tag}": [k for k in ((b.key,) if b.key else b.files) if k in outputs] for b in build.bundles}
     measured = compressed_sizes({k: outputs[k] for ks in keys.values() for k in ks}.values(), cache)

@@ -48,6 +48,9 @@ _remote: RemoteCache | None = None
 _maxsize = CacheSection.maxsize
 
 
+MEMO_ENTRIES = 8  # signatures ``code_version`` remembers (python -m bosco, the bosco script, a test runner, ...)
+
+
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """SHA-256 hex of bosco's own source files and the versions of the libraries whose output is
@@ -56,7 +59,8 @@ def code_version() -> str:
     Remembered in ``<cache root>/code-version.json`` under the stat stamps of those source files and
     of the absolute folders of ``sys.path`` (installing or removing a package changes its folder; the
     current folder, ``""`` for ``python -m``, is not one), so a command does not read every source
-    file and query package metadata on each start."""
+    file and query package metadata on each start. The last ``MEMO_ENTRIES`` signatures are kept:
+    ``python -m bosco`` and the ``bosco`` script have different ``sys.path`` lists, and each hits."""
     package = Path(__file__).resolve().parent
     sources = sorted(package.rglob("*.py"))
     signature = hashlib.sha256(repr(([(p.relative_to(package).as_posix(), _stamp(p)) for p in sources],
@@ -65,14 +69,17 @@ def code_version() -> str:
     memo = cache_root() / "code-version.json" if cache_enabled() else None
     try:
         found = json.loads(memo.read_bytes()) if memo else None
-    except (OSError, ValueError):
-        found = None
-    if isinstance(found, dict) and found.get("signature") == signature and isinstance(found.get("version"), str):
-        return found["version"]
+        entries = [(str(s), str(v)) for s, v in found["entries"]][:MEMO_ENTRIES]
+    except (OSError, ValueError, TypeError, KeyError):
+        entries = []
+    for known, version in entries:
+        if known == signature:
+            return version
     version = _code_version(package, sources)
     if memo is not None:
+        entries = [(signature, version), *entries][:MEMO_ENTRIES]
         with suppress(OSError):
-            write_atomic(memo, json.dumps({"signature": signature, "version": version}).encode())
+            write_atomic(memo, json.dumps({"entries": entries}).encode())
     return version
 
 

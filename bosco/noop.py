@@ -51,21 +51,29 @@ def _in_git(folder: Path) -> bool:
     return any((p / ".git").exists() for p in (folder, *folder.parents))
 
 
-def git_facts(services: list[Service]) -> list[Any]:
-    """The git facts a release records (``gitinfo.repo_info``: commit, branch, origin, changed files)
-    of every service in a git repository (one ``git status`` each, eight at a time); GitPython loads
-    only when there is one."""
+def git_infos(services: list[Service]) -> dict[Path, Any]:
+    """Service folder -> its git facts (``gitinfo.repo_info``: commit, branch, origin, changed files;
+    None outside git) of every service (one ``git status`` each, eight at a time, for those in a git
+    repository); GitPython loads only when there is one. A build that follows reuses them
+    (``pipeline.build_asset_set``'s ``git``) instead of running ``git status`` again."""
     in_git = [s for s in services if _in_git(s.path)]
+    infos: dict[Path, Any] = {s.path: None for s in services}
     if not in_git:
-        return []
+        return infos
     from concurrent.futures import ThreadPoolExecutor
 
     from bosco.gitinfo import repo_info
 
     with ThreadPoolExecutor(8) as pool:
-        infos = list(pool.map(lambda s: repo_info(s.path), in_git))
-    return [(s.name, info and (info.to_json(), sorted(info.changes.items()))) for s, info in zip(in_git, infos,
-                                                                                                 strict=True)]
+        infos.update(zip((s.path for s in in_git), pool.map(lambda s: repo_info(s.path), in_git), strict=True))
+    return infos
+
+
+def git_facts(services: list[Service], infos: dict[Path, Any]) -> list[Any]:
+    """The git facts a release records of every service of ``services`` in a git repository, from
+    ``infos`` (``git_infos``), for ``fingerprint``."""
+    return [(s.name, info and (info.to_json(), sorted(info.changes.items())))
+            for s in services if _in_git(s.path) for info in (infos[s.path],)]
 
 
 def _templates() -> str:

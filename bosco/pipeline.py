@@ -26,7 +26,7 @@ from bosco.duplicates import Duplicate
 from bosco.errors import BoscoError, InputFileError
 from bosco.files import decode, problem, read_bytes
 from bosco.fragments import PageService, RemotePage, render_fragment, render_index, url_for
-from bosco.gitinfo import repo_info
+from bosco.gitinfo import RepoInfo, repo_info
 from bosco.jsonfile import load_json
 from bosco.workspace import Service
 
@@ -403,8 +403,11 @@ def build_asset_set(
     options: BuildOptions,
     warnings: Sequence[str] = (),
     progress: Callable[[Service], None] | None = None,
+    git: Mapping[Path, RepoInfo | None] | None = None,
 ) -> AssetSet:
     """Build every service in order (``progress`` is called after each) and assemble the set.
+    ``git``: service folder -> git facts already read (``gitinfo.repo_info``, by a caller that runs
+    no ``build.command``); the others are read after their service is built.
 
     Each service's globs are expanded once. Minified builds first verify-and-minify every distinct
     JS and CSS input of the bundles not cached whole on all CPUs (``verify.prewarm``), so the
@@ -427,10 +430,13 @@ def build_asset_set(
 
                 prewarm(type_, inputs, os.cpu_count() or 1, options.legal_comments == "inline")
     builds = []
+    known = git or {}
     with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
         for service, found in zip(services, collected, strict=True):
             build = build_service(service, options, with_git=False, collected=found)
-            builds.append((build, pool.submit(repo_info, service.path)))
+            reading = None if service.path in known else pool.submit(repo_info, service.path)
+            builds.append((build, service.path, reading))
             if progress:
                 progress(service)
-        return assemble([replace(b, git=git.result()) for b, git in builds], options, warnings)
+        return assemble([replace(b, git=reading.result() if reading else known[path]) for b, path, reading in builds],
+                        options, warnings)

@@ -15,21 +15,22 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich import box
 from rich.console import Console as RichConsole
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from bosco import app
 from bosco.app import plural
 from bosco.errors import BoscoError, Cancelled
-from bosco.publish.audit import VerifyReport
 from bosco.redact import redact
+
+if TYPE_CHECKING:  # progress bars, tables and the verify report load when first shown
+    from rich.table import Table
+
+    from bosco.publish.audit import VerifyReport
 
 err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
 out = RichConsole(highlight=False, soft_wrap=True)
@@ -137,6 +138,8 @@ class Console(app.Reporter):
     def progress(self, label: str, total: int) -> Iterator[Callable[[str], None]]:
         """A transient progress bar on stderr (label, bar, done/total, description, elapsed time),
         only on a terminal: elsewhere (CI logs, pipes) it would leave an empty line and nothing else."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                    TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
@@ -220,6 +223,9 @@ def _size(value: int | None) -> str:
 
 def _push(result: app.PushResult) -> None:
     """The bundle table and the totals line on stdout, then the verification."""
+    from rich import box
+    from rich.table import Table
+
     report = result.report
     if not mode.json:
         table = Table("bundle", "raw", "gzip", "br", "action", box=box.SIMPLE, title_justify="left",
@@ -275,6 +281,9 @@ def _configuration(report: app.ConfigReport) -> None:
 
 
 def _cache_table(title: str, rows: list[Any]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=escape(title), box=box.SIMPLE)
     for column in ("folder", "entries", "MB", ""):
         table.add_column(column, justify="left" if column in ("folder", "") else "right")
@@ -296,9 +305,9 @@ def _pruned(result: app.PruneResult) -> None:
         err.print(f"[green]shared:[/] deleted {result.remote / 1e6:.1f} MB of {escape(str(result.remote_url))}")
 
 
-_RESULTS: dict[type, Callable[[Any], None]] = {
-    app.BuildResult: _built, app.PushResult: _push, app.DeleteResult: _deleted, app.DiffResult: _diffed,
-    app.CacheStats: _cache_stats, app.PruneResult: _pruned, VerifyReport: _verified, app.ConfigReport: _configuration,
+_RESULTS: dict[str, Callable[[Any], None]] = {  # by class name: bosco.publish.audit loads only for a verify
+    "BuildResult": _built, "PushResult": _push, "DeleteResult": _deleted, "DiffResult": _diffed,
+    "CacheStats": _cache_stats, "PruneResult": _pruned, "VerifyReport": _verified, "ConfigReport": _configuration,
 }
 
 
@@ -309,7 +318,7 @@ def show(result: Any) -> Any:
     if mode.json:
         click.echo(json.dumps(result.to_json(), indent=2))
         mode.shown = True
-    _RESULTS[type(result)](result)
+    _RESULTS[type(result).__name__](result)
     return result
 
 

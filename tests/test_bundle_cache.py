@@ -132,3 +132,34 @@ def test_an_unchanged_bundle_is_not_built_again(ws, monkeypatch):
 
     monkeypatch.setattr(bosco.bundle, "build_bundle", refuse)
     assert outputs(ws) == first
+
+
+def test_the_code_version_is_remembered_per_sys_path_and_recomputed_when_one_changes(tmp_path, monkeypatch):
+    # python -m bosco and the bosco script have different sys.path lists: alternating them must hit
+    # the memo each time, and a changed folder of sys.path (a package installed) must not
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    memo = tmp_path / "xdg" / "bosco" / "code-version.json"
+    other = tmp_path / "site-packages"
+    other.mkdir()
+
+    def fresh() -> str:
+        cache.code_version.cache_clear()
+        return cache.code_version()
+
+    try:
+        real = fresh()
+        with monkeypatch.context() as patch:
+            patch.syspath_prepend(str(other))
+            assert fresh() == real
+        entries = json.loads(memo.read_bytes())["entries"]
+        assert len(entries) == 2 and {version for _, version in entries} == {real}
+        memo.write_text(json.dumps({"entries": [[signature, "remembered"] for signature, _ in entries]}))
+        assert fresh() == "remembered"  # this sys.path: read from the memo, not computed
+        with monkeypatch.context() as patch:
+            patch.syspath_prepend(str(other))
+            assert fresh() == "remembered"  # the other one too
+            (other / "newpackage").mkdir()  # the folder changed: computed again
+            assert fresh() == real
+        assert len(json.loads(memo.read_bytes())["entries"]) == 3
+    finally:
+        cache.code_version.cache_clear()

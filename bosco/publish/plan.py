@@ -8,7 +8,6 @@ target; everything else is uploaded (compressed through the ``CompressionCache``
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,13 +15,12 @@ from typing import Any
 from bosco.assetset import AssetSet, Output, content_type, segment_problem
 from bosco.config import AwsSection
 from bosco.errors import PublishError
+from bosco.publish import DEFAULT_BUILD, DEFAULT_CONCURRENCY
 from bosco.publish.compress import Encoding, encodings_for
 from bosco.publish.release_index import ServiceState, read_service_state, stored_entries
 from bosco.publish.report import ACTIONS
 from bosco.publish.target import Headers, StoredObject, Target, request_pool
 
-DEFAULT_BUILD = "default"
-DEFAULT_CONCURRENCY = min(32, (os.cpu_count() or 1) * 8)
 # Kinds whose keys carry the build segment (<service>/<build>/...), docs/layout.md.
 BUILD_KINDS = frozenset({"file", "bundle", "map", "fragment"})
 # Publish order: a stage starts when every object of the previous one is stored.

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +127,39 @@ def test_a_new_commit_or_an_uncommitted_file_builds_again(tmp_path, monkeypatch)
     again = run(workspace, "build", "--out", str(out), "-v")
     assert SKIPPED not in again.stderr
     assert json.loads((out / "app-web/default/release.json").read_text())["git"]["commit"] == sha
+
+
+def test_a_build_after_the_unchanged_check_runs_git_status_once_per_repository(tmp_path, monkeypatch):
+    """The unchanged check reads every service's git facts; the build that follows records those
+    instead of running ``git status`` again (a real git behind a PATH wrapper that logs its calls)."""
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
+    workspace, _ = git_workspace(tmp_path / "ws", {})
+    real, log, wrapper = shutil.which("git"), tmp_path / "git-calls.log", tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    out = tmp_path / "out"
+    first = run(workspace, "build", "--out", str(out), "-v")
+    assert first.exit_code == 0, first.output
+    assert SKIPPED not in first.stderr
+    statuses = [line for line in log.read_text().splitlines() if " status " in f" {line} "]
+    assert len(statuses) == 2  # app-web and app-other, once each
+    release = json.loads((out / "app-web/default/release.json").read_text())["git"]
+    assert release["dirty"] is False and release["branch"] == "main"
+
+
+def test_nothing_changed_loads_neither_the_build_nor_the_publish_modules(built):
+    """The unchanged check answers before the build pipeline, the minifiers and the publish code
+    load (a fresh interpreter, as the ``bosco`` command starts)."""
+    workspace, out = built
+    code = ("import sys\nfrom bosco.cli import cli\n"
+            "try:\n    cli(sys.argv[1:], prog_name='bosco')\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith(('bosco', 'rich', 'numpy')))))")
+    done = subprocess.run([sys.executable, "-c", code, "-W", str(workspace), "-e", "tes", "build", "--out", str(out),
+                           "-v"], capture_output=True, text=True, check=True)
+    assert SKIPPED in done.stderr
+    loaded = set(done.stdout.split())
+    assert "bosco.noop" in loaded
+    assert not loaded & {"bosco.pipeline", "bosco.bundle", "bosco.publish.plan", "bosco.publish.execute",
+                         "bosco.publish.compress", "bosco.publish.audit", "rich.progress", "rich.table", "numpy"}
