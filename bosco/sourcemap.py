@@ -227,8 +227,8 @@ class MapWriter:
         same library sources appear in many bundles and on every rebuild."""
         head = json.dumps({"version": 3, "file": self.file, "sources": self.sources}, separators=(",", ":"))
         contents = ",".join(_escaped(c) for c in self.contents)
-        tail = json.dumps({"names": [], "mappings": "".join(self._parts)}, separators=(",", ":"))
-        return f'{head[:-1]},"sourcesContent":[{contents}],{tail[1:]}'.encode()
+        # Base64 VLQ, "," and ";" need no JSON escaping: the mappings text is written as it is
+        return f'{head[:-1]},"sourcesContent":[{contents}],"names":[],"mappings":"{"".join(self._parts)}"}}'.encode()
 
     def to_dict(self) -> dict[str, Any]:
         return {
