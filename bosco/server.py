@@ -191,14 +191,18 @@ class AssetHolder:
         self.events = EventHub()
         self.ready = threading.Event()
         self.stopping = threading.Event()
+        self.pending: frozenset[str] = frozenset()
         self._changed = threading.Condition()
         if asset_set is not None:
             self.ready.set()
 
-    def swap(self, asset_set: AssetSet) -> None:
-        """Serve ``asset_set`` from now on."""
+    def swap(self, asset_set: AssetSet, pending: frozenset[str] = frozenset()) -> None:
+        """Serve ``asset_set`` from now on. ``pending`` are keys it lacks that the next set will
+        have (the concatenations a quick ``cdn -w`` pass leaves to the complete one): a request
+        for one waits for that set (``wait_built``) instead of answering 404."""
         self.current = asset_set
         with self._changed:
+            self.pending = pending
             self.ready.set()
             self._changed.notify_all()
 
@@ -215,6 +219,11 @@ class AssetHolder:
         with self._changed:
             self._changed.wait_for(lambda: self.ready.is_set() or self.stopping.is_set(), timeout)
         return self.ready.is_set()
+
+    def wait_built(self, key: str, timeout: float) -> None:
+        """Block until ``key`` is no longer ``pending``, the server stops or ``timeout`` seconds pass."""
+        with self._changed:
+            self._changed.wait_for(lambda: key not in self.pending or self.stopping.is_set(), timeout)
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
@@ -313,6 +322,11 @@ def create_app(holder: AssetHolder) -> Starlette:
         key = path[1:] if path.startswith("/") else None
         # the index page is rendered when first asked for (tens of ms): off the event loop
         output = await anyio.to_thread.run_sync(assets.get, key) if key == INDEX_KEY else assets.get(key)
+        if output is None and (key in holder.pending or holder.current is not assets):
+            # being built (or the set was swapped meanwhile): served by the set that has it
+            await anyio.to_thread.run_sync(holder.wait_built, key, BUILD_WAIT)
+            assets = holder.current
+            output = assets.get(key)
         if output is None and holder.remote is not None and path.startswith("/"):
             answer = await anyio.to_thread.run_sync(holder.remote.respond, path[1:],
                                                     request.headers.get("accept-encoding"))

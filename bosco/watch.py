@@ -255,6 +255,42 @@ def _diff(old: ServiceResult | None, new: ServiceResult) -> tuple[tuple[str, ...
     return tuple(changed), tuple(removed)
 
 
+def pending_keys(build: ServiceResult, options: BuildOptions) -> frozenset[str]:
+    """The keys of the concatenations (and their maps) an unminified ``build`` of a first pass
+    leaves out (``BuildOptions.concatenations``) that its complete pass adds: one per JS/CSS bundle
+    with files, unless a file of the service is served at that key."""
+    if options.bundle or build.complete:
+        return frozenset()
+    present = {o.key for o in build.outputs}
+    keys = set()
+    for report in build.bundles:
+        if report.type in ("js", "css") and report.sources:
+            key = f"{build.name}/{options.build}/{report.type}/{report.tag}.{report.type}"
+            keys |= {key, key + ".map"} - present
+    return frozenset(keys)
+
+
+def _with_pending(rebuild: Rebuild, before: ServiceResult | None, after: ServiceResult, build: str,
+                  pending: frozenset[str]) -> Rebuild:
+    """``rebuild`` (``before`` -> ``after``, a first pass whose ``pending`` concatenations follow)
+    with each pending concatenation (and map) reported changed when its bundle gained, lost or
+    changed a file (or a style sheet its files import changed), never removed: the keys a page
+    loads are those to fetch again, and they answer once built (``AssetHolder.wait_built``)."""
+    touched = (set(rebuild.changed) | set(rebuild.removed)) - pending
+    listed = {k for b in (before, after) if b for r in b.bundles for k in r.files}
+    loose = [k for k in touched if k not in listed]  # style sheets pulled in by a local @import
+    old = {(r.type, r.tag): set(r.files) for r in before.bundles} if before else {}
+    changed = set(rebuild.changed)
+    for report in after.bundles:
+        key = f"{after.name}/{build}/{report.type}/{report.tag}.{report.type}"
+        files = set(report.files)
+        if key in pending and (files != old.get((report.type, report.tag)) or files & touched
+                               or any(k.endswith("." + report.type) for k in loose)):
+            changed |= {key, key + ".map"} & pending
+    removed = tuple(k for k in rebuild.removed if k not in pending)
+    return replace(rebuild, changed=tuple(sorted(changed)), removed=removed)
+
+
 class _Handler(FileSystemEventHandler):
     """Hands every watchdog event to the session (one handler for every watch)."""
 
@@ -321,6 +357,7 @@ class ServedAssetSet:
         self._served: dict[Path, ServiceResult] = {}
         self._inputs: dict[Path, frozenset[Path]] = {}  # per service: the files its served build read
         self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
+        self._building: dict[Path, frozenset[str]] = {}  # per service: keys its complete pass adds (``pending_keys``)
         self._generations = itertools.count(1)
         self._initial = threading.Event()  # set when build_all has served every service once
         self._last_good: dict[Path, ServiceResult] = {}
@@ -365,6 +402,7 @@ class ServedAssetSet:
             return False
         self._generation[path] = generation
         self._served[path] = build
+        self._building[path] = pending_keys(build, self._options(path))
         self._inputs[path] = build_inputs(build, path)
         if not build.all_errors:
             self._last_good[path] = build
@@ -456,7 +494,7 @@ class ServedAssetSet:
             if generation == self._generation.get(p)}
         asset_set = assemble(builds, self.options, self.warnings, sizes, self.remote() if self.remote else None,
                              self._places_of)
-        self.holder.swap(asset_set)
+        self.holder.swap(asset_set, frozenset().union(*self._building.values()))
         return asset_set
 
     def _places_of(self, build: ServiceResult) -> list[Found]:
@@ -481,7 +519,8 @@ class ServedAssetSet:
         None when the build is dropped: a newer one is served, or a watched file is briefly gone.
 
         Two passes: a quick one (``BuildOptions.quick``: nothing that is not cached is checked,
-        verified or mapped token by token) is served at once and announced to live reload; the
+        verified or mapped token by token; unminified, no concatenations: ``pending_keys``, whose
+        requests wait for them) is served at once and announced to live reload; the
         complete build of the same inputs (build command not run again) replaces it right after,
         announced again only when its errors differ (it serves the same code: minified, mapped
         token by token, checked). The served bytes never get older than the save; the result is
@@ -499,13 +538,17 @@ class ServedAssetSet:
         prepared = prepare(service, options)
         with self._lock:
             served = self._served.get(repo)
-        fresh = build_service(service, replace(options, quick=True), with_git=False, prepared=prepared)
+        fresh = build_service(service, replace(options, quick=True, concatenations=False), with_git=False,
+                              prepared=prepared)
         quick = self._swap(repo, service, replace(fresh, git=served.git if served else None), generation)
         if quick is None:
             return None
         previous, first, errors = quick
         reasons = tuple(reasons)
-        self._announce(repo, self._outcome(previous, first, errors, start, reasons))
+        with self._lock:
+            pending = self._building.get(repo, frozenset())
+        outcome = self._outcome(previous, first, errors, start, reasons)
+        self._announce(repo, _with_pending(outcome, previous, first, options.build, pending) if pending else outcome)
         done = _FirstPass(repo, service, options, prepared, generation, fresh, previous, first, errors, start, reasons)
         with self._cond:  # the report covers every rebuild since the last one reported
             earlier = self._unreported.get(repo)
@@ -709,6 +752,9 @@ class ServedAssetSet:
             try:
                 self._second_pass(done)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one rebuild
+                with self._lock:  # requests waiting for its concatenations get the 404 page
+                    if self._building.pop(done.repo, None):
+                        self._publish()
                 if self.on_problem:
                     self.on_problem(done.service.name, f"rebuild failed unexpectedly: {exc!r}")
 

@@ -476,3 +476,28 @@ def test_unminified_cdn_serves_bundle_keys_as_concatenations_with_exact_maps(liv
     until(lambda: b":root { --t: 42; }" in w.get("app-home/local/css/main.css").content, what="the edited import")
     w.rebuilt("app-home", lambda r: r.reasons == ("public/css/tokens.css",))
     _exact(map_checker, tmp_path, w, "app-home/local/css/main.css", "css", css_sources)
+
+
+def test_a_concatenation_asked_for_between_the_passes_waits_for_the_complete_one(live, example: Path) -> None:
+    # the first pass of an unminified rebuild serves the saved file at once and leaves the
+    # concatenations to the complete pass: asked for meanwhile, they answer once built, never 404
+    # and never the bytes from before the save
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import build
+
+    w = live(watch=())  # the test runs both passes itself
+    repo = example / "app-home"
+    keys = ["app-home/local/js/bottom.js", "app-home/local/js/bottom.js.map"]
+    assert [w.get(k).status_code for k in keys] == [200, 200]
+    (repo / "public/js/app.js").write_text("var edited = 42;\n")
+    done = w.session._first_pass(repo, ["public/js/app.js"])
+    assert w.get("app-home/local/js/app.js").content == b"var edited = 42;\n"
+    assert set(keys) <= w.holder.pending and not any(w.holder.current.get(k) for k in keys)
+    with ThreadPoolExecutor(len(keys)) as pool:
+        answers = [pool.submit(w.http.get, f"/{k}") for k in keys]
+        w.session._second_pass(done)
+        answers = [a.result() for a in answers]
+    cold = build(example, bundle=True, base_url=w.url)
+    assert [(a.status_code, a.content) for a in answers] == [(200, cold.get(k).data) for k in keys]
+    assert b"var edited = 42;" in answers[0].content and not w.holder.pending
