@@ -107,53 +107,62 @@ class FileMap:
     end: tuple[int, int]
 
 
+def _vlq_digits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(zigzag, digits)`` of int64 ``values``: the sign moved to the lowest bit, as ``vlq`` does, and
+    how many Base64 VLQ digits (5 bits each) each takes."""
+    zigzag = (np.abs(values) << 1) | (values < 0)
+    digits = 1 + (zigzag >= 32).astype(np.int64)
+    bits = 10
+    while True:
+        more = zigzag >= (1 << bits)
+        if not more.any():
+            return zigzag, digits
+        digits += more
+        bits += 5
+
+
+def _put_vlq(out: np.ndarray, at: np.ndarray, zigzag: np.ndarray, digits: np.ndarray) -> None:
+    """Write the Base64 VLQ digits of each ``zigzag`` value (of ``_vlq_digits``) into ``out`` from
+    ``at``: lowest 5 bits first, the continuation bit (32) on every digit but the last."""
+    while len(zigzag):
+        out[at] = _B64_BYTES[(zigzag & 31) | ((digits > 1) << 5)]
+        more = np.flatnonzero(digits > 1)
+        zigzag, at, digits = zigzag[more] >> 5, at[more] + 1, digits[more] - 1
+
+
 def encode_segments(gen_line: np.ndarray, gen_col: np.ndarray, src_line: np.ndarray,
                     src_col: np.ndarray) -> FileMap | None:
-    """Encode segments (0-based int arrays, in generated order, source index 0) as a ``FileMap``.
+    """Encode segments (0-based int arrays of one length, in generated order, source index 0) as a
+    ``FileMap``; None when there are none.
 
-    Vectorised with numpy: minified bundles have millions of segments. None when there are none.
+    Vectorised with numpy (minified bundles have millions of segments), character for character
+    what ``vlq`` gives value by value: each value's digit count is known from its size, so where
+    every segment starts in the ``mappings`` text is a cumulative sum. A segment is its separators
+    (``,`` on the same generated line, else one ``;`` per line advanced), then its four values.
     """
     n = len(gen_line)
     if n == 0:
         return None
     gen_line, gen_col = gen_line.astype(np.int64), gen_col.astype(np.int64)
     src_line, src_col = src_line.astype(np.int64), src_col.astype(np.int64)
-    new_line = np.ones(n, dtype=bool)
-    new_line[1:] = gen_line[1:] != gen_line[:-1]
-    prev_col = np.zeros(n, dtype=np.int64)
-    prev_col[1:] = gen_col[:-1]
-    values = np.stack([
-        gen_col - np.where(new_line, 0, prev_col),
-        np.zeros(n, dtype=np.int64),
-        np.diff(src_line, prepend=0),
-        np.diff(src_col, prepend=0),
-    ], axis=1)
-    zigzag = np.where(values < 0, (-values << 1) | 1, values << 1)
-    digits = max(1, (int(zigzag.max()).bit_length() + 4) // 5)  # only as many as the largest value needs
-    shifts = 5 * np.arange(digits, dtype=np.int64)
-    rest = zigzag[:, :, None] >> shifts  # (n, 4, digits)
-    more = np.zeros_like(rest, dtype=bool)
-    more[:, :, :-1] = rest[:, :, 1:] > 0
-    valid = more.copy()
-    valid[:, :, 0] = True
-    valid[:, :, 1:] |= more[:, :, :-1]
-    chars = _B64_BYTES[(rest & 31) | (more * 32)]
-    comma = np.full((n, 1), ord(","), dtype=np.uint8)
-    flat_chars = np.concatenate([comma, chars.reshape(n, -1)], axis=1)
-    flat_valid = np.concatenate([~new_line[:, None], valid.reshape(n, -1)], axis=1)
-    data = flat_chars[flat_valid].tobytes().decode("ascii")
-    offsets = np.concatenate(([0], np.cumsum(flat_valid.sum(axis=1))))
-    line_count = int(gen_line[-1]) + 1
-    starts = np.searchsorted(gen_line, np.arange(line_count + 1))
-    first_end = int(offsets[1])
-    pieces = []
-    for line in range(int(gen_line[0]), line_count):
-        a, b = int(offsets[starts[line]]), int(offsets[starts[line + 1]])
-        pieces.append(data[max(a, first_end):b] if line == gen_line[0] else ";" + data[a:b])
-    return FileMap(
-        (int(gen_line[0]), int(gen_col[0]), int(src_line[0]), int(src_col[0])),
-        "".join(pieces), line_count, int(gen_col[-1]), (int(src_line[-1]), int(src_col[-1])),
-    )
+    first = (int(gen_line[0]), int(gen_col[0]), int(src_line[0]), int(src_col[0]))
+    lines, last_col, end = int(gen_line[-1]) + 1, int(gen_col[-1]), (int(src_line[-1]), int(src_col[-1]))
+    if n == 1:
+        return FileMap(first, "", lines, last_col, end)
+    # The tail: segments 1..n-1, each relative to the one before (its column to the line's start).
+    advance = np.diff(gen_line)
+    same_line = advance == 0
+    (z_col, d_col), (z_line, d_line), (z_src, d_src) = (_vlq_digits(v) for v in (
+        gen_col[1:] - np.where(same_line, gen_col[:-1], 0), np.diff(src_line), np.diff(src_col)))
+    values = d_col + 1 + d_line + d_src  # the source index delta is always 0: "A"
+    at = np.cumsum(np.where(same_line, 1, advance) + values) - values
+    out = np.full(int(at[-1] + values[-1]), ord(";"), dtype=np.uint8)
+    out[at[same_line] - 1] = ord(",")
+    out[at + d_col] = ord("A")
+    _put_vlq(out, at, z_col, d_col)
+    _put_vlq(out, at + d_col + 1, z_line, d_line)
+    _put_vlq(out, at + d_col + 1 + d_line, z_src, d_src)
+    return FileMap(first, out.tobytes().decode("ascii"), lines, last_col, end)
 
 
 class MapWriter:

@@ -166,6 +166,61 @@ def test_encoded_segments_round_trip_for_small_and_huge_values():
         [(0, 0, 3, 0), (5, 0, 3, 15), (100_000_000, 0, 0, 2**30)], [], [(0, 0, 7, 1), (31, 0, 7, 0)]]
 
 
+def _one_by_one(gen_line, gen_col, src_line, src_col) -> str:
+    """The mappings of these segments written one at a time (``MapWriter.segment``, ``vlq`` per value)."""
+    from bosco.sourcemap import MapWriter
+
+    writer = MapWriter("x.js")
+    src = writer.add_source("svc/x.js", None)
+    for segment in zip(gen_line.tolist(), gen_col.tolist(), src_line.tolist(), src_col.tolist(), strict=True):
+        writer.segment(segment[0], segment[1], src, *segment[2:])
+    return writer.to_dict()["mappings"]
+
+
+def _vectorised(gen_line, gen_col, src_line, src_col) -> str:
+    from bosco.sourcemap import MapWriter, encode_segments
+
+    writer = MapWriter("x.js")
+    writer.append(0, writer.add_source("svc/x.js", None), encode_segments(gen_line, gen_col, src_line, src_col))
+    return writer.to_dict()["mappings"]
+
+
+def test_vectorised_vlq_writes_what_vlq_writes_value_by_value():
+    import re
+
+    import numpy as np
+
+    import bosco
+
+    cases = [
+        ([0], [0], [0], [0]),  # one segment: no tail
+        ([3], [7], [2], [9]),  # starting on a later line
+        ([0, 0, 0, 5, 5, 9], [0, 15, 16, 0, 31, 32], [0, 0, 9, 2, 2, 0], [0, 15, 0, 3, 1, 0]),  # empty lines
+        ([0, 0, 1, 1], [0, 2**31, 0, 2**40], [2**35, 0, 2**33, 1], [2**36 + 5, 0, 17, 2**32]),  # large, negative
+        ([0, 1, 2, 3], [15, 16, 31, 32], [15, 16, 31, 32], [511, 512, 1023, 1024]),  # digit-count edges
+    ]
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        n = int(rng.integers(1, 60))
+        scale = int(rng.choice([2, 40, 5000, 10**7, 2**45]))
+        gen_line = np.sort(rng.integers(0, int(rng.choice([1, 3, 50])), n))
+        gen_col = rng.integers(0, scale, n)
+        order = np.lexsort((gen_col, gen_line))
+        cases.append((gen_line, gen_col[order], rng.integers(0, scale, n), rng.integers(0, scale, n)))
+    # every token of real files, mapped to itself and to the token after next (negative deltas)
+    for path in (Path(bosco.__file__).parent / "verify.py", Path(__file__).parent / "map_check.js"):
+        text = path.read_text(encoding="utf-8")
+        starts = [m.start() for m in re.finditer(r"\w+|\S", text)]
+        line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        line = np.searchsorted(line_starts, starts, side="right") - 1
+        col = np.array(starts) - np.array(line_starts)[line]
+        cases.append((line, col, line, col))
+        cases.append((line, col, np.roll(line, -2), np.roll(col, -2)))
+    for case in cases:
+        arrays = [np.array(values, dtype=np.int64) for values in case]
+        assert _vectorised(*arrays) == _one_by_one(*arrays)
+
+
 def test_map_json_is_exactly_the_compact_json_of_the_map():
     import json
 
