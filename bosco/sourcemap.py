@@ -7,6 +7,7 @@ and the Base64 VLQ code is a few lines, so bosco owns it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,21 +70,29 @@ def decode_mappings(mappings: str) -> list[list[tuple[int, ...]]]:
     return lines
 
 
-_ESCAPED: dict[str, str] = {}
-ESCAPED_BYTES = 32 * 1024 * 1024  # characters of escaped source text kept between maps
+_ESCAPED: dict[str, bytes] = {}
+ESCAPED_BYTES = 32 * 1024 * 1024  # bytes of escaped source text kept between maps
+_escaped_size = 0
 
 
-def _escaped(content: str | None) -> str:
-    """``json.dumps(content)``, memoised for large texts (up to ``ESCAPED_BYTES`` in all)."""
+def _escaped(content: str | None) -> bytes:
+    """``json.dumps(content)`` as (ASCII) bytes, memoised for large texts (up to ``ESCAPED_BYTES`` in
+    all, the oldest dropped first): the same library sources appear in many bundles and rebuilds."""
+    global _escaped_size
     if content is None or len(content) < 4096:
-        return json.dumps(content)
+        return json.dumps(content).encode()
     found = _ESCAPED.get(content)
     if found is None:
-        found = json.dumps(content)
-        while _ESCAPED and sum(map(len, _ESCAPED.values())) + len(found) > ESCAPED_BYTES:
-            _ESCAPED.pop(next(iter(_ESCAPED)))
+        found = json.dumps(content).encode()
+        while _ESCAPED and _escaped_size + len(found) > ESCAPED_BYTES:
+            _escaped_size -= len(_ESCAPED.pop(next(iter(_ESCAPED))))
         _ESCAPED[content] = found
+        _escaped_size += len(found)
     return found
+
+
+# What a ``mappings`` text is made of (Base64 digits and the separators): JSON needs no escapes in it.
+MAPPINGS = re.compile(r"[A-Za-z0-9+/,;]*")
 
 
 _B64_BYTES = np.frombuffer(_B64.encode("ascii"), dtype=np.uint8)
@@ -230,14 +239,17 @@ class MapWriter:
         self._src_line, self._src_col = file_map.end
 
     def to_json(self) -> bytes:
-        """The map as compact JSON (UTF-8), byte for byte ``json.dumps(self.to_dict(), separators=(",", ":"))``.
-
-        Each ``sourcesContent`` entry is escaped once per distinct text and kept (``_escaped``): the
-        same library sources appear in many bundles and on every rebuild."""
+        """The map as compact JSON (UTF-8), byte for byte ``json.dumps(self.to_dict(), separators=(",", ":"))``,
+        joined from pieces: each ``sourcesContent`` entry is escaped once per distinct text and kept
+        (``_escaped``), and the ``mappings`` text goes in as it is (``MAPPINGS``: nothing to escape)."""
         head = json.dumps({"version": 3, "file": self.file, "sources": self.sources}, separators=(",", ":"))
-        contents = ",".join(_escaped(c) for c in self.contents)
-        # Base64 VLQ, "," and ";" need no JSON escaping: the mappings text is written as it is
-        return f'{head[:-1]},"sourcesContent":[{contents}],"names":[],"mappings":"{"".join(self._parts)}"}}'.encode()
+        pieces = [head[:-1].encode(), b',"sourcesContent":[']
+        for content in self.contents:
+            pieces += (_escaped(content), b",")
+        if self.contents:
+            pieces.pop()
+        pieces += (b'],"names":[],"mappings":"', "".join(self._parts).encode("ascii"), b'"}')
+        return b"".join(pieces)  # one copy of every piece
 
     def to_dict(self) -> dict[str, Any]:
         return {

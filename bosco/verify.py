@@ -132,7 +132,8 @@ def encode_minified(result: Minified) -> bytes:
 
 
 def decode_minified(payload: bytes) -> Minified | None:
-    """The ``Minified`` of ``encode_minified``; None for anything else."""
+    """The ``Minified`` of ``encode_minified``; None for anything else (also a map whose ``tail`` is
+    not a ``mappings`` text)."""
     try:
         data = json.loads(payload)
         m, p = data["map"], data["problem"]
@@ -144,8 +145,9 @@ def decode_minified(payload: bytes) -> Minified | None:
                           tuple(str(c) for c in data["legal"]), None if repaired is None else str(repaired))
     except (ValueError, KeyError, TypeError, IndexError):
         return None
-    if file_map is not None and (len(file_map.first) != 4 or len(file_map.end) != 2):
-        return None
+    if file_map is not None and (len(file_map.first) != 4 or len(file_map.end) != 2
+                                 or not sourcemap.MAPPINGS.fullmatch(file_map.tail)):
+        return None  # a tail goes into map JSON as it is (``MapWriter.to_json``)
     return result
 
 

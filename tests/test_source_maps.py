@@ -233,3 +233,39 @@ def test_map_json_is_exactly_the_compact_json_of_the_map():
         writer.lines(500, writer.add_source("svc/b.js", None), 1)
         writer.lines(501, writer.add_source("svc/c \"d\".js", "x = '\u00e9';\n"), 1)
         assert writer.to_json() == json.dumps(writer.to_dict(), separators=(",", ":")).encode()
+    empty = MapWriter("empty.js")
+    assert empty.to_json() == json.dumps(empty.to_dict(), separators=(",", ":")).encode()
+
+
+def test_map_json_of_minified_files_is_exactly_the_compact_json_of_the_map():
+    import json
+
+    from bosco.sourcemap import MapWriter
+    from bosco.verify import minify_verified
+
+    # long: its escaped content is kept and reused
+    js = "".join(f"var s{i} = \"\u00e9 \\\" {i}\";  /* \U0001f600 */\n"
+                 f"function f{i}(a, b) {{\n  return a + b * {i};\n}}\n" for i in range(200))
+    css = ".a  >  .b { content: \"\u2028 \\\"\" ;  color : red }\n"
+    for _ in range(2):
+        writer = MapWriter("top.js")
+        line = 0
+        for name, type_, text in (("svc/a.js", "js", js), ("svc/b.css", "css", css), ("svc/\"c\".js", "js", js)):
+            result = minify_verified(type_, text)
+            assert result.file_map is not None and result.fault is None
+            writer.append(line, writer.add_source(name, text), result.file_map)
+            line += result.code.count("\n") + 1
+        writer.segment(line, 3, writer.add_source("svc/d.js", None), 2**33, 1)
+        assert writer.to_json() == json.dumps(writer.to_dict(), separators=(",", ":")).encode()
+
+
+def test_a_shared_entry_whose_map_is_not_a_mappings_text_is_ignored():
+    from dataclasses import replace
+
+    from bosco.verify import decode_minified, encode_minified, minify_verified
+
+    result = minify_verified("js", "var a = 1;\nvar b = a + 2;\n")
+    assert decode_minified(encode_minified(result)) == result
+    # the tail goes into the map's JSON as it is: a quote would end the string
+    assert decode_minified(encode_minified(replace(result, file_map=replace(
+        result.file_map, tail=result.file_map.tail + '","x":"')))) is None
