@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -71,7 +71,9 @@ class PageService:
     sources), ``shared`` the keys of its libraries and site assets, ``errors``/``warnings`` lines,
     ``git`` the recorded git facts (``gitinfo.RepoInfo.to_json`` shape, None when not a git
     repository), ``path`` its folder (``""`` for a published release: no folder to hide) and
-    ``release`` a line saying which published release is shown (``""`` for a workspace service)."""
+    ``release`` a line saying which published release is shown (``""`` for a workspace service);
+    ``concatenations`` maps ``"TYPE/TAG"`` to the key of the bundle's concatenation when unminified
+    ``bosco cdn`` serves one beside its files (docs/layout.md)."""
 
     name: str
     bundles: tuple[BundleReport, ...] = ()
@@ -81,13 +83,19 @@ class PageService:
     git: Mapping[str, Any] | None = None
     path: str = ""
     release: str = ""
+    concatenations: Mapping[str, str] = field(default_factory=dict)
 
     @staticmethod
     def of(build: ServiceResult) -> PageService:
         """The page entry of a service built from the workspace."""
+        served = {o.key for o in build.outputs if o.kind == "bundle"}
+        concatenations = {f"{b.type}/{b.tag}": key for b in build.bundles if not b.key
+                          for key in served if key.split("/")[0::2] == [build.name, b.type]
+                          and key.rsplit("/", 1)[1] == f"{b.tag}.{b.type}"}
         return PageService(build.name, build.bundles,
                            tuple(o.key for o in build.outputs if o.kind in SHARED_KINDS), build.errors,
-                           build.warnings, build.git.to_json() if build.git else None, build.path)
+                           build.warnings, build.git.to_json() if build.git else None, build.path,
+                           concatenations=concatenations)
 
     @staticmethod
     def of_release(index: Mapping[str, Any], release: str = "") -> PageService:

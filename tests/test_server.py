@@ -405,3 +405,14 @@ def test_if_range_applies_the_range_only_to_the_same_representation(video_base) 
     for stale in ('"0123"', "W/" + etag, "Sat, 29 Oct 1994 19:43:31 GMT"):
         other = httpx.get(f"{base}/asset/clip.mp4", headers={"Range": "bytes=0-1", "If-Range": stale})
         assert other.status_code == 200 and other.content == data
+
+
+def test_unminified_index_page_links_each_bundle_to_its_concatenation(example, example_set, minified_set, serve):
+    # unminified cdn serves each bundle key as the concatenation: its tag links there, its files stay listed
+    page = httpx.get(serve(example_set) + "/").text
+    assert '<td><a href="/app-home/local/js/bottom.js">bottom</a></td>' in page
+    assert '<td><a href="/app-home/local/css/main.css">main</a></td>' in page
+    assert '<li><a href="/app-home/local/js/app.js">app-home/local/js/app.js</a></li>' in page
+    assert httpx.get(serve(example_set) + "/app-home/local/js/bottom.js").status_code == 200
+    # minified: the bundle itself, as before
+    assert '<td><a href="/app-home/local/js/bottom.js">bottom</a></td>' in httpx.get(serve(minified_set) + "/").text
