@@ -154,12 +154,12 @@ class EventHub:
         subscriber, retained = self._subscribe()
         closed = asyncio.ensure_future(websocket.receive())  # a message from the client or its close
         messages = self._messages(subscriber[1], retained)
+        following: asyncio.Future[Message | None] | None = None
         try:
             while True:
                 following = asyncio.ensure_future(anext(messages))
                 done, _ = await asyncio.wait({following, closed}, return_when=asyncio.FIRST_COMPLETED)
                 if closed in done:
-                    following.cancel()
                     return
                 try:
                     message = following.result()
@@ -173,6 +173,11 @@ class EventHub:
         finally:
             self._unsubscribe(subscriber)
             closed.cancel()
+            if following is not None and not following.done():
+                # the generator runs inside this task until it is cancelled and has ended: closing
+                # it before would raise "aclose(): asynchronous generator is already running"
+                following.cancel()
+                await asyncio.wait({following})
             await messages.aclose()
 
 

@@ -286,3 +286,25 @@ def test_css_hot_swap_of_names_that_urls_encode(live, example: Path, name: str) 
         atomic_write(css, b".probe { color: rgb(7, 8, 9); }\n")
         page.wait_for_function(f"{COLOR} === 'rgb(7, 8, 9)'", timeout=15000)
         assert page.evaluate("window.marker") == 42
+
+
+def test_a_socket_closed_by_its_client_ends_without_error() -> None:
+    # the client goes while the socket waits for the next message: the waiting is cancelled and
+    # ended before the message stream is closed (closing it first raised "aclose(): asynchronous
+    # generator is already running" out of the app)
+    import warnings
+
+    from bosco.server import AssetHolder, create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette asks for httpx2 (the same API)
+        from starlette.testclient import TestClient
+
+    holder = AssetHolder()
+    with TestClient(create_app(holder)) as client:
+        for n in range(3):
+            with client.websocket_connect("/_bosco/socket") as ws:
+                until(lambda: holder.events.subscribers == 1, what="the socket to subscribe")
+                holder.events.publish("rebuild", {"n": n})
+                assert ws.receive_json() == {"event": "rebuild", "data": {"n": n}}
+            until(lambda: holder.events.subscribers == 0, what="the socket to unsubscribe")
