@@ -25,8 +25,10 @@ The first push is compared with the sync alone and with build + sync (the same b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,44 @@ SHARED = next((p for p in (HERE.parents[1] / "shared", HERE.parents[2] / "shared
               HERE.parents[1] / "shared") / "bench" / "make_workspace.py"
 LIBS = Path("/tmp/bosco-bench/libs/node_modules")
 BOSCO = [sys.executable, "-m", "bosco"]
+CPU: list[float] = []  # CPU seconds of each ``timed`` process, in order
+KEEP: set[int] = set()  # children ``reap_orphans`` leaves alone (the moto server)
+
+
+def adopt_orphans() -> None:
+    """Make this process the Linux child subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``): bosco's worker
+    processes are children of multiprocessing's fork server, which outlives bosco by a moment; they
+    are re-parented here and ``reap_orphans`` waits for them, so their CPU counts in ``CPU``."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+
+
+def reap_orphans(keep: set[int], timeout: float = 30.0) -> None:
+    """Wait for every child of this process but ``keep`` (the moto server): the descendants of a
+    finished command that were re-parented here (``adopt_orphans``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == os.getpid() and int(stat.parent.name) not in keep:
+                kids.append(int(stat.parent.name))
+        if not kids:
+            return
+        for pid in kids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.05)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -51,12 +91,17 @@ def free_port() -> int:
 
 
 def timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """Wall seconds and stdout of one child process; exits with its stderr when it fails."""
+    """Wall seconds and stdout of one child process; exits with its stderr when it fails. Its CPU
+    seconds (user + system, its worker processes included: ``reap_orphans``) are appended to ``CPU``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # from a neutral folder: ``python -m`` puts the current folder first on sys.path, which would
     # shadow a version of bosco given on PYTHONPATH when run from the checkout
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - start
+    reap_orphans(KEEP)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(argv)}\n{proc.stderr}")
     return wall, proc.stdout
@@ -92,7 +137,9 @@ def main() -> None:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
            "AWS_DEFAULT_REGION": "us-east-1", "XDG_CACHE_HOME": str(scratch / "cache")}
     env.pop("AWS_PROFILE", None)
+    adopt_orphans()
     moto, url = start_moto(env)
+    KEEP.add(moto.pid)
     (ws / ".bosco").mkdir(exist_ok=True)
     (ws / ".bosco" / "bench.json").write_text(json.dumps(
         {"aws": {"bucket": "bosco-bench", "endpoint": url, "region": "us-east-1", "cdn": "https://cdn.example.com"},
@@ -115,15 +162,18 @@ def main() -> None:
         for name, build in (("first push (cold cache)", "1"), ("same push again", "1"), ("one file changed", "2")):
             if build == "2":
                 changed.write_bytes(original + b"\n.bench-changed { color: #123456; }\n")
+            moto_cpu = process_cpu(moto.pid)
             wall, stdout = timed(push + ["-b", build], env)
-            rows.append((name, wall, json.loads(stdout)["totals"]))
+            rows.append((name, wall, CPU[-1], process_cpu(moto.pid) - moto_cpu, json.loads(stdout)["totals"]))
         changed.write_bytes(original)
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket="bosco-bench-cache")
         shared = [o["Size"] for page in pages for o in page.get("Contents", [])]
         second_env = {**env, "XDG_CACHE_HOME": str(scratch / "cache-second-runner"),
                       "BOSCO_AWS_BUCKET": "bosco-bench-mirror"}
+        moto_cpu = process_cpu(moto.pid)
         wall, stdout = timed(push + ["-b", "1"], second_env)
-        rows.append(("second runner, shared cache", wall, json.loads(stdout)["totals"]))
+        rows.append(("second runner, shared cache", wall, CPU[-1], process_cpu(moto.pid) - moto_cpu,
+                     json.loads(stdout)["totals"]))
         out = scratch / "out"
         build_t, _ = timed(BOSCO + ["-W", str(ws), "-e", "bench", "build", "--out", str(out), "-b", "1"], env)
         sync_t, _ = timed([sys.executable, "-m", "awscli", "s3", "sync", str(out), "s3://bosco-bench-sync/bench/",
@@ -137,18 +187,21 @@ def main() -> None:
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"workspace {ws}: {args.services} services; moto server {url}; one run each, wall seconds; "
           f"load average before {' '.join(load_before)}, after {' '.join(load_after)}")
-    print(f"{'what':<40}{'wall s':>8}{'uploaded':>10}{'copied':>8}{'skipped':>9}{'MB sent':>9}")
-    for name, wall, t in rows:
-        print(f"{'bosco s3push: ' + name:<40}{wall:>8.2f}{t['upload']:>10}{t['copy']:>8}{t['skip']:>9}"
-              f"{t['sent_bytes'] / 1e6:>9.2f}")
-    print(f"{'baseline: bosco build --out':<40}{build_t:>8.2f}")
-    print(f"{'baseline: aws s3 sync of that dir':<40}{sync_t:>8.2f}{len(files):>10}{0:>8}{0:>9}{sync_mb:>9.2f}")
+    print(f"{'what':<40}{'wall s':>8}{'cpu s':>7}{'moto s':>7}{'uploaded':>10}{'copied':>8}{'skipped':>9}"
+          f"{'MB sent':>9}")
+    for name, wall, cpu, moto_cpu, t in rows:
+        print(f"{'bosco s3push: ' + name:<40}{wall:>8.2f}{cpu:>7.2f}{moto_cpu:>7.2f}{t['upload']:>10}{t['copy']:>8}"
+              f"{t['skip']:>9}{t['sent_bytes'] / 1e6:>9.2f}")
+    print(f"{'baseline: bosco build --out':<40}{build_t:>8.2f}{CPU[-2]:>7.2f}")
+    print(f"{'baseline: aws s3 sync of that dir':<40}{sync_t:>8.2f}{CPU[-1]:>7.2f}{'':>7}{len(files):>10}{0:>8}{0:>9}"
+          f"{sync_mb:>9.2f}")
     first = rows[0][1]
     print(f"first push / aws s3 sync: {first / sync_t:.2f}x; first push / (build --out + sync): "
           f"{first / (build_t + sync_t):.2f}x; second runner / first push: {rows[3][1] / first:.2f}x")
     print(f"shared cache after push 1: {len(shared)} entries, {sum(shared) / 1e6:.2f} MB (sent once by push 1, "
           "fetched by the second runner)")
-    print("s3push stores gzip (level 9, maps 6) + brotli (quality 11, 10 above 64 KiB, maps 5) for text and sends "
+    print("cpu s: user + system seconds of the process and its workers; moto s: the moto server's meanwhile")
+    print("s3push stores gzip (level 9, maps 6) + brotli (quality 11, 9 above 64 KiB, maps 5) for text and sends "
           "headers and release indexes; aws s3 sync sends the raw files")
 
 

@@ -54,7 +54,7 @@ MEMO_ENTRIES = 8  # signatures ``code_version`` remembers (python -m bosco, the 
 @lru_cache(maxsize=1)
 def code_version() -> str:
     """SHA-256 hex of bosco's own source files and the versions of the libraries whose output is
-    cached (rjsmin, rcssmin, brotli, tree-sitter-javascript): any change gives new cache keys.
+    cached (rjsmin, rcssmin, brotli, zlib-ng, tree-sitter-javascript): any change gives new cache keys.
 
     Remembered in ``<cache root>/code-version.json`` under the stat stamps of those source files and
     of the absolute folders of ``sys.path`` (installing or removing a package changes its folder; the
@@ -97,7 +97,7 @@ def _code_version(package: Path, sources: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in sources:
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    for name in ("rjsmin", "rcssmin", "brotli", "tree-sitter", "tree-sitter-javascript"):
+    for name in ("rjsmin", "rcssmin", "brotli", "zlib-ng", "tree-sitter", "tree-sitter-javascript"):
         try:
             digest.update(f"{name}={version(name)}\0".encode())
         except PackageNotFoundError:

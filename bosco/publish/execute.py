@@ -57,10 +57,12 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     stale = [release_key(n, options.build) for n in changed if plan.services[n].current]
     if stale:
         target.delete(stale)
-    cache.prepare((s.item.data, s.item.sha256, s.item.encoding, s.item.asset_key) for s in plan.steps
-                  if s.action == "upload")  # every CPU compressing from the start, largest bodies first
+    stages = sorted({s.item.stage for s in plan.steps})
+    for stage in stages:  # every CPU compressing from the start, the bodies of the first stage first
+        cache.prepare((s.item.data, s.item.sha256, s.item.encoding, s.item.asset_key) for s in plan.steps
+                      if s.action == "upload" and s.item.stage == stage)
     with request_pool(options.concurrency) as pool:
-        for stage in sorted({s.item.stage for s in plan.steps}):
+        for stage in stages:
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
         now = datetime.now(timezone.utc)
         indexes = {n: release_index(n, plan, results, now) for n in plan.services}

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import random
 import signal
 import threading
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import brotli
 import pytest
+from click.testing import CliRunner
 from live import until
+from zlib_ng import gzip_ng
 
 from bosco import cache
 from bosco.assetset import Output
+from bosco.cli import cli
 from bosco.publish.compress import (
     BROTLI,
     GZIP,
@@ -93,24 +97,24 @@ def test_large_bodies_are_encoded_in_worker_processes(tmp_path: Path):
     big = JS * 40  # over the 64 KiB pool threshold
     sha = hashlib.sha256(big).hexdigest()
     with CompressionCache(None, workers=2) as cache:
-        assert cache.body(big, sha, BROTLI, "a/1/js/top.js") == encode(big, BROTLI)
+        assert cache.body(big, sha, BROTLI, "a/1/js/top.js") == encode(big, BROTLI, quality=9)
         assert cache._pool is not None  # the pool really ran it
     assert cache._pool is None
 
 
 def test_levels_follow_the_kind_and_size_of_the_body(tmp_path: Path):
-    """Source maps: gzip 6 (developer tools fetch them); bodies over 64 KiB: brotli 10, not 11."""
+    """Source maps: gzip 6 (developer tools fetch them); bodies over 64 KiB: brotli 9, not 11."""
     cache = CompressionCache(tmp_path / "c")
     sha = hashlib.sha256(JS).hexdigest()
-    assert cache.body(JS, sha, GZIP, "a/1/js/top.js.map") == gzip.compress(JS, 6, mtime=0)
-    assert cache.body(JS, sha, GZIP, "a/1/js/top.js") == gzip.compress(JS, 9, mtime=0)
+    assert cache.body(JS, sha, GZIP, "a/1/js/top.js.map") == gzip_ng.compress(JS, 6, mtime=0)
+    assert cache.body(JS, sha, GZIP, "a/1/js/top.js") == gzip_ng.compress(JS, 9, mtime=0)
     assert sorted(p.name for p in (tmp_path / "c" / sha[:2]).iterdir()) == [f"{sha}.gzip6", f"{sha}.gzip9"]
     large = JS * (64 * 1024 // len(JS) + 1)
     large_sha = hashlib.sha256(large).hexdigest()
     assert cache.body(large, large_sha, BROTLI, "a/1/js/top.js") == brotli.compress(large, mode=brotli.MODE_TEXT,
-                                                                                     quality=10)
+                                                                                     quality=9)
     assert cache.size(large_sha, BROTLI, "a/1/js/top.js", len(large)) is not None  # found under its own level
-    assert (tmp_path / "c" / large_sha[:2] / f"{large_sha}.br10").is_file()
+    assert (tmp_path / "c" / large_sha[:2] / f"{large_sha}.br9").is_file()
 
 
 def test_prepared_bodies_are_the_bodies_asked_for(tmp_path: Path):
@@ -121,6 +125,47 @@ def test_prepared_bodies_are_the_bodies_asked_for(tmp_path: Path):
         got = [cache.body(*body) for body in reversed(bodies)]
     expected = [CompressionCache(None).body(*body) for body in reversed(bodies)]
     assert got == expected
+
+
+def count_encodings(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """Record every body ``CompressionCache`` encodes (bytes, encoding), then encode it for real."""
+    calls: list[tuple[int, str]] = []
+    real = CompressionCache._encode
+
+    def recording(self, data, encoding, key):
+        calls.append((len(data), encoding.name))
+        return real(self, data, encoding, key)
+
+    monkeypatch.setattr(CompressionCache, "_encode", recording)
+    return calls
+
+
+def test_the_same_bytes_at_several_keys_are_compressed_once(monkeypatch, tmp_path):
+    """Services shipping the same bundle: one brotli and one gzip computation for all their keys,
+    prepared (no folder: nothing is read back from disk) or asked for by many threads at once."""
+    calls = count_encodings(monkeypatch)
+    big = JS * 40
+    sha = hashlib.sha256(big).hexdigest()
+    keys = [f"svc-{n}/1/js/bottom.js" for n in range(6)]
+    with CompressionCache(None, workers=2) as cache:
+        cache.prepare([(big, sha, enc, key) for key in keys for enc in (GZIP, BROTLI)])
+        with ThreadPoolExecutor(12) as pool:
+            bodies = list(pool.map(lambda a: cache.body(big, sha, *a), [(e, k) for k in keys for e in (GZIP, BROTLI)]))
+        assert cache._ahead == {}  # every prepared body was taken
+    assert sorted(calls) == [(len(big), "br"), (len(big), "gzip")]
+    assert bodies == [encode(big, e, quality=9 if e == BROTLI else None) for _ in keys for e in (GZIP, BROTLI)]
+    calls.clear()
+    large = JS * 1000  # 1.9 MB: brotli takes long enough for the twelve threads to ask at once
+    large_sha = hashlib.sha256(large).hexdigest()
+    with CompressionCache(tmp_path / "c") as cache, ThreadPoolExecutor(12) as pool:  # threads wait for the first
+        assert set(pool.map(lambda k: cache.body(large, large_sha, BROTLI, k), keys * 2)) == {
+            encode(large, BROTLI, quality=9)}
+    assert calls == [(len(large), "br")]
+    calls.clear()
+    with CompressionCache(None) as cache:  # a source map of the same bytes has its own level: its own body
+        cache.body(big, sha, BROTLI, keys[0])
+        cache.body(big, sha, BROTLI, keys[0] + ".map")
+    assert calls == [(len(big), "br"), (len(big), "br")]
 
 
 def test_leaving_by_ctrl_c_does_not_wait_for_the_body_being_encoded():
@@ -171,3 +216,33 @@ def test_ctrl_c_while_measuring_bundle_sizes_cancels_the_measurements_not_starte
     with pytest.raises(KeyboardInterrupt), CompressionCache(folder, workers=2) as cache:
         compressed_sizes(outputs, cache)
     assert 1 <= len(brotli_bodies()) < 8
+
+
+def test_services_shipping_the_same_large_bundle_share_one_compression(tmp_path, moto_url, bucket, s3, monkeypatch):
+    """Two services with the same 90 KB bundle: s3push compresses it once per encoding (gzip 9 with
+    zlib-ng, brotli 9 above 64 KiB) and stores it at both keys; every object read back from moto's
+    server decodes to the bundle, with its Content-Encoding and Cache-Control."""
+    library = "".join(f"var item{n} = {n} * 2;\n" for n in range(6000)).encode()
+    root = tmp_path / "ws"
+    (root / ".bosco").mkdir(parents=True)
+    (root / ".bosco" / "tes.json").write_text(json.dumps(
+        {"aws": {"bucket": bucket, "endpoint": moto_url, "region": "us-east-1"}}))
+    for name in ("svc-a", "svc-b"):
+        (root / name / "js").mkdir(parents=True)
+        (root / name / "js" / "lib.js").write_bytes(library)
+        (root / name / "bosco-service.json").write_text(json.dumps(
+            {"service": {"name": name}, "assets": {"js": {"top": ["js/lib.js"]}}}))
+    calls = count_encodings(monkeypatch)
+    result = CliRunner().invoke(cli, ["-W", str(root), "-e", "tes", "s3push", "-n", "-b", "7"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    bundle = s3.get_object(Bucket=bucket, Key="tes/svc-a/7/js/top.js")
+    data = gzip.decompress(bundle["Body"].read())
+    assert len(data) > 64 * 1024 and b"item5999" in data
+    assert calls.count((len(data), "gzip")) == 1 and calls.count((len(data), "br")) == 1
+    for name in ("svc-a", "svc-b"):
+        for suffix, encoding, body in (("", "gzip", gzip_ng.compress(data, 9, mtime=0)),
+                                       (".br", "br", brotli.compress(data, mode=brotli.MODE_TEXT, quality=9))):
+            stored = s3.get_object(Bucket=bucket, Key=f"tes/{name}/7/js/top.js{suffix}")
+            assert stored["Body"].read() == body
+            assert (stored["ContentEncoding"], stored["ContentType"]) == (encoding, "text/javascript; charset=utf-8")
+            assert stored["CacheControl"] == "public, max-age=31536000, immutable"
