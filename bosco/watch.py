@@ -55,6 +55,7 @@ from bosco.redact import public_paths
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
 
+RECHECK = "newly watched folders"  # the reason of the rebuild that looks again after new folders are watched
 SETTLE = 0.003  # seconds from the first event of a burst to its rebuild (the rest of one save arrives)
 VANISH_GRACE = 1.0  # seconds a file or folder that disappeared may take to come back (editors, branch switches)
 POLL_INTERVAL = 0.25  # seconds between snapshots of a folder watched by polling
@@ -573,7 +574,10 @@ class ServedAssetSet:
         result = self._outcome(since.previous, build, errors, since.start, set(since.reasons))
         if errors != done.errors:  # the bytes served are the same code: only new errors need telling
             self._announce(done.repo, self._outcome(done.first, build, errors, done.start, done.reasons))
-        if self.on_rebuild:
+        # a look once more that found nothing new is no news (a deleted service's failure is told once)
+        unchanged = (not result.changed and not result.removed and since.previous is not None
+                     and errors == since.previous.all_errors)
+        if self.on_rebuild and not (set(since.reasons) == {RECHECK} and unchanged):
             self.on_rebuild(result)
         if self.measure is not None:
             threading.Thread(target=self.measure_sizes, name="bosco-sizes", daemon=True).start()
@@ -733,7 +737,7 @@ class ServedAssetSet:
                         self._cond.notify_all()
                 if self._sync_watches(repo) and not self._has_watch_build(self.services[repo]):
                     # files created in a new folder before its watch existed: look once more
-                    self.request(repo, "newly watched folders")
+                    self.request(repo, RECHECK)
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any one rebuild
                 if self.on_problem:
                     self.on_problem(self.services[repo].name, f"rebuild failed unexpectedly: {exc!r}")
@@ -775,6 +779,9 @@ class ServedAssetSet:
         # the folders of files read although no glob names them (local @imports)
         folders = {r.path for r in wanted}
         wanted |= {WatchRoot(f) for f in {p.parent for p in self._inputs.get(repo, ())} - folders if f.is_dir()}
+        # the folder holding the repo: inotify tells no one that a watched folder itself was moved
+        # (``mv`` of the service out of the workspace), only the folder it left sees it go
+        wanted.add(WatchRoot(repo.parent))
         # a watch on a folder that was deleted or moved away is dead, even if the folder is back
         for root in [r for r in self._watches if any(g == r.path or g in r.path.parents for g in gone)]:
             self._unwatch(root, None)

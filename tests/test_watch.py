@@ -285,6 +285,24 @@ def test_deleted_service_folder_keeps_serving_then_is_picked_up_again(live, exam
     w.wait_bytes(HOME_CSS, b".back {}\n")
     w.rebuilt("app-home", lambda r: r.ok, "a good rebuild")
     assert w.session._worker.is_alive() and w.problems == []
+    # the failure was told once (the look once more at the folders watched instead found nothing new)
+    assert [r.ok for r in w.rebuilds].count(False) == 1
+
+
+def test_service_folder_moved_out_of_the_workspace_fails_as_deleting_it_does(live, example: Path,
+                                                                              tmp_path: Path) -> None:
+    # `mv app-home ~/elsewhere`: inotify reports a watched folder's own move to no one
+    w = live()
+    repo = example / "app-home"
+    repo.rename(tmp_path / "elsewhere")
+    failed = w.wait_rebuild("app-home")
+    assert not failed.ok and "bosco-service.json" in failed.errors[0]
+    assert "bosco-service.json" in w.get("").text
+    (tmp_path / "elsewhere").rename(repo)  # and back: picked up again
+    w.rebuilt("app-home", lambda r: r.ok, "a good rebuild", since=failed)
+    atomic_write(repo / "public/css/home.css", b".back {}\n")
+    w.wait_bytes(HOME_CSS, b".back {}\n")
+    assert [r.ok for r in w.rebuilds].count(False) == 1
 
 
 def test_file_renamed_away_and_rewritten_is_never_dropped(live, example: Path) -> None:
