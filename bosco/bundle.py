@@ -20,6 +20,7 @@ from urllib.parse import unquote
 import csscompressor
 import numpy as np
 
+from bosco import stamps
 from bosco.assets import Asset
 from bosco.config import CSS_MINIFIERS, CssSection, MinifySection
 from bosco.css import prepare as prepare_css
@@ -292,27 +293,34 @@ def _without_hashbang(text: str) -> str:
 
 
 def minify_inputs(service: str, repo: Path, type_: str, tag: str, assets: tuple[Asset, ...], build: str = "local",
-                  css_minifier: str = CssSection.minifier,
-                  ) -> list[tuple[str, str | None, tuple[tuple[int, int, int], ...]]]:
+                  css_minifier: str = CssSection.minifier, known_keys: frozenset[str] = frozenset(),
+                  keep: bool = False) -> list[tuple[str, str | None, tuple[tuple[int, int, int], ...]]]:
     """The ``(text, source, edits)`` that ``build_bundle`` with ``minify`` will pass to
     ``minify_verified`` for these assets (for ``verify.prewarm``); empty when an input cannot be
-    read (``build_bundle`` reports it)."""
+    read (``build_bundle`` reports it). ``keep`` hands what was read and prepared (and what reading
+    it saw, ``stamps.recording``) to the next ``build_bundle`` of the same bundle, so each input is
+    read and scanned once; that call must follow (each kept bundle is held in memory until then)."""
     if type_ == "css" and css_minifier != "rcssmin":
         return []
     try:
-        units, _, _, _ = _units(service, repo, type_, f"{tag}.{type_}", assets, build, frozenset())
+        with stamps.recording() as record:
+            prepared = _units(service, repo, type_, f"{tag}.{type_}", assets, build, known_keys)
     except InputFileError:
         return []
-    return [(text, original if edits else None, edits) for _, original, text, edits, own_map, may_minify, _ in units
-            if may_minify and own_map is None]
+    if keep:
+        _kept[(service, repo, type_, tag, assets, build, known_keys)] = (prepared, record)
+    return [(text, original if edits else None, edits) for _, original, text, edits, own_map, may_minify, _
+            in prepared[0] if may_minify and own_map is None]
 
 
 OwnMap = tuple[Path, str, "str | None"]  # an input's own map: (map file, its repo path, inline map text)
 _Unit = tuple[str, str, str, tuple[tuple[int, int, int], ...], "OwnMap | None", bool, str]
+_Units = tuple[list[_Unit], list[str], list[str], list[str]]
+_kept: dict[tuple[object, ...], tuple[_Units, stamps.Record]] = {}  # see ``minify_inputs(keep=True)``
 
 
 def _units(service: str, repo: Path, type_: str, name: str, assets: tuple[Asset, ...], build: str,
-           known_keys: frozenset[str]) -> tuple[list[_Unit], list[str], list[str], list[str]]:
+           known_keys: frozenset[str]) -> _Units:
     """``(units, head parts, warnings, errors)`` of a bundle: each unit is ``(source name, original
     text, text to bundle, url edits, own map and its repo path, may minify, repo path)``."""
     js = type_ == "js"
@@ -397,7 +405,11 @@ def build_bundle(
     js = type_ == "js"
     name = f"{tag}.{type_}"
     writer = MapWriter(name)
-    units, parts, warnings, errors = _units(service, repo, type_, name, assets, build, known_keys)
+    kept = _kept.pop((service, repo, type_, tag, assets, build, known_keys), None)
+    if kept is not None:
+        stamps.include(kept[1])
+    units, parts, warnings, errors = kept[0] if kept is not None else _units(
+        service, repo, type_, name, assets, build, known_keys)
     line = len(parts)
     legal: list[str] = []
     details: list[str] = []

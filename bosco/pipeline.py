@@ -11,6 +11,7 @@ import posixpath
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -409,34 +410,37 @@ def build_asset_set(
     ``git``: service folder -> git facts already read (``gitinfo.repo_info``, by a caller that runs
     no ``build.command``); the others are read after their service is built.
 
-    Each service's globs are expanded once. Minified builds first verify-and-minify every distinct
-    JS and CSS input of the bundles not cached whole on all CPUs (``verify.prewarm``), so the
-    in-order build below only reads the cache."""
+    Each service's globs are expanded once. Minified builds first hand every distinct JS and CSS
+    input of the bundles not cached whole to worker processes on all CPUs (``verify.Prewarm``),
+    then build the services in order, each as soon as its own inputs are verified and minified,
+    while the workers go on with the next services' files."""
     collected: list[Collected | None] = [
         collect(s.path, s.manifest, options.bundle_tag) if s.manifest is not None else None for s in services]
-    if options.minify and options.bundle:
-        items: dict[str, list] = {"js": [], "css": []}
-        for service, found in zip(services, collected, strict=True):
-            for b in found.bundles if found is not None else ():
-                if b.type in items and b.code and not cached_bundle(
-                        bundle_cache_key(service, options, b, _known_keys(service, options.build, found))):
-                    from bosco.bundle import minify_inputs
+    ahead = None
+    waits: list[list[str]] = []
+    for service, found in zip(services, collected, strict=True):
+        names: list[str] = []
+        for b in found.bundles if found is not None and options.minify and options.bundle else ():
+            known_keys = _known_keys(service, options.build, found)
+            if b.type in ("js", "css") and b.code and not cached_bundle(bundle_cache_key(service, options, b,
+                                                                                          known_keys)):
+                from bosco.bundle import minify_inputs
+                from bosco.verify import Prewarm
 
-                    items[b.type] += minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
-                                                   options.build, options.css_minifier)
-        for type_, inputs in items.items():
-            if inputs:
-                from bosco.verify import prewarm
-
-                prewarm(type_, inputs, os.cpu_count() or 1, options.legal_comments == "inline")
+                ahead = ahead or Prewarm(os.cpu_count() or 1, options.legal_comments == "inline")
+                names += ahead.add(b.type, minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
+                                                         options.build, options.css_minifier, known_keys, keep=True))
+        waits.append(names)
     builds = []
     known = git or {}
-    with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
-        for service, found in zip(services, collected, strict=True):
+    with ahead or nullcontext(), ThreadPoolExecutor(4) as pool:  # git status runs while the next service builds
+        for service, found, names in zip(services, collected, waits, strict=True):
+            if ahead is not None:
+                ahead.wait(names)
             build = build_service(service, options, with_git=False, collected=found)
             reading = None if service.path in known else pool.submit(repo_info, service.path)
             builds.append((build, service.path, reading))
             if progress:
                 progress(service)
-        return assemble([replace(b, git=reading.result() if reading else known[path]) for b, path, reading in builds],
-                        options, warnings)
+    return assemble([replace(b, git=reading.result() if reading else known[path]) for b, path, reading in builds],
+                    options, warnings)

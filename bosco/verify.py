@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rcssmin
@@ -564,30 +566,88 @@ def _compute_minified(item: tuple[str, str, str | None, Edits, bool]) -> Minifie
     return _compute(type_, text, True, source, edits, keep_legal)
 
 
+class Prewarm:
+    """Verify-and-minify files in worker processes while the caller goes on (``bosco.workers``):
+    ``add`` submits every distinct item not cached yet (locally or in the shared cache) as soon as
+    it is known and returns its cache names; ``wait(names)`` blocks until those are computed and
+    stored, so the build of one bundle starts while the pool still works on the next ones. Use it
+    as a context manager (leaving it waits for, or on an exception terminates, the pool).
+
+    ``workers`` processes at most (fewer than 2: nothing is computed ahead; the build computes
+    inline). The pool starts with the second missing item (one file gains nothing from a pool);
+    items are handed to it from a thread, so the caller never waits for the workers to start."""
+
+    def __init__(self, workers: int, keep_legal: bool = True) -> None:
+        self.workers, self.keep_legal = workers, keep_legal
+        self.computed = 0
+        self._pool: worker_pool.WorkerPool | None = None
+        self._feeder: ThreadPoolExecutor | None = None  # submits to the pool: starting a worker blocks
+        self._held: tuple[str, tuple[str, str, str | None, Edits, bool]] | None = None  # the first missing item
+        self._futures: dict[str, Future[Future[Minified]]] = {}
+
+    def add(self, type_: str, items: Iterable[str | tuple[str, str | None, Edits]]) -> list[str]:
+        """Submit ``minify_verified(type_, text, True, source, edits)`` of every item (a text, or
+        ``(text, source, edits)`` as ``bundle.minify_inputs`` gives them) not cached yet; the names to ``wait`` for."""
+        wanted: dict[str, tuple[str, str | None, Edits]] = {}
+        for item in items:
+            text, source, edits = (item, None, ()) if isinstance(item, str) else item
+            if len(text) > syntax.LARGE_FILE:
+                continue  # nothing to compute ahead: ``large``
+            wanted[_key(type_, text, True, source, edits, self.keep_legal)] = (text, source, edits)
+        cache.fetch_shared(MINIFIED, list(wanted), decode_minified)
+        for name, (text, source, edits) in wanted.items():
+            if self.workers < 2 or name in self._futures or (self._held and self._held[0] == name) or cache.load(
+                    name) is not None:
+                continue
+            task = (type_, text, source, edits, self.keep_legal)
+            if self._pool is None and self._held is None:
+                self._held = (name, task)
+                continue
+            if self._pool is None:
+                self._pool = worker_pool.process_pool(self.workers)
+                self._feeder = ThreadPoolExecutor(1, "bosco-prewarm")
+                held, self._held = self._held, None
+                self._futures[held[0]] = self._feeder.submit(self._pool.submit, _compute_minified, held[1])
+            self._futures[name] = self._feeder.submit(self._pool.submit, _compute_minified, task)
+        return list(wanted)
+
+    def wait(self, names: Iterable[str]) -> None:
+        """Block until every submitted item among ``names`` is computed, and store its result."""
+        for name in names:
+            future = self._futures.pop(name, None)
+            if future is not None:
+                cache.store_shared(MINIFIED, name, future.result().result(), encode_minified)
+                self.computed += 1
+
+    def __enter__(self) -> Prewarm:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None or self._feeder is None:
+            return
+        with pool:  # an exception raised here (a worker that died) terminates the pool too
+            try:
+                if exc_type is None:
+                    self.wait(list(self._futures))
+            finally:
+                self._feeder.shutdown(cancel_futures=True)
+            if exc_type is not None:
+                pool.terminate()
+
+
 def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], workers: int,
             keep_legal: bool = True) -> int:
     """Fill the cache for ``minify_verified(type_, text, True, source, edits)`` of every distinct
     item (a text, or ``(text, source, edits)`` as ``bundle.minify_inputs`` gives them) not cached
-    yet, locally or in the shared cache, in ``workers`` worker processes (``bosco.workers``, largest
+    yet, locally or in the shared cache, in ``workers`` worker processes (``Prewarm``, largest
     first), so a cold build uses every core; the build that follows then only reads the cache.
     Returns how many were computed (0 when fewer than two are missing or ``workers`` < 2: a single
     file gains nothing from a pool)."""
-    wanted: dict[str, tuple[str, str | None, Edits]] = {}
-    for item in items:
-        text, source, edits = (item, None, ()) if isinstance(item, str) else item
-        if len(text) > syntax.LARGE_FILE:
-            continue  # nothing to compute ahead: ``large``
-        wanted[_key(type_, text, True, source, edits, keep_legal)] = (text, source, edits)
-    cache.fetch_shared(MINIFIED, list(wanted), decode_minified)
-    todo = {name: item for name, item in wanted.items() if cache.load(name) is None}
-    if len(todo) < 2 or workers < 2:
-        return 0
-    order = sorted(todo, key=lambda name: -len(todo[name][0]))
-    with worker_pool.process_pool(min(workers, len(order))) as pool:
-        results = pool.map(_compute_minified, [(type_, *todo[name], keep_legal) for name in order])
-        for name, result in zip(order, results, strict=True):
-            cache.store_shared(MINIFIED, name, result, encode_minified)
-    return len(order)
+    items = sorted(items, key=lambda item: -len(item if isinstance(item, str) else item[0]))
+    with Prewarm(workers, keep_legal) as ahead:
+        ahead.add(type_, items)
+    return ahead.computed
 
 
 def minify_verified(type_: str, text: str, minify: bool = True, source: str | None = None,

@@ -163,3 +163,34 @@ def test_the_code_version_is_remembered_per_sys_path_and_recomputed_when_one_cha
         assert len(json.loads(memo.read_bytes())["entries"]) == 3
     finally:
         cache.code_version.cache_clear()
+
+
+def test_a_cold_minified_build_verifies_in_workers_and_reads_each_input_once(ws, monkeypatch, tmp_path):
+    """The pool gets every distinct input as the services are read; each service is built from its
+    results (the build computes nothing itself) and every input is read once, byte-identical to a
+    build that verifies everything in the process itself."""
+    from bosco import bundle, verify
+
+    other = ws / "other"  # a second service with the same files: each distinct text goes to the pool once
+    for name, text in FILES.items():
+        (other / name).parent.mkdir(parents=True, exist_ok=True)
+        (other / name).write_text(text.replace("return 1", "return 3"))
+    (other / "bosco-service.json").write_text(json.dumps({**MANIFEST, "service": {"name": "other"}}))
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # nothing ahead: every file verified in the build itself
+    inline = uncached(ws, monkeypatch)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh"))
+    cache._memory.clear()
+    reads: list[str] = []
+    real_read = bundle.read_text
+    monkeypatch.setattr(bundle, "read_text", lambda path, shown: reads.append(str(path)) or real_read(path, shown))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    real_compute = verify._compute  # an already-minified file is only syntax-checked, in the build
+
+    def compute(type_, text, minify, *args, **kwargs):
+        assert not minify, "minified in the build, not in a worker"
+        return real_compute(type_, text, minify, *args, **kwargs)
+
+    monkeypatch.setattr(verify, "_compute", compute)
+    assert outputs(ws) == inline
+    assert sorted(reads) == sorted(set(reads))
+    assert {Path(p).name for p in reads} == {"a.js", "site.css", "lib.min.js", "lib.min.js.map"}
