@@ -930,12 +930,12 @@ class Cdn:
             self.built.set()
 
     def _build_and_announce(self) -> None:
-        # watching starts before any file is read; unminified: serve after a quick pass, then
-        # syntax-check every file and serve that (seconds on a cold cache for megabytes of JS);
-        # minified bundles are verified in their only pass
+        # watching starts before any file is read; serve after a quick pass (each service as soon
+        # as it is built), then syntax-check every file, verify and minify the bundles (seconds on
+        # a cold cache for megabytes of JS) and serve each service's complete build
         reporter, services = self.reporter, self.session.services
         with reporter.progress("building", len(services)) as advance:
-            asset_set = self.session.serve(lambda s: advance(s.name), quick=not self.minify)
+            asset_set = self.session.serve(lambda s: advance(s.name), quick=True)
         self.asset_set = asset_set
         _report_problems(asset_set, reporter)
         reporter.event("serving", url=f"{self.base_url}/", services=[s.name for s in services],
@@ -951,8 +951,9 @@ class Cdn:
     def run(self) -> None:
         """Serve until Ctrl-C or SIGTERM (``stopped`` event), building once listening."""
         self.reporter.event("listening", url=f"http://{self.server.host}:{self.server.port}/")
+        self._ready()  # the first build starts at once, while the server starts listening
         try:
-            self.server.run(on_ready=self._ready)
+            self.server.run()
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C/SIGTERM after a clean shutdown: stopping is success
             pass
         finally:

@@ -399,26 +399,27 @@ def assemble(services: Sequence[ServiceResult], options: BuildOptions,
                     all_warnings + tuple(f"duplicate: {d.describe()}" for d in found), found)
 
 
-def build_asset_set(
-    services: Sequence[Service],
-    options: BuildOptions,
-    warnings: Sequence[str] = (),
-    progress: Callable[[Service], None] | None = None,
-    git: Mapping[Path, RepoInfo | None] | None = None,
-) -> AssetSet:
-    """Build every service in order (``progress`` is called after each) and assemble the set.
-    ``git``: service folder -> git facts already read (``gitinfo.repo_info``, by a caller that runs
-    no ``build.command``); the others are read after their service is built.
+def build_in_order(jobs: Sequence[tuple[Service, BuildOptions, Prepared | None]],
+                   collected: Sequence[Collected | None] | None = None) -> Iterator[ServiceResult]:
+    """``build_service(service, options, with_git=False, prepared=prepared)`` of each job, yielded
+    in order (``collected``: each service's glob expansion when already made, used for a service
+    without ``build.command``). A job without ``prepared`` is prepared first (``prepare``: its
+    ``build.command`` runs before its files are read).
 
-    Each service's globs are expanded once. Minified builds first hand every distinct JS and CSS
-    input of the bundles not cached whole to worker processes on all CPUs (``verify.Prewarm``),
-    then build the services in order, each as soon as its own inputs are verified and minified,
-    while the workers go on with the next services' files."""
-    collected: list[Collected | None] = [
-        collect(s.path, s.manifest, options.bundle_tag) if s.manifest is not None else None for s in services]
+    Minified builds first hand every distinct JS and CSS input of the bundles not cached whole to
+    worker processes on all CPUs (``verify.Prewarm``), then build the services in order, each as
+    soon as its own inputs are verified and minified, while the workers go on with the next
+    services' files. Each input is read and scanned once (``bundle.minify_inputs`` keeps it)."""
     ahead = None
     waits: list[list[str]] = []
-    for service, found in zip(services, collected, strict=True):
+    found_all: list[Collected | None] = []
+    ready: list[Prepared] = []
+    for n, (service, options, prepared) in enumerate(jobs):
+        ready.append(prepared or prepare(service, options))
+        manifest = service.manifest
+        found = None if manifest is None else collected[n] if collected is not None and not (
+            manifest.build and manifest.build.command) else collect(service.path, manifest, options.bundle_tag)
+        found_all.append(found)
         names: list[str] = []
         for b in found.bundles if found is not None and options.minify and options.bundle else ():
             known_keys = _known_keys(service, options.build, found)
@@ -431,13 +432,31 @@ def build_asset_set(
                 names += ahead.add(b.type, minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
                                                          options.build, options.css_minifier, known_keys, keep=True))
         waits.append(names)
-    builds = []
-    known = git or {}
-    with ahead or nullcontext(), ThreadPoolExecutor(4) as pool:  # git status runs while the next service builds
-        for service, found, names in zip(services, collected, waits, strict=True):
+    with ahead or nullcontext():
+        for (service, options, _), prepared, found, names in zip(jobs, ready, found_all, waits, strict=True):
             if ahead is not None:
                 ahead.wait(names)
-            build = build_service(service, options, with_git=False, collected=found)
+            yield build_service(service, options, with_git=False, prepared=prepared, collected=found)
+
+
+def build_asset_set(
+    services: Sequence[Service],
+    options: BuildOptions,
+    warnings: Sequence[str] = (),
+    progress: Callable[[Service], None] | None = None,
+    git: Mapping[Path, RepoInfo | None] | None = None,
+) -> AssetSet:
+    """Build every service in order (``progress`` is called after each; ``build_in_order``) and
+    assemble the set. ``git``: service folder -> git facts already read (``gitinfo.repo_info``, by
+    a caller that runs no ``build.command``); the others are read after their service is built.
+    Each service's globs are expanded once."""
+    collected: list[Collected | None] = [
+        collect(s.path, s.manifest, options.bundle_tag) if s.manifest is not None else None for s in services]
+    builds = []
+    known = git or {}
+    with ThreadPoolExecutor(4) as pool:  # git status of a built service runs while the next one builds
+        for service, build in zip(services, build_in_order([(s, options, None) for s in services], collected),
+                                  strict=True):
             reading = None if service.path in known else pool.submit(repo_info, service.path)
             builds.append((build, service.path, reading))
             if progress:

@@ -13,7 +13,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +184,10 @@ class EventHub:
 class AssetHolder:
     """Holds the served AssetSet; ``swap`` replaces it in one assignment, so a request sees either
     the old or the new set, never half of a rebuild. ``events`` is the live-reload event stream.
-    ``ready`` is set once an asset set is served, ``stopping`` once the server shuts down.
+    ``ready`` is set once an asset set is served, ``stopping`` once the server shuts down. While
+    the first build runs, ``offer`` serves the services built so far (``partial``: their names) to
+    the requests for their keys, and ``wanted`` lists the services requests wait for (the first
+    build takes them next).
     ``remote`` (``release_proxy.RemoteReleases``, ``bosco cdn --remote``) answers the keys the
     asset set does not have: the workspace's services always win."""
 
@@ -197,6 +200,8 @@ class AssetHolder:
         self.ready = threading.Event()
         self.stopping = threading.Event()
         self.pending: frozenset[str] = frozenset()
+        self.partial: frozenset[str] = frozenset()
+        self.wanted: list[str] = []
         self._changed = threading.Condition()
         if asset_set is not None:
             self.ready.set()
@@ -211,6 +216,15 @@ class AssetHolder:
             self.ready.set()
             self._changed.notify_all()
 
+    def offer(self, asset_set: AssetSet, services: Iterable[str], pending: frozenset[str] = frozenset()) -> None:
+        """Serve ``asset_set`` (the first build so far) to the requests for the keys of ``services``
+        (``<service>/...``; ``pending`` as for ``swap``); the others go on waiting for ``swap``."""
+        with self._changed:
+            self.current = asset_set
+            self.partial = frozenset(services)
+            self.pending = pending
+            self._changed.notify_all()
+
     def stop(self) -> None:
         """The server is shutting down: end the live-reload streams and wake requests that wait
         for the first build (they answer 503)."""
@@ -219,11 +233,20 @@ class AssetHolder:
             self.stopping.set()
             self._changed.notify_all()
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until an asset set is served (True), the server stops or ``timeout`` seconds pass."""
+    def wait_ready(self, timeout: float, key: str | None = None) -> bool:
+        """Block until an asset set is served (True), the server stops or ``timeout`` seconds pass;
+        for a ``key`` of a service (``<service>/...``) only until that service is ``offer``ed
+        (True), and the service is ``wanted`` meanwhile."""
+        service = key.split("/", 1)[0] if key else ""
+
+        def answerable() -> bool:
+            return self.ready.is_set() or bool(service) and service in self.partial
+
         with self._changed:
-            self._changed.wait_for(lambda: self.ready.is_set() or self.stopping.is_set(), timeout)
-        return self.ready.is_set()
+            if service and not answerable() and service not in self.wanted:
+                self.wanted.append(service)
+            self._changed.wait_for(lambda: answerable() or self.stopping.is_set(), timeout)
+            return answerable()
 
     def wait_built(self, key: str, timeout: float) -> None:
         """Block until ``key`` is no longer ``pending``, the server stops or ``timeout`` seconds pass."""
@@ -314,14 +337,14 @@ def create_app(holder: AssetHolder) -> Starlette:
             return Response(b"", 200, CORS_HEADERS)
         if request.method not in ("GET", "HEAD"):  # a pseudo-CDN is read-only
             return Response(b"", 405, {**CORS_HEADERS, "Allow": "GET, HEAD, OPTIONS"})
-        if not holder.ready.is_set():  # the first build is still running: wait for it
-            await anyio.to_thread.run_sync(holder.wait_ready, BUILD_WAIT)
+        path = request.scope["path"]
+        if not holder.ready.is_set():  # the first build is still running: wait for it (or the service asked for)
+            await anyio.to_thread.run_sync(holder.wait_ready, BUILD_WAIT, path[1:] if path.startswith("/") else None)
             if holder.stopping.is_set():
                 return Response(b"bosco cdn is stopping\n", 503,
                                 {**CORS_HEADERS, "Cache-Control": NO_CACHE, "Connection": "close"},
                                 media_type="text/plain; charset=utf-8")
         assets = holder.current
-        path = request.scope["path"]
         if path == "/repos":
             return page(200, render_repos(assets.services, holder.base_url).encode("utf-8"))
         key = path[1:] if path.startswith("/") else None
@@ -358,7 +381,7 @@ def create_app(holder: AssetHolder) -> Starlette:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready socket on ``host:port`` (port 0 picks a free one).
+    """A listening socket on ``host:port`` (port 0 picks a free one).
 
     Raises ``BoscoError`` naming the port and the fix when it is in use or cannot be bound."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -368,6 +391,7 @@ def bind(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(ACCEPT_BACKLOG)  # a request made while the server starts waits in the backlog, never refused
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,14 @@ from bosco.duplicates import Found, places
 from bosco.fragments import RemotePage, url_for
 from bosco.gitinfo import repo_info
 from bosco.manifest import MANIFEST_NAME
-from bosco.pipeline import BuildOptions, Prepared, assemble, build_service, prepare
+from bosco.pipeline import BuildOptions, Prepared, assemble, build_in_order, build_service, prepare
 from bosco.redact import public_paths
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
 
 RECHECK = "newly watched folders"  # the reason of the rebuild that looks again after new folders are watched
 SETTLE = 0.003  # seconds from the first event of a burst to its rebuild (the rest of one save arrives)
+FIRST_BUILDERS = 4  # services whose build.command may run at once in the first build
 VANISH_GRACE = 1.0  # seconds a file or folder that disappeared may take to come back (editors, branch switches)
 POLL_INTERVAL = 0.25  # seconds between snapshots of a folder watched by polling
 MAX_LINK_DEPTH = 40  # folder levels followed below a root (and through links) at most
@@ -414,19 +416,57 @@ class ServedAssetSet:
         serves a first pass without syntax checks of single files, unverified minification or the
         concatenations of unminified bundles (``BuildOptions.quick``; ``check_all`` completes it).
         After ``start`` the manifests of watched services are re-read first (the observers already
-        see every later change)."""
-        for path in self.order:
-            generation = self._begin(path)
-            if self._observer is not None and path in self.watched:
-                self.services[path] = load_service(path)
-            options = self._options(path)
-            self._prepared[path] = prepare(self.services[path], options)
-            build = build_service(self.services[path], replace(options, quick=quick, concatenations=not quick),
-                                  prepared=self._prepared[path])
-            with self._lock:
-                self._install(path, build, generation)
-            if progress:
-                progress(self.services[path])
+        see every later change).
+
+        Build commands run up to ``FIRST_BUILDERS`` at a time; the builds themselves run one at a
+        time, in order, except that a service a request waits for (``AssetHolder.wanted``) goes
+        first. Each service is served to the requests for its keys as soon as it is built
+        (``AssetHolder.offer``): its first answer waits neither for the services after it nor for
+        another service's ``build.command``."""
+        queue = list(self.order)
+        turn = threading.Condition()
+        waiting: list[Path] = []  # prepared, waiting for their turn to build
+        building: list[Path] = []
+
+        def first(paths: list[Path]) -> Path | None:
+            names = {self.services[p].name: p for p in paths}
+            wanted = next((names[n] for n in list(self.holder.wanted) if n in names), None)
+            return wanted or min(paths, key=self.order.index, default=None)
+
+        def builder() -> None:
+            while True:
+                with turn:
+                    path = first(queue)
+                    if path is None:
+                        return
+                    queue.remove(path)
+                generation = self._begin(path)
+                if self._observer is not None and path in self.watched:
+                    self.services[path] = load_service(path)
+                options = self._options(path)
+                self._prepared[path] = prepare(self.services[path], options)
+                with turn:
+                    waiting.append(path)
+                    turn.wait_for(lambda path=path: not building and first(waiting) == path)
+                    waiting.remove(path)
+                    building.append(path)
+                try:
+                    build = build_service(self.services[path], replace(options, quick=quick, concatenations=not quick),
+                                          prepared=self._prepared[path])
+                    with self._lock:
+                        self._install(path, build, generation)
+                        self._publish(partial=True)
+                finally:
+                    with turn:
+                        building.remove(path)
+                        turn.notify_all()
+                if progress:
+                    progress(self.services[path])
+
+        count = max(1, min(FIRST_BUILDERS, len(self.order)))
+        with ThreadPoolExecutor(count, "bosco-first-build") as pool:
+            for builder_done in [pool.submit(builder) for _ in range(count)]:
+                builder_done.result()
         with self._lock:
             asset_set = self._publish()
             for path in self.watched:  # the folders of files no glob names are known now
@@ -437,17 +477,18 @@ class ServedAssetSet:
     def check_all(self) -> AssetSet:
         """Complete every served build of a quick first pass (``build_all(quick=True)``: syntax
         errors, verified minification, exact maps, the concatenations of unminified bundles; build
-        commands are not run again), serve the result and return it. Rebuilds may run meanwhile: a
-        service rebuilt since is left as its rebuild made it."""
-        for path in self.order:
-            with self._lock:
-                build, generation, service = self._served[path], self._generation[path], self.services[path]
-            if build.complete:
-                continue
-            complete = build_service(service, self._options(path), with_git=False, prepared=self._prepared.get(path))
+        commands are not run again) and serve each as it is completed (``pipeline.build_in_order``:
+        minified bundles are verified on all CPUs), then return the served set. Rebuilds may run
+        meanwhile: a service rebuilt since is left as its rebuild made it."""
+        with self._lock:
+            todo = [(path, self._served[path], self._generation[path], self.services[path]) for path in self.order
+                    if not self._served[path].complete]
+        jobs = [(service, self._options(path), self._prepared.get(path)) for path, _, _, service in todo]
+        for (path, build, generation, _), complete in zip(todo, build_in_order(jobs), strict=True):
             with self._lock:
                 if self._generation[path] == generation:
                     self._install(path, replace(complete, git=build.git), generation)
+                    self._publish()
         with self._lock:
             return self._publish()
 
@@ -484,10 +525,13 @@ class ServedAssetSet:
         with self._lock:
             self._publish()
 
-    def _publish(self) -> AssetSet:
+    def _publish(self, partial: bool = False) -> AssetSet:
+        """Serve the served builds (``partial``: those of the first build so far, ``AssetHolder.offer``)."""
         builds = []
         for path in self.order:
-            build = self._served[path]
+            build = self._served.get(path)
+            if build is None:
+                continue
             problem = self._problems.get(path)
             builds.append(replace(build, errors=build.errors + (problem,)) if problem else build)
         sizes = None if self.measure is None else {
@@ -495,7 +539,11 @@ class ServedAssetSet:
             if generation == self._generation.get(p)}
         asset_set = assemble(builds, self.options, self.warnings, sizes, self.remote() if self.remote else None,
                              self._places_of)
-        self.holder.swap(asset_set, frozenset().union(*self._building.values()))
+        pending = frozenset().union(*self._building.values())
+        if partial:
+            self.holder.offer(asset_set, [b.name for b in builds], pending)
+        else:
+            self.holder.swap(asset_set, pending)
         return asset_set
 
     def _places_of(self, build: ServiceResult) -> list[Found]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,37 @@ def test_configuration_names_the_origin_of_every_value(example, monkeypatch):
     assert "s3cr3t" not in json.dumps(report.to_json()) and report.to_json() == report.values
     assert (report.root, report.environment) == (example, "local")
     assert str(example / ".bosco" / "bosco.json") in report.sources
+
+
+def test_cdn_answers_a_service_as_soon_as_it_is_built_while_another_build_command_waits(tmp_path):
+    """The first request for a service is answered with its complete fragment as soon as that
+    service is built: neither the services after it nor another service's build.command hold it."""
+    go = tmp_path / "go"
+    slow = tmp_path / "ws" / "aaa-slow"  # first in order; its build.command waits until the test says go
+    slow.mkdir(parents=True)
+    script = (f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)\n"
+              "pathlib.Path('public').mkdir()\npathlib.Path('public/a.js').write_text('var a = 1;\\n')\n")
+    (slow / "bosco-service.json").write_text(json.dumps({
+        "service": {"name": "aaa-slow"}, "build": {"command": [sys.executable, "-c", script], "timeout": 300000},
+        "assets": {"basePath": "public", "js": {"top": ["a.js"]}}}))
+    for name in ("bbb", "ccc"):
+        repo = tmp_path / "ws" / name
+        (repo / "public").mkdir(parents=True)
+        (repo / "public" / f"{name}.js").write_text(f"var {name} = 1;\n")
+        (repo / "bosco-service.json").write_text(json.dumps({
+            "service": {"name": name}, "assets": {"basePath": "public", "js": {"top": [f"{name}.js"]}}}))
+    cdn = app.Cdn(app.open_workspace(tmp_path / "ws"), port=0).start()
+    try:
+        fragment = httpx.get(f"{cdn.base_url}/ccc/local/html/top.js.html", timeout=60)
+        assert fragment.status_code == 200
+        assert fragment.text.count("<script") == 1 and f"{cdn.base_url}/ccc/local/ccc.js" in fragment.text
+        assert httpx.get(f"{cdn.base_url}/ccc/local/ccc.js", timeout=60).text == "var ccc = 1;\n"
+        assert not go.exists() and not (slow / "public").exists() and not cdn.built.is_set()  # still waiting
+        go.write_text("")
+        assert cdn.built.wait(120)
+        slow_fragment = httpx.get(f"{cdn.base_url}/aaa-slow/local/html/top.js.html", timeout=60)
+        assert slow_fragment.status_code == 200 and f"{cdn.base_url}/aaa-slow/local/a.js" in slow_fragment.text
+        assert "bbb" in httpx.get(f"{cdn.base_url}/", timeout=60).text
+    finally:
+        go.write_text("")
+        cdn.stop()

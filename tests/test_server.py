@@ -294,7 +294,7 @@ def test_requests_wait_for_the_first_build_then_see_swaps(example, example_set, 
     holder = AssetHolder()
     waiting = threading.Event()  # set when a request starts waiting for the first build
     wait_ready = holder.wait_ready
-    holder.wait_ready = lambda timeout: waiting.set() or wait_ready(timeout)  # type: ignore[method-assign]
+    holder.wait_ready = lambda *args: waiting.set() or wait_ready(*args)  # type: ignore[method-assign]
     server = CdnServer(holder, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{server.port}"
     try:
