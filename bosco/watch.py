@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult
 from bosco.commands import WatchCommand
 from bosco.duplicates import Found, places
 from bosco.fragments import RemotePage, url_for
-from bosco.gitinfo import repo_info
+from bosco.gitinfo import RepoInfo, repo_info
 from bosco.manifest import MANIFEST_NAME
 from bosco.pipeline import BuildOptions, Prepared, assemble, build_in_order, build_service, prepare
 from bosco.redact import public_paths
@@ -422,7 +422,8 @@ class ServedAssetSet:
         time, in order, except that a service a request waits for (``AssetHolder.wanted``) goes
         first. Each service is served to the requests for its keys as soon as it is built
         (``AssetHolder.offer``): its first answer waits neither for the services after it nor for
-        another service's ``build.command``."""
+        another service's ``build.command``; the git facts (``gitinfo.repo_info``) are read beside
+        the builds and served with the whole set."""
         queue = list(self.order)
         turn = threading.Condition()
         waiting: list[Path] = []  # prepared, waiting for their turn to build
@@ -452,7 +453,8 @@ class ServedAssetSet:
                     building.append(path)
                 try:
                     build = build_service(self.services[path], replace(options, quick=quick, concatenations=not quick),
-                                          prepared=self._prepared[path])
+                                          with_git=False, prepared=self._prepared[path])
+                    git[path] = reading.submit(repo_info, path)
                     with self._lock:
                         self._install(path, build, generation)
                         self._publish(partial=True)
@@ -464,10 +466,14 @@ class ServedAssetSet:
                     progress(self.services[path])
 
         count = max(1, min(FIRST_BUILDERS, len(self.order)))
-        with ThreadPoolExecutor(count, "bosco-first-build") as pool:
+        git: dict[Path, Future[RepoInfo | None]] = {}  # git status runs beside the builds, off their way
+        with ThreadPoolExecutor(count, "bosco-first-build") as pool, ThreadPoolExecutor(2, "bosco-git") as reading:
             for builder_done in [pool.submit(builder) for _ in range(count)]:
                 builder_done.result()
+            facts = {path: future.result() for path, future in git.items()}
         with self._lock:
+            for path, info in facts.items():
+                self._served[path] = replace(self._served[path], git=info)
             asset_set = self._publish()
             for path in self.watched:  # the folders of files no glob names are known now
                 self._sync(path)
