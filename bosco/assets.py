@@ -134,6 +134,29 @@ def _note_folders(folder: Path, pattern: str) -> None:
             continue
 
 
+class _Resolved:
+    """``(folder / rel).resolve()`` for the matches of one glob under ``folder``: the folder is
+    resolved once and each match's own folders and name are only checked for symbolic links
+    (remembered per folder), so a match without links costs one ``lstat``, not one per component
+    of its absolute path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.real = folder, folder.resolve()
+        self.links: dict[str, bool] = {"": False}
+
+    def _link(self, rel: str) -> bool:
+        """True when ``folder/rel`` or one of its folders below ``folder`` is a symbolic link."""
+        if rel not in self.links:
+            self.links[rel] = os.path.islink(self.folder / rel) or self._link(posixpath.dirname(rel))
+        return self.links[rel]
+
+    def __call__(self, rel: str) -> Path:
+        rel = rel.replace("\\", "/")
+        if os.path.islink(self.folder / rel) or self._link(posixpath.dirname(rel)):
+            return (self.folder / rel).resolve()
+        return self.real / rel
+
+
 def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]], str | None]:
     """Expand one glob relative to ``repo/base``.
 
@@ -154,9 +177,10 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     repo_real = repo.resolve()
     matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS), key=glob_order)
     result = []
+    resolved = _Resolved(folder)
     for rel in matches:
         path = folder / rel
-        real = path.resolve()
+        real = resolved(rel)
         if real != repo_real and repo_real not in real.parents:
             return [], f"{rel}: resolves outside the repository ({real})"
         reason = problem(path)
