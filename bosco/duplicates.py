@@ -123,14 +123,18 @@ def _facts(path: Path) -> tuple[int, str, tuple[str, str] | None] | None:
     return size, sha, _files[(str(path), sha)]
 
 
-def _library(path: Path, repo: Path, banner: tuple[str, str] | None) -> tuple[str, str, str] | None:
-    """``(library, version, how it was recognised)`` of one file, or None."""
+def _library(path: Path, repo: Path, banner: tuple[str, str] | None,
+             packages: dict[Path, tuple[str, str] | None]) -> tuple[str, str, str] | None:
+    """``(library, version, how it was recognised)`` of one file, or None. ``packages`` remembers
+    ``_package_version`` per folder (the files of one folder share it)."""
     named = _NAME_VERSION.match(path.name)
     if named:
         return _normal(named.group("name")), named.group("version"), "file name"
     if banner:
         return banner[0], banner[1], "banner"
-    package = _package_version(path.parent, repo)
+    if path.parent not in packages:
+        packages[path.parent] = _package_version(path.parent, repo)
+    package = packages[path.parent]
     if package:
         return _normal(package[0]), package[1], "package.json"
     return None
@@ -152,13 +156,14 @@ def places(service: ServiceResult) -> list[Found]:
         listed += [(key, outputs[key].sources[0]) for key in bundle.files
                    if key in outputs and outputs[key].sources]
     listed += [(o.key, o.sources[0]) for o in service.outputs if o.kind in ("library", "site") and o.sources]
+    packages: dict[Path, tuple[str, str] | None] = {}
     for where, source in listed:
         path = repo / source.split("/", 1)[1]
         facts = _facts(path)
         if facts is None or facts[0] == 0:
             continue
         size, sha, banner = facts
-        found.append((Place(service.name, where, source, size), sha, _library(path, repo, banner)))
+        found.append((Place(service.name, where, source, size), sha, _library(path, repo, banner, packages)))
     return found
 
 
