@@ -5,11 +5,14 @@ rjsmin and rcssmin only delete characters (comments, whitespace; rcssmin also th
 input: every non-whitespace character of the output must be the next significant character of the
 input, every whitespace character inside a literal (string, template, regex) must survive, and
 between two significant characters the output may hold at most one separator. The alignment proves
-that the token sequence is unchanged (comments and whitespace aside) when three more checks hold:
-no junction where whitespace was removed glues two tokens into one (``a+ +b``, ``x in y``,
-``.a :first-child``, ``and (``, ``1px + 2px`` inside ``calc()``), and for JS the re-parsed output
-has no syntax error and as many tree nodes as the input without its comments (this also catches a
-newline removal that changes automatic semicolon insertion, such as ``return\\nx``).
+that the token sequence is unchanged (comments and whitespace aside) when more checks hold: no
+junction where whitespace was removed glues two tokens into one (``a+ +b``, ``x in y``,
+``.a :first-child``, ``and (``, ``1px + 2px`` inside ``calc()``), no ``<!--`` (an HTML-like comment
+in a classic script) appears in JS, and where a line break was removed or added so that automatic
+semicolon insertion might read the two texts differently (``a\\n++b``; after ``return`` it is
+rejected at once) or a number was joined to a ``.`` (``1 .x``), the JS output re-parses with no
+syntax error into as many tree nodes as the input has without its comments: only those joins cost
+a second parse.
 
 The same alignment maps every output token to its input line and column, so the source map of a
 minified file is exact. Everything is vectorised with numpy over UTF-16 code units (the column unit
@@ -279,6 +282,9 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
                                                             b_ws[~in_literal[gap_b]])
     if changed:
         return f"the minifier removed the line break that ends a statement at {_where(text, a, unproven)}"
+    opened = None if css else _html_open(b, literal_b)
+    if opened is not None:
+        return f"the minifier made an HTML-like comment (`<!--`) at {_where(text, a, int(origin[opened]))}"
     return Alignment(origin, literal_b, repaired, reason if repaired and not css else None, unproven)
 
 
@@ -287,9 +293,9 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     """``(input position, changed)`` of the first join (between input tokens ``nonws[k]`` and
     ``nonws[k + 1]``) the alignment cannot prove unchanged, else ``(None, False)``: a line break added
     or removed where automatic semicolon insertion might read the two versions differently (see
-    ``_LT``), or whitespace removed between a number and a ``.`` (``1 .x``) or inside ``< !--`` (an
-    HTML-like comment, ECMA-262 B.1.1). ``changed`` is True when the join certainly changed meaning:
-    a line break removed after ``return``/``break``/``continue``/``throw``/``yield``."""
+    ``_LT``), or whitespace removed between a number and a ``.`` (``1 .x``). ``changed`` is True when
+    the join certainly changed meaning: a line break removed after ``return``/``break``/``continue``/
+    ``throw``/``yield``. (A ``<!--`` the minifier made is ``_html_open``'s.)"""
     if len(nonws) < 2:
         return None, False
     gaps = len(nonws) + 1
@@ -306,7 +312,7 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     closing = ~lit_r & (_AFTER_ANY[right] | (_NO_START[right] & ~(_in(right, [43, 45]) & (after == right))
                                              & ~((right == 46) & _DIGIT[after]) & ~((right == 61) & (after == 62))))
     removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0)
-    glue = removed & (((left == 46) & _DIGIT[right]) | ((left == 60) & (right == 33)))
+    glue = removed & (left == 46) & _DIGIT[right]
     risky = np.flatnonzero((has & ~had) | (had & ~has & ~continues & ~closing) | glue)
     restricted = np.flatnonzero(had & ~has & ~continues & ~_AFTER_ANY[right] & _JS_WORD[left] & ~lit_l)
     number_dot = np.flatnonzero(removed & _DIGIT[left] & (right == 46))
@@ -318,6 +324,18 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     found += [k for k in number_dot if _DIGIT[a[_word_start(a, int(nonws[k]))]]]
     risky = np.union1d(risky, np.array(found, dtype=np.int64))
     return (int(nonws[int(risky[0])]), False) if len(risky) else (None, False)
+
+
+def _html_open(b: np.ndarray, literal_b: np.ndarray) -> int | None:
+    """Output position of the first ``<!--`` outside a literal in the minified units ``b`` (such as
+    ``a<!--b`` from ``a < !--b``), else None. In a classic script it starts an HTML-like comment
+    (ECMA-262 B.1.1) that hides the rest of the line, and the input (through ``syntax.classic``) has
+    none left outside literals, so the minifier made it: tree-sitter, which reads ``<!--`` as
+    ``<``, ``!`` and ``--``, would not notice."""
+    if len(b) < 4:
+        return None
+    found = np.flatnonzero((b[:-3] == 60) & (b[1:-2] == 33) & (b[2:-1] == 45) & (b[3:] == 45) & ~literal_b[:-3])
+    return int(found[0]) if len(found) else None
 
 
 def _word_start(a: np.ndarray, end: int, longest: int = 1 << 30) -> int:
@@ -488,7 +506,13 @@ def _legal_comments(type_: str, a: np.ndarray, b: np.ndarray, origin: np.ndarray
                     info: Facts) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
     """The minified units ``b`` (with ``origin``/``literal_b``) with the input's legal comments put
     back, each before the output token that followed it (a ``//!`` comment with its line break),
-    and the texts of those comments."""
+    and the texts of those comments.
+
+    This needs no new parse: each comment goes back into the gap between the two tokens it was
+    between, where it cannot join them (after a ``/`` it gets a space: ``a/ /*!x*/``) and a line
+    break it brings (a ``//!`` comment's own, or one inside a ``/*! */``, which counts as a line
+    terminator, ECMA-262 §12.4) was in that gap of the input too, so that gap reads as the input's
+    did; every other gap is as ``align`` proved it."""
     spans = [(s, e) for s, e in info.comments
              if is_legal(from_units(a[s:e]))]
     if not spans:
@@ -543,7 +567,7 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
         b, origin_l, literal_l, legal = _legal_comments(type_, to_units(read), to_units(output), origin, literal_b,
                                                         info)
         inline = from_units(b)
-        if keep_legal and legal and (type_ == "css" or js_tree_size(inline) == (info.nodes, False)):
+        if keep_legal and legal:
             output, origin, literal_b, legal = inline, origin_l, literal_l, ()
     if source is not None:
         shift = _shift(len(to_units(text)), edits)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from trustkit import PUBLISH, build, output, service, write_outputs
 
+from bosco import verify
 from bosco.assets import collect
 from bosco.cli import cli
 from bosco.pipeline import BuildOptions, build_asset_set
@@ -218,7 +219,7 @@ def test_prewarm_computes_each_distinct_missing_text_once_in_worker_processes(tm
 
 
 def test_prewarm_covers_css_with_rebased_urls_so_the_build_computes_nothing(tmp_path: Path, monkeypatch):
-    from bosco import cache, verify
+    from bosco import cache
     from bosco.bundle import minify_inputs
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -261,3 +262,66 @@ def test_only_joins_the_alignment_cannot_prove_are_reparsed():
                            ("function f(){return a}", "function f(){return\na}")]:
         assert check_output("js", text, minified, js_facts(text)) == (
             "the minified code parses differently from the input")
+
+
+def test_a_join_that_makes_an_html_like_comment_is_rejected(node):
+    # ``a < !--b`` compares; in ``a<!--b`` an HTML-like comment (ECMA-262 B.1.1) hides the rest of
+    # the line of a classic script. tree-sitter reads both as the same tokens: a re-parse cannot tell.
+    text = "var a = 1, b = 2, x = a < !--b;\nconsole.log(x, b);\n"
+    glued = "var a=1,b=2,x=a<!--b;\nconsole.log(x,b);"
+    assert (node.run(text), node.run(glued)) == ("false 1\n", "1 2\n")
+    reason = "the minifier made an HTML-like comment (`<!--`) at line 1:25"
+    assert check_output("js", text, glued, js_facts(text)) == reason
+    result = minify_verified("js", text)
+    assert (result.code, result.file_map, result.fault) == (text, None, reason + "; shipped unminified")
+    # in a string, regex or template it is text: minified as usual
+    for text, minified in [("s = '<!--' + a < !b;", "s='<!--'+a<!b;"),
+                           ("r = /<!--/.test(s) < !b;", "r=/<!--/.test(s)<!b;"),
+                           ("r = /<!--/.test(s) < !b;", "r=/<!--/.test(s)<!b;"),
+                           ("t = `<!--${a}` < !b;", "t=`<!--${a}`<!b;")]:
+        result = minify_verified("js", text)
+        assert (result.code, result.fault) == (minified, None)
+
+
+LEGAL_JOINS = """var out = [];
+out.push(4 / /*! d */ 2);
+(function () { var y = function (v) { return v * 2 }, z = 3, x; x = y //! call
+(z); out.push(x) })();
+(function () { let a = 1 /*! c */ ; out.push(a) })();
+out.push(/re/ /*! c */.test('are'));
+(function () { var a = true; function b() { out.push('b') } if (a) /*! c */ b() })();
+(function () { var a = 1
+/*! c */
+;[1, 2].forEach(function (v) { out.push(v) }) })();
+(function () { var a = 5, g = 1; out.push(a /*! c */ / 2 / g) })();
+(function () { var a = 5; out.push(a /*! c */-/*! d */-a, a /*! c */+ /*! d */+a) })();
+(function () { function t() { throw /*! c */ 1 } try { t() } catch (e) { out.push(e) } })();
+(function () { var a = 1; a
+/*! c */++
+a; out.push(a) })();
+out.push(typeof /*! c */ 1, { get /*! c */ x() { return 7 } }.x);
+(function () { var async = 1; out.push(async /*!
+*/ + 1) })();
+label: /*! c */ for (;;) { break /*! d */ label }
+console.log(JSON.stringify(out)) //! end"""
+
+
+def test_legal_comments_go_back_into_their_gaps_without_a_new_parse(monkeypatch, node):
+    # each comment returns between the two tokens it was between, with the line break it brings
+    # (a ``//!`` comment's own, one inside ``/*! */``) that the input had there too: nothing to re-parse
+    # (the output without them still is where the alignment cannot prove a join: ``a\n++b``)
+    parse = verify.js_tree_size
+    monkeypatch.setattr(verify, "js_tree_size", lambda text: pytest.fail("parsed again") if "/*!" in text
+                        else parse(text))
+    result = minify_verified("js", LEGAL_JOINS)
+    assert (result.fault, result.legal) == (None, ())
+    assert result.code == (
+        "var out=[];out.push(4/ /*! d */2);(function(){var y=function(v){return v*2},z=3,x;x=y\n//! call\n(z);"
+        "out.push(x)})();(function(){let a=1/*! c */;out.push(a)})();out.push(/re/ /*! c */.test('are'));"
+        "(function(){var a=true;function b(){out.push('b')}if(a)/*! c */b()})();(function(){var a=1/*! c */;"
+        "[1,2].forEach(function(v){out.push(v)})})();(function(){var a=5,g=1;out.push(a/*! c *//2/g)})();"
+        "(function(){var a=5;out.push(a/*! c */- /*! d */-a,a/*! c */+ /*! d */+a)})();(function(){function t(){"
+        "throw /*! c */1}try{t()}catch(e){out.push(e)}})();(function(){var a=1;a\n/*! c */++\na;out.push(a)})();"
+        "out.push(typeof /*! c */1,{get /*! c */x(){return 7}}.x);(function(){var async=1;out.push(async/*!\n*/+1)"
+        "})();label:/*! c */for(;;){break /*! d */label}\nconsole.log(JSON.stringify(out))//! end\n")
+    assert node.run(result.code) == node.run(LEGAL_JOINS) == '[2,6,1,true,"b",1,2,2.5,10,10,1,2,"number",7,2]\n'
