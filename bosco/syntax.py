@@ -25,15 +25,14 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 from bosco import cache
 
 _JS = Language(tree_sitter_javascript.language())
-_JS_SPANS = Query(_JS, """
+# One query, so one walk of the tree: the spans of comments and literals, and module-only syntax (a
+# <script> without type=module runs its file as a classic script, ECMA-262 §16.1).
+_JS_QUERY = Query(_JS, """
 (comment) @comment
 (string) @literal
 (template_string) @literal
 (regex) @literal
 (template_substitution) @substitution
-""")
-# Module-only syntax: a <script> without type=module runs its file as a classic script (ECMA-262 §16.1).
-_JS_MODULE = Query(_JS, """
 (program (import_statement) @module)
 (program (export_statement) @module)
 (meta_property) @meta
@@ -156,6 +155,24 @@ def _js_parser() -> Parser:
     return Parser(_JS)
 
 
+_handed: list[tuple[str, Node, dict[str, list[Node]]]] = []  # ``classic``'s last parse, for the next ``_parse``
+
+
+def _parse(text: str) -> tuple[Node, dict[str, list[Node]]]:
+    """The root node of ``text``'s parse and the captures of ``_JS_QUERY`` on it, by capture name.
+    When ``classic`` returned this very text (the same object), its parse is taken over instead of
+    parsing again (``classic`` then ``js_facts``/``problem`` is how a JS file is read); it is kept
+    for that next call only, so no tree outlives its use."""
+    try:
+        handed = _handed.pop()
+    except IndexError:  # nothing handed over (or another thread took it)
+        handed = None
+    if handed is not None and handed[0] is text:
+        return handed[1], handed[2]
+    root = _js_parser().parse(utf16(text), encoding="utf16").root_node
+    return root, QueryCursor(_JS_QUERY).captures(root)
+
+
 def classic(text: str) -> str:
     """``text`` as tree-sitter and rjsmin should read a classic script, same length: a lone CR
     becomes LF (a line terminator, ECMA-262 §12.3) and each HTML-like comment (Annex B.1.1) a ``//``
@@ -167,8 +184,7 @@ def classic(text: str) -> str:
         return text
     done = 0
     while True:
-        root = _js_parser().parse(utf16(text), encoding="utf16").root_node
-        captures = QueryCursor(_JS_SPANS).captures(root)
+        root, captures = _parse(text)
         spans = sorted((n.start_byte // 2, n.end_byte // 2) for name in ("comment", "literal")
                        for n in captures.get(name, []))
         starts = [a for a, _ in spans]
@@ -183,11 +199,11 @@ def classic(text: str) -> str:
                 done = at + 2
                 break
         else:
+            _handed[:] = [(text, root, captures)]
             return text
 
 
-def _module_problem(text: str, root: Node) -> SyntaxProblem | None:
-    captures = QueryCursor(_JS_MODULE).captures(root)
+def _module_problem(text: str, captures: dict[str, list[Node]]) -> SyntaxProblem | None:
     nodes = captures.get("module", []) + [n for n in captures.get("meta", []) if (n.text or b"").startswith(
         "import".encode("utf-16-le"))] + [n for n in captures.get("await", []) if _top_level_await(n)]
     if not nodes:
@@ -201,24 +217,22 @@ def _module_problem(text: str, root: Node) -> SyntaxProblem | None:
 
 def js_tree_size(text: str) -> tuple[int, bool]:
     """``(node count without comments, has error)`` of the tree-sitter parse of ``text``."""
-    root = _js_parser().parse(utf16(text), encoding="utf16").root_node
-    comments = QueryCursor(_JS_SPANS).captures(root).get("comment", [])
-    return root.descendant_count - len(comments), root.has_error
+    root, captures = _parse(text)
+    return root.descendant_count - len(captures.get("comment", [])), root.has_error
 
 
 def js_facts(text: str) -> Facts:
     """Parse ``text`` as a classic JavaScript script (pass it through ``classic`` first) and return
     its ``Facts``; module syntax (``import``/``export`` statements, ``import.meta``, ``await`` outside
     a function) is a problem."""
-    root = _js_parser().parse(utf16(text), encoding="utf16").root_node
-    captures = QueryCursor(_JS_SPANS).captures(root)
+    root, captures = _parse(text)
 
     def spans(name: str) -> tuple[tuple[int, int], ...]:
         return tuple(sorted((n.start_byte // 2, n.end_byte // 2) for n in captures.get(name, [])))
 
     comments = spans("comment")
     return Facts(spans("literal"), comments, spans("substitution"), root.descendant_count - len(comments),
-                 _js_problem(text, root) if root.has_error else _module_problem(text, root))
+                 _js_problem(text, root) if root.has_error else _module_problem(text, captures))
 
 
 def _position(text: str, index: int) -> tuple[int, int]:
@@ -321,8 +335,8 @@ def problem(type_: str, text: str) -> SyntaxProblem | None:
     """Only the syntax check of ``facts`` (no literal or comment spans: cheaper for unminified files)."""
     if type_ != "js":
         return css_facts(text).problem
-    root = _js_parser().parse(utf16(text), encoding="utf16").root_node
-    return _js_problem(text, root) if root.has_error else _module_problem(text, root)
+    root, captures = _parse(text)
+    return _js_problem(text, root) if root.has_error else _module_problem(text, captures)
 
 
 def facts(type_: str, text: str) -> Facts:

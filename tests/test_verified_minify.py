@@ -325,3 +325,28 @@ def test_legal_comments_go_back_into_their_gaps_without_a_new_parse(monkeypatch,
         "out.push(typeof /*! c */1,{get /*! c */x(){return 7}}.x);(function(){var async=1;out.push(async/*!\n*/+1)"
         "})();label:/*! c */for(;;){break /*! d */label}\nconsole.log(JSON.stringify(out))//! end\n")
     assert node.run(result.code) == node.run(LEGAL_JOINS) == '[2,6,1,true,"b",1,2,2.5,10,10,1,2,"number",7,2]\n'
+
+
+def test_a_classic_script_is_parsed_once_for_its_facts(monkeypatch):
+    from bosco import syntax
+
+    parser, parsed = syntax._js_parser(), []
+
+    class Counting:
+        def parse(self, *args, **kwargs):
+            parsed.append(1)
+            return parser.parse(*args, **kwargs)
+
+    monkeypatch.setattr(syntax, "_js_parser", Counting)
+    # ``<!--`` or ``-->`` in the text: ``classic`` parses it to find them, ``js_facts`` takes that parse
+    for text, parses in [("var s = '<!-- x -->'; /* c */ await(1);\n", 1), ("x = 1; <!-- note\ny = `${2}`;\n", 2),
+                         ("import x from 'y';\ns = '-->';\n", 1)]:
+        parsed.clear()
+        read = syntax.classic(text)
+        found = syntax.js_facts(read)
+        assert len(parsed) == parses
+        assert found == syntax.js_facts("".join(list(read)))  # the same text, another object: parsed anew
+        assert len(parsed) == parses + 1
+        parsed.clear()
+        assert syntax.problem("js", syntax.classic(text)) == found.problem and len(parsed) == parses
+    assert syntax.js_facts("x = 1; //-- note\ny = `${2}`;\n").holes == ((22, 26),)
