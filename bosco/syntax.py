@@ -57,13 +57,16 @@ def _top_level_await(node: Node) -> bool:
 _HTML_OPEN = re.compile(r"<!--")
 _HTML_CLOSE = re.compile(r"^(?:[ \t]|/\*(?:[^*\n]|\*(?!/))*\*/)*(-->)", re.M)
 _LONE_CR = re.compile(r"\r(?!\n)")
+# Escapes, comments and strings; a bracket outside them is a block (CSS Syntax 3, 5.4.7-5.4.9).
 _CSS_TOKENS = re.compile(
     r"""(?P<esc>\\.)|(?P<comment>/\*.*?(?:\*/|\Z))"""
-    r"""|(?P<string>"(?:[^"\\\n]|\\.|\\\n)*(?P<end1>")?|'(?:[^'\\\n]|\\.|\\\n)*(?P<end2>')?)"""
-    r"""|(?P<open>[{(\[])|(?P<close>[})\]])""",
+    r"""|(?P<string>"(?:[^"\\\n]|\\.|\\\n)*(?P<end1>")?|'(?:[^'\\\n]|\\.|\\\n)*(?P<end2>')?)""",
     re.S,
 )
 _PAIRS = {"}": "{", ")": "(", "]": "["}
+_BRACKET_KIND = np.zeros(128, dtype=np.int8)  # an opening bracket's kind, minus it for the closing one
+_BRACKET_KIND[[ord(c) for c in "{(["]] = [1, 2, 3]
+_BRACKET_KIND[[ord(c) for c in "})]"]] = [-1, -2, -3]
 SNIPPET = 160  # characters of the offending line shown around the column
 
 
@@ -241,23 +244,61 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return row, len(utf16(text[col_start:index])) // 2
 
 
+def _brackets(text: str, skipped: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(positions, kinds)`` (``_BRACKET_KIND``) of the brackets of ``text`` outside the ``skipped``
+    spans (escapes, comments, strings: sorted, disjoint), in code points."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    found = codes == ord("{")
+    for char in "}()[]":
+        found |= codes == ord(char)
+    positions = np.flatnonzero(found)
+    if skipped and len(positions):
+        spans = np.array(skipped, dtype=np.int64)
+        inside = np.searchsorted(spans[:, 0], positions, side="right") - 1
+        positions = positions[(inside < 0) | (positions >= spans[np.maximum(inside, 0), 1])]
+    return positions, _BRACKET_KIND[codes[positions]]
+
+
+def _balanced(kinds: np.ndarray) -> bool:
+    """True when every bracket of ``kinds`` (in order) closes the innermost open one of its kind and
+    none stays open. Vectorised: with a depth that never goes below 0, the brackets at one depth
+    alternate opening, closing, so grouped by depth (stably) they pair up in twos."""
+    depth = np.cumsum(np.where(kinds > 0, 1, -1))
+    if not len(kinds):
+        return True
+    if depth.min() < 0 or depth[-1] != 0:
+        return False
+    paired = kinds[np.argsort(np.where(kinds > 0, depth, depth + 1), kind="stable")]
+    return bool(np.array_equal(paired[0::2], -paired[1::2]))
+
+
+def _bracket_problem(text: str, positions: np.ndarray) -> tuple[int, str] | None:
+    """The first unexpected closing bracket at ``positions`` of ``text``, else the innermost one never
+    closed, as ``(position, message)``; None when they balance."""
+    stack: list[tuple[str, int]] = []
+    for at in positions.tolist():
+        char = text[at]
+        if char in _PAIRS:
+            if not stack or stack[-1][0] != _PAIRS[char]:
+                return at, f"unexpected `{char}`"
+            stack.pop()
+        else:
+            stack.append((char, at))
+    return (stack[-1][1], f"`{stack[-1][0]}` is never closed") if stack else None
+
+
 def css_facts(text: str) -> Facts:
-    """Scan ``text`` as CSS and return its ``Facts`` (literals are quoted strings)."""
+    """Scan ``text`` as CSS and return its ``Facts`` (literals are quoted strings), with the first of
+    these problems: an unterminated comment or string, a closing bracket that closes nothing or
+    another kind of bracket, else a bracket never closed."""
     literals: list[tuple[int, int]] = []
     comments: list[tuple[int, int]] = []
-    stack: list[tuple[str, int]] = []
+    skipped: list[tuple[int, int]] = []
     problem_at: tuple[int, str] | None = None
     for match in _CSS_TOKENS.finditer(text):
         kind = match.lastgroup
-        if kind == "open":
-            stack.append((match.group(), match.start()))
-        elif kind == "close":
-            char = match.group()
-            if not stack or stack[-1][0] != _PAIRS[char]:
-                problem_at = problem_at or (match.start(), f"unexpected `{char}`")
-            else:
-                stack.pop()
-        elif kind == "comment":
+        skipped.append(match.span())
+        if kind == "comment":
             comments.append(match.span())
             if not match.group().endswith("*/") or match.end() - match.start() < 4:
                 problem_at = problem_at or (match.start(), "unterminated comment")
@@ -265,8 +306,12 @@ def css_facts(text: str) -> Facts:
             literals.append(match.span())
             if match.group("end1") is None and match.group("end2") is None:
                 problem_at = problem_at or (match.start(), "unterminated string")
-    if problem_at is None and stack:
-        problem_at = (stack[-1][1], f"`{stack[-1][0]}` is never closed")
+    positions, kinds = _brackets(text, skipped)
+    if not _balanced(kinds):
+        bracket = _bracket_problem(text, positions)
+        if bracket is not None and (problem_at is None or (bracket[0] < problem_at[0]
+                                                           and not bracket[1].endswith("never closed"))):
+            problem_at = bracket
     problem = None
     if problem_at is not None:
         problem = _problem(text, *_position(text, problem_at[0]), problem_at[1])

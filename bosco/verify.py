@@ -157,15 +157,12 @@ def decode_minified(payload: bytes) -> Minified | None:
 
 
 def _mask(n: int, spans: tuple[tuple[int, int], ...], holes: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
-    depth = np.zeros(n + 1, dtype=np.int32)
-    if spans:
-        s = np.array(spans, dtype=np.int64)
-        np.add.at(depth, s[:, 0], 1)
-        np.add.at(depth, s[:, 1], -1)
-    if holes:
-        h = np.array(holes, dtype=np.int64)
-        np.add.at(depth, h[:, 0], -1)
-        np.add.at(depth, h[:, 1], 1)
+    """True for the units ``0..n-1`` inside a ``(start, end)`` span of ``spans`` and not inside one of ``holes``."""
+    depth = np.zeros(n + 1, dtype=np.int64)
+    for found, sign in ((spans, 1), (holes, -1)):
+        if found:
+            s = np.array(found, dtype=np.int64)
+            depth += sign * (np.bincount(s[:, 0], minlength=n + 1) - np.bincount(s[:, 1], minlength=n + 1))
     return np.cumsum(depth)[:n] > 0
 
 
@@ -316,11 +313,10 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     risky = np.flatnonzero((has & ~had) | (had & ~has & ~continues & ~closing) | glue)
     restricted = np.flatnonzero(had & ~has & ~continues & ~_AFTER_ANY[right] & _JS_WORD[left] & ~lit_l)
     number_dot = np.flatnonzero(removed & _DIGIT[left] & (right == 46))
-    words = {int(k): _word_before(a, int(nonws[k])) for k in restricted}
-    ends = [k for k, word in words.items() if word in _ENDS_STATEMENT]
-    if ends:
+    ends = restricted[_word_is(a, nonws[restricted], _ENDS_STATEMENT)]
+    if len(ends):
         return int(nonws[ends[0]]), True
-    found = [k for k, word in words.items() if word in _RESTRICTED and closing[k]]
+    found = list(restricted[_word_is(a, nonws[restricted], _RESTRICTED) & closing[restricted]])
     found += [k for k in number_dot if _DIGIT[a[_word_start(a, int(nonws[k]))]]]
     risky = np.union1d(risky, np.array(found, dtype=np.int64))
     return (int(nonws[int(risky[0])]), False) if len(risky) else (None, False)
@@ -338,20 +334,26 @@ def _html_open(b: np.ndarray, literal_b: np.ndarray) -> int | None:
     return int(found[0]) if len(found) else None
 
 
-def _word_start(a: np.ndarray, end: int, longest: int = 1 << 30) -> int:
-    """Start of the identifier, keyword or number ending at input position ``end`` (at most ``longest`` back)."""
+def _word_start(a: np.ndarray, end: int) -> int:
+    """Start of the identifier, keyword or number ending at input position ``end``."""
     start = end
-    while start > 0 and end - start < longest and _JS_WORD[a[start - 1]]:
+    while start > 0 and _JS_WORD[a[start - 1]]:
         start -= 1
     return start
 
 
-def _word_before(a: np.ndarray, end: int) -> str:
-    """The keyword or identifier ending at ``end`` ("" for a property name such as ``a.return``)."""
-    start = _word_start(a, end, 9)
-    if start > 0 and a[start - 1] == 46:
-        return ""
-    return a[start:end + 1].astype("<u2").tobytes().decode("utf-16-le", "replace")
+def _word_is(a: np.ndarray, ends: np.ndarray, words: frozenset[str]) -> np.ndarray:
+    """For each input position of ``ends``: True when the whole identifier or keyword ending there is
+    one of ``words`` (ASCII) and not a property name (``a.return``)."""
+    found = np.zeros(len(ends), dtype=bool)
+    for word in words:
+        start = ends - (len(word) - 1)
+        same = start >= 0
+        for i, char in enumerate(word):
+            same &= a[np.maximum(start + i, 0)] == ord(char)
+        before = np.where(start > 0, a[np.maximum(start - 1, 0)], 32)
+        found |= same & ~_JS_WORD[before] & (before != 46)
+    return found
 
 
 def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: np.ndarray, b_ws: np.ndarray,

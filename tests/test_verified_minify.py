@@ -36,6 +36,14 @@ def test_css_syntax_errors():
     assert css_facts("/* open\n.a{}").problem.describe("c.css") == "c.css:1:1: unterminated comment\n    /* open"
     valid = "@container card (min-width: 4px) { .a { b: c } }\n@keyframes k { 16.67% { x: 0\\0 } }\n"
     assert css_facts(valid).problem is None
+    # brackets pair up by kind, first problem first; brackets in escapes, strings and comments do not count
+    assert css_facts(".a\\{ { content: \"}\" } /* ( */ .b { c: '[' }\n").problem is None
+    for text, problem in [(".a { b: f(x] }", "1:12: unexpected `]`"), (".a { ( } )", "1:8: unexpected `}`"),
+                          (".a { x: \"y }\n ] }", "1:9: unterminated string"),
+                          ("] .a { x: \"y }", "1:1: unexpected `]`"), (".a { [ \"x", "1:8: unterminated string"),
+                          (".a { b { c: d }", "1:4: `{` is never closed"),
+                          ("@media (a { }", "1:8: `(` is never closed"), (".a { b: [c ( }", "1:14: unexpected `}`")]:
+        assert css_facts(text).problem.describe("c.css").split("\n")[0] == f"c.css:{problem}", text
 
 
 def test_syntax_error_fails_build_with_service_path_line_col(tmp_path: Path):
