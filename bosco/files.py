@@ -79,10 +79,14 @@ def read_bytes(path: Path, shown: str | None = None) -> bytes:
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read()
         if stamps.recording_active():
-            digest = stamps.known_sha256(path, st)
+            # a file rewritten in place while it was read has other bytes than the stat before
+            # the read tells: only a stat unchanged across the read may name them
+            unchanged = stamps.stamp(os.fstat(fd)) == stamps.stamp(st)
+            digest = stamps.known_sha256(path, st) if unchanged else None
             if digest is None:
                 digest = hashlib.sha256(data).hexdigest()
-                stamps.remember(path, st, digest)
+                if unchanged:
+                    stamps.remember(path, st, digest)
             stamps.saw("read", path, digest)
         return data
     except OSError as exc:

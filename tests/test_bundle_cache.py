@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from bosco import cache
+from bosco import cache, stamps
 
 from conftest import build
 
@@ -194,3 +195,42 @@ def test_a_cold_minified_build_verifies_in_workers_and_reads_each_input_once(ws,
     assert outputs(ws) == inline
     assert sorted(reads) == sorted(set(reads))
     assert {Path(p).name for p in reads} == {"a.js", "site.css", "lib.min.js", "lib.min.js.map"}
+
+
+_rewrite_during_read: list[tuple[Path, str]] = []  # (file, new text): armed by the next test
+
+
+def _rewrite_at_read(event: str, args: tuple) -> None:
+    """Audit hook: once ``bosco.files.read_bytes`` has opened and stat'ed the armed file for a bundle
+    build that records what it reads (``stamps.recording``), rewrite it
+    in place before its bytes are read (``os.open`` raises ``open`` with mode None; the
+    ``os.fdopen`` of that descriptor raises ``open`` with an int path)."""
+    if not _rewrite_during_read or event != "open":
+        return
+    path, text = _rewrite_during_read[0]
+    if args[0] == str(path) and args[1] is None and stamps.recording_active():  # the read a bundle records
+        _rewrite_during_read.append((path, "opened"))
+    elif isinstance(args[0], int) and _rewrite_during_read[-1] == (path, "opened"):
+        _rewrite_during_read.clear()
+        with open(path, "r+", encoding="utf-8") as handle:  # the hook is disarmed: no recursion
+            handle.write(text)
+
+
+def test_an_edit_saved_while_a_file_is_read_is_not_recorded_as_the_version_before(ws, monkeypatch):
+    """An editor rewriting a file in place between bosco's stat of it and its read: the bundle is
+    made from the new bytes, so it must not be recorded as made from the version before (whose
+    hash was known by that stat), or undoing the edit later serves the edited bundle."""
+    monkeypatch.setattr(stamps, "RACY_NS", 0)  # trust stats of files milliseconds old (stamps.RACY_NS)
+    a = ws / "svc/public/js/a.js"
+    first = outputs(ws)  # a.js's hash is now known by its stat
+    assert b"1+1" in first["svc/local/js/top.js"]
+    sys.addaudithook(_rewrite_at_read)  # (hooks cannot be removed; this one is idle once disarmed)
+    edited = FILES["public/js/a.js"].replace("1 + 1", "2 + 2")
+    cache._memory.clear()
+    edit(a, FILES["public/js/a.js"].replace("1 + 1", "3 + 3"))  # a new version, so the bundle is built
+    _rewrite_during_read.append((a, edited))
+    during = outputs(ws)
+    assert not _rewrite_during_read, "the read of a.js was not seen"
+    assert b"2+2" in during["svc/local/js/top.js"]  # built from the bytes read
+    edit(a, FILES["public/js/a.js"].replace("1 + 1", "3 + 3"))  # the edit undone
+    assert b"3+3" in outputs(ws)["svc/local/js/top.js"]
