@@ -101,10 +101,10 @@ class Collected:
 
 
 def _note_folders(folder: Path, pattern: str) -> None:
-    """Inside ``stamps.recording()``: record the mtime of every folder ``pattern`` can list under
-    ``folder`` (from its literal leading folders down, every level for ``**`` or braces), so a
-    recorded expansion is known current without globbing again: adding, removing or renaming a
-    file changes its folder's mtime. A folder changed within ``stamps.RACY_NS`` is recorded as
+    """Inside ``stamps.recording()``: record the ``stamps.folder_stamp`` of every folder ``pattern``
+    can list under ``folder`` (from its literal leading folders down, every level for ``**`` or
+    braces), so a recorded expansion is known current without globbing again: adding, removing or
+    renaming a file changes its folder's stamp. A folder changed within ``stamps.RACY_NS`` is recorded as
     never current (a second change in the same clock tick would not move its mtime)."""
     parts = pattern.split("/")
     literal: list[str] = []
@@ -124,7 +124,7 @@ def _note_folders(folder: Path, pattern: str) -> None:
             stamps.saw("folder", path, None)
             continue
         stamps.saw("folder", path, "racy" if now - max(st.st_mtime_ns, st.st_ctime_ns) < stamps.RACY_NS
-                   else str(st.st_mtime_ns))
+                   else stamps.folder_stamp(st))
         if depth is not None and level >= depth:
             continue
         try:

@@ -60,6 +60,13 @@ def _table() -> dict[str, tuple[Stamp, str]]:
     return _known
 
 
+def folder_stamp(st: os.stat_result) -> str:
+    """What a folder's listing is known by: its mtime, ctime and inode. Adding, removing or renaming
+    an entry moves the mtime and the ctime; ``tar x``, ``rsync -t`` or ``cp -p`` set the mtime of a
+    folder they filled back, but no tool can set its ctime back."""
+    return f"{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
 def remember(path: Path | str, st: os.stat_result, digest: str) -> None:
     """Note that the file ``path`` with stat ``st`` holds bytes whose SHA-256 hex is ``digest``;
     not when it changed less than ``RACY_NS`` ago (a file system may give a second write in the same
@@ -127,7 +134,7 @@ atexit.register(save)
 def recording() -> Iterator[Record]:
     """Record what this thread's reads through ``bosco.files`` saw while inside: yields the record
     (``(what, path) -> seen``: ``read`` -> SHA-256, ``check`` -> ``files.problem``'s answer,
-    ``resolve`` -> the resolved path, ``folder`` -> the mtime of a folder a glob listed). A
+    ``resolve`` -> the resolved path, ``folder`` -> the ``folder_stamp`` of a folder a glob listed). A
     recording inside another one adds to both."""
     outer: Record | None = getattr(_local, "record", None)
     record: Record = {}
@@ -163,8 +170,8 @@ def include(record: Record) -> None:
 
 def unchanged(record: Record) -> bool:
     """True when every file of ``record`` would be seen the same way now: same content (by stat
-    stamp, else hashed again), same ``files.problem`` answer, same resolved path, same folder mtime
-    (a file added, removed or renamed in a folder changes its mtime)."""
+    stamp, else hashed again), same ``files.problem`` answer, same resolved path, same
+    ``folder_stamp`` (a file added, removed or renamed in a folder changes it)."""
     from bosco.files import problem
 
     for (what, path), seen in record.items():
@@ -174,7 +181,7 @@ def unchanged(record: Record) -> bool:
             now = problem(Path(path))
         elif what == "folder":
             try:
-                now = str(os.stat(path).st_mtime_ns)
+                now = folder_stamp(os.stat(path))
             except OSError:
                 now = None
         else:

@@ -63,7 +63,8 @@ def test_nothing_changed_reports_what_a_full_run_reports(built, monkeypatch):
     assert again.stderr.replace(f"detail: {SKIPPED} {out}: not built again\n", "") == full.stderr
 
 
-@pytest.mark.parametrize("change", ["input", "import", "new file", "option", "config", "output"])
+@pytest.mark.parametrize("change", ["input", "import", "new file", "new file, folder time kept", "option", "config",
+                                    "output"])
 def test_any_change_builds_again(built, change):
     workspace, out = built
     web = workspace / "app-web"
@@ -74,6 +75,10 @@ def test_any_change_builds_again(built, change):
         edit(web / "public/css/parts/vars.css", "margin: 0", "margin: 7")
     elif change == "new file":
         (web / "public/img/new.png").write_bytes(b"\x89PNG new")
+    elif change == "new file, folder time kept":  # as `tar x`, `rsync -t` or `cp -p` leave a folder they fill
+        st = (web / "public/img").stat()
+        (web / "public/img/new.png").write_bytes(b"\x89PNG new")
+        os.utime(web / "public/img", ns=(st.st_atime_ns, st.st_mtime_ns))
     elif change == "option":
         args += ["-b", "56"]
     elif change == "config":
@@ -88,7 +93,7 @@ def test_any_change_builds_again(built, change):
         assert b"41" in written["app-web/default/js/top.js"]
     elif change == "import":
         assert b"margin:7" in written["app-web/default/css/main.css"]
-    elif change == "new file":
+    elif change.startswith("new file"):
         assert written["app-web/default/img/new.png"] == b"\x89PNG new"
     elif change == "option":
         assert "app-web/56/js/top.js" in written
