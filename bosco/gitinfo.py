@@ -4,8 +4,9 @@ A service folder may be a repository of its own or a folder inside one (``search
 paths given to and returned by this module are relative to the service folder, POSIX-style. Every
 repository is read with at most two ``git`` processes: ``git status`` once per build, and one
 ``git log --name-only`` walk of the whole history for the last commit of every file, cached per
-HEAD commit in memory and in bosco's cache folder (``bosco.cache``). Credentials in the ``origin``
-URL (``https://user:token@host/...``, query strings) are never read out of this module.
+HEAD commit (and shallow boundary) in memory and in bosco's cache folder (``bosco.cache``).
+Credentials in the ``origin`` URL (``https://user:token@host/...``, query strings) are never read
+out of this module.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ class RepoInfo:
     credentials (None when there is no such remote); ``changes`` maps each path (relative to the
     service folder) with uncommitted changes to its two-letter ``git status --porcelain`` code
     (``" M"``, ``"A "``, ``"??"`` untracked...); ignored files are not listed. ``root`` is the
-    repository's working tree, ``prefix`` the service folder inside it (``""`` or ``"sub/dir/"``)."""
+    repository's working tree, ``prefix`` the service folder inside it (``""`` or ``"sub/dir/"``).
+    ``shallow`` lists the boundary commits of a shallow clone (git's ``shallow`` file: ``git clone
+    --depth``), None for a complete history; deepening a clone (``git fetch --unshallow``) changes
+    the last commit of files under the same HEAD."""
 
     root: str
     prefix: str
@@ -49,6 +53,7 @@ class RepoInfo:
     branch: str | None
     origin: str | None
     changes: dict[str, str]
+    shallow: str | None = None
 
     @property
     def dirty(self) -> bool:
@@ -101,6 +106,14 @@ def _changes(repo: Any, prefix: str) -> dict[str, str]:
     return changes
 
 
+def _shallow(repo: Any) -> str | None:
+    """The boundary commits of a shallow clone (the ``shallow`` file of its git folder), else None."""
+    try:
+        return (Path(repo.common_dir) / "shallow").read_text()
+    except (OSError, ValueError):
+        return None
+
+
 def repo_info(folder: Path) -> RepoInfo | None:
     """The git facts of ``folder`` (a service folder), or None when it is not inside a git working
     tree (or git is not installed). Runs one ``git status`` process; never raises for a broken or
@@ -124,7 +137,7 @@ def repo_info(folder: Path) -> RepoInfo | None:
             commit = None
         branch = None if repo.head.is_detached else repo.head.reference.name
         origin = next((public_url(r.url) for r in repo.remotes if r.name == "origin"), None)
-        return RepoInfo(str(root), prefix, commit, branch, origin, _changes(repo, prefix))
+        return RepoInfo(str(root), prefix, commit, branch, origin, _changes(repo, prefix), _shallow(repo))
     except (git.GitError, OSError, ValueError):
         return None
     finally:
@@ -135,7 +148,7 @@ def _history(info: RepoInfo) -> dict[str, str]:
     """Path (relative to the service folder) -> SHA of the last commit that touched it, for every
     file in the history of HEAD under the service folder: one ``git log --name-only -z`` walk."""
     assert info.commit is not None
-    name = cache.key("git-last-commits", info.root, info.prefix, info.commit)
+    name = cache.key("git-last-commits", info.root, info.prefix, info.commit, info.shallow or "")
     found = cache.load(name)
     if isinstance(found, dict):
         return found

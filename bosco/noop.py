@@ -71,8 +71,9 @@ def git_infos(services: list[Service]) -> dict[Path, Any]:
 
 def git_facts(services: list[Service], infos: dict[Path, Any]) -> list[Any]:
     """The git facts a release records of every service of ``services`` in a git repository, from
-    ``infos`` (``git_infos``), for ``fingerprint``."""
-    return [(s.name, info and (info.to_json(), sorted(info.changes.items())))
+    ``infos`` (``git_infos``), for ``fingerprint``; with a shallow clone's boundary, which decides
+    the last commits of files."""
+    return [(s.name, info and (info.to_json(), sorted(info.changes.items()), info.shallow))
             for s in services if _in_git(s.path) for info in (infos[s.path],)]
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import runpy
 
+from bosco import stamps
 from bosco.gitinfo import last_commits, public_url, repo_info
 
 from .gitsupport import TOKEN, commit, git, git_workspace, init_repo
@@ -104,6 +105,28 @@ def test_last_commits_follow_renames_subfolders_and_new_commits(tmp_path):
     (service / "js" / "z.js").write_text("dirty\n")
     assert repo_info(service).changes == {"js/z.js": " M"}
     assert repo_info(tmp_path) is None
+
+
+def test_a_shallow_clone_deepened_under_the_same_head_records_the_older_last_commits(tmp_path, monkeypatch):
+    """In a ``git clone --depth 1`` every file's last commit is the shallow boundary; after ``git
+    fetch --unshallow`` (same HEAD) the release records the real ones, in a build --out run again
+    into the same folder too (the history and the run are not taken from the cache)."""
+    monkeypatch.setattr(stamps, "RACY_NS", 0)  # the replay would apply at once (``stamps.RACY_NS``)
+    workspace, sha = git_workspace(tmp_path / "ws", {})
+    clone = tmp_path / "clone"
+    (clone / ".bosco").mkdir(parents=True)
+    git(tmp_path, "clone", "-q", "--depth", "1", (workspace / "app-web").as_uri(), str(clone / "app-web"))
+    out = tmp_path / "out"
+
+    def a_js_commit() -> str:
+        result = run(clone, "build", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        return json.loads((out / "app-web/default/release.json").read_bytes())["sources"]["app-web/public/js/a.js"][
+            "commit"]
+
+    assert a_js_commit() == sha["second"]  # the only commit a depth-1 clone has
+    git(clone / "app-web", "fetch", "-q", "--unshallow")
+    assert a_js_commit() == sha["first"]
 
 
 def test_public_url_drops_every_credential():
