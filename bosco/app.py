@@ -900,17 +900,25 @@ class Cdn:
                                css_minifier=minifier, rebuild=self.rebuild, title=f"bosco cdn: {ws.root.name}",
                                repos_link=True, legal_comments=ws.config.minify.legalcomments,
                                build_timeout_ms=ws.config.build.timeout)
-        self.cache = compression_cache(ws.config)
+        self._cache: CompressionCache | None = None  # made when sizes are first measured (after the first answers)
+        self._cache_lock = threading.Lock()
         rules, _ = _budget_rules(ws, services)
         self.session = ServedAssetSet(
             services, [s.path for s in self.watched], options, holder, ws.warnings, livereload=self.livereload,
             on_rebuild=lambda r: reporter.event("rebuild", **rebuild_fields(r)),
             on_problem=lambda service, message: reporter.event("problem", service=service or None, message=message),
-            on_output=reporter.output, measure=lambda build: budgets.measure_service(build, rules, self.cache),
+            on_output=reporter.output, measure=lambda build: budgets.measure_service(build, rules, self._compression()),
             remote=holder.remote.page if holder.remote else None)
         if holder.remote:  # online <-> offline: one event, and the index page says it
             holder.remote.on_change = lambda: (self.session.refresh_page(), self._remote_event())
         self.built = threading.Event()
+
+    def _compression(self) -> CompressionCache:
+        """The compression cache that measures bundle sizes for the index page, made on first use."""
+        with self._cache_lock:
+            if self._cache is None:
+                self._cache = compression_cache(self.ws.config)
+            return self._cache
 
     def _remote_event(self) -> None:
         remote = self.server.holder.remote
@@ -977,7 +985,9 @@ class Cdn:
 
     def _close(self) -> None:
         self.session.stop()
-        self.cache.close()
+        with self._cache_lock:
+            if self._cache is not None:
+                self._cache.close()
         self.reporter.event("stopped")
 
 

@@ -345,7 +345,8 @@ def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
     if type_ == "js" and text.count("sourceMappingURL") == 1:
         # The usual case needs no parse: a ``//#`` line at the very end of a file is a comment
         # (a string, template, regex or block comment open there would be a syntax error).
-        last = _LAST_LINE_MAP_URL.search(text)
+        # searched from the line break before the comment: from the start, the regex tries every position
+        last = _LAST_LINE_MAP_URL.search(text, max(text.rfind("\n", 0, text.find("sourceMappingURL")), 0))
         if last:
             return ((last.start(1), last.end(1), last.group(2)),)
     name = cache.key("map-comments-1", type_, text)

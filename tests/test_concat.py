@@ -106,3 +106,15 @@ def test_css_bom_removed_and_charset_hoisted_once(tmp_path):
     assert code == (
         '@charset "UTF-8";\n\n.a { color: red; }\n.b { content: \'\u2713\'; }\n/*# sourceMappingURL=all.css.map */\n'
     )
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("var a;\n//# sourceMappingURL=a.js.map\n", ((7, 36, "a.js.map"),)),
+    ("//# sourceMappingURL=a.js.map", ((0, 29, "a.js.map"),)),  # the whole file: found from its start
+    ("var a;\n//@ sourceMappingURL=a.js.map  \n\n", ((7, 38, "a.js.map"),)),  # with its trailing blanks
+    ("var s = '//# sourceMappingURL=x.map';\nvar b;\n", ()),  # in a string, not at the end
+])
+def test_a_single_map_comment_at_the_end_of_a_file_is_found_without_a_parse(text, expected):
+    from bosco.syntax import map_comments
+
+    assert map_comments("js", text) == expected
