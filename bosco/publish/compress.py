@@ -55,6 +55,7 @@ MAP_BROTLI_QUALITY = BrotliSection.mapquality
 LARGE_OBJECT = 64 * 1024  # bytes; larger bodies get at most LARGE_BROTLI_QUALITY
 LARGE_BROTLI_QUALITY = 9
 POOL_THRESHOLD = 64 * 1024  # bytes; smaller bodies are encoded in the calling thread
+PREPARE_THREADS = 16  # prepared bodies looked up at once in the local folder and the shared cache
 
 
 def _is_map(key: str) -> bool:
@@ -147,11 +148,13 @@ class CompressionCache:
         return sha256, encoding.name, self._level(encoding, key, size)
 
     def prepare(self, bodies: Iterable[tuple[bytes, str, Encoding, str]]) -> None:
-        """Start computing the ``(data, sha256, encoding, key)`` bodies that ``body`` will be asked
-        for (``workers`` > 1 only), one at a time per worker so every CPU stays busy: largest first
-        within one call, the bodies of an earlier call before those of a later one (a push prepares
-        its stages in publish order, so the first uploads need not wait for the last stage's
-        bodies). Each distinct body is computed once; ``body`` then waits for the one it needs."""
+        """Start getting the ``(data, sha256, encoding, key)`` bodies that ``body`` will be asked for
+        (``workers`` > 1 only): ``PREPARE_THREADS`` at a time look in the local folder and the
+        shared cache (a second runner fetches them all), and those found in neither are encoded by
+        the worker processes in order, so every CPU stays busy: largest first within one call, the
+        bodies of an earlier call before those of a later one (a push prepares its stages in publish
+        order, so the first uploads need not wait for the last stage's bodies). Each distinct body is
+        computed once; ``body`` then waits for the one it needs."""
         if self.workers < 2:
             return
         todo: dict[tuple[str, str, int], list[Any]] = {}
@@ -160,7 +163,7 @@ class CompressionCache:
                 todo.setdefault(self._name(sha, enc, key, len(data)), [(data, sha, enc, key), 0])[1] += 1
         with self._lock:
             if self._threads is None:
-                self._threads = ThreadPoolExecutor(self.workers)
+                self._threads = ThreadPoolExecutor(max(self.workers, PREPARE_THREADS))
             for name, (args, count) in sorted(todo.items(), key=lambda i: -len(i[1][0][0])):
                 if name in self._ahead:
                     self._ahead[name][1] += count
