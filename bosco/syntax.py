@@ -326,7 +326,8 @@ def css_facts(text: str) -> Facts:
 # trust"): a parse tree and the alignment arrays take many times a file's size (a 200 MB file needed
 # 12.9 GB). Such a file is shipped as it is and mapped line by line, with a warning.
 LARGE_FILE = 20_000_000
-_LAST_LINE_MAP_URL = re.compile(r"(?:\A|\n)(//[#@][ \t]*sourceMappingURL=([^\s'\"*]*)[ \t]*)\s*\Z")
+# A ``//#`` comment ending the file; no backtick in its URL: it may be the last line of a template literal.
+_LAST_LINE_MAP_URL = re.compile(r"(?:\A|\n)(//[#@][ \t]*sourceMappingURL=([^\s'\"*`]*)[ \t]*)\s*\Z")
 _MAP_URL = re.compile(r"(?://|/\*)[#@][ \t]*sourceMappingURL=([^\s'\"*]*)\s*(?:\*/)?\Z")
 
 
@@ -344,8 +345,9 @@ def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
             (last.start(), last.end(), last.group(1)),)
     if type_ == "js" and text.count("sourceMappingURL") == 1:
         # The usual case needs no parse: a ``//#`` line at the very end of a file is a comment
-        # (a string, template, regex or block comment open there would be a syntax error).
-        # searched from the line break before the comment: from the start, the regex tries every position
+        # (a string, template, regex or block comment open there would be a syntax error: none of
+        # ``'"*` `` closes it in the URL); searched from the line break before the comment: from the
+        # start, the regex tries every position
         last = _LAST_LINE_MAP_URL.search(text, max(text.rfind("\n", 0, text.find("sourceMappingURL")), 0))
         if last:
             return ((last.start(1), last.end(1), last.group(2)),)

@@ -217,18 +217,21 @@ def test_only_real_source_mapping_comments_are_stripped(tmp_path: Path, node):
     files = {
         "js/a.js": "out.push(`line\n//# sourceMappingURL=kept.map\n`.length);\r\n//# sourceMappingURL=a.js.map\r\n",
         "js/b.js": "out.push('b');\n/*# sourceMappingURL=b.js.map */\n",
+        "js/c.js": "out.push(`c\n//# sourceMappingURL=c.js.map`.length)",  # a template, to the file's end
         "css/a.css": '.a { content: "/*# sourceMappingURL=kept.map */"; }\r\n/*# sourceMappingURL=a.css.map */\r\n',
     }
-    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/b.js"]}, "css": {"main": ["css/a.css"]}})
+    repo = service(tmp_path, "svc", files, {"js": {"top": ["js/a.js", "js/b.js", "js/c.js"]},
+                                            "css": {"main": ["css/a.css"]}})
     result = build(repo, CONCAT)
     assert result.all_errors == () and result.all_warnings == ()
     assert output(result, "svc/7/js/top.js").decode() == (
         "out.push(`line\n//# sourceMappingURL=kept.map\n`.length);\r\n\r\n"
         "out.push('b');\n\n"
+        "out.push(`c\n//# sourceMappingURL=c.js.map`.length)\n;\n"
         "//# sourceMappingURL=top.js.map\n")
     assert output(result, "svc/7/css/main.css").decode() == (
         '.a { content: "/*# sourceMappingURL=kept.map */"; }\r\n\r\n/*# sourceMappingURL=main.css.map */\n')
-    assert run_bundle(node, result, "svc/7/js/top.js", tmp_path / "out") == '[35,"b"]\n'
+    assert run_bundle(node, result, "svc/7/js/top.js", tmp_path / "out") == '[35,"b",31]\n'
 
 
 def test_composed_map_of_rewritten_minified_css_is_exact(tmp_path: Path, map_checker):
