@@ -329,6 +329,22 @@ LARGE_FILE = 20_000_000
 # A ``//#`` comment ending the file; no backtick in its URL: it may be the last line of a template literal.
 _LAST_LINE_MAP_URL = re.compile(r"(?:\A|\n)(//[#@][ \t]*sourceMappingURL=([^\s'\"*`]*)[ \t]*)\s*\Z")
 _MAP_URL = re.compile(r"(?://|/\*)[#@][ \t]*sourceMappingURL=([^\s'\"*]*)\s*(?:\*/)?\Z")
+_LAST_CSS_MAP_URL = re.compile(r"/\*[#@][ \t]*sourceMappingURL=([^\s'\"*]*)\s*\*/\s*\Z")
+
+
+def _last_css_map_comment(text: str) -> tuple[int, int, str] | None:
+    """The ``/*# sourceMappingURL=... */`` comment that ends ``text`` on a line of its own, when no
+    scan is needed to know it is one: no comment is open before that line (the last ``/*`` before
+    it is closed before it) and no string goes on into it (the line before does not end in ``\\``,
+    CSS Syntax 3, 4.3.5). Else None (scan the file)."""
+    line = text.rfind("\n", 0, text.rfind("sourceMappingURL")) + 1
+    last = _LAST_CSS_MAP_URL.match(text, line)
+    if last is None or text[max(0, line - 3):line].rstrip("\r\n").endswith("\\"):
+        return None
+    opened = text.rfind("/*", 0, line)
+    if opened != -1 and text.find("*/", opened + 2, line) == -1:
+        return None
+    return last.start(), text.rindex("*/") + 2, last.group(1)
 
 
 def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
@@ -351,6 +367,10 @@ def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
         last = _LAST_LINE_MAP_URL.search(text, max(text.rfind("\n", 0, text.find("sourceMappingURL")), 0))
         if last:
             return ((last.start(1), last.end(1), last.group(2)),)
+    if type_ == "css" and text.count("sourceMappingURL") == 1:
+        found = _last_css_map_comment(text)
+        if found is not None:
+            return (found,)
     name = cache.key("map-comments-1", type_, text)
     found = cache.load(name)
     if found is None:

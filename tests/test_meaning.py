@@ -234,6 +234,20 @@ def test_only_real_source_mapping_comments_are_stripped(tmp_path: Path, node):
     assert run_bundle(node, result, "svc/7/js/top.js", tmp_path / "out") == '[35,"b",31]\n'
 
 
+def test_a_css_map_comment_on_the_last_line_needs_no_scan(monkeypatch):
+    from bosco import syntax
+
+    scanned = []
+    scan = syntax.css_facts
+    monkeypatch.setattr(syntax, "css_facts", lambda text: scanned.append(text) or scan(text))
+    assert syntax.map_comments("css", ".a{}\r\n/*# sourceMappingURL=a.css.map */\r\n") == ((6, 39, "a.css.map"),)
+    assert scanned == []
+    # a comment that may still be open before that line, or a string going on into it: scanned
+    for text in ["/* open\n/*# sourceMappingURL=a.css.map */", '.a{content:"x\\\n/*# sourceMappingURL=a.css.map */',
+                 "/* a */ /* b\n/*# sourceMappingURL=a.css.map */"]:
+        assert syntax.map_comments("css", text) == () and scanned[-1] == text
+
+
 def test_composed_map_of_rewritten_minified_css_is_exact(tmp_path: Path, map_checker):
     from bosco.sourcemap import MapWriter
 
