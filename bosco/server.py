@@ -47,6 +47,7 @@ CORS_HEADERS = {
 NO_CACHE = "no-cache, must-revalidate"
 HTML = "text/html; charset=utf-8"
 BUILD_WAIT = 300.0  # seconds a request waits for the first build
+WANTED_LIMIT = 64  # services requests ask the first build to take next (the names of other paths are kept too)
 EVENTS_PATH = "/_bosco/events"
 SOCKET_PATH = "/_bosco/socket"
 LIVERELOAD_PATH = "/_bosco/livereload.js"
@@ -243,7 +244,7 @@ class AssetHolder:
             return self.ready.is_set() or bool(service) and service in self.partial
 
         with self._changed:
-            if service and not answerable() and service not in self.wanted:
+            if service and not answerable() and service not in self.wanted and len(self.wanted) < WANTED_LIMIT:
                 self.wanted.append(service)
             self._changed.wait_for(lambda: answerable() or self.stopping.is_set(), timeout)
             return answerable()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from live import until
 
 from bosco import app
 from bosco.errors import BoscoError, ProblemsError
@@ -134,12 +136,22 @@ def test_cdn_answers_a_service_as_soon_as_it_is_built_while_another_build_comman
         assert fragment.status_code == 200
         assert fragment.text.count("<script") == 1 and f"{cdn.base_url}/ccc/local/ccc.js" in fragment.text
         assert httpx.get(f"{cdn.base_url}/ccc/local/ccc.js", timeout=60).text == "var ccc = 1;\n"
+        index: list[httpx.Response] = []  # the index page waits for every service
+        asking = threading.Thread(target=lambda: index.append(httpx.get(f"{cdn.base_url}/", timeout=60)))
+        asking.start()
+        slow_fragment: list[httpx.Response] = []  # so does a service not built yet
+        waiting = threading.Thread(target=lambda: slow_fragment.append(
+            httpx.get(f"{cdn.base_url}/aaa-slow/local/html/top.js.html", timeout=60)))
+        waiting.start()
+        until(lambda: "aaa-slow" in cdn.server.holder.wanted, what="the request for aaa-slow to wait")
         assert not go.exists() and not (slow / "public").exists() and not cdn.built.is_set()  # still waiting
+        assert index == [] and slow_fragment == []
         go.write_text("")
+        asking.join(60)
+        waiting.join(60)
         assert cdn.built.wait(120)
-        slow_fragment = httpx.get(f"{cdn.base_url}/aaa-slow/local/html/top.js.html", timeout=60)
-        assert slow_fragment.status_code == 200 and f"{cdn.base_url}/aaa-slow/local/a.js" in slow_fragment.text
-        assert "bbb" in httpx.get(f"{cdn.base_url}/", timeout=60).text
+        assert slow_fragment[0].status_code == 200 and f"{cdn.base_url}/aaa-slow/local/a.js" in slow_fragment[0].text
+        assert "aaa-slow" in index[0].text and "ccc" in index[0].text
     finally:
         go.write_text("")
         cdn.stop()
