@@ -586,13 +586,16 @@ def remote_releases(config: Config, environment: str, store_root: Path | None, l
                     base_url: str) -> RemoteReleases:
     """The ``RemoteReleases`` of ``environment`` from its configuration (``aws.bucket`` lists the
     releases; objects come from ``aws.cdn`` when set, else from the bucket), their copies stored
-    under ``store_root/remote/<upstream>`` (in memory when ``store_root`` is None), loaded.
+    under ``store_root/remote/<upstream>`` (one folder per bucket, store endpoint and object origin;
+    in memory when ``store_root`` is None), loaded.
     Raises ``BoscoError`` (see ``RemoteReleases.load``)."""
     list_releases, listing, client = bucket_lister(config, environment)
     aws = config.aws
     origin: Origin = (CdnOrigin(aws.cdn, environment, float(aws.connecttimeout), float(aws.readtimeout)) if aws.cdn
                       else S3Origin(client, aws.bucket, environment))
-    folder = store_root / "remote" / cache_key(listing, origin.description)[:16] if store_root else None
+    # the store too: a bucket of the same name on another aws.endpoint holds other objects
+    upstream = cache_key(listing, origin.description, client.meta.endpoint_url)
+    folder = store_root / "remote" / upstream[:16] if store_root else None
     return RemoteReleases(environment, list_releases, listing, origin, CopyStore(folder), local, base_url).load()
 
 

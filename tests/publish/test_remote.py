@@ -234,6 +234,31 @@ def test_a_new_current_release_is_served_once_the_list_is_read_again(tmp_path, m
     assert changes and changes[0].startswith("remote: 1 published release of tes read from")
 
 
+def test_copies_of_a_bucket_of_the_same_name_on_another_store_are_not_mixed_up(tmp_path, moto_url, s3, bucket):
+    """``aws.endpoint`` names the store: a bucket of the same name on another store (a staging MinIO
+    beside the production store, say) holds other objects at the same immutable keys, so the copies
+    of one are never served for the other. (Here the other store is the same moto server under
+    another host name, its objects replaced in between.)"""
+    publish(tmp_path, moto_url, bucket, "-b", "56")
+    key = "app-other/56/js/bottom.js"
+
+    def served(name: str, endpoint: str) -> bytes:
+        root = developer(tmp_path / name, {"bucket": bucket, "endpoint": endpoint})
+        releases = remote_releases(load_config(root, "tes"), "tes", tmp_path / "store", ["app-web"],
+                                   "http://localhost:7334")
+        answer = releases.respond(key, None)
+        assert answer.status == 200, (name, answer.body)
+        return answer.body
+
+    assert b"'other'" in served("production", moto_url)  # kept for a year: an immutable key
+    staging = write_workspace(tmp_path / "staging-publisher",
+                              {"bucket": bucket, "endpoint": moto_url, "region": REGION})
+    (staging / "app-other/src/x.js").write_text("function other() { return 'staging'; }\nother();\n")
+    pushed = run(staging, "s3push", "-n", "-b", "56", "--force")
+    assert pushed.exit_code == 0, pushed.output
+    assert b"'staging'" in served("staging", moto_url.replace("127.0.0.1", "localhost"))
+
+
 def test_remote_needs_a_bucket_and_a_release(tmp_path, moto_url, bucket, isolated_env):
     root = developer(tmp_path, {"endpoint": moto_url})
     result = run(root, "cdn", "--remote", "tes", "--port", "0")
