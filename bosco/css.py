@@ -148,10 +148,10 @@ def _image_set_urls(text: str, pos: int) -> list[tuple[str, int, int, str, int, 
     return found
 
 
-def local_imports(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
+def import_targets(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
     """``(url path, resolved file)`` of each local ``@import`` of ``text`` (the style sheet at
-    ``path``), in order: only existing files inside ``repo`` (after symbolic links), the ones a
-    bundle inlines."""
+    ``path``), in order, whose target resolves inside ``repo`` (after symbolic links), whether it
+    exists or not (``bosco cdn -w`` watches a target that is still to be created)."""
     if not _IMPORT.search(text):  # most style sheets import nothing: skip the full scan
         return []
     repo = repo.resolve()
@@ -160,12 +160,17 @@ def local_imports(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
         if kind == "import" and url and not _ABSOLUTE.match(url):
             url_path = re.split(r"[?#]", url, maxsplit=1)[0]
             try:
-                target = inside(repo, path.parent / url_path, url)
+                found.append((url_path, inside(repo, path.parent / url_path, url)))
             except InputFileError:
                 continue
-            if problem(target) is None:
-                found.append((url_path, target))
     return found
+
+
+def local_imports(path: Path, text: str, repo: Path) -> list[tuple[str, Path]]:
+    """``(url path, resolved file)`` of each local ``@import`` of ``text`` (the style sheet at
+    ``path``), in order: only existing files inside ``repo`` (after symbolic links), the ones a
+    bundle inlines."""
+    return [(url_path, target) for url_path, target in import_targets(path, text, repo) if problem(target) is None]
 
 
 class _Preparer:

@@ -47,6 +47,7 @@ from wcmatch import glob as wcglob
 from bosco.assets import GLOB_FLAGS
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult
 from bosco.commands import WatchCommand
+from bosco.css import import_targets
 from bosco.duplicates import Found, places
 from bosco.fragments import RemotePage, url_for
 from bosco.gitinfo import RepoInfo, repo_info
@@ -240,14 +241,23 @@ def is_relevant(service: Service, path: Path) -> bool:
 
 def build_inputs(build: ServiceResult, repo: Path) -> frozenset[Path]:
     """Every file ``build`` (of the service in ``repo``) read, as ``repo / <repo path>``: the sources
-    of its outputs and of its CSS bundles' maps (which name the files local ``@import``s inlined)."""
+    of its outputs and of its CSS bundles' maps (which name the files local ``@import``s inlined),
+    and the target of every local ``@import`` of its style sheets, existing or not (an import line
+    is often saved before the file it names is created)."""
     names = {s for o in build.outputs for s in o.sources}
     for output in build.outputs:
         if output.kind == "map" and output.key.endswith(".css.map"):
             with contextlib.suppress(ValueError, AttributeError, TypeError):
                 names.update(s for s in json.loads(output.data).get("sources", []) if isinstance(s, str))
+    names.update(s for report in build.bundles if report.type == "css" for s in report.sources)
     rels = (name.split("/", 1)[1] for name in names if "/" in name)
-    return frozenset(repo / rel for rel in rels if ".." not in rel.split("/"))
+    read = {repo / rel for rel in rels if ".." not in rel.split("/")}
+    real = repo.resolve()
+    for sheet in [p for p in read if p.suffix.lower() == ".css"]:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            read.update(repo / target.relative_to(real) for _, target in
+                        import_targets(sheet, sheet.read_text(encoding="utf-8"), repo))
+    return frozenset(read)
 
 
 def _diff(old: ServiceResult | None, new: ServiceResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -406,7 +416,7 @@ class ServedAssetSet:
         self._generation[path] = generation
         self._served[path] = build
         self._building[path] = pending_keys(build, self._options(path))
-        self._inputs[path] = build_inputs(build, path)
+        self._inputs[path] = build_inputs(build, path) if path in self.watched else frozenset()
         if not build.all_errors:
             self._last_good[path] = build
         return True

@@ -430,6 +430,32 @@ def test_editing_an_imported_style_sheet_rebuilds_the_importing_bundle(live, exa
     until(lambda: b".theme{color:blue}" in w.get(bundle).content, what="the bundle with the edited outside import")
 
 
+@pytest.mark.parametrize("minify", [False, True])
+def test_an_imported_style_sheet_created_after_its_import_line_is_picked_up(live, example: Path, minify: bool) -> None:
+    # the usual order: write the @import line, then create the file it names (inside the basePath
+    # and outside it); the import's target is watched although it is missing
+    repo = example / "app-home"
+    (repo / "public/css/partials").mkdir()
+    (repo / "shared").mkdir()
+    w = live(minify=minify)
+    home = repo / "public/css/home.css"
+    atomic_write(home, b'@import "partials/new.css";\n@import "../../shared/theme.css";\n' + home.read_bytes())
+    w.rebuilt("app-home", lambda r: "public/css/home.css" in r.reasons, "the rebuild after the import line")
+    assert "public/css/partials/new.css: does not exist" in w.get("").text  # an error (minify), a warning
+    atomic_write(repo / "public/css/partials/new.css", b".new { color: red; }\n")
+    atomic_write(repo / "shared/theme.css", b".theme { color: blue; }\n")
+    if minify:
+        until(lambda: b".new{color:red}" in w.get(MAIN_CSS).content and b".theme{color:blue}" in w.get(MAIN_CSS).content,
+              what="the bundle with the imports created after their import lines")
+    else:
+        w.wait_bytes("app-home/local/css/partials/new.css", b".new { color: red; }\n")
+    atomic_write(repo / "public/css/partials/new.css", b".new { color: green; }\n")
+    if minify:
+        until(lambda: b".new{color:green}" in w.get(MAIN_CSS).content, what="the bundle with the edited import")
+    else:
+        w.wait_bytes("app-home/local/css/partials/new.css", b".new { color: green; }\n")
+
+
 def test_a_syntax_error_is_shown_while_the_saved_file_stays_served(live, example: Path) -> None:
     # unminified: the new file is swapped in first and checked after; the served bytes never go back
     w = live()
