@@ -445,7 +445,7 @@ def test_an_imported_style_sheet_created_after_its_import_line_is_picked_up(live
     atomic_write(repo / "public/css/partials/new.css", b".new { color: red; }\n")
     atomic_write(repo / "shared/theme.css", b".theme { color: blue; }\n")
     if minify:
-        until(lambda: b".new{color:red}" in w.get(MAIN_CSS).content and b".theme{color:blue}" in w.get(MAIN_CSS).content,
+        until(lambda: all(b in w.get(MAIN_CSS).content for b in (b".new{color:red}", b".theme{color:blue}")),
               what="the bundle with the imports created after their import lines")
     else:
         w.wait_bytes("app-home/local/css/partials/new.css", b".new { color: red; }\n")
