@@ -299,7 +299,8 @@ def minify_inputs(service: str, repo: Path, type_: str, tag: str, assets: tuple[
     ``minify_verified`` for these assets (for ``verify.prewarm``); empty when an input cannot be
     read (``build_bundle`` reports it). ``keep`` hands what was read and prepared (and what reading
     it saw, ``stamps.recording``) to the next ``build_bundle`` of the same bundle, so each input is
-    read and scanned once; that call must follow (each kept bundle is held in memory until then)."""
+    read and scanned once; that call must follow (each kept bundle is held in memory until then). A
+    file changed in between is read again by ``build_bundle``."""
     if type_ == "css" and css_minifier != "rcssmin":
         return []
     try:
@@ -406,6 +407,8 @@ def build_bundle(
     name = f"{tag}.{type_}"
     writer = MapWriter(name)
     kept = _kept.pop((service, repo, type_, tag, assets, build, known_keys), None)
+    if kept is not None and not stamps.unchanged(kept[1]):
+        kept = None  # a file changed since ``minify_inputs`` read it (a save during cdn's complete pass): read again
     if kept is not None:
         stamps.include(kept[1])
     units, parts, warnings, errors = kept[0] if kept is not None else _units(

@@ -234,3 +234,22 @@ def test_an_edit_saved_while_a_file_is_read_is_not_recorded_as_the_version_befor
     assert b"2+2" in during["svc/local/js/top.js"]  # built from the bytes read
     edit(a, FILES["public/js/a.js"].replace("1 + 1", "3 + 3"))  # the edit undone
     assert b"3+3" in outputs(ws)["svc/local/js/top.js"]
+
+
+def test_a_file_saved_between_reading_and_bundling_is_bundled_as_saved(ws, monkeypatch):
+    """``minify_inputs(keep=True)`` hands what it read to the bundle's build; a file saved in between
+    (cdn's complete pass reads every service first, a save lands meanwhile) is read again, never
+    bundled, or cached under its new hash, as it was."""
+    from bosco import bundle
+    from bosco.assets import collect
+    from bosco.workspace import load_service
+
+    repo = ws / "svc"
+    svc = load_service(repo)
+    b = next(b for b in collect(repo, svc.manifest).bundles if b.type == "js" and b.tag == "top")
+    kept = bundle.minify_inputs("svc", repo, "js", "top", b.assets, "local", keep=True)
+    assert kept == [(FILES["public/js/a.js"], None, ())]
+    edit(repo / "public/js/a.js", FILES["public/js/a.js"].replace("1 + 1", "3 + 3"))
+    built = bundle.build_bundle("svc", repo, "js", "top", b.assets, True)
+    assert b"3+3" in built.code and b"1+1" not in built.code
+    assert bundle._kept == {}
