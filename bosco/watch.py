@@ -717,6 +717,10 @@ class ServedAssetSet:
         service = self.services[repo]
         watch_build = self._has_watch_build(service)
         inside = [p for p in paths if p == repo or repo in p.parents]
+        # a symbolic link to a folder (made, removed or renamed over: ``ln -sfn``) is a folder event:
+        # the folders to watch and the globs' files change with it
+        is_directory = is_directory or any(WatchRoot(p, True) in self._watches or (p.is_symlink() and p.is_dir())
+                                           for p in inside)
         now = time.monotonic()
         with self._cond:  # never self._lock: watchdog calls us holding its lock (deadlock)
             vanished = self._vanished.setdefault(repo, {})
@@ -729,7 +733,7 @@ class ServedAssetSet:
                     for gone in [g for g in vanished if g == path or path in g.parents]:
                         del vanished[gone]
             if is_directory and event_type != "created":
-                self._gone.add(paths[0])
+                self._gone.update(paths)  # a folder (link) renamed over another replaces it
             writing = self._writing.setdefault(repo, {})
             if event_type in ("created", "modified") and not is_directory:
                 writing[paths[0]] = now  # written in place: read it once it is closed

@@ -393,6 +393,34 @@ def test_symlinked_folder_inside_a_basepath_is_watched(live, example: Path) -> N
     w.wait_bytes("app-home/local/js/lib/extra.js", b"var extra = 1;\n")
 
 
+@pytest.mark.parametrize("how", ["unlink", "rename"])
+def test_a_symlinked_folder_pointed_elsewhere_is_rebuilt_and_watched_at_its_new_target(
+        live, example: Path, how: str) -> None:
+    # switching a linked folder to another target (``rm link && ln -s``, or ``ln -sfn``, which
+    # renames a new link over the old one) serves the new target's files and watches them
+    repo = example / "app-home"
+    (repo / "shared").mkdir()
+    (repo / "public/js/lib").rename(repo / "shared/lib")
+    shutil.copytree(repo / "shared/lib", repo / "shared/lib2")
+    (repo / "shared/lib2/format.js").write_text("var second = 1;\n")
+    link = repo / "public/js/lib"
+    link.symlink_to("../../shared/lib", target_is_directory=True)
+    w = live()
+    key = "app-home/local/js/lib/format.js"
+    if how == "unlink":
+        link.unlink()
+        link.symlink_to("../../shared/lib2", target_is_directory=True)
+    else:
+        (repo / "public/js/.lib.new").symlink_to("../../shared/lib2", target_is_directory=True)
+        (repo / "public/js/.lib.new").rename(link)
+    w.wait_bytes(key, b"var second = 1;\n")
+    atomic_write(repo / "shared/lib2/format.js", b"var secondEdited = 1;\n")
+    w.wait_bytes(key, b"var secondEdited = 1;\n")
+    atomic_write(repo / "shared/lib/format.js", b"var firstEdited = 1;\n")  # no longer linked
+    atomic_write(repo / "shared/lib2/format.js", b"var secondAgain = 1;\n")
+    w.wait_bytes(key, b"var secondAgain = 1;\n")
+
+
 def _with_imports(repo: Path) -> None:
     """home.css imports partials/vars.css (inside basePath, which imports ../tokens.css) and
     ../../shared/theme.css (outside basePath); no glob names any of them."""
