@@ -57,15 +57,17 @@ def code_version() -> str:
     cached (rjsmin, rcssmin, brotli, zlib-ng, tree-sitter-javascript): any change gives new cache keys.
 
     Remembered in ``<cache root>/code-version.json`` under the stat stamps of those source files and
-    of the absolute folders of ``sys.path`` (installing or removing a package changes its folder; the
-    current folder, ``""`` for ``python -m``, is not one), so a command does not read every source
-    file and query package metadata on each start. The last ``MEMO_ENTRIES`` signatures are kept:
-    ``python -m bosco`` and the ``bosco`` script have different ``sys.path`` lists, and each hits."""
+    of the folders of ``sys.path`` (installing or removing a package changes its folder; the current
+    folder, which ``python -m`` puts first, is not one: its files change all the time), so a command
+    does not read every source file and query package metadata on each start. The last
+    ``MEMO_ENTRIES`` signatures are kept: ``python -m bosco`` and the ``bosco`` script have
+    different ``sys.path`` lists, and each hits."""
     package = Path(__file__).resolve().parent
     sources = sorted(package.rglob("*.py"))
+    here = os.getcwd()
     signature = hashlib.sha256(repr(([(p.relative_to(package).as_posix(), _stamp(p)) for p in sources],
-                                     [(entry, _stamp(Path(entry))) for entry in sys.path if os.path.isabs(entry)]))
-                               .encode()).hexdigest()
+                                     [(entry, _stamp(Path(entry))) for entry in sys.path
+                                      if os.path.isabs(entry) and entry != here])).encode()).hexdigest()
     memo = cache_root() / "code-version.json" if cache_enabled() else None
     try:
         found = json.loads(memo.read_bytes()) if memo else None

@@ -162,6 +162,17 @@ def test_the_code_version_is_remembered_per_sys_path_and_recomputed_when_one_cha
             (other / "newpackage").mkdir()  # the folder changed: computed again
             assert fresh() == real
         assert len(json.loads(memo.read_bytes())["entries"]) == 3
+        work = tmp_path / "work"  # python -m bosco puts the current folder first on sys.path
+        work.mkdir()
+        monkeypatch.chdir(work)
+        with monkeypatch.context() as patch:
+            patch.syspath_prepend(str(work))
+            assert fresh() == real
+            memo.write_text(json.dumps({"entries": [[signature, "remembered"] for signature, _ in
+                                                    json.loads(memo.read_bytes())["entries"]]}))
+            assert fresh() == "remembered"
+            (work / "notes.txt").write_text("a file saved in the current folder\n")
+            assert fresh() == "remembered"  # not a reason to read every source file again
     finally:
         cache.code_version.cache_clear()
 
