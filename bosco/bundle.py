@@ -460,7 +460,7 @@ def build_bundle(
 @lru_cache(maxsize=256)
 def _unit_edits(text: str, edits: tuple[tuple[int, int, int], ...]) -> tuple[tuple[int, int, int], ...]:
     """``edits`` with code point positions turned into UTF-16 units (the same for ASCII text).
-    Remembered: a minified build prepares each bundle twice (``minify_inputs``, then ``build_bundle``)."""
+    Remembered: the same style sheet is prepared again by every bundle and rebuild that lists it."""
     if not edits or text.isascii():
         return edits
     units = unit_offsets(text)
