@@ -22,12 +22,19 @@ SHARED_KINDS = ("library", "site")  # output kinds of libraries and site assets 
 def _env() -> Any:
     """The Jinja2 environment of bosco's templates, made on first use (Jinja2 loads only when a page
     or fragment is rendered); compiled templates are kept in bosco's cache folder (none with
-    ``BOSCO_CACHE=0``), so a later process does not compile them again."""
+    ``BOSCO_CACHE=0``), so a later process does not compile them again; one that cannot be read
+    back is compiled again."""
     from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined, select_autoescape
 
     from bosco.cache import cache_dir
 
     class Bytecode(FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: Any) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # noqa: BLE001 - Jinja2 reads the checksum with pickle.load unguarded: an entry
+                bucket.reset()  # cut short (a crash before the file system wrote it all) is compiled again
+
         def dump_bytecode(self, bucket: Any) -> None:
             with suppress(OSError):  # a cache folder removed meanwhile only costs compiling again
                 super().dump_bytecode(bucket)

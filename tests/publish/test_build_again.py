@@ -168,3 +168,27 @@ def test_nothing_changed_loads_neither_the_build_nor_the_publish_modules(built):
     assert "bosco.noop" in loaded
     assert not loaded & {"bosco.pipeline", "bosco.bundle", "bosco.publish.plan", "bosco.publish.execute",
                          "bosco.publish.compress", "bosco.publish.audit", "rich.progress", "rich.table", "numpy"}
+
+
+def test_a_damaged_compiled_template_is_compiled_again(tmp_path):
+    """A compiled template in the cache folder that cannot be read back (cut short by a crash, say)
+    is compiled again: no traceback, and the same pages as with a sound cache."""
+    from jinja2.bccache import bc_magic
+
+    workspace = write_workspace(tmp_path / "ws", {})
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def build(out: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bosco", "-W", str(workspace), "build", "--out", str(out)],
+                              env=env, capture_output=True, text=True)
+
+    first = build(tmp_path / "one")
+    assert first.returncode == 0, first.stderr
+    compiled = list((tmp_path / "cache").glob("bosco/*/templates/__jinja2_*.cache"))
+    assert compiled
+    for path in compiled:
+        path.write_bytes(path.read_bytes()[:len(bc_magic) + 3])  # the magic, then part of the checksum
+    again = build(tmp_path / "two")
+    assert again.returncode == 0, again.stderr
+    pages = {p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.html")}
+    assert pages and all((tmp_path / "two" / p).read_bytes() == (tmp_path / "one" / p).read_bytes() for p in pages)
