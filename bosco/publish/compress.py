@@ -56,6 +56,9 @@ LARGE_OBJECT = 64 * 1024  # bytes; larger bodies get at most LARGE_BROTLI_QUALIT
 LARGE_BROTLI_QUALITY = 9
 POOL_THRESHOLD = 64 * 1024  # bytes; smaller bodies are encoded in the calling thread
 PREPARE_THREADS = 16  # prepared bodies looked up at once in the local folder and the shared cache
+# bytes; smaller bodies (fragments, small files) are not kept in the shared cache: encoding one costs
+# less than a round trip to the store, and a push has hundreds of them
+SHARED_MINIMUM = 4096
 
 
 def _is_map(key: str) -> bool:
@@ -228,9 +231,10 @@ class CompressionCache:
 
     def body(self, data: bytes, sha256: str, encoding: Encoding, key: str) -> bytes:
         """``data`` (whose hex SHA-256 is ``sha256``) of asset ``key`` in ``encoding``, from the cache
-        folder when present, else from the shared cache (``cache.remote``; a body that does not
-        decode to bytes with that SHA-256 is ignored), else encoded and stored in both. A cache that
-        cannot be read or written is ignored (the body is still returned)."""
+        folder when present, else from the shared cache (``cache.remote``, for ``data`` of at least
+        ``SHARED_MINIMUM`` bytes; a body that does not decode to bytes with that SHA-256 is
+        ignored), else encoded and stored in both. A cache that cannot be read or written is ignored
+        (the body is still returned)."""
         if encoding == IDENTITY:
             return data
         name = self._name(sha256, encoding, key, len(data))
@@ -267,7 +271,7 @@ class CompressionCache:
                 return path.read_bytes()
             except OSError:
                 pass
-        shared = remote()
+        shared = remote() if len(data) >= SHARED_MINIMUM else None
         kind = f"{encoding.name}{self._level(encoding, key, len(data))}"
         body = shared.get(kind, sha256) if shared is not None else None
         if body is not None and (decoded := decode(body, encoding)) is not None and (

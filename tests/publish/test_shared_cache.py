@@ -4,6 +4,8 @@ corrupt one, and every build is byte-identical with and without caches."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -96,6 +98,9 @@ def test_corrupt_or_foreign_shared_entries_are_ignored(workspace, bucket, s3, tm
 
 
 def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, monkeypatch):
+    """...but bodies under ``SHARED_MINIMUM`` bytes (fragments, small files): encoding one costs less
+    than a round trip to the store, so they are neither stored there nor asked for."""
+    (workspace / "app-web/public/js/a.js").write_bytes(b"".join(b"var answer%d = %d;\n" % (n, n) for n in range(400)))
     share(workspace, bucket)
     new_runner(monkeypatch, tmp_path, "first")
     result = run(workspace, "s3push", "-n", "-b", "1")
@@ -103,12 +108,20 @@ def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, 
     cache.remote().flush()
     bodies = {k for k in keys(s3, bucket, "team-cache/") if "/minified/" not in k}
     assert {k.split("/")[2] for k in bodies} == {"gzip9", "gzip6", "br11", "br5"}  # gzip 6: source maps
+    shared = {k.rsplit("/", 1)[1] for k in bodies}
+    for key in keys(s3, bucket, "tes/"):
+        if key.endswith((".js", ".css", ".html", ".map")) and not key.endswith("index.html"):
+            data = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            assert (hashlib.sha256(data).hexdigest() in shared) == (len(data) >= compress.SHARED_MINIMUM), key
+    assert sum(1 for k in keys(s3, bucket, "tes/") if "/html/" in k) >= 2  # the fragments were among them
     new_runner(monkeypatch, tmp_path, "second")  # publishes the same build to a mirror bucket
     s3.create_bucket(Bucket=bucket + "-mirror")
     settings = json.loads((workspace / ".bosco" / "tes.json").read_text())
     settings["aws"]["bucket"] = bucket + "-mirror"
     (workspace / ".bosco" / "tes.json").write_text(json.dumps(settings))
-    monkeypatch.setattr(compress, "encode", refuse)
+    real_encode = compress.encode
+    monkeypatch.setattr(compress, "encode", lambda data, *args: real_encode(data, *args)
+                        if len(data) < compress.SHARED_MINIMUM else refuse())
     monkeypatch.setattr(verify, "_compute", refuse)
     again = run(workspace, "s3push", "-n", "-b", "1")
     assert again.exit_code == 0, again.output
