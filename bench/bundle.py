@@ -9,11 +9,12 @@ Corpus: real library files from the npm registry, installed once with npm into `
 Font Awesome, animate.css, normalize.css). Without npm the corpus is generated.
 
 Prints MB/s (input bytes per second, best of 3, one core) of each stage of bosco's per-file work:
-minify alone (rjsmin/rcssmin), verify (tree-sitter parse of input and output, alignment), map
-generation (segments + VLQ), the total without cache (cold) and with the disk cache (warm), next to
-``esbuild --minify --sourcemap`` on the same files in the same run (one process, wall time), and
-the gzip sizes of both outputs. With ``--workspace``, also the wall time of ``bosco build`` on that
-workspace with an empty cache, then again with the cache it filled.
+minify alone (rjsmin/rcssmin), verify (tree-sitter parse of the input, alignment; the output is
+parsed again only where the alignment cannot prove a join), map generation (segments + VLQ), the
+total without cache (cold) and with the disk cache (warm), next to ``esbuild --minify --sourcemap``
+on the same files in the same run (one process, wall time), and the gzip sizes of both outputs.
+With ``--workspace``, also the wall time of ``bosco build`` on that workspace with an empty cache,
+then again with the cache it filled.
 """
 
 from __future__ import annotations
