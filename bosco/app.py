@@ -20,6 +20,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from bosco.workspace import Service, compile_regex, discover_services, filter_se
 # The build and publish modules load in the use cases that need them: ``build --out`` with nothing
 # changed (``bosco.noop``) and ``bosco config`` start without them.
 if TYPE_CHECKING:
-    from bosco.assetset import AssetSet
+    from bosco.assetset import AssetSet, ServiceResult
     from bosco.publish.audit import VerifyReport
     from bosco.publish.compress import CompressionCache
     from bosco.publish.plan import PublishOptions, ReleasePlan
@@ -830,7 +831,8 @@ def watched_services(services: list[Service], pattern: str | None, cwd: Path) ->
     an invalid regex or one that matches no service."""
     if pattern is None:
         cwd = cwd.resolve()
-        return [s for s in services if cwd == s.path.resolve() or s.path.resolve() in cwd.parents]
+        held = {cwd, *cwd.parents}  # the folders holding cwd
+        return [s for s in services if s.path.resolve() in held]
     regex = compile_regex(pattern, "-w", 'use e.g. -w "app-home|app-checkout"')
     matched = [s for s in services if regex.search(s.name)]
     if not matched:
@@ -876,7 +878,6 @@ class Cdn:
     asset_set: AssetSet | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        from bosco import budgets
         from bosco.pipeline import BuildOptions
         from bosco.server import AssetHolder, CdnServer
         from bosco.watch import ServedAssetSet
@@ -902,16 +903,27 @@ class Cdn:
                                build_timeout_ms=ws.config.build.timeout)
         self._cache: CompressionCache | None = None  # made when sizes are first measured (after the first answers)
         self._cache_lock = threading.Lock()
-        rules, _ = _budget_rules(ws, services)
         self.session = ServedAssetSet(
             services, [s.path for s in self.watched], options, holder, ws.warnings, livereload=self.livereload,
             on_rebuild=lambda r: reporter.event("rebuild", **rebuild_fields(r)),
             on_problem=lambda service, message: reporter.event("problem", service=service or None, message=message),
-            on_output=reporter.output, measure=lambda build: budgets.measure_service(build, rules, self._compression()),
+            on_output=reporter.output, measure=self._measure,
             remote=holder.remote.page if holder.remote else None)
         if holder.remote:  # online <-> offline: one event, and the index page says it
             holder.remote.on_change = lambda: (self.session.refresh_page(), self._remote_event())
         self.built = threading.Event()
+
+    @cached_property
+    def _rules(self) -> tuple[Any, ...]:
+        """The size budgets of the served services, read when sizes are first measured (after the
+        first answers; ``budgets.rules_for``)."""
+        return _budget_rules(self.ws, list(self.session.services.values()))[0]
+
+    def _measure(self, build: ServiceResult) -> Any:
+        """``budgets.measure_service`` of one served build (the index page's sizes)."""
+        from bosco import budgets
+
+        return budgets.measure_service(build, self._rules, self._compression())
 
     def _compression(self) -> CompressionCache:
         """The compression cache that measures bundle sizes for the index page, made on first use."""

@@ -528,6 +528,14 @@ class _Server(uvicorn.Server):
         await super().serve(sockets)
 
 
+def _websocket(**arguments: Any) -> asyncio.Protocol:
+    """uvicorn's wsproto WebSocket protocol (RFC 6455) for one upgraded connection; imported at the
+    first upgrade (live reload), so its import is not on the way to the first answer."""
+    from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
+
+    return WSProtocol(**arguments)
+
+
 class CdnServer:
     """uvicorn serving ``create_app(holder)`` on an already bound socket.
 
@@ -545,7 +553,7 @@ class CdnServer:
         config = uvicorn.Config(create_app(holder), log_level="warning", lifespan="off", access_log=False,
                                 # uvicorn answers 503 from this many connections: only when none could be closed
                                 timeout_graceful_shutdown=2, http=protocol, limit_concurrency=limit + 1,
-                                timeout_keep_alive=KEEP_ALIVE_TIMEOUT, backlog=ACCEPT_BACKLOG, ws="wsproto")
+                                timeout_keep_alive=KEEP_ALIVE_TIMEOUT, backlog=ACCEPT_BACKLOG, ws=_websocket)
         self._server = _Server(config, holder)
         self._thread: threading.Thread | None = None
 

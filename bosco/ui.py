@@ -137,12 +137,16 @@ class Console(app.Reporter):
     @contextmanager
     def progress(self, label: str, total: int) -> Iterator[Callable[[str], None]]:
         """A transient progress bar on stderr (label, bar, done/total, description, elapsed time),
-        only on a terminal: elsewhere (CI logs, pipes) it would leave an empty line and nothing else."""
+        only on a terminal: elsewhere (CI logs, pipes) it would leave an empty line and nothing else
+        (and rich's progress module is not even imported: ``bosco cdn`` builds its first answer meanwhile)."""
+        if not err.is_terminal:
+            yield lambda description: None
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                    TimeElapsedColumn())
-        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("", total=total)
             yield lambda description: bar.update(task, advance=1, description=description)
 

@@ -464,10 +464,10 @@ class ServedAssetSet:
                 try:
                     build = build_service(self.services[path], replace(options, quick=quick, concatenations=not quick),
                                           with_git=False, prepared=self._prepared[path])
-                    git[path] = reading.submit(repo_info, path)
                     with self._lock:
                         self._install(path, build, generation)
                         self._publish(partial=True)
+                    git[path] = reading.submit(repo_info, path)  # once served: GitPython's import is no answer's
                 finally:
                     with turn:
                         building.remove(path)

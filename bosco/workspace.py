@@ -67,12 +67,14 @@ def discover_services(root: Path, config: Config) -> tuple[list[Service], list[s
         if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
             raise ConfigError(f"{root / '.bosco' / 'bosco.json'}: repos must be a list of folder names")
         folders: list[Path] = []
+        resolved: set[Path] = set()  # of ``folders``: each resolved once (a listed name is one lookup)
         for name in repos:
-            if (root / name).resolve() in (f.resolve() for f in folders):
+            if (real := (root / name).resolve()) in resolved:
                 warnings.append(f"{root / '.bosco' / 'bosco.json'}: repos lists the folder {name} more than once; "
                                 "it is one service (remove the repeated entry)")
             elif os.path.lexists(root / name / MANIFEST_NAME):
                 folders.append(root / name)
+                resolved.add(real)
             else:
                 warnings.append(f"repo {name} (from repos) has no {root / name / MANIFEST_NAME}; skipped")
     else:
