@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -39,9 +39,6 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
 from wcmatch import glob as wcglob
 
 from bosco.assets import GLOB_FLAGS
@@ -56,6 +53,9 @@ from bosco.pipeline import BuildOptions, Prepared, assemble, build_in_order, bui
 from bosco.redact import public_paths
 from bosco.server import LIVERELOAD_PATH, AssetHolder
 from bosco.workspace import Service, load_service
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver, ObservedWatch
 
 RECHECK = "newly watched folders"  # the reason of the rebuild that looks again after new folders are watched
 SETTLE = 0.003  # seconds from the first event of a burst to its rebuild (the rest of one save arrives)
@@ -351,7 +351,7 @@ class ServedAssetSet:
         on_rebuild: Callable[[Rebuild], None] | None = None,
         on_problem: Callable[[str, str], None] | None = None,
         on_output: Callable[[str, str], None] | None = None,
-        observer_class: Callable[[], BaseObserver] = Observer,
+        observer_class: Callable[[], BaseObserver] | None = None,
         watch_build_backoff: float = 1.0,
         measure: Callable[[ServiceResult], dict[str, Any]] | None = None,
         remote: Callable[[], RemotePage] | None = None,
@@ -878,6 +878,8 @@ class ServedAssetSet:
             problem = INOTIFY_HINT if exc.errno in INOTIFY_LIMIT_ERRNOS else \
                 f"cannot watch {root.path} ({exc.strerror or exc}); watching it by polling instead"
         if self._poller is None:
+            from watchdog.observers.polling import PollingObserver
+
             self._poller = PollingObserver(timeout=POLL_INTERVAL)
             self._poller.start()
         try:
@@ -912,6 +914,10 @@ class ServedAssetSet:
         with self._lock:
             if self._stopped or not self.watched:
                 return self
+            if self.observer_class is None:  # imported here: its inotify bindings load only to watch
+                from watchdog.observers import Observer
+
+                self.observer_class = Observer
             self._observer = self.observer_class()
             self._observer.start()
             self._worker.start()

@@ -177,6 +177,21 @@ def test_the_code_version_is_remembered_per_sys_path_and_recomputed_when_one_cha
         cache.code_version.cache_clear()
 
 
+def test_installed_versions_are_those_importlib_metadata_reads(tmp_path, monkeypatch):
+    # the code version reads versions from dist-info folder names, not METADATA: the same answers,
+    # the first folder along sys.path winning, a name installed nowhere None
+    from importlib.metadata import version
+
+    names = (*cache.CACHED_LIBRARIES, "Jinja2", "python-dateutil", "not-installed-anywhere")
+    expected = {n: version(n) for n in names[:-1]} | {"not-installed-anywhere": None}
+    assert cache.installed_versions(names) == expected
+    shadow = tmp_path / "site"
+    (shadow / "rjsmin-0.0.1.dist-info").mkdir(parents=True)
+    (shadow / "rjsmin-0.0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: rjsmin\nVersion: 0.0.1\n")
+    monkeypatch.syspath_prepend(str(shadow))
+    assert cache.installed_versions(("rjsmin",)) == {"rjsmin": "0.0.1"} == {"rjsmin": version("rjsmin")}
+
+
 def test_a_cold_minified_build_verifies_in_workers_and_reads_each_input_once(ws, monkeypatch, tmp_path):
     """The pool gets every distinct input as the services are read; each service is built from its
     results (the build computes nothing itself) and every input is read once, byte-identical to a
