@@ -103,10 +103,13 @@ class WorkerPool(ProcessPoolExecutor):
             return super().submit(fn, *args, **kwargs)
 
     def terminate(self) -> None:
-        """Cancel queued work and terminate the workers (SIGTERM) without waiting for their tasks."""
+        """Cancel queued work and terminate the workers (SIGTERM) without waiting for their tasks;
+        every future not done then raises ``CancelledError`` or ``BrokenProcessPool``."""
         # the live dict, read before shutdown() drops the attribute: shutdown() waits for a submit()
         # still starting a worker (both hold the pool's shutdown lock), so that worker is in it too
         running = getattr(self, "_processes", None)
+        manager = getattr(self, "_executor_manager_thread", None)
+        results = getattr(self, "_result_queue", None)
         self.shutdown(wait=False, cancel_futures=True)
         processes = list(running.values()) if running is not None else []
         for process in processes:
@@ -115,9 +118,20 @@ class WorkerPool(ProcessPoolExecutor):
         for process in processes:
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 process.join(TERMINATE_WAIT)
-        # the pool's manager thread now sees its workers gone and releases the queues (their
-        # semaphores would otherwise be reported as leaked by multiprocessing's resource tracker)
-        self.shutdown(wait=True)
+        # A worker terminated while sending its result leaves the pool's manager thread reading
+        # the rest of that message, which never comes while this process holds the pipe's write
+        # end too: its pending futures would never complete (their waiters, and Python's exit,
+        # which joins that thread, would hang). With the workers gone, closing that end ends the
+        # read (EOF): the manager thread then fails every pending future with BrokenProcessPool and
+        # releases the queues (their semaphores would otherwise be reported as leaked by
+        # multiprocessing's resource tracker).
+        if results is not None:
+            with contextlib.suppress(OSError):
+                results._writer.close()
+        if manager is not None:
+            manager.join()
+        if results is not None:
+            results.close()
 
 
 def process_pool(workers: int) -> WorkerPool:

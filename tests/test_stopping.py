@@ -221,3 +221,70 @@ def test_ctrl_c_stops_cdn_while_its_first_build_is_stuck_and_a_request_waits(tmp
     assert output.endswith("stopped\n")
     assert "Traceback" not in output
     until(lambda: group_gone(root), WAIT, "the build command's process group to end")
+
+
+HALF_SENT = '''
+import struct, sys, threading
+from pathlib import Path
+
+
+def half_sent(marker):
+    """Write the 4-byte header of a 1 MiB result to the pool's result pipe and stop there, as a
+    worker terminated while sending a large result leaves it."""
+    frame = sys._getframe()
+    while frame.f_code.co_name != "_process_worker":
+        frame = frame.f_back
+    frame.f_locals["result_queue"]._writer._send(struct.pack("!i", 1 << 20))
+    Path(marker).touch()
+    threading.Event().wait()
+
+
+def sleeps(data):
+    threading.Event().wait()
+'''
+
+TERMINATE = '''
+import json, sys, threading
+from concurrent.futures import CancelledError
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from halfsent import half_sent, sleeps
+from bosco import workers
+
+marker = Path(sys.argv[1])
+pool = workers.process_pool(2)
+futures = [pool.submit(half_sent, str(marker))] + [pool.submit(sleeps, b"x" * (1 << 20)) for _ in range(6)]
+while not marker.exists():
+    threading.Event().wait(0.05)
+outcomes = []
+
+
+def wait(future):
+    try:
+        future.result()
+    except (BrokenProcessPool, CancelledError) as exc:
+        outcomes.append(type(exc).__name__)
+
+
+waiters = [threading.Thread(target=wait, args=(f,)) for f in futures]
+for waiter in waiters:
+    waiter.start()
+pool.terminate()
+for waiter in waiters:
+    waiter.join(60)
+print(json.dumps(outcomes))
+'''
+
+
+def test_a_terminated_pool_fails_every_waiting_future_and_lets_python_exit(tmp_path: Path) -> None:
+    # a worker terminated while sending its result left the pool's manager thread reading the rest
+    # of that message forever: the futures it had not answered stayed pending (their waiters, and
+    # Python's exit, which joins that thread, hung)
+    (tmp_path / "halfsent.py").write_text(HALF_SENT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", TERMINATE, str(tmp_path / "sent")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    outcomes = json.loads(done.stdout)
+    assert len(outcomes) == 7 and set(outcomes) <= {"BrokenProcessPool", "CancelledError"}
+    assert outcomes.count("BrokenProcessPool") >= 1  # the half-sent result's future
