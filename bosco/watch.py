@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import itertools
-import json
 import os
 import threading
 import time
@@ -41,10 +40,10 @@ from watchdog.events import (
 )
 from wcmatch import glob as wcglob
 
+from bosco import stamps
 from bosco.assets import GLOB_FLAGS
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult
 from bosco.commands import WatchCommand
-from bosco.css import import_targets
 from bosco.duplicates import Found, places
 from bosco.fragments import RemotePage, url_for
 from bosco.gitinfo import RepoInfo, repo_info
@@ -239,25 +238,37 @@ def is_relevant(service: Service, path: Path) -> bool:
     return False
 
 
-def build_inputs(build: ServiceResult, repo: Path) -> frozenset[Path]:
-    """Every file ``build`` (of the service in ``repo``) read, as ``repo / <repo path>``: the sources
-    of its outputs and of its CSS bundles' maps (which name the files local ``@import``s inlined),
-    and the target of every local ``@import`` of its style sheets, existing or not (an import line
-    is often saved before the file it names is created)."""
-    names = {s for o in build.outputs for s in o.sources}
-    for output in build.outputs:
-        if output.kind == "map" and output.key.endswith(".css.map"):
-            with contextlib.suppress(ValueError, AttributeError, TypeError):
-                names.update(s for s in json.loads(output.data).get("sources", []) if isinstance(s, str))
-    names.update(s for report in build.bundles if report.type == "css" for s in report.sources)
-    rels = (name.split("/", 1)[1] for name in names if "/" in name)
-    read = {repo / rel for rel in rels if ".." not in rel.split("/")}
-    real = repo.resolve()
-    for sheet in [p for p in read if p.suffix.lower() == ".css"]:
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            read.update(repo / target.relative_to(real) for _, target in
-                        import_targets(sheet, sheet.read_text(encoding="utf-8"), repo))
-    return frozenset(read)
+def build_inputs(repo: Path, record: stamps.Record) -> frozenset[Path]:
+    """Every file a build of the service in ``repo`` read or looked for, from what its
+    ``stamps.recording()`` saw (``bosco.files`` reads every file inputs name): each file checked or
+    read (a missing one too: an import line is often saved before the file it names), the target
+    of each path resolved (a map named by a ``sourceMappingURL`` comment, anywhere in the
+    repository) and of each file that is a symbolic link, as ``repo / <repo path>``. Paths outside
+    the repository (never read) and the folders globs listed (``watch_roots`` covers them) are left
+    out."""
+    try:
+        real = repo.resolve()
+    except OSError:
+        real = repo
+    found: set[Path] = set()
+
+    def add(name: str) -> None:
+        path = Path(os.path.normpath(name))
+        for base in (repo, real):
+            with contextlib.suppress(ValueError):
+                found.add(repo / path.relative_to(base))
+                return
+
+    for (what, name), seen in record.items():
+        if what == "folder":
+            continue
+        add(name)
+        if what == "resolve" and seen:
+            add(seen)
+        elif what == "read" and os.path.islink(name):
+            add(os.path.realpath(name))
+    found.discard(repo)
+    return frozenset(found)
 
 
 def _diff(old: ServiceResult | None, new: ServiceResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -408,15 +419,20 @@ class ServedAssetSet:
         with self._cond:
             return next(self._generations)
 
-    def _install(self, path: Path, build: ServiceResult, generation: int) -> bool:
+    def _install(self, path: Path, build: ServiceResult, generation: int, record: stamps.Record | None) -> bool:
         """Serve ``build`` of ``path`` unless a build from newer inputs is already served (caller
-        holds ``self._lock``); False when it was dropped."""
+        holds ``self._lock``); False when it was dropped. ``record`` is what making it read
+        (``stamps.recording()``; None: the served build's files): those files rebuild the service
+        when saved (``build_inputs``; a quick first pass reads less than its complete pass: what the
+        last one read stays)."""
         if generation < self._generation.get(path, 0):
             return False
         self._generation[path] = generation
         self._served[path] = build
         self._building[path] = pending_keys(build, self._options(path))
-        self._inputs[path] = build_inputs(build, path) if path in self.watched else frozenset()
+        if path in self.watched and record is not None:
+            inputs = build_inputs(path, record)
+            self._inputs[path] = inputs if build.complete else inputs | self._inputs.get(path, frozenset())
         if not build.all_errors:
             self._last_good[path] = build
         return True
@@ -462,10 +478,12 @@ class ServedAssetSet:
                     waiting.remove(path)
                     building.append(path)
                 try:
-                    build = build_service(self.services[path], replace(options, quick=quick, concatenations=not quick),
-                                          with_git=False, prepared=self._prepared[path])
+                    with stamps.recording() as record:
+                        build = build_service(self.services[path],
+                                              replace(options, quick=quick, concatenations=not quick),
+                                              with_git=False, prepared=self._prepared[path])
                     with self._lock:
-                        self._install(path, build, generation)
+                        self._install(path, build, generation, record)
                         self._publish(partial=True)
                     git[path] = reading.submit(repo_info, path)  # once served: GitPython's import is no answer's
                 finally:
@@ -500,11 +518,16 @@ class ServedAssetSet:
             todo = [(path, self._served[path], self._generation[path], self.services[path]) for path in self.order
                     if not self._served[path].complete]
         jobs = [(service, self._options(path), self._prepared.get(path)) for path, _, _, service in todo]
-        for (path, build, generation, _), complete in zip(todo, build_in_order(jobs), strict=True):
+        completing = build_in_order(jobs)
+        for path, build, generation, _ in todo:
+            with stamps.recording() as record:
+                complete = next(completing)
             with self._lock:
                 if self._generation[path] == generation:
-                    self._install(path, replace(complete, git=build.git), generation)
+                    self._install(path, replace(complete, git=build.git), generation, record)
                     self._publish()
+                    self._watch_inputs(path)
+        next(completing, None)  # the workers stop
         with self._lock:
             return self._publish()
 
@@ -603,9 +626,10 @@ class ServedAssetSet:
         prepared = prepare(service, options)
         with self._lock:
             served = self._served.get(repo)
-        fresh = build_service(service, replace(options, quick=True, concatenations=False), with_git=False,
-                              prepared=prepared)
-        quick = self._swap(repo, service, replace(fresh, git=served.git if served else None), generation)
+        with stamps.recording() as record:
+            fresh = build_service(service, replace(options, quick=True, concatenations=False), with_git=False,
+                                  prepared=prepared)
+        quick = self._swap(repo, service, replace(fresh, git=served.git if served else None), generation, record)
         if quick is None:
             return None
         previous, first, errors = quick
@@ -627,11 +651,17 @@ class ServedAssetSet:
             if self._generation.get(done.repo) != done.generation:
                 return None  # a newer save's first pass is served: its own second pass follows
         fresh, service = done.fresh, done.service
-        complete = (replace(fresh, git=repo_info(service.path)) if fresh.complete
-                    else build_service(service, done.options, prepared=done.prepared))
-        swapped = self._swap(done.repo, service, complete, done.generation, following=fresh)
+        record = None  # a complete quick pass is served as it is: it read what it read
+        if fresh.complete:
+            complete = replace(fresh, git=repo_info(service.path))
+        else:
+            with stamps.recording() as record:
+                complete = build_service(service, done.options, prepared=done.prepared)
+        swapped = self._swap(done.repo, service, complete, done.generation, record, following=fresh)
         if swapped is None:
             return None
+        with self._lock:
+            self._watch_inputs(done.repo)
         _, build, errors = swapped
         with self._cond:
             since = self._unreported.pop(done.repo, done)
@@ -661,9 +691,10 @@ class ServedAssetSet:
         self.holder.events.publish("rebuild", rebuild.event(repo), key=rebuild.service, retain=not rebuild.ok)
 
     def _swap(self, repo: Path, service: Service, build: ServiceResult, generation: int,
-              following: ServiceResult | None = None) -> Swapped | None:
-        """Serve ``build`` (made from the inputs of ``generation``), or the last good outputs with
-        its errors; ``(build served before, build served now, errors)``, None when it is dropped.
+              record: stamps.Record | None, following: ServiceResult | None = None) -> Swapped | None:
+        """Serve ``build`` (made from the inputs of ``generation``, which read ``record``), or the last
+        good outputs with its errors; ``(build served before, build served now, errors)``, None when
+        it is dropped.
         ``following`` is the quick build of the same inputs that was served before: when it was
         served as it was (no errors), ``build`` is served as it is too, errors and all (what it
         finds, a syntax error, is about the bytes already served)."""
@@ -677,7 +708,7 @@ class ServedAssetSet:
             if errors and repo in self._last_good and not as_is:
                 good = self._last_good[repo]
                 build = replace(good, errors=errors, warnings=build.warnings, description=build.description)
-            if not self._install(repo, build, generation):
+            if not self._install(repo, build, generation, record):
                 return None
             self._publish()
         return previous, build, errors
@@ -837,6 +868,17 @@ class ServedAssetSet:
         True when a folder was newly watched."""
         with self._lock:
             return self._sync(repo)
+
+    def _watch_inputs(self, repo: Path) -> None:
+        """Watch the folders of the files the served build of ``repo`` read that no watch covers
+        yet (a complete pass reads more than the quick pass the worker synced after; caller holds
+        ``self._lock``); a folder newly watched is looked at once more (``RECHECK``)."""
+        if not self._initial.is_set():
+            return  # ``build_all`` watches them once every service is served
+        watched = {r.path for r in self._watches}
+        if any(p.parent not in watched and p.parent.is_dir() for p in self._inputs.get(repo, ())) \
+                and self._sync(repo) and not self._has_watch_build(self.services[repo]):
+            self.request(repo, RECHECK)
 
     def _sync(self, repo: Path) -> bool:
         if self._observer is None or self._stopped:

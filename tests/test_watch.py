@@ -573,3 +573,42 @@ def test_a_concatenation_asked_for_between_the_passes_waits_for_the_complete_one
     cold = build(example, bundle=True, base_url=w.url)
     assert [(a.status_code, a.content) for a in answers] == [(200, cold.get(k).data) for k in keys]
     assert b"var edited = 42;" in answers[0].content and not w.holder.pending
+
+
+@pytest.mark.parametrize("where", ["unlisted, beside the file", "outside the basePath"])
+def test_editing_the_map_a_sourcemappingurl_names_rebuilds_its_bundle(live, example: Path, where: str) -> None:
+    # an alreadyMinified file's map is the target of its own sourceMappingURL comment, listed in the
+    # manifest or not, inside the basePath or anywhere in the repository (README "Exact source
+    # maps"): the bundle's composed map is made from it, so saving it must rebuild that bundle
+    repo = example / "app-checkout"
+    manifest = json.loads((repo / "bosco-service.json").read_text())
+    manifest["files"]["vendor-min"]["js"] = ["tiny.min.js"]  # the comment alone names the map
+    (repo / "bosco-service.json").write_text(json.dumps(manifest))
+    map_path = repo / "vendor/tiny.min.js.map"
+    if where == "outside the basePath":
+        (repo / "maps").mkdir()
+        map_path = map_path.rename(repo / "maps/tiny.min.js.map")
+        script = repo / "vendor/tiny.min.js"
+        script.write_text(script.read_text().replace("sourceMappingURL=tiny.min.js.map",
+                                                     "sourceMappingURL=../maps/tiny.min.js.map"))
+    w = live(watch=("app-checkout",), minify=True)
+    key = "app-checkout/local/js/vendor-min.js.map"
+    folder = map_path.parent.relative_to(repo).as_posix()
+    assert f'"app-checkout/{folder}/tiny.js"'.encode() in w.get(key).content
+    atomic_write(map_path, map_path.read_bytes().replace(b'"sources":["tiny.js"]', b'"sources":["tiny-src.js"]'))
+    until(lambda: f'"app-checkout/{folder}/tiny-src.js"'.encode() in w.get(key).content,
+          what="the composed map made from the edited map")
+
+
+def test_editing_the_target_of_a_symlinked_file_rebuilds_its_service(live, example: Path) -> None:
+    # a file of a glob may be a symbolic link to a file elsewhere in the repository (README "Globs":
+    # only links that leave the repository are refused); saving its target changes what is served
+    repo = example / "app-home"
+    (repo / "shared").mkdir()
+    atomic_write(repo / "shared/linked.js", b"var linked = 1;\n")
+    (repo / "public/js/lib/linked.js").symlink_to("../../../shared/linked.js")
+    w = live()
+    assert b"var linked = 1;" in w.get("app-home/local/js/lib/linked.js").content
+    atomic_write(repo / "shared/linked.js", b"var linked = 2;\n")
+    until(lambda: b"var linked = 2;" in w.get("app-home/local/js/lib/linked.js").content,
+          what="the edited target of the symlinked file")
