@@ -7,9 +7,11 @@ parsed or compressed again, across runs, across services that ship the same libr
 
 - **Local**: ``$XDG_CACHE_HOME/bosco/<FORMAT>-<code version>/`` (else ``~/.cache/bosco/...``), one
   folder per bosco code version, so an upgrade starts a new folder and ``bosco cache prune`` drops
-  the old ones. Entries are pickles written atomically by this process into the user's own folder
-  (an unreadable entry is a miss); the folder is trimmed to ``cache.maxsize`` MB, least recently
-  used first, when a command stored something. ``BOSCO_CACHE=0`` turns the disk cache off.
+  the old ones. Entries are pickles written atomically by this process into the user's own folder,
+  each behind a digest of its bytes (``seal``): an entry that is damaged (cut short by a crash,
+  flipped bytes) or cannot be read back is a miss, computed again; the folder is trimmed to
+  ``cache.maxsize`` MB, least recently used first, when a command stored something.
+  ``BOSCO_CACHE=0`` turns the disk cache off.
 - **Shared** (``cache.remote = "s3://bucket/prefix"``, same credentials and ``aws.endpoint`` as
   ``s3push``): verified minify results and compressed bodies under
   ``<prefix>/<FORMAT>-<code version>/<kind>/<name>``. Reads come before computing, writes happen in
@@ -39,7 +41,7 @@ from bosco.config import CacheSection, Config
 from bosco.files import write_atomic
 from bosco.userdirs import cache_enabled, xdg_home
 
-FORMAT = "v2"  # layout and serialization of cache entries
+FORMAT = "v3"  # layout and serialization of cache entries (v3: local entries are sealed)
 MAGIC = b"bosco-cache-entry 1\n"
 MEMORY_ENTRIES = 4096
 _memory: dict[str, Any] = {}
@@ -191,16 +193,36 @@ def _path(name: str) -> Path | None:
     return folder / name[:2] / name if folder else None
 
 
+SEAL_SIZE = 16  # bytes of SHA-256 digest in front of a sealed local entry
+
+
+def seal(payload: bytes) -> bytes:
+    """``payload`` with the first ``SEAL_SIZE`` bytes of its SHA-256 digest (FIPS 180-4) in front: how
+    every local entry is written, so that one damaged on disk is detected by ``read_sealed`` (checking
+    costs about 1 ms of CPU per MB: SHA-256 runs at about 1.1 GB/s here)."""
+    return hashlib.sha256(payload).digest()[:SEAL_SIZE] + payload
+
+
+def read_sealed(path: Path) -> bytes | None:
+    """The payload of the ``seal``-ed file at ``path`` (read without copying it again); None when it
+    is damaged (empty, cut short or changed). Raises ``OSError`` when it cannot be read (e.g. it does not exist)."""
+    with open(path, "rb") as handle:
+        digest, payload = handle.read(SEAL_SIZE), handle.read()
+    return payload if hashlib.sha256(payload).digest()[:SEAL_SIZE] == digest else None
+
+
 def load(name: str) -> Any | None:
-    """The value stored under ``name`` (memory first, then the local folder), or None."""
+    """The value stored under ``name`` (memory first, then the local folder), or None when absent,
+    damaged (``read_sealed``) or not loadable by this code."""
     if name in _memory:
         return _memory[name]
     path = _path(name)
     if path is None:
         return None
     try:
-        value = pickle.loads(path.read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        payload = read_sealed(path)
+        value = pickle.loads(payload) if payload is not None else None
+    except Exception:  # noqa: BLE001 - a sealed entry this code cannot load is a miss, like a damaged one
         return None
     _remember(name, value)
     return value
@@ -221,7 +243,7 @@ def store(name: str, value: Any) -> None:
     if path is None:
         return
     try:
-        write_atomic(path, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomic(path, seal(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)))
         _stored = True
     except OSError:
         return

@@ -51,10 +51,13 @@ def _store_path() -> Path | None:
 def _table() -> dict[str, tuple[Stamp, str]]:
     global _known
     if _known is None:
+        from bosco.cache import read_sealed  # the cache imports bosco.files, which imports this module
+
         path = _store_path()
-        try:
-            loaded = pickle.loads(path.read_bytes()) if path else {}
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        try:  # damaged (cut short, flipped bytes) or not loadable by this code: forgotten
+            payload = read_sealed(path) if path else None
+            loaded = pickle.loads(payload) if payload is not None else {}
+        except Exception:  # noqa: BLE001 - a table this code cannot load is forgotten, like a damaged one
             loaded = {}
         _known = loaded if isinstance(loaded, dict) else {}
     return _known
@@ -116,13 +119,14 @@ def save() -> None:
     path = _store_path()
     if path is None:
         return
+    from bosco.cache import seal
     from bosco.files import write_atomic
 
     with _lock:
         items = list(_known.items())[-MAX_REMEMBERED:]
         _changed = False
     with suppress(OSError):
-        write_atomic(path, pickle.dumps(dict(items), protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomic(path, seal(pickle.dumps(dict(items), protocol=pickle.HIGHEST_PROTOCOL)))
 
 
 atexit.register(save)

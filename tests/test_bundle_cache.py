@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -279,3 +282,61 @@ def test_a_file_saved_between_reading_and_bundling_is_bundled_as_saved(ws, monke
     built = bundle.build_bundle("svc", repo, "js", "top", b.assets, True)
     assert b"3+3" in built.code and b"1+1" not in built.code
     assert bundle._kept == {}
+
+
+class _Huge:
+    def __reduce__(self):
+        return bytearray, (2 ** 64,)  # unpickling raises OverflowError
+
+
+def test_a_local_entry_that_is_damaged_or_cannot_be_loaded_is_a_miss(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cache, "_memory", {})
+    cache.store("k" * 64, {"css": "body{}"})
+    path = cache.cache_dir() / "kk" / ("k" * 64)
+    stored = path.read_bytes()
+    assert cache.read_sealed(path) == stored[cache.SEAL_SIZE:]
+    flipped = bytearray(stored)
+    flipped[-3] ^= 0x01
+    unloadable = (cache.seal(pickle.dumps(_Huge())), cache.seal(b"\x80\x05\x95" + (2 ** 63 - 1).to_bytes(8, "little")))
+    for damaged in (b"", stored[:len(stored) // 2], bytes(flipped), *unloadable):
+        path.write_bytes(damaged)
+        monkeypatch.setattr(cache, "_memory", {})
+        assert cache.load("k" * 64) is None
+    path.write_bytes(stored)
+    monkeypatch.setattr(cache, "_memory", {})
+    assert cache.load("k" * 64) == {"css": "body{}"}
+
+
+def _bosco(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bosco", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """The files under ``folder``, the release time of its release indexes (the clock) left out."""
+    return {p.relative_to(folder).as_posix(): re.sub(rb'"time": "[^"]*"', b'"time": ""', p.read_bytes())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", ["cut", 0.6, 0.9])
+def test_damaged_entries_in_the_cache_folder_give_the_cold_build(ws, tmp_path, damage):
+    # a crash or a bad disk can leave any entry cut short or with flipped bytes: an entry that still
+    # unpickled was used as it was (a wrong main.css), another raised OverflowError (a traceback)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    cold = _bosco("-W", ws, "build", "--out", tmp_path / "cold", env={**env, "BOSCO_CACHE": "0"})
+    assert cold.returncode == 0, cold.stderr
+    assert _bosco("-W", ws, "build", "--out", tmp_path / "out", env=env).returncode == 0
+    entries = [p for p in (tmp_path / "xdg" / "bosco").rglob("*") if p.is_file() and p.name != "code-version.json"]
+    assert len(entries) > 5
+    for path in entries:
+        data = path.read_bytes()
+        if damage == "cut":
+            path.write_bytes(data[:len(data) // 3])
+        else:  # one bit, at that fraction of the entry
+            changed = bytearray(data)
+            changed[int(len(data) * damage)] ^= 0x01
+            path.write_bytes(bytes(changed))
+    again = _bosco("-W", ws, "build", "--out", tmp_path / "out", env=env)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert _tree(tmp_path / "out") == _tree(tmp_path / "cold")

@@ -29,7 +29,7 @@ import brotli
 from zlib_ng import gzip_ng
 
 from bosco.assetset import type_info
-from bosco.cache import cache_dir, remote
+from bosco.cache import cache_dir, read_sealed, remote, seal
 from bosco.config import BrotliSection
 from bosco.publish.local import write_file
 
@@ -119,7 +119,8 @@ def decode(body: bytes, encoding: Encoding) -> bytes | None:
 
 
 class CompressionCache:
-    """Compressed bodies stored as ``<folder>/<sha256[:2]>/<sha256>.<encoding><level>``; ``folder=None``
+    """Compressed bodies stored as ``<folder>/<sha256[:2]>/<sha256>.<encoding><level>``, each sealed
+    with a digest of its bytes (``bosco.cache.seal``: a damaged entry is encoded again); ``folder=None``
     disables caching. ``brotli_quality`` applies to every compressible type but source maps, which
     use ``map_quality`` (``level``). With ``workers`` > 1, bodies of at least 64 KiB are encoded in
     a pool of that many processes (``bosco.workers``; brotli holds the GIL), and ``prepare`` keeps
@@ -208,12 +209,13 @@ class CompressionCache:
 
     def size(self, sha256: str, encoding: Encoding, key: str, raw_size: int) -> int | None:
         """Size in bytes of the cached body of asset ``key`` (``raw_size`` bytes uncompressed), or
-        None when it is not cached."""
+        None when it is not cached (or damaged: it will be encoded again)."""
         path = self._path(sha256, encoding, key, raw_size)
         try:
-            return path.stat().st_size if path else None
+            body = read_sealed(path) if path is not None else None
         except OSError:
             return None
+        return len(body) if body is not None else None
 
     def _encode(self, data: bytes, encoding: Encoding, key: str) -> bytes:
         args = (data, encoding, type_info(key)[1], self._level(encoding, key, len(data)))
@@ -233,8 +235,9 @@ class CompressionCache:
         """``data`` (whose hex SHA-256 is ``sha256``) of asset ``key`` in ``encoding``, from the cache
         folder when present, else from the shared cache (``cache.remote``, for ``data`` of at least
         ``SHARED_MINIMUM`` bytes; a body that does not decode to bytes with that SHA-256 is
-        ignored), else encoded and stored in both. A cache that cannot be read or written is ignored
-        (the body is still returned)."""
+        ignored), else encoded and stored in both. A local entry that is damaged (empty, cut short,
+        changed: its seal does not match) is encoded again, with a note at -v; a cache that cannot
+        be read or written is ignored (the body is still returned)."""
         if encoding == IDENTITY:
             return data
         name = self._name(sha256, encoding, key, len(data))
@@ -268,9 +271,15 @@ class CompressionCache:
         path = self._path(sha256, encoding, key, len(data))
         if path is not None:
             try:
-                return path.read_bytes()
-            except OSError:
+                body = read_sealed(path)
+            except OSError:  # not cached (or unreadable)
                 pass
+            else:
+                if body is not None:
+                    return body
+                from bosco import ui
+
+                ui.detail(f"{path}: damaged compressed body of {key} in the cache folder; encoding it again")
         shared = remote() if len(data) >= SHARED_MINIMUM else None
         kind = f"{encoding.name}{self._level(encoding, key, len(data))}"
         body = shared.get(kind, sha256) if shared is not None else None
@@ -286,5 +295,5 @@ class CompressionCache:
     def _keep(path: Path | None, body: bytes) -> bytes:
         if path is not None:
             with contextlib.suppress(OSError):
-                write_file(path, body)
+                write_file(path, seal(body))
         return body

@@ -21,6 +21,7 @@ from zlib_ng import gzip_ng
 
 from bosco import cache
 from bosco.assetset import Output
+from bosco.cache import seal
 from bosco.cli import cli
 from bosco.publish.compress import (
     BROTLI,
@@ -60,9 +61,10 @@ def test_cache_stores_by_content_hash_and_reuses_it(tmp_path: Path):
     sha = hashlib.sha256(JS).hexdigest()
     body = cache.body(JS, sha, BROTLI, "a/1/js/top.js")
     path = tmp_path / "c" / sha[:2] / f"{sha}.br11"
-    assert path.read_bytes() == body and cache.size(sha, BROTLI, "a/1/js/top.js", len(JS)) == len(body)
-    path.write_bytes(b"cached bytes")  # a second request is answered from the cache, not re-encoded
+    assert path.read_bytes() == seal(body) and cache.size(sha, BROTLI, "a/1/js/top.js", len(JS)) == len(body)
+    path.write_bytes(seal(b"cached bytes"))  # a second request is answered from the cache, not re-encoded
     assert cache.body(JS, sha, BROTLI, "a/1/js/top.js") == b"cached bytes"
+    assert cache.size(sha, BROTLI, "a/1/js/top.js", len(JS)) == len(b"cached bytes")
     assert cache.size(sha, GZIP, "a/1/js/top.js", len(JS)) is None
     assert cache.size(sha, BROTLI, "a/1/js/top.js.map", len(JS)) is None  # maps use their own quality
 
@@ -246,3 +248,23 @@ def test_services_shipping_the_same_large_bundle_share_one_compression(tmp_path,
             assert stored["Body"].read() == body
             assert (stored["ContentEncoding"], stored["ContentType"]) == (encoding, "text/javascript; charset=utf-8")
             assert stored["CacheControl"] == "public, max-age=31536000, immutable"
+            assert stored["CacheControl"] == "public, max-age=31536000, immutable"
+
+
+def test_a_damaged_cached_body_is_encoded_again(tmp_path: Path):
+    # a crash can leave a cache file empty or cut short (a rename with no fsync before it): s3push
+    # published it as it was, an object no browser can decode (found afterwards by bosco verify)
+    compression = CompressionCache(tmp_path / "c")
+    sha = hashlib.sha256(JS).hexdigest()
+    for encoding in (BROTLI, GZIP):
+        good = compression.body(JS, sha, encoding, "a/1/js/top.js")
+        (path,) = (tmp_path / "c" / sha[:2]).glob(f"{sha}.{encoding.name}*")
+        stored = path.read_bytes()
+        flipped = bytearray(stored)
+        flipped[len(flipped) // 2] ^= 0x10
+        for damaged in (b"", good[: len(good) // 2], stored[: len(stored) // 2], bytes(flipped)):
+            path.write_bytes(damaged)
+            assert compression.size(sha, encoding, "a/1/js/top.js", len(JS)) is None  # no wrong size either
+            assert compression.body(JS, sha, encoding, "a/1/js/top.js") == good, (encoding.name, len(damaged))
+            assert path.read_bytes() == stored  # stored again, whole
+            assert compression.size(sha, encoding, "a/1/js/top.js", len(JS)) == len(good)
