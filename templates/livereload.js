@@ -2,7 +2,8 @@
    <script src="<cdn>/_bosco/livereload.js" data-bosco-service="<service>">; listens on the
    WebSocket <cdn>/_bosco/socket (a socket takes none of the six HTTP connections a browser allows
    per host, so fonts and fetch() keep working with many tabs open) and, for rebuilds of the
-   services on this page: CSS-only changes swap the matching stylesheet links in place, anything
+   services on this page: CSS-only changes swap the matching stylesheet links in place (all of the
+   service's when only sheets they @import changed), anything
    else reloads the page, a failed rebuild shows an overlay with the error until the next good
    rebuild. Reconnects after a second when the server goes away. */
 (function () {
@@ -48,11 +49,16 @@
     }
   }
 
-  function swapStylesheets(keys) {
-    document.querySelectorAll('link[rel="stylesheet"]').forEach(function (link) {
+  function swapStylesheets(service, keys) {
+    var links = [].slice.call(document.querySelectorAll('link[rel="stylesheet"]'));
+    function names(link, key) { return decodedPath(bare(link.href)).slice(-key.length - 1) === "/" + key; }
+    // changed sheets no link names are pulled in by an @import: every sheet of their service is
+    // fetched again (the browser revalidates what they import)
+    var imported = !keys.some(function (key) { return links.some(function (link) { return names(link, key); }); });
+    links.forEach(function (link) {
       var href = bare(link.href);
-      var path = decodedPath(href);
-      var hit = keys.some(function (key) { return path.slice(-key.length - 1) === "/" + key; });
+      var hit = keys.some(function (key) { return names(link, key); }) ||
+        (imported && decodedPath(href).indexOf("/" + service + "/") !== -1);
       if (!hit) return;
       var fresh = link.cloneNode();
       fresh.href = href + "?bosco=" + Date.now();
@@ -73,7 +79,7 @@
     delete failures[rebuild.service];
     showFailures();
     if (!rebuild.changed.length && !rebuild.removed.length) return;
-    if (rebuild.css_only) swapStylesheets(rebuild.changed);
+    if (rebuild.css_only) swapStylesheets(rebuild.service, rebuild.changed);
     else window.location.reload();
   }
 

@@ -308,3 +308,24 @@ def test_a_socket_closed_by_its_client_ends_without_error() -> None:
                 holder.events.publish("rebuild", {"n": n})
                 assert ws.receive_json() == {"event": "rebuild", "data": {"n": n}}
             until(lambda: holder.events.subscribers == 0, what="the socket to unsubscribe")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium is not installed: apt-get install -y chromium "
+                    "(.ci/run does it)")
+@pytest.mark.parametrize("minify", [False, True])
+def test_editing_an_imported_style_sheet_updates_the_page(live, example: Path, minify: bool) -> None:
+    # the page links home.css (or the bundle); the rule is in a sheet home.css imports
+    css = example / "app-home/public/css"
+    (css / "partials").mkdir()
+    (css / "partials/probe.css").write_text(".probe { color: rgb(4, 5, 6); }\n")
+    home = css / "home.css"
+    home.write_text('@import "partials/probe.css";\n' + home.read_text())
+    w = live(livereload=True, minify=minify)
+    fragment = w.get("app-home/local/html/main.css.html").text
+    with chromium_with_page(fragment) as (browser, page_url):
+        page = browser.new_page()
+        page.goto(page_url)
+        until(lambda: w.holder.events.subscribers >= 1, what="the page to connect")
+        assert page.evaluate(COLOR) == "rgb(4, 5, 6)"
+        atomic_write(css / "partials/probe.css", b".probe { color: rgb(7, 8, 9); }\n")
+        page.wait_for_function(f"{COLOR} === 'rgb(7, 8, 9)'", timeout=15000)
