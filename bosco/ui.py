@@ -32,9 +32,11 @@ if TYPE_CHECKING:  # progress bars, tables and the verify report load when first
 
     from bosco.publish.audit import VerifyReport
 
-err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
-out = RichConsole(highlight=False, soft_wrap=True)
-_always = RichConsole(stderr=True, highlight=False, soft_wrap=True)  # errors: shown even with -q
+# emoji=False: names, paths and patterns are printed as typed (rich would turn "a:fire:.js" into an
+# emoji, and loads its table of emoji codes for the first line printed)
+err = RichConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+out = RichConsole(highlight=False, soft_wrap=True, emoji=False)
+_always = RichConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # errors: shown even with -q
 __all__ = ["Console", "configure", "detail", "err", "error", "mode", "out", "plural", "show", "warning"]
 
 

@@ -209,6 +209,8 @@ def test_watched_services_defaults_to_the_current_service(example: Path) -> None
      "subpattern at position 4"),
     ("nope", 1, "error: -w 'nope' matches none of the 4 services hint: service names: app-home, app-checkout, "
      "app-reports, service-api"),
+    # text a user typed is printed as typed: rich's emoji codes are off (it printed -w 'a🔥')
+    ("a:fire:", 1, "error: -w 'a:fire:' matches none of the 4 services"),
 ])
 def test_cdn_watch_bad_regex(example: Path, pattern: str, code: int, message: str) -> None:
     result = CliRunner().invoke(cli, ["cdn", "-W", str(example), "-p", "0", "-w", pattern])
