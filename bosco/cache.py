@@ -113,35 +113,38 @@ def installed_versions(names: tuple[str, ...]) -> dict[str, str | None]:
     ``<name>-<version>.dist-info`` folders (the binary distribution format, packaging.python.org/
     specifications/binary-distribution-format/): one folder listing per ``sys.path`` entry instead
     of importing ``importlib.metadata`` and parsing each METADATA file (~20 ms of every start with
-    an empty cache); a name found no such way is asked of ``importlib.metadata``."""
-    def key(name: str) -> str:  # PEP 503 normalization, as the spec names the folders (older ones kept case, '-.')
+    an empty cache). A name first met in another form (an ``.egg-info`` folder, a folder name
+    that does not parse, a zip archive on ``sys.path``) or not at all is asked of ``importlib.metadata``."""
+    def key(name: str) -> str:  # PEP 503 normalization, as importlib.metadata matches folder names
         return "_".join(name.replace("-", " ").replace(".", " ").replace("_", " ").split()).lower()
 
     wanted = {key(n): n for n in names}
-    found: dict[str, str | None] = {}
+    found: dict[str, str] = {}  # "": ask importlib.metadata
     for entry in sys.path:
         try:
             listing = os.listdir(entry or ".")
-        except OSError:  # a zip file or a missing folder: importlib.metadata below
+        except OSError:
+            if os.path.exists(entry):  # a zip archive: every name not found before it is asked
+                break
             continue
         for folder in listing:
-            name, dash, version = folder.removesuffix(".dist-info").partition("-")
-            n = wanted.get(key(name)) if folder.endswith(".dist-info") and dash and "-" not in version else None
+            stem, dot, suffix = folder.rpartition(".")
+            name, _, version = stem.partition("-")
+            n = wanted.get(key(name)) if dot and suffix.lower() in ("dist-info", "egg-info") else None
             if n and n not in found:
-                found[n] = version
+                found[n] = version if suffix == "dist-info" and version and "-" not in version else ""
         if len(found) == len(names):
             break
-    if len(found) < len(names):
+    versions: dict[str, str | None] = {n: found.get(n) or None for n in names}
+    if not all(versions.values()):
         from importlib.metadata import PackageNotFoundError
         from importlib.metadata import version as metadata_version
 
         for n in names:
-            if n not in found:
-                try:
-                    found[n] = metadata_version(n)
-                except PackageNotFoundError:
-                    found[n] = None
-    return {n: found[n] for n in names}
+            if versions[n] is None:
+                with suppress(PackageNotFoundError):
+                    versions[n] = metadata_version(n)
+    return versions
 
 
 def folder_name() -> str:

@@ -193,6 +193,11 @@ def test_installed_versions_are_those_importlib_metadata_reads(tmp_path, monkeyp
     (shadow / "rjsmin-0.0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: rjsmin\nVersion: 0.0.1\n")
     monkeypatch.syspath_prepend(str(shadow))
     assert cache.installed_versions(("rjsmin",)) == {"rjsmin": "0.0.1"} == {"rjsmin": version("rjsmin")}
+    legacy = tmp_path / "legacy"  # an .egg-info first: its version comes from its PKG-INFO
+    (legacy / "rjsmin.egg-info").mkdir(parents=True)
+    (legacy / "rjsmin.egg-info" / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: rjsmin\nVersion: 0.0.2\n")
+    monkeypatch.syspath_prepend(str(legacy))
+    assert cache.installed_versions(("rjsmin",)) == {"rjsmin": "0.0.2"} == {"rjsmin": version("rjsmin")}
 
 
 def test_a_cold_minified_build_verifies_in_workers_and_reads_each_input_once(ws, monkeypatch, tmp_path):
