@@ -282,13 +282,16 @@ def test_deleted_service_folder_keeps_serving_then_is_picked_up_again(live, exam
     assert not failed.ok and "bosco-service.json" in failed.errors[0]
     assert w.get(HOME_CSS).status_code == 200  # the last good build stays served
     assert "bosco-service.json" in w.get("").text
-    shutil.copytree(tmp_path / "saved", repo)
+    # the clone comes back whole at once: a rebuild that runs while a copy is half made fails again,
+    # rightly, with the same message (under load it did, about 1 run in 4)
+    shutil.copytree(tmp_path / "saved", tmp_path / "restored")
+    (tmp_path / "restored").rename(repo)
     atomic_write(repo / "public/css/home.css", b".back {}\n")
     w.wait_bytes(HOME_CSS, b".back {}\n")
     w.rebuilt("app-home", lambda r: r.ok, "a good rebuild")
     assert w.session._worker.is_alive() and w.problems == []
     # the failure was told once (the look once more at the folders watched instead found nothing new)
-    assert [r.ok for r in w.rebuilds].count(False) == 1
+    assert [r.errors for r in w.rebuilds if not r.ok] == [failed.errors]
 
 
 def test_service_folder_moved_out_of_the_workspace_fails_as_deleting_it_does(live, example: Path,
