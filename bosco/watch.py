@@ -764,7 +764,9 @@ class ServedAssetSet:
                     for gone in [g for g in vanished if g == path or path in g.parents]:
                         del vanished[gone]
             if is_directory and event_type != "created":
-                self._gone.update(paths)  # a folder (link) renamed over another replaces it
+                self._gone.add(paths[0])
+                # a link renamed over a linked folder (``ln -sfn``) replaces the folder watched there
+                self._gone.update(p for p in paths[1:] if p.is_symlink())
             writing = self._writing.setdefault(repo, {})
             if event_type in ("created", "modified") and not is_directory:
                 writing[paths[0]] = now  # written in place: read it once it is closed
