@@ -328,6 +328,19 @@ class _Handler(FileSystemEventHandler):
         self.session.dispatch(paths, event.is_directory, event.event_type)
 
 
+def _quick_served(fresh: ServiceResult, served: ServiceResult | None) -> ServiceResult:
+    """The quick pass ``fresh`` as served in place of ``served``: with its git facts and, until its
+    complete pass replaces them, the warnings of ``served`` that ``fresh`` cannot see (an unminified
+    quick pass has no concatenations, so no ``@import`` of a missing file), so none drops out briefly."""
+    if served is None:
+        return fresh
+    if fresh.complete:
+        return replace(fresh, git=served.git)
+    seen = set(fresh.all_warnings)
+    return replace(fresh, git=served.git,
+                   warnings=fresh.warnings + tuple(w for w in served.all_warnings if w not in seen))
+
+
 class ServedAssetSet:
     """The asset set ``bosco cdn`` serves: builds a workspace's services into ``holder`` and keeps the
     watched ones up to date.
@@ -629,7 +642,7 @@ class ServedAssetSet:
         with stamps.recording() as record:
             fresh = build_service(service, replace(options, quick=True, concatenations=False), with_git=False,
                                   prepared=prepared)
-        quick = self._swap(repo, service, replace(fresh, git=served.git if served else None), generation, record)
+        quick = self._swap(repo, service, _quick_served(fresh, served), generation, record)
         if quick is None:
             return None
         previous, first, errors = quick
