@@ -475,7 +475,7 @@ def test_an_imported_style_sheet_created_after_its_import_line_is_picked_up(live
     atomic_write(home, b'@import "partials/new.css";\n@import "../../shared/theme.css";\n' + home.read_bytes())
     w.rebuilt("app-home", lambda r: "public/css/home.css" in r.reasons, "the rebuild after the import line")
     # an error (minify), a warning; the look once more at the newly watched shared/ serves a quick
-    # pass first, whose page lacks the warnings its complete pass finds (README "Watching")
+    # pass first, whose page keeps the warnings of the build it replaces (README "Watching")
     until(lambda: "public/css/partials/new.css: does not exist" in w.get("").text,
           what="the missing import on the index page")
     atomic_write(repo / "public/css/partials/new.css", b".new { color: red; }\n")
