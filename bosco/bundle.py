@@ -296,7 +296,7 @@ def minify_inputs(service: str, repo: Path, type_: str, tag: str, assets: tuple[
                   css_minifier: str = CssSection.minifier, known_keys: frozenset[str] = frozenset(),
                   keep: bool = False) -> list[tuple[str, str | None, tuple[tuple[int, int, int], ...]]]:
     """The ``(text, source, edits)`` that ``build_bundle`` with ``minify`` will pass to
-    ``minify_verified`` for these assets (for ``verify.prewarm``); empty when an input cannot be
+    ``minify_verified`` for these assets (for ``verify.Prewarm``); empty when an input cannot be
     read (``build_bundle`` reports it). ``keep`` hands what was read and prepared (and what reading
     it saw, ``stamps.recording``) to the next ``build_bundle`` of the same bundle, so each input is
     read and scanned once; that call must follow (each kept bundle is held in memory until then). A

@@ -421,16 +421,18 @@ def build_in_order(jobs: Sequence[tuple[Service, BuildOptions, Prepared | None]]
             manifest.build and manifest.build.command) else collect(service.path, manifest, options.bundle_tag)
         found_all.append(found)
         names: list[str] = []
-        for b in found.bundles if found is not None and options.minify and options.bundle else ():
-            known_keys = _known_keys(service, options.build, found)
-            if b.type in ("js", "css") and b.code and not cached_bundle(bundle_cache_key(service, options, b,
-                                                                                          known_keys)):
-                from bosco.bundle import minify_inputs
-                from bosco.verify import Prewarm
+        if found is not None and options.minify and options.bundle:
+            from bosco.bundle import minify_inputs
+            from bosco.verify import Prewarm
 
-                ahead = ahead or Prewarm(os.cpu_count() or 1, options.legal_comments == "inline")
-                names += ahead.add(b.type, minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
-                                                         options.build, options.css_minifier, known_keys, keep=True))
+            known_keys = _known_keys(service, options.build, found)
+            for b in found.bundles:
+                if b.type in ("js", "css") and b.code and not cached_bundle(
+                        bundle_cache_key(service, options, b, known_keys)):
+                    ahead = ahead or Prewarm(os.cpu_count() or 1, options.legal_comments == "inline")
+                    names += ahead.add(b.type, minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
+                                                             options.build, options.css_minifier, known_keys,
+                                                             keep=True))
         waits.append(names)
     with ahead or nullcontext():
         for (service, options, _), prepared, found, names in zip(jobs, ready, found_all, waits, strict=True):

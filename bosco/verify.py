@@ -662,20 +662,6 @@ class Prewarm:
                 pool.terminate()
 
 
-def prewarm(type_: str, items: Iterable[str | tuple[str, str | None, Edits]], workers: int,
-            keep_legal: bool = True) -> int:
-    """Fill the cache for ``minify_verified(type_, text, True, source, edits)`` of every distinct
-    item (a text, or ``(text, source, edits)`` as ``bundle.minify_inputs`` gives them) not cached
-    yet, locally or in the shared cache, in ``workers`` worker processes (``Prewarm``, largest
-    first), so a cold build uses every core; the build that follows then only reads the cache.
-    Returns how many were computed (0 when fewer than two are missing or ``workers`` < 2: a single
-    file gains nothing from a pool)."""
-    items = sorted(items, key=lambda item: -len(item if isinstance(item, str) else item[0]))
-    with Prewarm(workers, keep_legal) as ahead:
-        ahead.add(type_, items)
-    return ahead.computed
-
-
 def minify_verified(type_: str, text: str, minify: bool = True, source: str | None = None,
                     edits: tuple[tuple[int, int, int], ...] = (), keep_legal: bool = True,
                     cached_only: bool = False) -> Minified | None:

@@ -208,9 +208,15 @@ def test_publish_options_verify(tmp_path: Path):
     assert PUBLISH.minify and PUBLISH.sri
 
 
+def prewarm(type_, items, workers):
+    """Compute every distinct missing item ahead in worker processes, as a build does; how many were computed."""
+    with verify.Prewarm(workers) as ahead:
+        ahead.add(type_, items)
+    return ahead.computed
+
+
 def test_prewarm_computes_each_distinct_missing_text_once_in_worker_processes(tmp_path: Path, monkeypatch):
     from bosco import cache
-    from bosco.verify import prewarm
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cache._memory.clear()
@@ -240,7 +246,7 @@ def test_prewarm_covers_css_with_rebased_urls_so_the_build_computes_nothing(tmp_
     items = minify_inputs("svc", repo, "css", "main", assets, "default")
     assert items == [(".a { background: url(img/x.png) }\n", ".a { background: url(../img/x.png) }\n",
                       ((21, 33, 9),)), (".b {\n  color: red;\n}\n", None, ())]  # url rebased to the bundle
-    assert verify.prewarm("css", items, workers=2) == 2
+    assert prewarm("css", items, workers=2) == 2
     monkeypatch.setattr(verify, "_compute", lambda *a, **k: pytest.fail("computed after prewarm"))
     result = build(repo)
     assert output(result, "svc/default/css/main.css").startswith(b".a{background:url(img/x.png)}\n.b{color:red}")
