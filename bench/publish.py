@@ -20,12 +20,20 @@ version of bosco, put its folder first on PYTHONPATH (bosco runs as ``python -m 
 Baseline, measured in the same run: `bosco build --out DIR -b 1` then `aws s3 sync DIR
 s3://<other bucket>/bench/` (AWS CLI, raw files, no compression, no headers) to the same server.
 The first push is compared with the sync alone and with build + sync (the same build work).
+
+The floor of the second runner, measured in the same run: the objects the second runner stored
+(same keys, bodies and headers, read back beforehand) put into an empty bucket of the same server
+by boto3 alone (``put_object`` from a pool of as many threads as s3push's default concurrency,
+bodies in memory, one client configured as bosco's), and copied there with ``copy_object`` from
+the second runner's bucket (server-side copies: no body sent). No publish tool can store those
+objects on this server faster than the faster of the two.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -43,6 +51,8 @@ SHARED = next((p for p in (HERE.parents[1] / "shared", HERE.parents[2] / "shared
 LIBS = Path("/tmp/bosco-bench/libs/node_modules")
 BOSCO = [sys.executable, "-m", "bosco"]
 CPU: list[float] = []  # CPU seconds of each ``timed`` process, in order
+# objects in flight, as s3push's default --concurrency (README: 8 per CPU, at most 32)
+CONCURRENCY = min(32, (os.cpu_count() or 1) * 8)
 KEEP: set[int] = set()  # children ``reap_orphans`` leaves alone (the moto server)
 
 
@@ -123,6 +133,52 @@ def start_moto(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     sys.exit("moto server did not answer within 60 s")
 
 
+def floor(url: str, source: str, moto_pid: int, concurrency: int) -> list[tuple[str, float, float, float, int]]:
+    """Rows ``(what, wall s, cpu s of this process, moto cpu s, objects)`` of storing every object of
+    bucket ``source`` (read into memory first, not timed) in new buckets of the same server: with
+    ``put_object`` (bodies and headers as read) and with ``copy_object`` from ``source``, each from
+    ``concurrency`` threads sharing one boto3 client."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    from botocore.config import Config
+
+    config = Config(max_pool_connections=concurrency, request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required", s3={"addressing_style": "path"})
+    s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="bench",
+                      aws_secret_access_key="bench", config=config)
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source)
+            for o in page.get("Contents", [])]
+
+    def read(key: str) -> tuple[str, bytes, dict]:
+        got = s3.get_object(Bucket=source, Key=key)
+        headers = {"ContentType": got["ContentType"], "CacheControl": got.get("CacheControl", ""),
+                   "Metadata": got.get("Metadata", {})}
+        if got.get("ContentEncoding"):
+            headers["ContentEncoding"] = got["ContentEncoding"]
+        return key, got["Body"].read(), headers
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        objects = list(pool.map(read, keys))
+
+    def put(bucket: str, o: tuple[str, bytes, dict]) -> None:
+        s3.put_object(Bucket=bucket, Key=o[0], Body=o[1], **o[2])
+
+    def copy(bucket: str, o: tuple[str, bytes, dict]) -> None:
+        s3.copy_object(Bucket=bucket, Key=o[0], CopySource={"Bucket": source, "Key": o[0]})
+
+    rows = []
+    for name, store in (("put_object", put), ("copy_object", copy)):
+        bucket = f"bosco-bench-floor-{name.replace('_', '-')}"
+        s3.create_bucket(Bucket=bucket)
+        moto_cpu, cpu, start = process_cpu(moto_pid), time.process_time(), time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(functools.partial(store, bucket), objects))
+        rows.append((f"floor: boto3 {name} x {concurrency} threads", time.perf_counter() - start,
+                     time.process_time() - cpu, process_cpu(moto_pid) - moto_cpu, len(objects)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, default=Path("/tmp/bosco-bench/ws40"))
@@ -174,6 +230,7 @@ def main() -> None:
         wall, stdout = timed(push + ["-b", "1"], second_env)
         rows.append(("second runner, shared cache", wall, CPU[-1], process_cpu(moto.pid) - moto_cpu,
                      json.loads(stdout)["totals"]))
+        floors = floor(url, "bosco-bench-mirror", moto.pid, CONCURRENCY)
         out = scratch / "out"
         build_t, _ = timed(BOSCO + ["-W", str(ws), "-e", "bench", "build", "--out", str(out), "-b", "1"], env)
         sync_t, _ = timed([sys.executable, "-m", "awscli", "s3", "sync", str(out), "s3://bosco-bench-sync/bench/",
@@ -195,12 +252,19 @@ def main() -> None:
     print(f"{'baseline: bosco build --out':<40}{build_t:>8.2f}{CPU[-2]:>7.2f}")
     print(f"{'baseline: aws s3 sync of that dir':<40}{sync_t:>8.2f}{CPU[-1]:>7.2f}{'':>7}{len(files):>10}{0:>8}{0:>9}"
           f"{sync_mb:>9.2f}")
+    for name, wall, cpu, moto_cpu, count in floors:
+        print(f"{name:<40}{wall:>8.2f}{cpu:>7.2f}{moto_cpu:>7.2f}{count if 'put' in name else 0:>10}"
+              f"{count if 'copy' in name else 0:>8}")
     first = rows[0][1]
+    best = min(wall for _, wall, _, _, _ in floors)
     print(f"first push / aws s3 sync: {first / sync_t:.2f}x; first push / (build --out + sync): "
           f"{first / (build_t + sync_t):.2f}x; second runner / first push: {rows[3][1] / first:.2f}x")
+    print(f"second runner / floor: {rows[3][1] / best:.2f}x; floor / first push: {best / first:.2f}x (the second "
+          "runner cannot go below this fraction of the first push on this server)")
     print(f"shared cache after push 1: {len(shared)} entries, {sum(shared) / 1e6:.2f} MB (sent once by push 1, "
           "fetched by the second runner)")
-    print("cpu s: user + system seconds of the process and its workers; moto s: the moto server's meanwhile")
+    print("cpu s: user + system seconds of the process and its workers (floor rows: of this script's threads); "
+          "moto s: the moto server's meanwhile")
     print("s3push stores gzip (level 9, maps 6) + brotli (quality 11, 9 above 64 KiB, maps 5) for text and sends "
           "headers and release indexes; aws s3 sync sends the raw files")
 
