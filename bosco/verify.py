@@ -157,13 +157,18 @@ def decode_minified(payload: bytes) -> Minified | None:
 
 
 def _mask(n: int, spans: tuple[tuple[int, int], ...], holes: tuple[tuple[int, int], ...] = ()) -> np.ndarray:
-    """True for the units ``0..n-1`` inside a ``(start, end)`` span of ``spans`` and not inside one of ``holes``."""
-    depth = np.zeros(n + 1, dtype=np.int64)
-    for found, sign in ((spans, 1), (holes, -1)):
-        if found:
-            s = np.array(found, dtype=np.int64)
-            depth += sign * (np.bincount(s[:, 0], minlength=n + 1) - np.bincount(s[:, 1], minlength=n + 1))
-    return np.cumsum(depth)[:n] > 0
+    """True for the units ``0..n-1`` inside a ``(start, end)`` span of ``spans`` and not inside one of ``holes``.
+    The nesting depth is counted at the span ends only, then spread over the runs between them."""
+    s, h = (np.array(found, dtype=np.int64).reshape(-1, 2) for found in (spans, holes))
+    pos = np.concatenate((s[:, 0], s[:, 1], h[:, 0], h[:, 1]))
+    if not len(pos):
+        return np.zeros(n, dtype=bool)
+    delta = np.repeat(np.array([1, -1, -1, 1], dtype=np.int64), [len(s), len(s), len(h), len(h)])
+    order = np.argsort(pos, kind="stable")
+    pos, depth = pos[order], np.cumsum(delta[order])
+    last = np.append(pos[1:] != pos[:-1], True)  # the depth after every change at one position
+    bounds = np.concatenate(([0], pos[last], [n]))
+    return np.repeat(np.concatenate(([False], depth[last] > 0)), np.diff(bounds))
 
 
 def _line_col(units: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -296,30 +301,38 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     if len(nonws) < 2:
         return None, False
     gaps = len(nonws) + 1
-    lt = np.flatnonzero(_LT[a] & ~literal)
-    had = np.bincount(np.searchsorted(nonws, lt), minlength=gaps)[1:-1] > 0
-    sep = b_sep[b[b_sep] == 10]
-    has = np.bincount(np.searchsorted(b_nonws, sep), minlength=gaps)[1:-1] > 0
-    left, right = a[nonws[:-1]], a[nonws[1:]]
-    lit_l, lit_r = literal[nonws[:-1]], literal[nonws[1:]]
-    before = np.concatenate(([0], a[nonws[:-2]]))
-    after = np.concatenate((a[nonws[2:]], [0]))
+    lt = np.flatnonzero(_LT[a])
+    had = np.zeros(gaps, dtype=bool)  # gap ``g`` lies before ``nonws[g]``
+    had[np.searchsorted(nonws, lt[~literal[lt]])] = True
+    has = np.zeros(gaps, dtype=bool)
+    has[np.searchsorted(b_nonws, b_sep[b[b_sep] == 10])] = True
+    had, has = had[1:-1], has[1:-1]
+    chars = a[nonws]
+    dot = chars == 46
+    removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0)
+    # Only joins whose line breaks differ, or with a ``.`` beside removed whitespace, can be risky:
+    # the rest of the checks look at those alone (``k``: between ``nonws[k]`` and ``nonws[k + 1]``).
+    k = np.flatnonzero((had != has) | (removed & (dot[:-1] | dot[1:])))
+    had, has, removed = had[k], has[k], removed[k]
+    left, right = chars[k], chars[k + 1]
+    lit_l, lit_r = literal[nonws[k]], literal[nonws[k + 1]]
+    before = np.where(k > 0, chars[np.maximum(k - 1, 0)], 0)
+    after = np.where(k + 2 < len(chars), chars[np.minimum(k + 2, len(chars) - 1)], 0)
     postfix = _in(left, [43, 45]) & (before == left)
     continues = _NO_END[left] & ~lit_l & ~postfix & ~((left == 46) & _DIGIT[before])  # ``1.`` is a number
     closing = ~lit_r & (_AFTER_ANY[right] | (_NO_START[right] & ~(_in(right, [43, 45]) & (after == right))
                                              & ~((right == 46) & _DIGIT[after]) & ~((right == 61) & (after == 62))))
-    removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0)
     glue = removed & (left == 46) & _DIGIT[right]
-    risky = np.flatnonzero((has & ~had) | (had & ~has & ~continues & ~closing) | glue)
+    risky = k[(has & ~had) | (had & ~has & ~continues & ~closing) | glue]
     restricted = np.flatnonzero(had & ~has & ~continues & ~_AFTER_ANY[right] & _JS_WORD[left] & ~lit_l)
-    number_dot = np.flatnonzero(removed & _DIGIT[left] & (right == 46))
-    ends = restricted[_word_is(a, nonws[restricted], _ENDS_STATEMENT)]
+    number_dot = k[removed & _DIGIT[left] & (right == 46)]
+    ends = k[restricted[_word_is(a, nonws[k[restricted]], _ENDS_STATEMENT)]]
     if len(ends):
         return int(nonws[ends[0]]), True
-    found = list(restricted[_word_is(a, nonws[restricted], _RESTRICTED) & closing[restricted]])
-    found += [k for k in number_dot if _DIGIT[a[_word_start(a, int(nonws[k]))]]]
-    risky = np.union1d(risky, np.array(found, dtype=np.int64))
-    return (int(nonws[int(risky[0])]), False) if len(risky) else (None, False)
+    found = list(k[restricted[_word_is(a, nonws[k[restricted]], _RESTRICTED) & closing[restricted]]])
+    found += [g for g in number_dot if _DIGIT[a[_word_start(a, int(nonws[g]))]]]
+    first = min(risky[:1].tolist() + [int(g) for g in found], default=None)
+    return (int(nonws[first]), False) if first is not None else (None, False)
 
 
 def _html_open(b: np.ndarray, literal_b: np.ndarray) -> int | None:
@@ -381,19 +394,20 @@ def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, lit
     merged = np.zeros(0, dtype=np.int64)
     if len(nonws) < 2:
         return None, merged
-    removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0) & ~literal[nonws[1:]]
-    left, right = a[nonws[:-1]].astype(np.int64), a[nonws[1:]].astype(np.int64)
+    # gaps ``k`` (between ``nonws[k]`` and ``nonws[k + 1]``) whose whitespace or comments all went
+    k = np.flatnonzero((np.diff(nonws) > 1) & (count_b[1:-1] == 0) & ~literal[nonws[1:]])
+    left, right = a[nonws[k]].astype(np.int64), a[nonws[k + 1]].astype(np.int64)
     if css:
         word = _CSS_GLUE_WORD
         chars = a[nonws]
-        depth = np.cumsum((chars == ord("(")).astype(np.int32) - (chars == ord(")")))[:-1]
+        depth = np.cumsum((chars == ord("(")).astype(np.int32) - (chars == ord(")")))[k]
         lw, rw = word[left], word[right]
         sign_l, sign_r = _in(left, [43, 45]), _in(right, [43, 45])
         # A selector (or at-rule prelude) is followed by ``{`` before any ``;``/``}``: there the
         # whitespace before ``:``/``[``/``.``/``#`` is a descendant combinator.
         structural = np.flatnonzero(_in(chars, [ord("{"), ord(";"), ord("}")]))
-        following = np.searchsorted(structural, np.arange(1, len(chars)))
-        in_selector = np.zeros(len(chars) - 1, dtype=bool)
+        following = np.searchsorted(structural, k + 1)
+        in_selector = np.zeros(len(k), dtype=bool)
         inside = following < len(structural)
         in_selector[inside] = chars[structural[following[inside]]] == ord("{")
         hazard = (lw & rw) | (lw & (right == ord("("))) | (
@@ -406,11 +420,10 @@ def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, lit
             (left == ord("/")) & (right == ord("*"))) | (digit_l & (right == ord("."))) | (
             (left == ord(".")) & digit_r) | ((left == ord("+")) & (digit_r | (right == ord(".")))) | (
             (left == ord("<")) & (right == ord("!")))
-        merged = np.flatnonzero(removed & ~spaced[1:-1] & merge) + 1
-        removed &= spaced[1:-1]
+        merged = k[~spaced[k + 1] & merge] + 1
+        found = k[spaced[k + 1] & hazard]
     else:
-        hazard = (_JS_WORD[left] & _JS_WORD[right]) | np.isin(left * 65536 + right, _JS_GLUE_CODES)
-    found = np.flatnonzero(removed & hazard)
+        found = k[(_JS_WORD[left] & _JS_WORD[right]) | np.isin(left * 65536 + right, _JS_GLUE_CODES)]
     return (int(nonws[found[0]]) if len(found) else None), merged
 
 
