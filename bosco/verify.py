@@ -262,7 +262,7 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
         b, changed = _css_separators(a, a_nonws, b, b_nonws, b_ws, gap_b, count_b, spaced, in_literal)
         if changed:
             repaired = from_units(b)
-            b_nonws, b_ws = np.flatnonzero(~_WS[b]), np.flatnonzero(_WS[b])
+            b_nonws, b_ws = _drop_semicolons(b, np.flatnonzero(~_WS[b])), np.flatnonzero(_WS[b])
             gap_b = np.searchsorted(b_nonws, b_ws)
             b_litws = b_ws[in_literal[gap_b]]
             count_b = np.bincount(gap_b, minlength=gaps)

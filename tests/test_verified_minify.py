@@ -14,6 +14,7 @@ from bosco import verify
 from bosco.assets import collect
 from bosco.cli import cli
 from bosco.pipeline import BuildOptions, build_asset_set
+from bosco.sourcemap import decode_mappings
 from bosco.syntax import css_facts, js_facts
 from bosco.verify import align, check_output, minify_verified
 from bosco.workspace import load_service
@@ -176,6 +177,24 @@ def test_rcssmin_keeps_meaning_of_csscompressor_hazards():
     for source, expected in CSS_HAZARDS.items():
         result = minify_verified("css", source)
         assert (result.code, result.fault) == (expected, None)
+
+
+def test_a_comment_before_a_colon_in_an_at_rule_is_minified_and_mapped(tmp_path: Path):
+    # rcssmin keeps ``a :hover`` apart inside an @media block and its ``;`` before ``}``; the space
+    # where the input had only a comment goes (``a/**/:hover`` is ``a:hover``). The alignment of that
+    # repaired output raised ValueError (a traceback from the build).
+    css = "@media print{a/**/:hover;}\n"
+    result = minify_verified("css", css)
+    assert (result.code, result.fault) == ("@media print{a:hover;}", None)
+    repo = service(tmp_path, "svc", {"css/a.css": css}, {"css": {"main": ["css/a.css"]}})
+    built = build(repo)
+    assert built.all_warnings == ()
+    assert output(built, "svc/default/css/main.css") == (
+        b"@media print{a:hover;}\n/*# sourceMappingURL=main.css.map */\n")
+    mappings = json.loads(output(built, "svc/default/css/main.css.map"))["mappings"]
+    assert [s[:4] for s in decode_mappings(mappings)[0]] == [
+        (0, 0, 0, 0), (1, 0, 0, 1), (7, 0, 0, 7), (12, 0, 0, 12), (13, 0, 0, 13), (14, 0, 0, 18),
+        (15, 0, 0, 19), (21, 0, 0, 25)]
 
 
 def test_selecting_csscompressor_warns(tmp_path: Path):
