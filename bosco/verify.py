@@ -22,6 +22,7 @@ of source maps); results are cached in memory and on disk by content hash (``bos
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +37,7 @@ import rjsmin
 from bosco import cache, sourcemap, syntax
 from bosco import workers as worker_pool
 from bosco.sourcemap import FileMap, encode_segments
-from bosco.syntax import Facts, SyntaxProblem, facts, from_units, js_tree_size, to_units
+from bosco.syntax import Facts, SyntaxProblem, facts, from_units, js_tree_size, to_units, unit_offsets
 
 # Cached results depend on the minifiers' versions and on this code (and the modules it uses).
 VERSION = "/".join([f"rjsmin-{rjsmin.__version__}", f"rcssmin-{rcssmin.__version__}", cache.key(*(
@@ -63,6 +64,11 @@ _JS_PUNCT_PAIRS = ("==", "!=", "=>", "<=", ">=", "&&", "||", "??", "?.", "++", "
                    "%=", "&=", "|=", "^=", "**", "<<", ">>", "..")
 
 
+def _ws(units: np.ndarray) -> np.ndarray:
+    """``_WS[units]`` by comparisons (no table look-up per unit: several times faster)."""
+    return (units == 32) | ((units >= 9) & (units <= 13))
+
+
 def _in(units: np.ndarray, codes: list[int]) -> np.ndarray:
     """``np.isin(units, codes)`` for a few UTF-16 ``codes`` (a comparison per code: much cheaper)."""
     found = units == codes[0]
@@ -76,7 +82,8 @@ def _pair_codes(pairs: tuple[str, ...]) -> np.ndarray:
 
 
 _JS_GLUE_CODES = _pair_codes(_JS_GLUE)
-_JS_PAIR_CODES = _pair_codes(_JS_PUNCT_PAIRS)
+_JS_PAIRS = np.zeros(128 * 128, dtype=bool)  # ``_JS_PUNCT_PAIRS`` by ``first * 128 + second``
+_JS_PAIRS[[ord(p[0]) * 128 + ord(p[1]) for p in _JS_PUNCT_PAIRS]] = True
 
 
 def _table(chars: str) -> np.ndarray:
@@ -182,6 +189,12 @@ def _where(text: str, a: np.ndarray, pos: int) -> str:
     return f"line {int(line[0]) + 1}:{int(col[0]) + 1}"
 
 
+def _gaps(css: bool, nonws: np.ndarray, ws: np.ndarray) -> np.ndarray:
+    """The gap of each whitespace position of ``ws``: how many positions of ``nonws`` come before it.
+    In JS the two cover every unit, so that is the position less the whitespace before it."""
+    return np.searchsorted(nonws, ws) if css else ws - np.arange(len(ws))
+
+
 def _drop_semicolons(units: np.ndarray, nonws: np.ndarray) -> np.ndarray:
     chars = units[nonws]
     drop = np.zeros(len(nonws), dtype=bool)
@@ -209,11 +222,10 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     a, b = to_units(text), to_units(minified)
     literal = _mask(len(a), info.literals, info.holes)
     comment = _mask(len(a), info.comments)
-    ws_a = _WS[a]
-    significant = np.flatnonzero((~ws_a & ~comment) | literal)
-    a_nonws = significant[~ws_a[significant]]
-    a_litws = significant[ws_a[significant]]
-    ws_b = _WS[b]
+    ws_a = _ws(a)
+    a_nonws = np.flatnonzero(~ws_a & (~comment | literal))  # significant units
+    a_litws = np.flatnonzero(ws_a & literal)  # significant whitespace
+    ws_b = _ws(b)
     b_nonws, b_ws = np.flatnonzero(~ws_b), np.flatnonzero(ws_b)
     css = type_ == "css"
     if css:
@@ -226,8 +238,9 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
         return f"the minifier changed the code at {_where(text, a, at)}"
     gaps = len(a_nonws) + 1
     gap_a = np.searchsorted(a_nonws, a_litws)
-    gap_b = np.searchsorted(b_nonws, b_ws)
-    in_literal = np.bincount(gap_a, minlength=gaps) > 0
+    gap_b = _gaps(css, b_nonws, b_ws)
+    in_literal = np.zeros(gaps, dtype=bool)
+    in_literal[gap_a] = True
     b_litws = b_ws[in_literal[gap_b]]
     same = len(b_litws) == len(a_litws) and bool(np.array_equal(b[b_litws], a[a_litws]))
     repaired = None
@@ -249,39 +262,47 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
         origin = np.concatenate((a_nonws, np.full(len(b_sep), -1), a_litws))[order]
         repaired = from_units(units)
         b = units
-        b_nonws, b_ws = np.flatnonzero(~_WS[b]), np.flatnonzero(_WS[b])
-        gap_b = np.searchsorted(b_nonws, b_ws)
+        ws_b = _ws(b)
+        b_nonws, b_ws = np.flatnonzero(~ws_b), np.flatnonzero(ws_b)
+        gap_b = _gaps(css, b_nonws, b_ws)
         b_litws = b_ws[in_literal[gap_b]]
-    count_b = np.bincount(gap_b, minlength=gaps)
+    separated = np.zeros(gaps, dtype=bool)  # gaps that hold whitespace in the output
+    separated[gap_b] = True
     spaced = np.ones(gaps, dtype=bool)  # gaps whose input holds whitespace (outside comments)
     if css:
         # CSS comments are not whitespace: ``.a/**/.b`` is ``.a.b``. A separator where the input
         # had only comments goes, a custom property's whitespace-only value keeps one space.
         spaced = np.bincount(np.searchsorted(a_nonws, np.flatnonzero(ws_a & ~comment & ~literal)),
                              minlength=gaps) > 0
-        b, changed = _css_separators(a, a_nonws, b, b_nonws, b_ws, gap_b, count_b, spaced, in_literal)
+        b, changed = _css_separators(a, a_nonws, b, b_nonws, b_ws, gap_b, separated, spaced, in_literal)
         if changed:
             repaired = from_units(b)
-            b_nonws, b_ws = _drop_semicolons(b, np.flatnonzero(~_WS[b])), np.flatnonzero(_WS[b])
-            gap_b = np.searchsorted(b_nonws, b_ws)
+            ws_b = _ws(b)
+            b_nonws, b_ws = _drop_semicolons(b, np.flatnonzero(~ws_b)), np.flatnonzero(ws_b)
+            gap_b = _gaps(css, b_nonws, b_ws)
             b_litws = b_ws[in_literal[gap_b]]
-            count_b = np.bincount(gap_b, minlength=gaps)
-    glued, merged = _glued(css, a, a_nonws, count_b, literal, spaced)
+            separated = np.zeros(gaps, dtype=bool)
+            separated[gap_b] = True
+    # joins whose input whitespace or comments all went (between ``a_nonws[k]`` and ``a_nonws[k + 1]``)
+    removed = (np.diff(a_nonws) > 1) & ~separated[1:-1]
+    glued, merged = _glued(css, a, a_nonws, removed, literal, spaced)
     if glued is not None:
         return f"the minifier joined two tokens at {_where(text, a, glued)}"
     origin = np.full(len(b), -1, dtype=np.int64)
     origin[b_nonws] = a_nonws
     origin[b_litws] = a_litws
+    literal_b = np.zeros(len(b), dtype=bool)
+    literal_b[b_nonws] = literal[a_nonws]
+    literal_b[b_litws] = True  # whitespace is significant only inside a literal
     if len(merged):
         # Tokens that only a comment kept apart (``1px/**/2px``) keep an empty comment between them.
         at = np.repeat(b_nonws[merged], 4)
         b = np.insert(b, at, np.tile(to_units("/**/"), len(merged)))
         origin = np.insert(origin, at, -1)
+        literal_b = np.insert(literal_b, at, False)
         repaired = from_units(b)
-    literal_b = np.zeros(len(b), dtype=bool)
-    literal_b[origin >= 0] = literal[origin[origin >= 0]]
-    unproven, changed = (None, False) if css else _unproven(a, a_nonws, literal, count_b, b, b_nonws,
-                                                            b_ws[~in_literal[gap_b]])
+    unproven, changed = (None, False) if css else _unproven(a, a_nonws, literal, removed, b, b_nonws,
+                                                            b_ws[~in_literal[gap_b]], text)
     if changed:
         return f"the minifier removed the line break that ends a statement at {_where(text, a, unproven)}"
     opened = None if css else _html_open(b, literal_b)
@@ -290,8 +311,8 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     return Alignment(origin, literal_b, repaired, reason if repaired and not css else None, unproven)
 
 
-def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np.ndarray, b: np.ndarray,
-              b_nonws: np.ndarray, b_sep: np.ndarray) -> tuple[int | None, bool]:
+def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, removed: np.ndarray, b: np.ndarray,
+              b_nonws: np.ndarray, b_sep: np.ndarray, text: str) -> tuple[int | None, bool]:
     """``(input position, changed)`` of the first join (between input tokens ``nonws[k]`` and
     ``nonws[k + 1]``) the alignment cannot prove unchanged, else ``(None, False)``: a line break added
     or removed where automatic semicolon insertion might read the two versions differently (see
@@ -301,7 +322,7 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     if len(nonws) < 2:
         return None, False
     gaps = len(nonws) + 1
-    lt = np.flatnonzero(_LT[a])
+    lt = np.flatnonzero(_LT[a] if "\r" in text or "\u2028" in text or "\u2029" in text else a == 10)
     had = np.zeros(gaps, dtype=bool)  # gap ``g`` lies before ``nonws[g]``
     had[np.searchsorted(nonws, lt[~literal[lt]])] = True
     has = np.zeros(gaps, dtype=bool)
@@ -309,7 +330,6 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, count_b: np
     had, has = had[1:-1], has[1:-1]
     chars = a[nonws]
     dot = chars == 46
-    removed = (np.diff(nonws) > 1) & (count_b[1:-1] == 0)
     # Only joins whose line breaks differ, or with a ``.`` beside removed whitespace, can be risky:
     # the rest of the checks look at those alone (``k``: between ``nonws[k]`` and ``nonws[k + 1]``).
     k = np.flatnonzero((had != has) | (removed & (dot[:-1] | dot[1:])))
@@ -370,7 +390,7 @@ def _word_is(a: np.ndarray, ends: np.ndarray, words: frozenset[str]) -> np.ndarr
 
 
 def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: np.ndarray, b_ws: np.ndarray,
-                    gap_b: np.ndarray, count_b: np.ndarray, spaced: np.ndarray,
+                    gap_b: np.ndarray, separated: np.ndarray, spaced: np.ndarray,
                     in_literal: np.ndarray) -> tuple[np.ndarray, bool]:
     """``b`` without the separators in gaps where the input had only comments, and with one space
     in an empty value (``--x: ;``, input whitespace between ``:`` and ``;``/``}``) the minifier
@@ -378,7 +398,7 @@ def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: 
     drop = b_ws[(~spaced & ~in_literal)[gap_b]]
     inner = np.arange(1, len(a_nonws))
     left, right = a[a_nonws[inner - 1]], a[a_nonws[inner]]
-    need = inner[spaced[inner] & (count_b[inner] == 0) & (left == ord(":")) & _in(right, [ord(";"), ord("}")])]
+    need = inner[spaced[inner] & ~separated[inner] & (left == ord(":")) & _in(right, [ord(";"), ord("}")])]
     if not len(drop) and not len(need):
         return b, False
     b = np.delete(b, drop)
@@ -386,7 +406,7 @@ def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: 
     return np.insert(b, b_nonws[need] - shift, ord(" ")), True
 
 
-def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, literal: np.ndarray,
+def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, removed: np.ndarray, literal: np.ndarray,
            spaced: np.ndarray) -> tuple[int | None, np.ndarray]:
     """``(input position where removing all whitespace between two tokens makes them one, else None;
     gaps where only comments kept two CSS tokens apart and the output needs an empty comment)``.
@@ -395,7 +415,7 @@ def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, count_b: np.ndarray, lit
     if len(nonws) < 2:
         return None, merged
     # gaps ``k`` (between ``nonws[k]`` and ``nonws[k + 1]``) whose whitespace or comments all went
-    k = np.flatnonzero((np.diff(nonws) > 1) & (count_b[1:-1] == 0) & ~literal[nonws[1:]])
+    k = np.flatnonzero(removed & ~literal[nonws[1:]])
     left, right = a[nonws[k]].astype(np.int64), a[nonws[k + 1]].astype(np.int64)
     if css:
         word = _CSS_GLUE_WORD
@@ -432,19 +452,20 @@ def segments(type_: str, minified: str, origin: np.ndarray, literal_b: np.ndarra
     wherever the alignment jumps. ``origin`` maps output units to positions in ``source`` (-1 for
     separators), ``literal_b`` marks output units inside a literal (one token however long)."""
     b = to_units(minified)
-    n = len(b)
-    if n == 0:
+    if len(b) == 0:
         return None
-    mapped = origin >= 0
-    prev_origin = np.concatenate(([-2], origin[:-1]))
-    prev = np.concatenate(([10], b[:-1])).astype(np.int64)
-    word_table = _CSS_WORD if type_ == "css" else _JS_WORD
-    word, prev_word = word_table[b], word_table[prev]
-    pair = np.isin(prev * 65536 + b, _JS_PAIR_CODES) if type_ == "js" else np.zeros(n, dtype=bool)
+    step = np.diff(origin, prepend=-2)
+    after_newline = np.concatenate(([True], b[:-1] == 10))
+    word = (_CSS_WORD if type_ == "css" else _JS_WORD)[b]
+    prev_word = np.concatenate(([False], word[:-1]))
     prev_lit = np.concatenate(([False], literal_b[:-1]))
-    token = ~_WS[b] & np.where(literal_b, ~prev_lit, (word != prev_word) | (~word & ~pair) | prev_lit)
+    token = np.where(literal_b, ~prev_lit, (word != prev_word) | ~word | prev_lit)
+    if type_ == "js":
+        # a punctuator after a punctuator goes on one of two characters (``==``, ``=>``...): both ASCII
+        k = np.flatnonzero(~word & ~prev_word & ~prev_lit & ~literal_b & ~after_newline)
+        token[k[_JS_PAIRS[b[k - 1].astype(np.int64) * 128 + b[k]]]] = False
     # a rewritten stretch (a rebased url) maps every unit to one place: one segment is enough
-    pos = np.flatnonzero(mapped & ((origin != prev_origin + 1) | (prev == 10) | token) & (origin != prev_origin))
+    pos = np.flatnonzero((origin >= 0) & (step != 0) & ((step != 1) | after_newline | (token & ~_ws(b))))
     gen_line, gen_col = _line_col(b, pos)
     src_line, src_col = _line_col(to_units(source), origin[pos])
     return encode_segments(gen_line, gen_col, src_line, src_col)
@@ -511,31 +532,47 @@ def _shift(length: int, edits: tuple[tuple[int, int, int], ...]) -> np.ndarray:
     return np.concatenate(pieces).astype(np.int64)
 
 
-def is_legal(comment: str) -> bool:
-    """True for a legal comment as esbuild defines it (``--legal-comments``): it starts with ``/*!``
-    or ``//!``, or holds ``@license`` or ``@preserve``."""
-    return comment.startswith(("/*!", "//!")) or "@license" in comment or "@preserve" in comment
+# What makes a comment legal, as esbuild defines it (``--legal-comments``): it starts with ``/*!``
+# or ``//!``, or holds ``@license`` or ``@preserve``.
+_LEGAL_MARK = re.compile(r"/\*!|//!|@license|@preserve")
 
 
-def _legal_comments(type_: str, a: np.ndarray, b: np.ndarray, origin: np.ndarray, literal_b: np.ndarray,
+def _legal_spans(text: str, comments: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
+    """The legal comments (``_LEGAL_MARK``) among ``comments`` (sorted, disjoint ``(start, end)``
+    spans of ``text`` in UTF-16 units), found from the marks in ``text``, not comment by comment."""
+    marks = [(m.start(), m.end(), m.group()[0] == "/") for m in _LEGAL_MARK.finditer(text)]
+    if not marks or not comments:
+        return []
+    mark = np.array(marks, dtype=np.int64)
+    if not text.isascii():
+        mark[:, :2] = unit_offsets(text)[mark[:, :2]]
+    spans = np.array(comments, dtype=np.int64)
+    i = np.maximum(np.searchsorted(spans[:, 0], mark[:, 0], side="right") - 1, 0)
+    # ``/*!`` and ``//!`` start the comment, ``@license`` and ``@preserve`` lie inside it
+    start, end = spans[i, 0], spans[i, 1]
+    legal = np.where(mark[:, 2] == 1, mark[:, 0] == start, (mark[:, 0] >= start) & (mark[:, 1] <= end))
+    return [(s, e) for s, e in spans[np.unique(i[legal])].tolist()]
+
+
+def _legal_comments(type_: str, text: str, b: np.ndarray, origin: np.ndarray, literal_b: np.ndarray,
                     info: Facts) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
-    """The minified units ``b`` (with ``origin``/``literal_b``) with the input's legal comments put
-    back, each before the output token that followed it (a ``//!`` comment with its line break),
-    and the texts of those comments.
+    """The minified units ``b`` (with ``origin``/``literal_b``) with the legal comments of the input
+    ``text`` (``_LEGAL_MARK``) put back, each before the output token that followed it (a ``//!``
+    comment with its line break), and the texts of those comments.
 
     This needs no new parse: each comment goes back into the gap between the two tokens it was
     between, where it cannot join them (after a ``/`` it gets a space: ``a/ /*!x*/``) and a line
     break it brings (a ``//!`` comment's own, or one inside a ``/*! */``, which counts as a line
     terminator, ECMA-262 §12.4) was in that gap of the input too, so that gap reads as the input's
     did; every other gap is as ``align`` proved it."""
-    spans = [(s, e) for s, e in info.comments
-             if is_legal(from_units(a[s:e]))]
+    spans = _legal_spans(text, info.comments)
     if not spans:
         return b, origin, literal_b, ()
+    a = to_units(text)
     mapped = np.flatnonzero(origin >= 0)
+    following = np.searchsorted(origin[mapped], [e for _, e in spans]).tolist()
     where, units, origins, texts = [], [], [], []
-    for s, e in spans:
-        k = int(np.searchsorted(origin[mapped], e))
+    for (s, e), k in zip(spans, following, strict=True):
         at = int(mapped[k]) if k < len(mapped) else len(b)
         piece, piece_origin = list(a[s:e]), list(range(s, e))
         if type_ == "js" and at > 0 and b[at - 1] == ord("/"):
@@ -579,8 +616,7 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
     output = aligned.repaired or output
     origin, literal_b, legal = aligned.origin, aligned.literal, ()
     if info.comments and ("@license" in read or "@preserve" in read or "/*!" in read or "//!" in read):
-        b, origin_l, literal_l, legal = _legal_comments(type_, to_units(read), to_units(output), origin, literal_b,
-                                                        info)
+        b, origin_l, literal_l, legal = _legal_comments(type_, read, to_units(output), origin, literal_b, info)
         inline = from_units(b)
         if keep_legal and legal:
             output, origin, literal_b, legal = inline, origin_l, literal_l, ()
@@ -682,7 +718,7 @@ def minify_verified(type_: str, text: str, minify: bool = True, source: str | No
     verify the result and derive its exact map. A syntax error or a rejected output leaves the
     code as it was (``file_map`` None). When ``text`` is ``source`` rewritten by ``edits``
     (``(start, end, new length)`` in UTF-16 units of ``source``), the map points into ``source``.
-    Legal comments (``is_legal``) stay in the minified code, before the token that followed them
+    Legal comments (``_LEGAL_MARK``) stay in the minified code, before the token that followed them
     (``keep_legal``, esbuild's ``inline``), else they go and ``Minified.legal`` lists them.
     Cached by content hash in memory, under ``bosco.cache.cache_dir()`` and in the shared cache
     (``cache.remote``); never raises for bad input. ``cached_only`` returns None instead of
