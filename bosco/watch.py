@@ -90,6 +90,7 @@ class _FirstPass:
     errors: tuple[str, ...]  # the quick pass's errors
     start: float
     reasons: tuple[str, ...]
+    record: stamps.Record  # what the quick pass read (``stamps.recording()``)
 
 
 @dataclass(frozen=True)
@@ -271,6 +272,16 @@ def build_inputs(repo: Path, record: stamps.Record) -> frozenset[Path]:
     return frozenset(found)
 
 
+def _same_inputs(first: stamps.Record, then: stamps.Record) -> bool:
+    """True when every file and path ``first`` (a ``stamps.recording()``) saw was seen the same way
+    by ``then``, where both saw it, and still is now (``stamps.unchanged``): the files did not
+    change from the first piece of work to the end of the second. Folder listings are left out (one
+    changed within ``stamps.RACY_NS`` is recorded as never current; a file added has events of its
+    own, and one deleted was checked or read)."""
+    files = {found: seen for found, seen in first.items() if found[0] != "folder"}
+    return all(then.get(found, seen) == seen for found, seen in files.items()) and stamps.unchanged(files)
+
+
 def _diff(old: ServiceResult | None, new: ServiceResult) -> tuple[tuple[str, ...], tuple[str, ...]]:
     before = {o.key: o.data for o in old.outputs} if old else {}
     after = {o.key: o.data for o in new.outputs}
@@ -394,6 +405,7 @@ class ServedAssetSet:
         self._served: dict[Path, ServiceResult] = {}
         self._inputs: dict[Path, frozenset[Path]] = {}  # per service: the files its served build read
         self._generation: dict[Path, int] = {}  # per service: the generation of the served build's inputs
+        self._started: dict[Path, int] = {}  # per service: the generation of the latest build begun
         self._building: dict[Path, frozenset[str]] = {}  # per service: keys its complete pass adds (``pending_keys``)
         self._generations = itertools.count(1)
         self._initial = threading.Event()  # set when build_all has served every service once
@@ -428,9 +440,22 @@ class ServedAssetSet:
 
     def _begin(self, path: Path) -> int:
         """A new generation number for a build of ``path`` about to read its inputs: numbers grow
-        with time, so a build that read its inputs later has the higher number."""
+        with time, so a build that read its inputs later has the higher number. It is the service's
+        latest started generation from now on (``_superseded``)."""
         with self._cond:
-            return next(self._generations)
+            generation = self._started[path] = next(self._generations)
+            return generation
+
+    def _superseded(self, path: Path, generation: int) -> bool:
+        """True when the complete pass of the build of ``generation`` must not be served: another
+        build of ``path`` is served, or a newer one has begun (its first pass, which serves and
+        announces what it read, and then its own complete pass follow). A complete pass reads the
+        files again: finished while a newer save's first pass builds, it would serve and announce
+        files read in the middle of that save (a file just deleted) for a moment. Caller holds
+        ``self._lock``."""
+        with self._cond:
+            started = self._started.get(path, generation)
+        return self._generation.get(path) != generation or started > generation
 
     def _install(self, path: Path, build: ServiceResult, generation: int, record: stamps.Record | None) -> bool:
         """Serve ``build`` of ``path`` unless a build from newer inputs is already served (caller
@@ -536,7 +561,7 @@ class ServedAssetSet:
             with stamps.recording() as record:
                 complete = next(completing)
             with self._lock:
-                if self._generation[path] == generation:
+                if not self._superseded(path, generation):
                     self._install(path, replace(complete, git=build.git), generation, record)
                     self._publish()
                     self._watch_inputs(path)
@@ -617,7 +642,8 @@ class ServedAssetSet:
     def rebuild(self, repo: Path, reasons: Iterable[str] = ()) -> Rebuild | None:
         """Re-read the manifest of the service in ``repo``, rebuild it, swap it into the served set
         and publish ``rebuild`` events. A build with errors keeps the last good outputs served.
-        None when the build is dropped: a newer one is served, or a watched file is briefly gone.
+        None when the build is dropped: a newer one is served, a watched file is briefly gone, or a
+        file changed between the passes (the rebuild is requested again).
 
         Two passes: a quick one (``BuildOptions.quick``: nothing that is not cached is checked,
         verified or mapped token by token; unminified, no concatenations: ``pending_keys``, whose
@@ -651,18 +677,20 @@ class ServedAssetSet:
             pending = self._building.get(repo, frozenset())
         outcome = self._outcome(previous, first, errors, start, reasons)
         self._announce(repo, _with_pending(outcome, previous, first, options.build, pending) if pending else outcome)
-        done = _FirstPass(repo, service, options, prepared, generation, fresh, previous, first, errors, start, reasons)
+        done = _FirstPass(repo, service, options, prepared, generation, fresh, previous, first, errors, start, reasons,
+                          record)
         with self._cond:  # the report covers every rebuild since the last one reported
             earlier = self._unreported.get(repo)
             self._unreported[repo] = done if earlier is None else replace(earlier, reasons=earlier.reasons + reasons)
         return done
 
     def _second_pass(self, done: _FirstPass) -> Rebuild | None:
-        """Serve the complete build after ``done`` (skipped when a newer build is served), announce
-        new errors and report the rebuild (``on_rebuild``); None when it is dropped."""
+        """Serve the complete build after ``done``, announce new errors and report the rebuild
+        (``on_rebuild``); None when it is dropped: a newer build is served or has begun, or a file
+        the quick pass read changed meanwhile (the rebuild is requested again, ``request``)."""
         with self._lock:
-            if self._generation.get(done.repo) != done.generation:
-                return None  # a newer save's first pass is served: its own second pass follows
+            if self._superseded(done.repo, done.generation):
+                return None  # a newer save's first pass is served or building: its own second pass follows
         fresh, service = done.fresh, done.service
         record = None  # a complete quick pass is served as it is: it read what it read
         if fresh.complete:
@@ -670,6 +698,15 @@ class ServedAssetSet:
         else:
             with stamps.recording() as record:
                 complete = build_service(service, done.options, prepared=done.prepared)
+            if not _same_inputs(done.record, record):
+                # a file changed since the quick pass read it: this is no complete build of what it
+                # served (a file deleted meanwhile reads as missing) and the change's own event may
+                # not have come yet; the rebuild is made again from the files as they are now
+                with self._lock:
+                    if not self._superseded(done.repo, done.generation):
+                        for reason in done.reasons:
+                            self.request(done.repo, reason)
+                return None
         swapped = self._swap(done.repo, service, complete, done.generation, record, following=fresh)
         if swapped is None:
             return None
@@ -714,6 +751,8 @@ class ServedAssetSet:
         with self._lock:
             if self._held(repo, time.monotonic()) is not None:
                 return None  # read while a file was briefly gone: its pending rebuild follows
+            if following is not None and self._superseded(repo, generation):
+                return None  # a newer build began while this complete pass read the files
             self.services[repo] = service
             previous = self._served.get(repo)
             errors = build.all_errors
@@ -843,8 +882,10 @@ class ServedAssetSet:
                 self._start_watch_build(repo, service)
         while (due := self._next_due()) is not None:
             repo, reasons = due
+            passed = False
             try:
                 done = self._first_pass(repo, reasons)
+                passed = True
                 if done is not None:
                     with self._cond:
                         self._completing[repo] = done
@@ -853,6 +894,8 @@ class ServedAssetSet:
                     # files created in a new folder before its watch existed: look once more
                     self.request(repo, RECHECK)
             except Exception as exc:  # noqa: BLE001 - the worker must outlive any one rebuild
+                if not passed:  # it began: the complete pass of the build served before is skipped
+                    self._abandon(repo)
                 if self.on_problem:
                     self.on_problem(self.services[repo].name, f"rebuild failed unexpectedly: {exc!r}")
 
@@ -870,11 +913,16 @@ class ServedAssetSet:
             try:
                 self._second_pass(done)
             except Exception as exc:  # noqa: BLE001 - the thread must outlive any one rebuild
-                with self._lock:  # requests waiting for its concatenations get the 404 page
-                    if self._building.pop(done.repo, None):
-                        self._publish()
+                self._abandon(done.repo)
                 if self.on_problem:
                     self.on_problem(done.service.name, f"rebuild failed unexpectedly: {exc!r}")
+
+    def _abandon(self, repo: Path) -> None:
+        """No complete pass follows the build of ``repo`` served (a rebuild failed unexpectedly):
+        requests waiting for its concatenations (``pending_keys``) get the 404 page."""
+        with self._lock:
+            if self._building.pop(repo, None):
+                self._publish()
 
     # observers ----------------------------------------------------------------------------
 
