@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wcmatch import glob as wcglob
+import bracex
+from wcmatch import fnmatch
 
 from bosco import stamps
 from bosco.files import problem
-from bosco.manifest import GLOB_FLAGS, MAX_GLOB_PATTERNS, Manifest
+from bosco.manifest import MAX_GLOB_PATTERNS, Manifest
 
 # The primary order of printable ASCII in the Unicode Collation Algorithm with CLDR root data (what
 # ICU's ``'a'.localeCompare(b, 'en')`` uses): space and punctuation, symbols, digits, then letters
@@ -100,38 +101,100 @@ class Collected:
     errors: tuple[str, ...]
 
 
-def _note_folders(folder: Path, pattern: str) -> None:
-    """Inside ``stamps.recording()``: record the ``stamps.folder_stamp`` of every folder ``pattern``
-    can list under ``folder`` (from its literal leading folders down, every level for ``**`` or
-    braces), so a recorded expansion is known current without globbing again: adding, removing or
-    renaming a file changes its folder's stamp. A folder changed within ``stamps.RACY_NS`` is recorded as
-    never current (a second change in the same clock tick would not move its mtime)."""
-    parts = pattern.split("/")
-    literal: list[str] = []
-    if "{" not in pattern:
-        for part in parts[:-1]:
-            if wcglob.is_magic(part, flags=GLOB_FLAGS):
-                break
-            literal.append(part)
-    depth = None if "**" in pattern or "{" in pattern else len(parts) - len(literal) - 1
-    stack = [(folder.joinpath(*literal), 0)]
-    now = time.time_ns()
-    while stack:
-        path, level = stack.pop()
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError):
-            stamps.saw("folder", path, None)
-            continue
-        stamps.saw("folder", path, "racy" if now - max(st.st_mtime_ns, st.st_ctime_ns) < stamps.RACY_NS
-                   else stamps.folder_stamp(st))
-        if depth is not None and level >= depth:
-            continue
-        try:
-            with os.scandir(path) as entries:
-                stack += [(Path(e.path), level + 1) for e in entries if e.is_dir(follow_symlinks=depth is not None)]
-        except OSError:
-            continue
+def _note(path: Path, now: int) -> None:
+    """Inside ``stamps.recording()``: record the ``stamps.folder_stamp`` of the folder ``path`` (None
+    when it is missing), so a recorded expansion is known current without globbing again: adding,
+    removing or renaming a file changes its folder's stamp. A folder changed within
+    ``stamps.RACY_NS`` is recorded as never current (a second change in the same clock tick would
+    not move its mtime)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        stamps.saw("folder", path, None)
+        return
+    stamps.saw("folder", path, "racy" if now - max(st.st_mtime_ns, st.st_ctime_ns) < stamps.RACY_NS
+               else stamps.folder_stamp(st))
+
+
+class _Walk:
+    """The files one glob matches under ``folder``, the way node-glob 7 (which the npm tool Bosco used)
+    walks folders: braces are expanded first, then each ``/``-separated part is matched against the
+    entries of the folders reached so far (``wcmatch.fnmatch``: a name starting with ``.`` only by a
+    part starting with ``.``). ``**`` matches zero or more folders, none starting with ``.``; it goes
+    down through real folders only and may end at a symbolic link to a folder, whose entries the
+    next part then matches (node-glob 7's ``_processGlobStar``: it stops at a link it reached by
+    ``**``, the behaviour of Bash 4.3). So ``js/**/*.js`` matches ``js/link/a.js`` but not
+    ``js/link/sub/b.js``, a trailing ``**`` lists no file inside a linked folder, and no link loop
+    is followed more than once per ``**``. Other parts follow links like any path does.
+    Inside ``stamps.recording()`` every folder listed (and the folder of a literal last part,
+    and a literal folder that is missing) is recorded (``_note``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.found: dict[str, None] = {}  # in the order found (a dict: each once)
+        self.recording, self.now = stamps.recording_active(), time.time_ns()
+        self.listed: dict[str, list[os.DirEntry[str]]] = {}
+        self.matchers: dict[str, fnmatch.WcMatcher] = {}
+
+    def __call__(self, pattern: str) -> list[str]:
+        """The paths (relative to the folder, ``/``-separated) ``pattern`` matches; files only."""
+        patterns = bracex.expand(pattern, keep_escapes=True, limit=MAX_GLOB_PATTERNS) if "{" in pattern else [pattern]
+        for expanded in patterns:
+            if expanded.endswith("/"):
+                continue  # folders only: no file matches
+            parts = [part for part in expanded.split("/") if part]
+            if parts:
+                self._walk(str(self.folder), "", parts, 0)
+        return list(self.found)
+
+    def _entries(self, path: str) -> list[os.DirEntry[str]]:
+        if path not in self.listed:
+            if self.recording:
+                _note(Path(path), self.now)
+            try:
+                with os.scandir(path) as entries:
+                    self.listed[path] = list(entries)
+            except OSError:
+                self.listed[path] = []
+        return self.listed[path]
+
+    def _walk(self, path: str, rel: str, parts: list[str], i: int) -> None:
+        part, last = parts[i], i == len(parts) - 1
+        if not fnmatch.is_magic(part):
+            child = os.path.join(path, part)
+            if last:
+                if self.recording:
+                    _note(Path(path), self.now)
+                if os.path.lexists(child) and not os.path.isdir(child):
+                    self.found[rel + part] = None
+            elif os.path.isdir(child):
+                self._walk(child, f"{rel}{part}/", parts, i + 1)
+            elif self.recording:
+                _note(Path(child), self.now)  # missing: its creation is noticed
+            return
+        entries = self._entries(path)
+        if part == "**":
+            if not last:
+                self._walk(path, rel, parts, i + 1)  # no folder
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if not entry.is_dir():
+                    if last:
+                        self.found[rel + entry.name] = None
+                elif not entry.is_symlink():
+                    self._walk(entry.path, f"{rel}{entry.name}/", parts, i)  # one folder more
+                elif not last:
+                    self._walk(entry.path, f"{rel}{entry.name}/", parts, i + 1)  # ends at the link
+            return
+        matcher = self.matchers.get(part) or self.matchers.setdefault(part, fnmatch.compile(part))
+        for entry in entries:
+            if matcher.match(entry.name):
+                if last:
+                    if not entry.is_dir():
+                        self.found[rel + entry.name] = None
+                elif entry.is_dir():
+                    self._walk(entry.path, f"{rel}{entry.name}/", parts, i + 1)
 
 
 class _Resolved:
@@ -164,18 +227,20 @@ def expand(repo: Path, base: str, pattern: str) -> tuple[list[tuple[Path, str]],
     ``**`` recursive, braces allowed, sorted by the relative POSIX path in node-glob 7's order
     (``glob_order``, the same on every machine). The error is set when the pattern matches nothing,
     is absolute, climbs with ``..``, or a match resolves outside the repo (symlink escape) or is not
-    a regular file (a FIFO, socket, device or broken symlink: never opened). Inside
-    ``stamps.recording()`` the folders it may list are recorded (``_note_folders``).
+    a regular file (a FIFO, socket, device or broken symlink: never opened). Matching follows
+    node-glob 7 (``_Walk``: ``**`` may end at a symbolic link to a folder). Inside
+    ``stamps.recording()`` the folders it lists are recorded.
     """
     if pattern.startswith("/") or posixpath.isabs(pattern) or ".." in pattern.split("/"):
         return [], f"{pattern}: must be relative to basePath and stay inside the repository"
     folder = repo / base if base else repo
-    if stamps.recording_active():
-        _note_folders(folder, pattern)
+    walk = _Walk(folder)
     if not folder.is_dir():
+        if walk.recording:
+            _note(folder, walk.now)
         return [], f"{pattern}: basePath folder {folder} does not exist"
     repo_real = repo.resolve()
-    matches = sorted(wcglob.glob(pattern, root_dir=folder, flags=GLOB_FLAGS, limit=MAX_GLOB_PATTERNS), key=glob_order)
+    matches = sorted(walk(pattern), key=glob_order)
     result = []
     resolved = _Resolved(folder)
     for rel in matches:

@@ -41,13 +41,12 @@ from watchdog.events import (
 from wcmatch import glob as wcglob
 
 from bosco import stamps
-from bosco.assets import GLOB_FLAGS
 from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult
 from bosco.commands import WatchCommand
 from bosco.duplicates import Found, places
 from bosco.fragments import RemotePage, url_for
 from bosco.gitinfo import RepoInfo, repo_info
-from bosco.manifest import MANIFEST_NAME
+from bosco.manifest import GLOB_FLAGS, MANIFEST_NAME
 from bosco.pipeline import BuildOptions, Prepared, assemble, build_in_order, build_service, prepare
 from bosco.redact import public_paths
 from bosco.server import LIVERELOAD_PATH, AssetHolder

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -143,6 +144,35 @@ def test_bundle_argument_limits_bundles_to_one_tag(example, tmp_path):
     assert bundles == ["app-home/default/html/top.js.html", "app-home/default/js/top.js",
                        "app-home/default/js/top.js.map", "app-home/default/release.json"]
     assert not [k for k in files(tmp_path / "out") if k.startswith("app-checkout/")]
+
+
+def test_globstar_reaches_into_a_symlinked_folder_one_level_as_npm_bosco_did(example, tmp_path, monkeypatch):
+    # node-glob 7 (the npm tool's globs): `**` may end at a symbolic link to a folder, so the files
+    # directly in it are assets, not those in its subfolders (docs/manifest.md "Globs"); a file
+    # added behind the link later is seen by the next build, even one that would change nothing
+    from bosco import stamps
+
+    monkeypatch.setattr(stamps, "RACY_NS", 0)  # trust folder stats milliseconds old: the no-op check applies
+    shutil.rmtree(example / "app-reports")  # its build.command runs on every build: no run is skipped
+    repo = example / "app-home"
+    manifest = json.loads((repo / "bosco-service.json").read_text())
+    manifest["assets"]["js"]["linked"] = ["vendor/**/*.js"]
+    (repo / "bosco-service.json").write_text(json.dumps(manifest))
+    (repo / "public/vendor").mkdir()
+    (repo / "public/vendor/own.js").write_text("var own = 1;\n")
+    (repo / "shared-js/deep").mkdir(parents=True)
+    (repo / "shared-js/linked.js").write_text("var linked = 2;\n")
+    (repo / "shared-js/deep/deep.js").write_text("var deep = 3;\n")
+    (repo / "public/vendor/ext").symlink_to("../../shared-js")
+    out = tmp_path / "out"
+    assert bosco("-W", example, "build", "--out", out).exit_code == 0
+    bundle = (out / "app-home/default/js/linked.js").read_text()
+    assert "own=1" in bundle and "linked=2" in bundle and "deep" not in bundle
+    unchanged = bosco("-W", example, "build", "--out", out, "-v")
+    assert unchanged.exit_code == 0 and "nothing changed" in unchanged.output
+    (repo / "shared-js/added.js").write_text("var added = 4;\n")
+    assert bosco("-W", example, "build", "--out", out).exit_code == 0
+    assert "added=4" in (out / "app-home/default/js/linked.js").read_text()
 
 
 def test_fragment_urls_are_root_relative_by_default(example, tmp_path):

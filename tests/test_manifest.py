@@ -80,6 +80,74 @@ def test_braces_and_globstar(tmp_path):
     assert [rel for _, rel in found] == ["a/b/y.js", "a/x.js", "c/z.css"]
 
 
+def linked_tree(repo: Path) -> Path:
+    """A repo whose ``public/js`` holds real folders and symbolic links to folders inside the repo:
+    ``link`` -> ``shared`` (which holds ``sub/deeper``), ``link2`` -> ``real``, ``real/inner`` ->
+    ``shared/sub``, and ``shared/loop`` -> the repo itself (a loop)."""
+    for name in ["public/js/a.js", "public/js/real/b.js", "shared/c.js", "shared/sub/d.js", "shared/sub/deeper/e.js"]:
+        write(repo / name, "")
+    (repo / "public/js/link").symlink_to("../../shared")
+    (repo / "public/js/link2").symlink_to("real")
+    (repo / "public/js/real/inner").symlink_to("../../../shared/sub")
+    (repo / "shared/loop").symlink_to("..")
+    return repo
+
+
+# node-glob 7.2.3's own answers (glob.sync(pattern, {cwd: "public", nodir: true}) on linked_tree): `**`
+# goes down through real folders and may end at a symbolic link to a folder (Bash 4.3's rule)
+NODE_GLOB_7 = {
+    "js/**/*.js": ["js/a.js", "js/link/c.js", "js/link2/b.js", "js/real/b.js", "js/real/inner/d.js"],
+    "js/**/sub/*.js": ["js/link/sub/d.js"],
+    "js/**/deeper/*.js": ["js/real/inner/deeper/e.js"],
+    "js/**": ["js/a.js", "js/real/b.js"],
+    "js/*/*.js": ["js/link/c.js", "js/link2/b.js", "js/real/b.js"],
+    "js/link/**/*.js": ["js/link/c.js", "js/link/sub/d.js", "js/link/sub/deeper/e.js"],
+    "js/*/**/*.js": ["js/link/c.js", "js/link/sub/d.js", "js/link/sub/deeper/e.js", "js/link2/b.js",
+                     "js/link2/inner/d.js", "js/real/b.js", "js/real/inner/d.js"],
+    "js/**/**/*.js": ["js/a.js", "js/link/c.js", "js/link/sub/d.js", "js/link/sub/deeper/e.js", "js/link2/b.js",
+                      "js/link2/inner/d.js", "js/real/b.js", "js/real/inner/d.js", "js/real/inner/deeper/e.js"],
+    "js/link/loop/**/*.js": ["js/link/loop/public/js/a.js", "js/link/loop/public/js/link/c.js",
+                             "js/link/loop/public/js/link2/b.js", "js/link/loop/public/js/real/b.js",
+                             "js/link/loop/public/js/real/inner/d.js", "js/link/loop/shared/c.js",
+                             "js/link/loop/shared/sub/d.js", "js/link/loop/shared/sub/deeper/e.js"],
+    "{js/link,js/real}/**/*.js": ["js/link/c.js", "js/link/sub/d.js", "js/link/sub/deeper/e.js", "js/real/b.js",
+                                  "js/real/inner/d.js"],
+}
+
+
+@pytest.mark.parametrize("pattern", list(NODE_GLOB_7))
+def test_globstar_follows_symlinked_folders_as_node_glob_7_does(tmp_path, pattern):
+    repo = linked_tree(tmp_path / "repo")
+    found, error = expand(repo, "public", pattern)
+    assert error is None
+    assert sorted(rel for _, rel in found) == NODE_GLOB_7[pattern]
+    assert all(path == repo / "public" / rel for path, rel in found)
+
+
+def test_a_symlinked_folder_that_leaves_the_repo_reached_by_globstar_is_an_error(tmp_path):
+    # npm Bosco would have published the files behind it; bosco reads nothing outside the repo
+    outside = write(tmp_path / "elsewhere" / "o.js", "secret")
+    repo = linked_tree(tmp_path / "repo")
+    (repo / "public/js/ext").symlink_to(outside.parent)
+    assert expand(repo, "public", "js/**/*.js") == ([], f"js/ext/o.js: resolves outside the repository ({outside})")
+
+
+def test_the_glob_walk_matches_wcmatch_where_no_folder_is_a_link(tmp_path):
+    # bosco walks folders itself (wcmatch's ``**`` never ends at a link: Bash 5's rule); without
+    # links both must agree, dotfiles, braces, classes and escapes included
+    for name in ["a.js", ".hidden.js", "b/c.js", "b/.d/e.js", "b/f/g.JS", "b/f/h.js", "x{y}.js", "[k].js", "m*.js"]:
+        write(tmp_path / name, "")
+    from wcmatch import glob as wcglob
+
+    from bosco.assets import _Walk
+    from bosco.manifest import GLOB_FLAGS
+    for pattern in ["*.js", "**/*.js", "**", "b/**", "b/*/*.js", "**/.d/*.js", "b/**/h.js", "**/*.{js,JS}",
+                    "{a,b/c}.js", "?.js", "[ab].js", "b/[!f]*.js", "x\\{y\\}.js", "\\[k\\].js", "m\\*.js",
+                    ".*.js", "b/.*/*", "./a.js", "b//c.js", "b/", "b/**/", "**/**/*.js", "*/**/*.js"]:
+        assert sorted(_Walk(tmp_path)(pattern)) == sorted(wcglob.glob(pattern, root_dir=tmp_path, flags=GLOB_FLAGS)), \
+            pattern
+
+
 def test_every_shape_is_typed(tmp_path):
     path = write(tmp_path / "bosco-service.json", {
         "service": {"name": "svc"},

@@ -398,6 +398,29 @@ def test_symlinked_folder_inside_a_basepath_is_watched(live, example: Path) -> N
     w.wait_bytes("app-home/local/js/lib/extra.js", b"var extra = 1;\n")
 
 
+def test_a_globstar_that_ends_at_a_symlinked_folder_serves_and_watches_its_files(live, example: Path) -> None:
+    # node-glob 7's rule (docs/manifest.md "Globs"): vendor/**/*.js matches the files directly in a
+    # linked folder, not in its subfolders; files added or saved behind the link are served
+    repo = example / "app-home"
+    manifest = json.loads((repo / "bosco-service.json").read_text())
+    manifest["assets"]["js"]["linked"] = ["vendor/**/*.js"]
+    (repo / "bosco-service.json").write_text(json.dumps(manifest))
+    (repo / "public/vendor").mkdir()
+    (repo / "public/vendor/own.js").write_text("var own = 1;\n")
+    (repo / "shared-js/deep").mkdir(parents=True)
+    (repo / "shared-js/linked.js").write_text("var linked = 2;\n")
+    (repo / "shared-js/deep/deep.js").write_text("var deep = 3;\n")
+    (repo / "public/vendor/ext").symlink_to("../../shared-js", target_is_directory=True)
+    w = live()
+    assert w.get("app-home/local/vendor/ext/linked.js").content == b"var linked = 2;\n"
+    assert w.get("app-home/local/vendor/ext/deep/deep.js").status_code == 404
+    (repo / "shared-js/added.js").write_text("var added = 4;\n")
+    w.wait_bytes("app-home/local/vendor/ext/added.js", b"var added = 4;\n")
+    atomic_write(repo / "shared-js/linked.js", b"var linked = 5;\n")
+    w.wait_bytes("app-home/local/vendor/ext/linked.js", b"var linked = 5;\n")
+    assert w.get("app-home/local/vendor/ext/deep/deep.js").status_code == 404
+
+
 @pytest.mark.parametrize("how", ["unlink", "rename"])
 def test_a_symlinked_folder_pointed_elsewhere_is_rebuilt_and_watched_at_its_new_target(
         live, example: Path, how: str) -> None:
