@@ -79,6 +79,22 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     return dict(os.environ)
 
 
+def linked_vendor(repo: Path) -> Path:
+    """Give the example's ``repo`` (app-home) a ``linked`` JS bundle of ``vendor/**/*.js``: the file
+    ``public/vendor/own.js`` and the link ``public/vendor/ext`` to ``shared-js`` (``linked.js``, and
+    ``deep/deep.js`` in a subfolder, which node-glob 7's ``**`` does not reach)."""
+    manifest = json.loads((repo / "bosco-service.json").read_text())
+    manifest["assets"]["js"]["linked"] = ["vendor/**/*.js"]
+    (repo / "bosco-service.json").write_text(json.dumps(manifest))
+    (repo / "public/vendor").mkdir()
+    (repo / "public/vendor/own.js").write_text("var own = 1;\n")
+    (repo / "shared-js/deep").mkdir(parents=True)
+    (repo / "shared-js/linked.js").write_text("var linked = 2;\n")
+    (repo / "shared-js/deep/deep.js").write_text("var deep = 3;\n")
+    (repo / "public/vendor/ext").symlink_to("../../shared-js", target_is_directory=True)
+    return repo
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from bosco.cli import cli
 
-from conftest import free_port, running_cdn
+from conftest import free_port, linked_vendor, running_cdn
 
 PUBLISHED = [
     "app-checkout/default/css/checkout.css",
@@ -154,16 +154,7 @@ def test_globstar_reaches_into_a_symlinked_folder_one_level_as_npm_bosco_did(exa
 
     monkeypatch.setattr(stamps, "RACY_NS", 0)  # trust folder stats milliseconds old: the no-op check applies
     shutil.rmtree(example / "app-reports")  # its build.command runs on every build: no run is skipped
-    repo = example / "app-home"
-    manifest = json.loads((repo / "bosco-service.json").read_text())
-    manifest["assets"]["js"]["linked"] = ["vendor/**/*.js"]
-    (repo / "bosco-service.json").write_text(json.dumps(manifest))
-    (repo / "public/vendor").mkdir()
-    (repo / "public/vendor/own.js").write_text("var own = 1;\n")
-    (repo / "shared-js/deep").mkdir(parents=True)
-    (repo / "shared-js/linked.js").write_text("var linked = 2;\n")
-    (repo / "shared-js/deep/deep.js").write_text("var deep = 3;\n")
-    (repo / "public/vendor/ext").symlink_to("../../shared-js")
+    repo = linked_vendor(example / "app-home")
     out = tmp_path / "out"
     assert bosco("-W", example, "build", "--out", out).exit_code == 0
     bundle = (out / "app-home/default/js/linked.js").read_text()

@@ -24,6 +24,8 @@ from bosco.ui import Console
 from bosco.watch import INOTIFY_HINT, ServedAssetSet, WatchRoot, is_relevant, watch_roots
 from bosco.workspace import discover_services, load_service
 
+from conftest import linked_vendor
+
 HOME_CSS = "app-home/local/css/home.css"
 MAIN_CSS = "app-home/local/css/main.css"  # the concatenation of home.css's bundle
 BOTTOM_FRAGMENT = "app-home/local/html/bottom.js.html"
@@ -401,16 +403,7 @@ def test_symlinked_folder_inside_a_basepath_is_watched(live, example: Path) -> N
 def test_a_globstar_that_ends_at_a_symlinked_folder_serves_and_watches_its_files(live, example: Path) -> None:
     # node-glob 7's rule (docs/manifest.md "Globs"): vendor/**/*.js matches the files directly in a
     # linked folder, not in its subfolders; files added or saved behind the link are served
-    repo = example / "app-home"
-    manifest = json.loads((repo / "bosco-service.json").read_text())
-    manifest["assets"]["js"]["linked"] = ["vendor/**/*.js"]
-    (repo / "bosco-service.json").write_text(json.dumps(manifest))
-    (repo / "public/vendor").mkdir()
-    (repo / "public/vendor/own.js").write_text("var own = 1;\n")
-    (repo / "shared-js/deep").mkdir(parents=True)
-    (repo / "shared-js/linked.js").write_text("var linked = 2;\n")
-    (repo / "shared-js/deep/deep.js").write_text("var deep = 3;\n")
-    (repo / "public/vendor/ext").symlink_to("../../shared-js", target_is_directory=True)
+    repo = linked_vendor(example / "app-home")
     w = live()
     assert w.get("app-home/local/vendor/ext/linked.js").content == b"var linked = 2;\n"
     assert w.get("app-home/local/vendor/ext/deep/deep.js").status_code == 404
