@@ -151,6 +151,11 @@ class Output:
         """Hex SHA-256 of ``data`` (the uncompressed bytes)."""
         return hashlib.sha256(self.data).hexdigest()
 
+    @cached_property
+    def sri(self) -> str:
+        """The subresource-integrity value of ``data`` (``sri``): fragments and release indexes share it."""
+        return sri(self.data)
+
     @property
     def content_type(self) -> str:
         return content_type(self.key)

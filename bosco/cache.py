@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import io
 import json
 import os
 import pickle
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from bosco.config import CacheSection, Config
 from bosco.files import write_atomic
 from bosco.userdirs import cache_enabled, xdg_home
 
-FORMAT = "v3"  # layout and serialization of cache entries (v3: local entries are sealed)
+FORMAT = "v4"  # layout and serialization of cache entries (v3: local entries are sealed; v4: with known parts)
 MAGIC = b"bosco-cache-entry 1\n"
 MEMORY_ENTRIES = 4096
 _memory: dict[str, Any] = {}
@@ -214,18 +215,80 @@ def read_sealed(path: Path) -> bytes | None:
     return payload if hashlib.sha256(payload).digest()[:SEAL_SIZE] == digest else None
 
 
+HEADER = 8  # bytes of the sealed part's length, after the seal (little-endian)
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles a value, leaving out the ``bytes`` objects of ``parts`` (``id`` -> persistent id)."""
+
+    def __init__(self, file: io.BytesIO, parts: dict[int, tuple[int, int, str]]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.parts = parts
+
+    def persistent_id(self, obj: Any) -> tuple[int, int, str] | None:
+        return self.parts.get(id(obj)) if type(obj) is bytes else None
+
+
+def _entry(value: Any, known: Sequence[tuple[bytes, str]]) -> list[bytes]:
+    """The chunks of a local entry: ``seal`` of (the length of the pickled ``value``, then that
+    pickle), then each ``known`` part as it is. The pickle refers to a part by its offset after the
+    sealed chunk, its length and its SHA-256 hex, so the part is checked when read (``_read_entry``)
+    but neither copied nor hashed again when written."""
+    parts: dict[int, tuple[int, int, str]] = {}
+    chunks: list[bytes] = []
+    offset = 0
+    for data, digest in known:
+        if id(data) not in parts:
+            parts[id(data)] = (offset, len(data), digest)
+            chunks.append(data)
+            offset += len(data)
+    buffer = io.BytesIO()
+    _Pickler(buffer, parts).dump(value)
+    header = buffer.getvalue()
+    return [seal(len(header).to_bytes(HEADER, "little") + header), *chunks]
+
+
+def _read_entry(path: Path) -> Any | None:
+    """The value of the local entry at ``path`` (``_entry``); None when it is damaged (its seal or
+    the digest of one of its parts does not match, or it is cut short) or cannot be loaded by this code.
+    Raises ``OSError`` when it cannot be read (e.g. it does not exist)."""
+    with open(path, "rb") as handle:
+        digest, size = handle.read(SEAL_SIZE), handle.read(HEADER)
+        length = int.from_bytes(size, "little")
+        if len(size) != HEADER or length > os.fstat(handle.fileno()).st_size:
+            return None
+        header = handle.read(length)
+        if hashlib.sha256(size + header).digest()[:SEAL_SIZE] != digest:
+            return None
+        start = handle.tell()
+
+        def part(pid: Any) -> bytes:
+            offset, length, sha256 = pid
+            handle.seek(start + offset)
+            data = handle.read(length)
+            if len(data) != length or hashlib.sha256(data).hexdigest() != sha256:
+                raise ValueError("damaged part")
+            return data
+
+        unpickler = pickle.Unpickler(io.BytesIO(header))
+        unpickler.persistent_load = part  # type: ignore[method-assign]
+        try:
+            return unpickler.load()
+        except Exception:  # noqa: BLE001 - a sealed entry this code cannot load is a miss, like a damaged one
+            return None
+
+
 def load(name: str) -> Any | None:
     """The value stored under ``name`` (memory first, then the local folder), or None when absent,
-    damaged (``read_sealed``) or not loadable by this code."""
+    damaged (``_read_entry``) or not loadable by this code."""
     if name in _memory:
         return _memory[name]
     path = _path(name)
     if path is None:
         return None
     try:
-        payload = read_sealed(path)
-        value = pickle.loads(payload) if payload is not None else None
-    except Exception:  # noqa: BLE001 - a sealed entry this code cannot load is a miss, like a damaged one
+        value = _read_entry(path)
+    except OSError:
         return None
     _remember(name, value)
     return value
@@ -237,16 +300,18 @@ def _remember(name: str, value: Any) -> None:
     _memory[name] = value
 
 
-def store(name: str, value: Any) -> None:
+def store(name: str, value: Any, known: Sequence[tuple[bytes, str]] = ()) -> None:
     """Keep ``value`` under ``name`` in memory and, when possible, in the local folder (errors are
-    ignored: the cache only saves time)."""
+    ignored: the cache only saves time). ``known``: large ``bytes`` objects inside ``value`` with
+    the SHA-256 hex of each, which the caller has computed anyway: they are written beside the
+    sealed rest and checked by that digest when read, instead of being sealed (hashed) again."""
     global _stored
     _remember(name, value)
     path = _path(name)
     if path is None:
         return
     try:
-        write_atomic(path, seal(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)))
+        write_atomic(path, _entry(value, known))
         _stored = True
     except OSError:
         return

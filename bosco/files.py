@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from bosco import stamps
@@ -125,15 +126,16 @@ def inside(repo: Path, path: Path, shown: str) -> Path:
     return real
 
 
-def write_atomic(path: Path, data: bytes, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
-    reader sees the old bytes or the new ones, never part of them; ``mode`` sets the permissions
-    (else the temporary file's 0600). Raises ``OSError``; the temporary file never stays behind."""
+def write_atomic(path: Path, data: bytes | Sequence[bytes], mode: int | None = None) -> None:
+    """Write ``data`` (bytes, or chunks written one after the other) to ``path`` through a temporary
+    file in the same folder and a rename, so a reader sees the old bytes or the new ones, never part
+    of them; ``mode`` sets the permissions (else the temporary file's 0600). Raises ``OSError``;
+    the temporary file never stays behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.writelines([data] if isinstance(data, bytes) else data)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

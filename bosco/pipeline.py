@@ -19,7 +19,7 @@ from typing import Any
 
 from bosco import cache, duplicates, stamps
 from bosco.assets import BundleInput, Collected, collect, foreign_source, missing_assets
-from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult, sri
+from bosco.assetset import AssetSet, BundleReport, Output, ServiceResult
 from bosco.commands import DEFAULT_TIMEOUT_MS, run_build_command
 from bosco.config import CssSection, MinifySection
 from bosco.css import local_imports
@@ -89,7 +89,7 @@ def _description(repo: Path) -> tuple[str | None, list[str]]:
 
 def _fragment(service: str, options: BuildOptions, b: BundleInput, outputs: list[Output]) -> Output:
     key = f"{service}/{options.build}/html/{b.tag}.{b.type}.html"
-    tags = [(url_for(options.base_url, o.key), sri(o.data) if options.sri else None) for o in outputs]
+    tags = [(url_for(options.base_url, o.key), o.sri if options.sri else None) for o in outputs]
     html = render_fragment(b.type, tags, options.livereload, service)
     return Output(key, html.encode("utf-8"), "fragment", service)
 
@@ -198,6 +198,7 @@ def _bundle(service: Service, options: BuildOptions, b: BundleInput,
     key = f"{service.name}/{options.build}/{b.type}/{b.tag}.{b.type}"
     cache_key = bundle_cache_key(service, options, b, known_keys)
     result = cached_bundle(cache_key)
+    built = None
     if result is None:
         from bosco.bundle import build_bundle  # numpy and tree-sitter load only for bundles
 
@@ -208,11 +209,12 @@ def _bundle(service: Service, options: BuildOptions, b: BundleInput,
                                       check=options.bundle, quick=options.quick)
         except BoscoError as exc:
             return [], [str(exc)], [], [], False
-        if cache_key and not result.pending:
-            cache.store(cache_key, (dict(vars(result)), record))
+        built = record
     sources = tuple(f"{service.name}/{a.repo_rel}" for a in b.code)
     outputs = [Output(key, result.code, "bundle", service.name, sources),
                Output(key + ".map", result.source_map, "map", service.name, sources)]
+    if built is not None and cache_key and not result.pending:  # code and map by the digests publishing uses
+        cache.store(cache_key, (dict(vars(result)), built), [(o.data, o.sha256) for o in outputs])
     if result.legal:
         outputs.append(Output(key + ".LEGAL.txt", result.legal.encode(), "file", service.name, sources))
     return outputs, list(result.errors), list(result.warnings), list(result.details), result.pending

@@ -4,9 +4,9 @@ exist) never reuses a stale result, and cached builds are byte-identical to unca
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -303,7 +303,9 @@ def test_a_local_entry_that_is_damaged_or_cannot_be_loaded_is_a_miss(tmp_path, m
     assert cache.read_sealed(path) == stored[cache.SEAL_SIZE:]
     flipped = bytearray(stored)
     flipped[-3] ^= 0x01
-    unloadable = (cache.seal(pickle.dumps(_Huge())), cache.seal(b"\x80\x05\x95" + (2 ** 63 - 1).to_bytes(8, "little")))
+    garbage = b"\x80\x05\x95" + (2 ** 63 - 1).to_bytes(8, "little")
+    unloadable = (b"".join(cache._entry(_Huge(), ())), cache.seal(len(garbage).to_bytes(8, "little") + garbage),
+                  cache.seal((2 ** 63).to_bytes(8, "little")))
     for damaged in (b"", stored[:len(stored) // 2], bytes(flipped), *unloadable):
         path.write_bytes(damaged)
         monkeypatch.setattr(cache, "_memory", {})
@@ -311,6 +313,31 @@ def test_a_local_entry_that_is_damaged_or_cannot_be_loaded_is_a_miss(tmp_path, m
     path.write_bytes(stored)
     monkeypatch.setattr(cache, "_memory", {})
     assert cache.load("k" * 64) == {"css": "body{}"}
+
+
+def test_known_parts_of_an_entry_are_written_as_they_are_and_checked_when_read(tmp_path, monkeypatch):
+    # a bundle's code and map are stored by the SHA-256 its outputs carry anyway: not sealed again,
+    # but a part changed or cut short on disk is still a miss
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(cache, "_memory", {})
+    code, source_map = b"var a=1;\n" * 1000, b'{"version":3}' * 1000
+    value = ({"code": code, "source_map": source_map, "also": code}, {("read", "/x"): "abc"})
+    digests = [(code, hashlib.sha256(code).hexdigest()), (source_map, hashlib.sha256(source_map).hexdigest())]
+    cache.store("p" * 64, value, digests)
+    path = cache.cache_dir() / "pp" / ("p" * 64)
+    stored = path.read_bytes()
+    assert stored.endswith(code + source_map) and stored.count(code) == 1  # once, as it is
+    monkeypatch.setattr(cache, "_memory", {})
+    assert cache.load("p" * 64) == value
+    flipped = bytearray(stored)
+    flipped[-len(source_map) - 5] ^= 0x01  # in the code part, outside the sealed header
+    for damaged in (bytes(flipped), stored[:-1]):
+        path.write_bytes(damaged)
+        monkeypatch.setattr(cache, "_memory", {})
+        assert cache.load("p" * 64) is None
+    cache.store("p" * 64, value, [(code, hashlib.sha256(b"other").hexdigest())])
+    monkeypatch.setattr(cache, "_memory", {})
+    assert cache.load("p" * 64) is None  # a wrong digest given when storing: never a wrong value
 
 
 def _bosco(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

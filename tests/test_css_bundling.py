@@ -6,7 +6,7 @@ from pathlib import Path
 
 from trustkit import build, output, service, write_outputs
 
-from bosco.css import rebase
+from bosco.css import rebase, scan
 from bosco.pipeline import BuildOptions
 
 CONCAT = BuildOptions(build="7", bundle=True, minify=False)
@@ -17,6 +17,16 @@ def test_rebase_in_key_space():
         "../styles/fonts/a.woff2?v=1#iefix", "svc/7/styles/fonts/a.woff2")
     for url in ("data:image/png;base64,AA==", "http://x/a.png", "https://x/a.png", "//cdn/a.png", "/a.png", "#f", ""):
         assert rebase(url, "svc/7/styles/x.css", "svc/7/css/main.css") is None
+
+
+def test_scan_finds_imports_and_urls_in_any_case_outside_comments_and_strings():
+    text = ('@import URL("a.css") screen;\n/* url(no.png) */ .a{b:Url( x.png )}\n.b{c:"url(no)";d:x-url(no)}\n'
+            ".c{e:\u0131mage-set('i.png' 1x)}\n.d{f:-WEBKIT-IMAGE-SET(\"w.png\" 2x,url(v.png) 1x)}\n.e{g:aurl(no)}\n"
+            "/* open comment url(no)")
+    # \u0131 (dotless i) is an 'i' under the IGNORECASE matching the scan has always used
+    assert scan(text) == (("import", 0, 28, "a.css", 13, 18), ("url", 52, 64, "x.png", 57, 62),
+                          ("url", 110, 115, "i.png", 110, 115), ("url", 146, 151, "w.png", 146, 151),
+                          ("url", 156, 166, "v.png", 160, 165))
 
 
 def test_relative_urls_resolve_from_the_bundle(tmp_path: Path):

@@ -116,8 +116,9 @@ class DirectoryTarget:
             state = {"format": STATE_FORMAT, "files": self.known, "run": run}
             write_atomic(path, json.dumps(state, separators=(",", ":")).encode())
 
-    def _remember(self, key: str, path: Path, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+    def _remember(self, key: str, path: Path, data: bytes, digest: str | None = None) -> str:
+        """Record the stat of ``path`` and the SHA-256 of ``data`` it holds (``digest`` when the caller knows it)."""
+        digest = digest or hashlib.sha256(data).hexdigest()
         try:
             self.known[key] = [*stat_stamp(os.stat(path)), digest]
         except OSError:
@@ -179,7 +180,7 @@ class DirectoryTarget:
         self.put(key, body, headers)
         return True
 
-    def _write(self, key: str, body: bytes) -> None:
+    def _write(self, key: str, body: bytes, digest: str | None = None) -> None:
         path = key_path(self.root, key)
         new = not path.exists()
         self.known.pop(key, None)
@@ -190,12 +191,14 @@ class DirectoryTarget:
                 self.created.append(path)
             raise PublishError(f"{path}: cannot write ({exc.strerror})",
                                "check the --out folder (free space, permissions, name length)") from exc
-        self._remember(key, path, body)
+        self._remember(key, path, body, digest)
         if new:
             self.created.append(path)
 
     def put(self, key: str, body: bytes, headers: Headers) -> None:
-        self._write(key, body)
+        # raw bytes (this target never compresses): ``headers.sha256``, the digest of the
+        # uncompressed bytes, is the body's own, so the body is not hashed again
+        self._write(key, body, None if headers.content_encoding else headers.sha256)
 
     def copy(self, source: str, key: str, headers: Headers) -> None:
         source_path = key_path(self.root, source)

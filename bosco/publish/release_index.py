@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from bosco import __version__
-from bosco.assetset import Output, content_type, is_segment, sri
+from bosco.assetset import Output, content_type, is_segment
 from bosco.errors import PublishError
 from bosco.publish.report import Result
 from bosco.publish.target import Headers, Target
@@ -151,7 +151,7 @@ def release_index(service: str, plan: ReleasePlan, results: list[Result], now: d
                                  "size": len(output.data), "contentType": content_type(output.key),
                                  "stored": sorted(stored.get(output.key, []), key=lambda s: s["key"])}
         if output.kind == "bundle":
-            entry["sri"] = sri(output.data)
+            entry["sri"] = output.sri
             if plan.provenance:
                 entry["sources"] = list(output.sources)
         objects.append(entry)
