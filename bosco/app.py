@@ -218,11 +218,12 @@ def _published_base(ws: Workspace, fallback: str) -> str:
 
 
 def _build_published(ws: Workspace, build: str, bundle_tag: str | None, minify: bool, fallback: str, reporter: Reporter,
-                     refuse_foreign: bool = False, git: dict[Path, Any] | None = None) -> AssetSet:
+                     refuse_foreign: bool = False, git: dict[Path, Any] | None = None,
+                     each: Callable[[ServiceResult], ServiceResult] | None = None) -> AssetSet:
     """The asset set ``build_to``, ``push`` and ``diff`` publish (the same bytes): fragments link
     ``<aws.cdn>/<env>/<key>``, else ``fallback``; every ``build.command`` runs (a publish builds from
     source); a key that cannot be published is an error of its service. Reports its problems.
-    ``git``: the git facts of service folders already read (``pipeline.build_asset_set``)."""
+    ``git``: the git facts of service folders already read, ``each``: see ``pipeline.build_asset_set``."""
     from bosco.pipeline import BuildOptions, build_asset_set
 
     options = BuildOptions(build=build, minify=minify, bundle=True, base_url=_published_base(ws, fallback),
@@ -233,7 +234,7 @@ def _build_published(ws: Workspace, build: str, bundle_tag: str | None, minify: 
                            build_timeout_ms=ws.config.build.timeout, refuse_foreign=refuse_foreign)
     services = ws.selected()
     with reporter.progress("building", len(services)) as advance:
-        asset_set = build_asset_set(services, options, ws.warnings, lambda s: advance(s.name), git)
+        asset_set = build_asset_set(services, options, ws.warnings, lambda s: advance(s.name), git, each)
     asset_set = asset_set.with_key_problems(ws.environment)
     _report_problems(asset_set, reporter)
     return asset_set
@@ -384,7 +385,7 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
     the last run into ``out`` depended on changed (``bosco.noop``), nothing is built or written: a
     detail line says so and the last run's lines are reported again."""
     from bosco import noop, stamps
-    from bosco.publish.local import DirectoryTarget, check_out_dir
+    from bosco.publish.local import DirectoryTarget, Staging, check_out_dir
 
     if base_url and not base_url.startswith(("http://", "https://", "/")):
         raise BoscoError(f"--base-url {base_url[:80]!r} is not a URL prefix fragments can link",
@@ -411,24 +412,28 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
 
     publish = _publish_options(ws, build, DEFAULT_CONCURRENCY, bundle_tag, force, base_url or "")
     recording = _Recording(reporter)
-    with stamps.recording() as record:
-        asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", recording, git=git)
-        _gate(asset_set.errors, [], f"nothing written to {out}", recording, "fix the errors above and run again")
-        records, _ = _provenance(asset_set, publish, False, recording)
-    target = DirectoryTarget(out)
-    plan = plan_release(asset_set, target, publish, records)
-    if _has_budgets(ws):
-        from bosco.diff import current_release
+    budgets = _has_budgets(ws)  # they measure the bundles' compressed sizes in memory: nothing staged
+    with Staging(out) as staging:
+        with stamps.recording() as record:
+            asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", recording, git=git,
+                                         each=None if budgets else staging.stage)
+            _gate(asset_set.errors, [], f"nothing written to {out}", recording, "fix the errors above and run again")
+            records, _ = _provenance(asset_set, publish, False, recording)
+        target = DirectoryTarget(out)
+        plan = plan_release(asset_set, target, publish, records)
+        if budgets:
+            from bosco.diff import current_release
 
-        previous = {n: current_release(st) for n, st in plan.services.items()}
-        over, _ = _budgets(ws, asset_set, _bundle_sizes(asset_set, publish, ws.config), previous, build,
-                           ignore_budgets, reporter)
-        _gate([], over, f"nothing written to {out}", reporter)
-    try:
-        report = execute(plan, target, CompressionCache(None))
-    except BoscoError:
-        target.discard_created()
-        raise
+            previous = {n: current_release(st) for n, st in plan.services.items()}
+            over, _ = _budgets(ws, asset_set, _bundle_sizes(asset_set, publish, ws.config), previous, build,
+                               ignore_budgets, reporter)
+            _gate([], over, f"nothing written to {out}", reporter)
+        try:
+            staging.wait()
+            report = execute(plan, target, CompressionCache(None))
+        except BoscoError:
+            target.discard_created()
+            raise
     totals = report.totals()
     written, warnings = totals["upload"] + totals["copy"], _warnings(asset_set)
     target.save_state(noop.run_record(out, fingerprint, record, [r.key for r in report.results], recording.lines,

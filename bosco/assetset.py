@@ -160,6 +160,15 @@ class Output:
     def content_type(self) -> str:
         return content_type(self.key)
 
+    def standing_in(self, data: Any) -> Output:
+        """This output with ``data`` replaced by a stand-in for the same bytes that does not hold them
+        (``publish.local.Staged``: ``len()`` works, the bytes are read back only on request); its
+        ``sha256`` and, for a bundle, ``sri`` are worked out first and carried over."""
+        digests = {"sha256": self.sha256, **({"sri": self.sri} if self.kind == "bundle" else {})}
+        new = replace(self, data=data)
+        new.__dict__.update(digests)  # the values of the cached properties (functools.cached_property)
+        return new
+
 
 @dataclass(frozen=True)
 class BundleReport:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import sys
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -363,6 +364,10 @@ def _units(service: str, repo: Path, type_: str, name: str, assets: tuple[Asset,
             own_map, may_minify = flags.get(part.name, (None, True))
             units.append((part.name, part.original, part.text, _unit_edits(part.original, part.edits), own_map,
                           may_minify, part.name.split("/", 1)[1]))
+    # the same file in many services (a vendored library) is one text in memory while the bundles
+    # wait for their workers: an interned str goes when its last user does (CPython interns are
+    # mortal), and the hash the lookup computes is the one ``cache.key`` looks the text up by anyway
+    units = [(source, sys.intern(original), sys.intern(text), *rest) for source, original, text, *rest in units]
     return units, parts, warnings, errors
 
 

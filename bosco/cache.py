@@ -248,21 +248,26 @@ def _entry(value: Any, known: Sequence[tuple[bytes, str]]) -> list[bytes]:
     return [seal(len(header).to_bytes(HEADER, "little") + header), *chunks]
 
 
-def _read_entry(path: Path) -> Any | None:
-    """The value of the local entry at ``path`` (``_entry``); None when it is damaged (its seal or
-    the digest of one of its parts does not match, or it is cut short) or cannot be loaded by this code.
-    Raises ``OSError`` when it cannot be read (e.g. it does not exist)."""
+def _read_entry(path: Path, read_parts: bool = True) -> tuple[Any | None, bool]:
+    """The value of the local entry at ``path`` (``_entry``), None when it is damaged (its seal or
+    the digest of one of its parts does not match, or it is cut short) or cannot be loaded by this
+    code, and whether it had known parts (without ``read_parts`` each is None, neither read nor
+    checked). Raises ``OSError`` when it cannot be read (e.g. it does not exist)."""
     with open(path, "rb") as handle:
         digest, size = handle.read(SEAL_SIZE), handle.read(HEADER)
         length = int.from_bytes(size, "little")
         if len(size) != HEADER or length > os.fstat(handle.fileno()).st_size:
-            return None
+            return None, False
         header = handle.read(length)
         if hashlib.sha256(size + header).digest()[:SEAL_SIZE] != digest:
-            return None
+            return None, False
         start = handle.tell()
+        parts = []
 
-        def part(pid: Any) -> bytes:
+        def part(pid: Any) -> bytes | None:
+            parts.append(pid)
+            if not read_parts:
+                return None
             offset, length, sha256 = pid
             handle.seek(start + offset)
             data = handle.read(length)
@@ -273,24 +278,27 @@ def _read_entry(path: Path) -> Any | None:
         unpickler = pickle.Unpickler(io.BytesIO(header))
         unpickler.persistent_load = part  # type: ignore[method-assign]
         try:
-            return unpickler.load()
+            return unpickler.load(), bool(parts)
         except Exception:  # noqa: BLE001 - a sealed entry this code cannot load is a miss, like a damaged one
-            return None
+            return None, False
 
 
-def load(name: str) -> Any | None:
+def load(name: str, parts: bool = True) -> Any | None:
     """The value stored under ``name`` (memory first, then the local folder), or None when absent,
-    damaged (``_read_entry``) or not loadable by this code."""
+    damaged (``_read_entry``) or not loadable by this code. Without ``parts``, the known parts of a
+    value read from the folder (``store``) are None, neither read nor checked: enough to look at
+    the small rest."""
     if name in _memory:
         return _memory[name]
     path = _path(name)
     if path is None:
         return None
     try:
-        value = _read_entry(path)
+        value, known = _read_entry(path, parts)
     except OSError:
         return None
-    _remember(name, value)
+    if not known:  # as ``store``: known parts are read from the folder again
+        _remember(name, value)
     return value
 
 
@@ -304,10 +312,12 @@ def store(name: str, value: Any, known: Sequence[tuple[bytes, str]] = ()) -> Non
     """Keep ``value`` under ``name`` in memory and, when possible, in the local folder (errors are
     ignored: the cache only saves time). ``known``: large ``bytes`` objects inside ``value`` with
     the SHA-256 hex of each, which the caller has computed anyway: they are written beside the
-    sealed rest and checked by that digest when read, instead of being sealed (hashed) again."""
+    sealed rest and checked by that digest when read, instead of being sealed (hashed) again; such
+    a value is kept in memory only when there is no local folder."""
     global _stored
-    _remember(name, value)
     path = _path(name)
+    if path is None or not known:  # the folder gives known parts back (checked) for ~1 ms per MB:
+        _remember(name, value)     # a build does not hold every bundle it stored in memory
     if path is None:
         return
     try:

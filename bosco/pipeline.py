@@ -172,12 +172,13 @@ def bundle_cache_key(service: Service, options: BuildOptions, b: BundleInput, kn
     return cache.key(*parts)
 
 
-def cached_bundle(key: str | None) -> SimpleNamespace | None:
+def cached_bundle(key: str | None, parts: bool = True) -> SimpleNamespace | None:
     """The fields of the ``bundle.Bundle`` stored under ``key`` (kept as plain values, so reading
     them loads neither numpy nor tree-sitter) when every file its build read, checked or resolved
     beyond its listed inputs (a CSS ``@import``, a map and its sources, a file that did not exist)
-    is as it was (``stamps.unchanged``), else None."""
-    entry = cache.load(key) if key else None
+    is as it was (``stamps.unchanged``), else None. Without ``parts`` its code and map are None
+    (not read: ``cache.load``), to learn whether it is cached."""
+    entry = cache.load(key, parts) if key else None
     if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], dict)
             and isinstance(entry[1], dict)):
         return None
@@ -430,7 +431,7 @@ def build_in_order(jobs: Sequence[tuple[Service, BuildOptions, Prepared | None]]
             known_keys = _known_keys(service, options.build, found)
             for b in found.bundles:
                 if b.type in ("js", "css") and b.code and not cached_bundle(
-                        bundle_cache_key(service, options, b, known_keys)):
+                        bundle_cache_key(service, options, b, known_keys), parts=False):
                     ahead = ahead or Prewarm(os.cpu_count() or 1, options.legal_comments == "inline")
                     names += ahead.add(b.type, minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
                                                              options.build, options.css_minifier, known_keys,
@@ -449,11 +450,14 @@ def build_asset_set(
     warnings: Sequence[str] = (),
     progress: Callable[[Service], None] | None = None,
     git: Mapping[Path, RepoInfo | None] | None = None,
+    each: Callable[[ServiceResult], ServiceResult] | None = None,
 ) -> AssetSet:
     """Build every service in order (``progress`` is called after each; ``build_in_order``) and
     assemble the set. ``git``: service folder -> git facts already read (``gitinfo.repo_info``, by
     a caller that runs no ``build.command``); the others are read after their service is built.
-    Each service's globs are expanded once."""
+    Each service's globs are expanded once. ``each`` is given each built service as soon as it is
+    built and returns what the set holds of it (``publish.local.Staging.stage``: its bundles and
+    maps written ahead, no longer held in memory)."""
     collected: list[Collected | None] = [
         collect(s.path, s.manifest, options.bundle_tag) if s.manifest is not None else None for s in services]
     builds = []
@@ -462,7 +466,7 @@ def build_asset_set(
         for service, build in zip(services, build_in_order([(s, options, None) for s in services], collected),
                                   strict=True):
             reading = None if service.path in known else pool.submit(repo_info, service.path)
-            builds.append((build, service.path, reading))
+            builds.append((each(build) if each else build, service.path, reading))
             if progress:
                 progress(service)
     return assemble([replace(b, git=reading.result() if reading else known[path]) for b, path, reading in builds],

@@ -16,14 +16,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bosco.errors import PublishError
 from bosco.files import write_atomic
 from bosco.publish.target import Headers, SourceMissing, StoredObject
+
+if TYPE_CHECKING:
+    from bosco.assetset import ServiceResult
 
 
 def key_path(root: Path, key: str) -> Path:
@@ -74,6 +81,119 @@ def write_file(path: Path, data: bytes) -> None:
     write_atomic(path, data, 0o644)
 
 
+@contextmanager
+def write_errors(root: Path) -> Iterator[None]:
+    """Turn an ``OSError`` inside into a ``PublishError`` naming the output folder ``root``."""
+    try:
+        yield
+    except OSError as exc:
+        raise PublishError(f"{root}: cannot write ({exc.strerror}: {exc.filename})", "check the --out folder") from exc
+
+
+STAGING_PREFIX = ".bosco-staging-"
+
+
+class Staged:
+    """The bytes of one output that ``Staging`` wrote into its folder and no longer holds in memory:
+    ``len()`` is their length, ``sha256`` their SHA-256 hex, ``bytes()`` reads them back;
+    ``DirectoryTarget.put`` moves the file into place instead of writing the bytes."""
+
+    __slots__ = ("path", "size", "sha256")
+
+    def __init__(self, path: Path, size: int, sha256: str) -> None:
+        self.path, self.size, self.sha256 = path, size, sha256
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return self.path.read_bytes()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Staged):
+            return other.sha256 == self.sha256
+        return isinstance(other, bytes) and len(other) == self.size and hashlib.sha256(other).hexdigest() == self.sha256
+
+    __hash__ = None  # type: ignore[assignment]  # like bytes compared by value, but mutable on disk
+
+
+class Staging:
+    """Where ``build --out`` puts each service's bundles and source maps as soon as that service is
+    built, so the asset set is never held in memory whole: a hidden folder ``.bosco-staging-*``
+    made inside the output folder at the first ``stage`` (same file system: ``DirectoryTarget.put``
+    moves a staged file into place with one rename, in publish order). One background thread writes
+    the files while the build goes on. ``close`` removes the folder with whatever was not moved
+    (a build that failed, a file already in place), and the output folder itself when this run made
+    it and left it empty, so a failed build leaves the folder as it was. Raises ``PublishError``
+    naming the folder when it cannot be written."""
+
+    KINDS = frozenset({"bundle", "map"})
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.folder: Path | None = None
+        self._made_root = False
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
+        self._failed = False
+
+    def stage(self, result: ServiceResult) -> ServiceResult:
+        """``result`` with its bundles and maps written to the staging folder (in the background) and
+        replaced by ``Staged`` stand-ins (``Output.standing_in``). A service with errors, and every
+        service after one, is left as it is: nothing of that build will be written."""
+        self._failed = self._failed or bool(result.all_errors)
+        if self._failed or not any(o.kind in self.KINDS for o in result.outputs):
+            return result
+        if self.folder is None:
+            with self._errors():
+                self._made_root = not self.root.exists()
+                self.root.mkdir(parents=True, exist_ok=True)
+                self.folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))
+            self._writer = ThreadPoolExecutor(1, "bosco-staging")
+        assert self._writer is not None
+        outputs = []
+        for output in result.outputs:
+            if output.kind in self.KINDS and isinstance(output.data, bytes):
+                path = self.folder / f".{len(self._pending)}"
+                self._pending.append(self._writer.submit(_write_new, path, output.data))
+                output = output.standing_in(Staged(path, len(output.data), output.sha256))
+            outputs.append(output)
+        return replace(result, outputs=tuple(outputs))
+
+    def wait(self) -> None:
+        """Block until every staged file is written; raises ``PublishError`` when one could not be."""
+        with self._errors():
+            for future in self._pending:
+                future.result()
+
+    def close(self) -> None:
+        """Remove the staging folder (files not moved into place go with it) and, when this run made
+        the output folder and left it empty, that folder too."""
+        if self._writer is not None:
+            self._writer.shutdown(cancel_futures=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            if self._made_root:
+                with suppress(OSError):
+                    self.root.rmdir()  # only when empty
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return write_errors(self.root)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to the new file ``path``, readable by everyone (0644, as ``write_file``)."""
+    with open(path, "xb") as handle:
+        handle.write(data)
+    os.chmod(path, 0o644)
+
+
 def load_state(root: Path) -> dict[str, Any]:
     """The saved state of the output folder ``root``: ``files`` (key -> ``[*stat_stamp, sha256 hex]``
     of the files bosco wrote or hashed there) and ``run`` (``noop.run_record`` of the last run, or
@@ -116,7 +236,7 @@ class DirectoryTarget:
             state = {"format": STATE_FORMAT, "files": self.known, "run": run}
             write_atomic(path, json.dumps(state, separators=(",", ":")).encode())
 
-    def _remember(self, key: str, path: Path, data: bytes, digest: str | None = None) -> str:
+    def _remember(self, key: str, path: Path, data: bytes | Staged, digest: str | None = None) -> str:
         """Record the stat of ``path`` and the SHA-256 of ``data`` it holds (``digest`` when the caller knows it)."""
         digest = digest or hashlib.sha256(data).hexdigest()
         try:
@@ -133,13 +253,8 @@ class DirectoryTarget:
             return known[5], st
         return self._remember(key, path, path.read_bytes()), st
 
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except OSError as exc:
-            raise PublishError(f"{self.root}: cannot write ({exc.strerror}: {exc.filename})",
-                               "check the --out folder") from exc
+    def _errors(self) -> AbstractContextManager[None]:
+        return write_errors(self.root)
 
     def list(self, prefix: str) -> dict[str, int]:
         folder = key_path(self.root, prefix.rstrip("/")) if prefix else self.root
@@ -180,12 +295,17 @@ class DirectoryTarget:
         self.put(key, body, headers)
         return True
 
-    def _write(self, key: str, body: bytes, digest: str | None = None) -> None:
+    def _write(self, key: str, body: bytes | Staged, digest: str | None = None) -> None:
         path = key_path(self.root, key)
         new = not path.exists()
         self.known.pop(key, None)
         try:
-            write_file(path, body)
+            if isinstance(body, Staged):  # written ahead by ``Staging``: moved into place
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(body.path, path)
+                digest = body.sha256
+            else:
+                write_file(path, body)
         except OSError as exc:  # ENOSPC/EFBIG on write carry no file name: name it here
             if new:  # the folders made for it go with the run's other files (discard_created)
                 self.created.append(path)
@@ -195,7 +315,7 @@ class DirectoryTarget:
         if new:
             self.created.append(path)
 
-    def put(self, key: str, body: bytes, headers: Headers) -> None:
+    def put(self, key: str, body: bytes | Staged, headers: Headers) -> None:
         # raw bytes (this target never compresses): ``headers.sha256``, the digest of the
         # uncompressed bytes, is the body's own, so the body is not hashed again
         self._write(key, body, None if headers.content_encoding else headers.sha256)
