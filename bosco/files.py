@@ -77,8 +77,10 @@ def read_bytes(path: Path, shown: str | None = None) -> bytes:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # replaced between the check and the open
             raise InputFileError(f"{shown}: is {_mode_kind(st.st_mode)}, not a regular file; not read")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read()
+        data = stamps.take_read(path, st)  # hashed just now for a cache key: not read again
+        if data is None:
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read()
         if stamps.recording_active():
             # a file rewritten in place while it was read has other bytes than the stat before
             # the read tells: only a stat unchanged across the read may name them

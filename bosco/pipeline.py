@@ -402,6 +402,21 @@ def assemble(services: Sequence[ServiceResult], options: BuildOptions,
                     all_warnings + tuple(f"duplicate: {d.describe()}" for d in found), found)
 
 
+def _prewarm(options: BuildOptions) -> Any:
+    """The ``verify.Prewarm`` of a minified build, made at its first bundle not cached whole. With
+    more than one CPU the worker processes' server (``workers.start_server``) starts first, so it
+    imports the verify modules (numpy, tree-sitter) while this process imports and reads the same:
+    the first worker starts that much sooner (a build that then needs no pool pays one idle server)."""
+    cpus = os.cpu_count() or 1
+    if cpus > 1:
+        from bosco.workers import start_server
+
+        start_server()
+    from bosco.verify import Prewarm  # numpy and tree-sitter
+
+    return Prewarm(cpus, options.legal_comments == "inline")
+
+
 def build_in_order(jobs: Sequence[tuple[Service, BuildOptions, Prepared | None]],
                    collected: Sequence[Collected | None] | None = None) -> Iterator[ServiceResult]:
     """``build_service(service, options, with_git=False, prepared=prepared)`` of each job, yielded
@@ -425,14 +440,14 @@ def build_in_order(jobs: Sequence[tuple[Service, BuildOptions, Prepared | None]]
         found_all.append(found)
         names: list[str] = []
         if found is not None and options.minify and options.bundle:
-            from bosco.bundle import minify_inputs
-            from bosco.verify import Prewarm
-
             known_keys = _known_keys(service, options.build, found)
             for b in found.bundles:
                 if b.type in ("js", "css") and b.code and not cached_bundle(
                         bundle_cache_key(service, options, b, known_keys), parts=False):
-                    ahead = ahead or Prewarm(os.cpu_count() or 1, options.legal_comments == "inline")
+                    if ahead is None:
+                        ahead = _prewarm(options)
+                    from bosco.bundle import minify_inputs
+
                     names += ahead.add(b.type, minify_inputs(service.name, service.path, b.type, b.tag, b.assets,
                                                              options.build, options.css_minifier, known_keys,
                                                              keep=True))

@@ -95,7 +95,8 @@ def known_sha256(path: Path | str, st: os.stat_result) -> str | None:
 
 def sha256(path: Path | str) -> str | None:
     """The SHA-256 hex of the file at ``path`` (symlinks followed): remembered while its stat stamp
-    is unchanged, else read and hashed. None when it cannot be read."""
+    is unchanged, else read and hashed (the bytes are kept for the read that follows: ``take_read``).
+    None when it cannot be read."""
     try:
         st = os.stat(path)
         found = known_sha256(path, st)
@@ -103,12 +104,35 @@ def sha256(path: Path | str) -> str | None:
             return found
         with open(path, "rb") as handle:
             data = handle.read()
-            st = os.fstat(handle.fileno())
+            after = os.fstat(handle.fileno())
     except (OSError, ValueError):
         return None
     digest = hashlib.sha256(data).hexdigest()
-    remember(path, st, digest)
+    remember(path, after, digest)
+    if stamp(after) == stamp(st):  # not rewritten while it was read
+        _keep_read(os.fspath(path), stamp(st), data)
     return digest
+
+
+JUST_READ = 8  # files whose bytes ``sha256`` keeps for ``take_read``, the most recent ones
+_just_read: dict[str, tuple[Stamp, bytes]] = {}
+
+
+def _keep_read(path: str, found: Stamp, data: bytes) -> None:
+    with _lock:
+        _just_read.pop(path, None)
+        _just_read[path] = (found, data)
+        while len(_just_read) > JUST_READ:
+            _just_read.pop(next(iter(_just_read)))
+
+
+def take_read(path: Path | str, st: os.stat_result) -> bytes | None:
+    """The bytes ``sha256`` just read from ``path`` when its stat is still ``st``, handed out once:
+    a build hashes an input (a cache key) right before it reads it (a miss), and a file is read
+    from the disk once. None when there are none (or the file changed since)."""
+    with _lock:
+        found = _just_read.pop(os.fspath(path), None)
+    return found[1] if found is not None and found[0] == stamp(st) else None
 
 
 def save() -> None:

@@ -255,6 +255,7 @@ def test_an_edit_saved_while_a_file_is_read_is_not_recorded_as_the_version_befor
     made from the new bytes, so it must not be recorded as made from the version before (whose
     hash was known by that stat), or undoing the edit later serves the edited bundle."""
     monkeypatch.setattr(stamps, "RACY_NS", 0)  # trust stats of files milliseconds old (stamps.RACY_NS)
+    monkeypatch.setattr(stamps, "JUST_READ", 0)  # the read the hook rewrites during, not the bytes hashed before it
     a = ws / "svc/public/js/a.js"
     first = outputs(ws)  # a.js's hash is now known by its stat
     assert b"1+1" in first["svc/local/js/top.js"]
@@ -287,6 +288,24 @@ def test_a_file_saved_between_reading_and_bundling_is_bundled_as_saved(ws, monke
     built = bundle.build_bundle("svc", repo, "js", "top", b.assets, True)
     assert b"3+3" in built.code and b"1+1" not in built.code
     assert bundle._kept == {}
+
+
+def test_a_file_hashed_for_a_cache_key_is_not_read_again_by_the_read_that_follows(tmp_path, monkeypatch):
+    from bosco.files import read_bytes
+
+    monkeypatch.setattr(stamps, "RACY_NS", 0)
+    path = tmp_path / "lib.js"
+    path.write_bytes(b"var lib = 1;\n")
+    assert stamps.sha256(path) == hashlib.sha256(b"var lib = 1;\n").hexdigest()  # read and hashed: a miss
+    opened: list[object] = []
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: opened.append(args[0]) or real_fdopen(*args, **kwargs))
+    assert read_bytes(path) == b"var lib = 1;\n" and opened == []  # the bytes just hashed
+    assert read_bytes(path) == b"var lib = 1;\n" and len(opened) == 1  # handed out once
+    path.write_bytes(b"var lib = 2;\n")
+    stamps.sha256(path)
+    edit(path, "var lib = 3;\n")  # same size and mtime, after the hash: only the ctime tells
+    assert read_bytes(path) == b"var lib = 3;\n" and len(opened) == 2  # read from the disk
 
 
 class _Huge:
