@@ -128,6 +128,7 @@ class Staging:
     naming the folder when it cannot be written."""
 
     KINDS = frozenset({"bundle", "map"})
+    IN_FLIGHT = 32 * 1024 * 1024  # bytes handed to the writer and not written yet, at most (a slow disk)
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -135,6 +136,7 @@ class Staging:
         self._made_root = False
         self._writer: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
+        self._in_flight: list[tuple[Future[None], int]] = []
         self._failed = False
 
     def stage(self, result: ServiceResult) -> ServiceResult:
@@ -156,8 +158,13 @@ class Staging:
             if output.kind in self.KINDS and isinstance(output.data, bytes):
                 path = self.folder / f".{len(self._pending)}"
                 self._pending.append(self._writer.submit(_write_new, path, output.data))
+                self._in_flight.append((self._pending[-1], len(output.data)))
                 output = output.standing_in(Staged(path, len(output.data), output.sha256))
             outputs.append(output)
+        with self._errors():  # the bytes waiting for the writer count too: past IN_FLIGHT, wait for it
+            while sum(size for _, size in self._in_flight) > self.IN_FLIGHT:
+                self._in_flight.pop(0)[0].result()
+            self._in_flight = [(future, size) for future, size in self._in_flight if not future.done()]
         return replace(result, outputs=tuple(outputs))
 
     def wait(self) -> None:

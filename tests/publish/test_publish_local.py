@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 from bosco.config import load_config
@@ -139,6 +140,32 @@ def test_a_build_out_holds_no_bundle_or_map_bytes_once_a_service_is_built(tmp_pa
             if output.kind == "bundle":
                 assert output.sri == expected[key].sri
     assert not (tmp_path / "out").exists()  # made for the staging folder, left empty: removed
+
+
+def test_staging_waits_for_its_writer_past_the_bytes_it_may_hold(tmp_path, monkeypatch):
+    # a disk slower than the build: what waits for the writer stays bounded (Staging.IN_FLIGHT)
+    from bosco.publish import local
+
+    workspace = write_workspace(tmp_path / "ws", {})
+    services, _ = discover_services(workspace, load_config(workspace, "tes"))
+    events: list[str] = []
+    real_write = local._write_new
+
+    def slow_write(path: Path, data: bytes) -> None:
+        time.sleep(0.05)  # the slow disk
+        real_write(path, data)
+        events.append("written")
+
+    monkeypatch.setattr(local, "_write_new", slow_write)
+    monkeypatch.setattr(Staging, "IN_FLIGHT", 0)
+    with Staging(tmp_path / "out") as staging:
+        def stage(result):
+            staged = staging.stage(result)
+            events.append("staged")
+            return staged
+
+        build_asset_set(services, BuildOptions(build="55", minify=True, bundle=True), each=stage)
+    assert events == ["written", "written", "staged"] + ["written"] * 4 + ["staged"]
 
 
 def test_build_out_and_s3push_write_the_same_release(tmp_path, moto_url, s3, bucket):
