@@ -158,22 +158,38 @@ def _js_parser() -> Parser:
     return Parser(_JS)
 
 
-_handed: list[tuple[str, Node, dict[str, list[Node]]]] = []  # ``classic``'s last parse, for the next ``_parse``
+class _Parse:
+    """One parse of a JS text: its ``root`` node, the ``captures`` of ``_JS_QUERY`` on it by capture
+    name, and their ``(start, end)`` spans in UTF-16 units (``spans``, each list read once)."""
+
+    def __init__(self, text: str) -> None:
+        self.root = _js_parser().parse(utf16(text), encoding="utf16").root_node
+        self.captures = QueryCursor(_JS_QUERY).captures(self.root)
+        self._spans: dict[str, tuple[tuple[int, int], ...]] = {}
+
+    def spans(self, name: str) -> tuple[tuple[int, int], ...]:
+        """The sorted spans of the nodes captured as ``name``."""
+        found = self._spans.get(name)
+        if found is None:
+            found = self._spans[name] = tuple(sorted(
+                (start // 2, end // 2) for start, end in (n.byte_range for n in self.captures.get(name, []))))
+        return found
 
 
-def _parse(text: str) -> tuple[Node, dict[str, list[Node]]]:
-    """The root node of ``text``'s parse and the captures of ``_JS_QUERY`` on it, by capture name.
-    When ``classic`` returned this very text (the same object), its parse is taken over instead of
-    parsing again (``classic`` then ``js_facts``/``problem`` is how a JS file is read); it is kept
-    for that next call only, so no tree outlives its use."""
+_handed: list[tuple[str, _Parse]] = []  # ``classic``'s last parse, for the next ``_parse``
+
+
+def _parse(text: str) -> _Parse:
+    """The ``_Parse`` of ``text``. When ``classic`` returned this very text (the same object), its
+    parse is taken over instead of parsing again (``classic`` then ``js_facts``/``problem`` is how a
+    JS file is read); it is kept for that next call only, so no tree outlives its use."""
     try:
         handed = _handed.pop()
     except IndexError:  # nothing handed over (or another thread took it)
         handed = None
     if handed is not None and handed[0] is text:
-        return handed[1], handed[2]
-    root = _js_parser().parse(utf16(text), encoding="utf16").root_node
-    return root, QueryCursor(_JS_QUERY).captures(root)
+        return handed[1]
+    return _Parse(text)
 
 
 def classic(text: str) -> str:
@@ -187,9 +203,8 @@ def classic(text: str) -> str:
         return text
     done = 0
     while True:
-        root, captures = _parse(text)
-        spans = sorted((n.start_byte // 2, n.end_byte // 2) for name in ("comment", "literal")
-                       for n in captures.get(name, []))
+        parsed = _parse(text)
+        spans = sorted(parsed.spans("comment") + parsed.spans("literal"))
         starts = [a for a, _ in spans]
         candidates = sorted([m.start() for m in _HTML_OPEN.finditer(text, done)]
                             + [m.start(1) for m in _HTML_CLOSE.finditer(text, done)])
@@ -202,7 +217,7 @@ def classic(text: str) -> str:
                 done = at + 2
                 break
         else:
-            _handed[:] = [(text, root, captures)]
+            _handed[:] = [(text, parsed)]
             return text
 
 
@@ -220,22 +235,18 @@ def _module_problem(text: str, captures: dict[str, list[Node]]) -> SyntaxProblem
 
 def js_tree_size(text: str) -> tuple[int, bool]:
     """``(node count without comments, has error)`` of the tree-sitter parse of ``text``."""
-    root, captures = _parse(text)
-    return root.descendant_count - len(captures.get("comment", [])), root.has_error
+    parsed = _parse(text)
+    return parsed.root.descendant_count - len(parsed.spans("comment")), parsed.root.has_error
 
 
 def js_facts(text: str) -> Facts:
     """Parse ``text`` as a classic JavaScript script (pass it through ``classic`` first) and return
     its ``Facts``; module syntax (``import``/``export`` statements, ``import.meta``, ``await`` outside
     a function) is a problem."""
-    root, captures = _parse(text)
-
-    def spans(name: str) -> tuple[tuple[int, int], ...]:
-        return tuple(sorted((n.start_byte // 2, n.end_byte // 2) for n in captures.get(name, [])))
-
-    comments = spans("comment")
-    return Facts(spans("literal"), comments, spans("substitution"), root.descendant_count - len(comments),
-                 _js_problem(text, root) if root.has_error else _module_problem(text, captures))
+    parsed = _parse(text)
+    root, comments = parsed.root, parsed.spans("comment")
+    return Facts(parsed.spans("literal"), comments, parsed.spans("substitution"), root.descendant_count - len(comments),
+                 _js_problem(text, root) if root.has_error else _module_problem(text, parsed.captures))
 
 
 def _position(text: str, index: int) -> tuple[int, int]:
@@ -403,8 +414,8 @@ def problem(type_: str, text: str) -> SyntaxProblem | None:
     """Only the syntax check of ``facts`` (no literal or comment spans: cheaper for unminified files)."""
     if type_ != "js":
         return css_facts(text).problem
-    root, captures = _parse(text)
-    return _js_problem(text, root) if root.has_error else _module_problem(text, captures)
+    parsed = _parse(text)
+    return _js_problem(text, parsed.root) if parsed.root.has_error else _module_problem(text, parsed.captures)
 
 
 def facts(type_: str, text: str) -> Facts:
