@@ -53,9 +53,9 @@ def _top_level_await(node: Node) -> bool:
             return False
         parent = parent.parent
     return True
-# HTML-like comments (ECMA-262 Annex B.1.1): ``<!--`` anywhere, ``-->`` first on a line.
-_HTML_OPEN = re.compile(r"<!--")
-_HTML_CLOSE = re.compile(r"^(?:[ \t]|/\*(?:[^*\n]|\*(?!/))*\*/)*(-->)", re.M)
+# HTML-like comments (ECMA-262 Annex B.1.1): ``<!--`` anywhere, ``-->`` first on a line, after
+# nothing but spaces, tabs and one-line block comments.
+_BEFORE_HTML_CLOSE = re.compile(r"(?:[ \t]|/\*(?:[^*\n]|\*(?!/))*\*/)*")
 _LONE_CR = re.compile(r"\r(?!\n)")
 # Escapes, comments and strings; a bracket outside them is a block (CSS Syntax 3, 5.4.7-5.4.9).
 _CSS_TOKENS = re.compile(
@@ -192,6 +192,17 @@ def _parse(text: str) -> _Parse:
     return _Parse(text)
 
 
+def find_all(text: str, needle: str, start: int = 0) -> list[int]:
+    """Every index of ``needle`` in ``text`` from ``start`` on, not overlapping (``str.find``: a
+    regex tries every position, many times slower)."""
+    found = []
+    at = text.find(needle, start)
+    while at != -1:
+        found.append(at)
+        at = text.find(needle, at + len(needle))
+    return found
+
+
 def classic(text: str) -> str:
     """``text`` as tree-sitter and rjsmin should read a classic script, same length: a lone CR
     becomes LF (a line terminator, ECMA-262 §12.3) and each HTML-like comment (Annex B.1.1) a ``//``
@@ -206,8 +217,9 @@ def classic(text: str) -> str:
         parsed = _parse(text)
         spans = sorted(parsed.spans("comment") + parsed.spans("literal"))
         starts = [a for a, _ in spans]
-        candidates = sorted([m.start() for m in _HTML_OPEN.finditer(text, done)]
-                            + [m.start(1) for m in _HTML_CLOSE.finditer(text, done)])
+        candidates = sorted(find_all(text, "<!--", done) + [
+            at for at in find_all(text, "-->", done)
+            if (line := text.rfind("\n", 0, at) + 1) >= done and _BEFORE_HTML_CLOSE.fullmatch(text, line, at)])
         units = unit_offsets(text) if not text.isascii() else None
         for at in candidates:
             unit = int(units[at]) if units is not None else at
@@ -406,6 +418,8 @@ def map_comments(type_: str, text: str) -> tuple[tuple[int, int, str], ...]:
 
 def unit_offsets(text: str) -> np.ndarray:
     """UTF-16 offset of every code point index of ``text`` (length ``len(text) + 1``)."""
+    if text.isascii() or len(utf16(text)) == 2 * len(text):  # no character outside the BMP
+        return np.arange(len(text) + 1)
     wide = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4") > 0xFFFF
     return np.concatenate(([0], np.cumsum(1 + wide)))
 

@@ -22,7 +22,6 @@ of source maps); results are cached in memory and on disk by content hash (``bos
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,7 +36,7 @@ import rjsmin
 from bosco import cache, sourcemap, syntax
 from bosco import workers as worker_pool
 from bosco.sourcemap import FileMap, encode_segments
-from bosco.syntax import Facts, SyntaxProblem, facts, from_units, js_tree_size, to_units, unit_offsets
+from bosco.syntax import Facts, SyntaxProblem, facts, find_all, from_units, js_tree_size, to_units, unit_offsets
 
 # Cached results depend on the minifiers' versions and on this code (and the modules it uses).
 VERSION = "/".join([f"rjsmin-{rjsmin.__version__}", f"rcssmin-{rcssmin.__version__}", cache.key(*(
@@ -396,9 +395,10 @@ def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: 
     in an empty value (``--x: ;``, input whitespace between ``:`` and ``;``/``}``) the minifier
     emptied; ``(units, changed)``."""
     drop = b_ws[(~spaced & ~in_literal)[gap_b]]
-    inner = np.arange(1, len(a_nonws))
-    left, right = a[a_nonws[inner - 1]], a[a_nonws[inner]]
-    need = inner[spaced[inner] & ~separated[inner] & (left == ord(":")) & _in(right, [ord(";"), ord("}")])]
+    colons = np.flatnonzero(a == ord(":"))
+    at = np.searchsorted(a_nonws, colons)  # the gap after a significant ``:`` is ``at + 1``
+    inner = at[(at + 1 < len(a_nonws)) & (a_nonws[np.minimum(at, len(a_nonws) - 1)] == colons)] + 1
+    need = inner[spaced[inner] & ~separated[inner] & _in(a[a_nonws[inner]], [ord(";"), ord("}")])]
     if not len(drop) and not len(need):
         return b, False
     b = np.delete(b, drop)
@@ -534,13 +534,13 @@ def _shift(length: int, edits: tuple[tuple[int, int, int], ...]) -> np.ndarray:
 
 # What makes a comment legal, as esbuild defines it (``--legal-comments``): it starts with ``/*!``
 # or ``//!``, or holds ``@license`` or ``@preserve``.
-_LEGAL_MARK = re.compile(r"/\*!|//!|@license|@preserve")
+_LEGAL_MARK = ("/*!", "//!", "@license", "@preserve")
 
 
 def _legal_spans(text: str, comments: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
     """The legal comments (``_LEGAL_MARK``) among ``comments`` (sorted, disjoint ``(start, end)``
     spans of ``text`` in UTF-16 units), found from the marks in ``text``, not comment by comment."""
-    marks = [(m.start(), m.end(), m.group()[0] == "/") for m in _LEGAL_MARK.finditer(text)]
+    marks = [(at, at + len(mark), mark[0] == "/") for mark in _LEGAL_MARK for at in find_all(text, mark)]
     if not marks or not comments:
         return []
     mark = np.array(marks, dtype=np.int64)
