@@ -117,10 +117,11 @@ class FileMap:
 
 
 def _vlq_digits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(zigzag, digits)`` of int64 ``values``: the sign moved to the lowest bit, as ``vlq`` does, and
-    how many Base64 VLQ digits (5 bits each) each takes."""
-    zigzag = (np.abs(values) << 1) | (values < 0)
-    digits = 1 + (zigzag >= 32).astype(np.int64)
+    """``(zigzag, digits)`` of integer ``values`` (whose doubled magnitude fits their type): the sign
+    moved to the lowest bit, as ``vlq`` does, and how many Base64 VLQ digits (5 bits each) each takes."""
+    zigzag = np.abs(values) << 1
+    zigzag |= values < 0
+    digits = 1 + (zigzag >= 32).astype(values.dtype)
     bits = 10
     while True:
         more = zigzag >= (1 << bits)
@@ -152,8 +153,9 @@ def encode_segments(gen_line: np.ndarray, gen_col: np.ndarray, src_line: np.ndar
     n = len(gen_line)
     if n == 0:
         return None
-    gen_line, gen_col = gen_line.astype(np.int64), gen_col.astype(np.int64)
-    src_line, src_col = src_line.astype(np.int64), src_col.astype(np.int64)
+    # in int32 when every value is below 2**30 (any file bosco parses): half the memory traffic of int64
+    dtype = np.int32 if max(int(v.max()) for v in (gen_line, gen_col, src_line, src_col)) < 2**30 else np.int64
+    gen_line, gen_col, src_line, src_col = (v.astype(dtype) for v in (gen_line, gen_col, src_line, src_col))
     first = (int(gen_line[0]), int(gen_col[0]), int(src_line[0]), int(src_col[0]))
     lines, last_col, end = int(gen_line[-1]) + 1, int(gen_col[-1]), (int(src_line[-1]), int(src_col[-1]))
     if n == 1:
@@ -164,7 +166,7 @@ def encode_segments(gen_line: np.ndarray, gen_col: np.ndarray, src_line: np.ndar
     (z_col, d_col), (z_line, d_line), (z_src, d_src) = (_vlq_digits(v) for v in (
         gen_col[1:] - np.where(same_line, gen_col[:-1], 0), np.diff(src_line), np.diff(src_col)))
     values = d_col + 1 + d_line + d_src  # the source index delta is always 0: "A"
-    at = np.cumsum(np.where(same_line, 1, advance) + values) - values
+    at = np.cumsum(np.where(same_line, 1, advance) + values, dtype=np.int64) - values
     out = np.full(int(at[-1] + values[-1]), ord(";"), dtype=np.uint8)
     out[at[same_line] - 1] = ord(",")
     out[at + d_col] = ord("A")
