@@ -178,8 +178,13 @@ def _mask(n: int, spans: tuple[tuple[int, int], ...], holes: tuple[tuple[int, in
 
 
 def _line_col(units: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0-based ``(line, column)`` of each position of ``pos`` in ``units`` (lines end at LF)."""
     starts = np.concatenate(([0], np.flatnonzero(units == 10) + 1))
-    line = np.searchsorted(starts, pos, side="right") - 1
+    if len(pos) > len(starts) and not np.any(pos[1:] < pos[:-1]):
+        # sorted (the usual case): count the positions of each line, a search per line, not per position
+        line = np.repeat(np.arange(len(starts)), np.diff(np.searchsorted(pos, starts), append=len(pos)))
+    else:
+        line = np.searchsorted(starts, pos, side="right") - 1
     return line, pos - starts[line]
 
 
