@@ -538,42 +538,46 @@ def _shift(length: int, edits: tuple[tuple[int, int, int], ...]) -> np.ndarray:
 
 
 # What makes a comment legal, as esbuild defines it (``--legal-comments``): it starts with ``/*!``
-# or ``//!``, or holds ``@license`` or ``@preserve``.
-_LEGAL_MARK = ("/*!", "//!", "@license", "@preserve")
+# or ``//!``, or holds one of these.
+_LEGAL_INSIDE = ("@license", "@preserve")
 
 
-def _legal_spans(text: str, comments: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
-    """The legal comments (``_LEGAL_MARK``) among ``comments`` (sorted, disjoint ``(start, end)``
-    spans of ``text`` in UTF-16 units), found from the marks in ``text``, not comment by comment."""
-    marks = [(at, at + len(mark), mark[0] == "/") for mark in _LEGAL_MARK for at in find_all(text, mark)]
-    if not marks or not comments:
+def _legal_spans(text: str, a: np.ndarray, comments: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
+    """The legal comments among ``comments`` (sorted, disjoint ``(start, end)`` spans of ``text`` in
+    its UTF-16 units ``a``): every comment starts with ``/*`` or ``//``, so ``!`` as its third unit
+    makes it legal; ``_LEGAL_INSIDE`` marks are searched in ``text`` once, not comment by comment."""
+    if not comments:
         return []
-    mark = np.array(marks, dtype=np.int64)
-    if not text.isascii():
-        mark[:, :2] = unit_offsets(text)[mark[:, :2]]
     spans = np.array(comments, dtype=np.int64)
-    i = np.maximum(np.searchsorted(spans[:, 0], mark[:, 0], side="right") - 1, 0)
-    # ``/*!`` and ``//!`` start the comment, ``@license`` and ``@preserve`` lie inside it
-    start, end = spans[i, 0], spans[i, 1]
-    legal = np.where(mark[:, 2] == 1, mark[:, 0] == start, (mark[:, 0] >= start) & (mark[:, 1] <= end))
-    return [(s, e) for s, e in spans[np.unique(i[legal])].tolist()]
+    start, end = spans[:, 0], spans[:, 1]
+    third = np.minimum(start + 2, len(a) - 1)
+    legal = (end - start >= 3) & _in(a[third - 1], [ord("*"), ord("/")]) & (a[third] == ord("!"))
+    marks = [(at, at + len(mark)) for mark in _LEGAL_INSIDE for at in find_all(text, mark)]
+    if marks:
+        mark = np.array(marks, dtype=np.int64)
+        if len(a) != len(text):  # characters outside the BMP: code point indices differ from units
+            mark = unit_offsets(text)[mark]
+        i = np.maximum(np.searchsorted(start, mark[:, 0], side="right") - 1, 0)
+        legal[i[(mark[:, 0] >= start[i]) & (mark[:, 1] <= end[i])]] = True
+    return [(s, e) for s, e in spans[legal].tolist()]
 
 
-def _legal_comments(type_: str, text: str, b: np.ndarray, origin: np.ndarray, literal_b: np.ndarray,
+def _legal_comments(type_: str, text: str, minified: str, origin: np.ndarray, literal_b: np.ndarray,
                     info: Facts) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
-    """The minified units ``b`` (with ``origin``/``literal_b``) with the legal comments of the input
-    ``text`` (``_LEGAL_MARK``) put back, each before the output token that followed it (a ``//!``
-    comment with its line break), and the texts of those comments.
+    """The units of ``minified`` (with ``origin``/``literal_b``) with the legal comments of the input
+    ``text`` (``_legal_spans``) put back, each before the output token that followed it (a ``//!``
+    comment with its line break), and the texts of those comments (none: ``minified``'s units as
+    they are).
 
     This needs no new parse: each comment goes back into the gap between the two tokens it was
     between, where it cannot join them (after a ``/`` it gets a space: ``a/ /*!x*/``) and a line
     break it brings (a ``//!`` comment's own, or one inside a ``/*! */``, which counts as a line
     terminator, ECMA-262 §12.4) was in that gap of the input too, so that gap reads as the input's
     did; every other gap is as ``align`` proved it."""
-    spans = _legal_spans(text, info.comments)
+    a, b = to_units(text), to_units(minified)
+    spans = _legal_spans(text, a, info.comments)
     if not spans:
         return b, origin, literal_b, ()
-    a = to_units(text)
     mapped = np.flatnonzero(origin >= 0)
     following = np.searchsorted(origin[mapped], [e for _, e in spans]).tolist()
     where, units, origins, texts = [], [], [], []
@@ -620,11 +624,10 @@ def _compute(type_: str, text: str, minify: bool, source: str | None,
         return Minified(text, None, None, aligned + "; shipped unminified")
     output = aligned.repaired or output
     origin, literal_b, legal = aligned.origin, aligned.literal, ()
-    if info.comments and ("@license" in read or "@preserve" in read or "/*!" in read or "//!" in read):
-        b, origin_l, literal_l, legal = _legal_comments(type_, read, to_units(output), origin, literal_b, info)
-        inline = from_units(b)
+    if info.comments:
+        b, origin_l, literal_l, legal = _legal_comments(type_, read, output, origin, literal_b, info)
         if keep_legal and legal:
-            output, origin, literal_b, legal = inline, origin_l, literal_l, ()
+            output, origin, literal_b, legal = from_units(b), origin_l, literal_l, ()
     if source is not None:
         shift = _shift(len(to_units(text)), edits)
         origin = np.where(origin >= 0, shift[np.maximum(origin, 0)], -1)
@@ -723,7 +726,7 @@ def minify_verified(type_: str, text: str, minify: bool = True, source: str | No
     verify the result and derive its exact map. A syntax error or a rejected output leaves the
     code as it was (``file_map`` None). When ``text`` is ``source`` rewritten by ``edits``
     (``(start, end, new length)`` in UTF-16 units of ``source``), the map points into ``source``.
-    Legal comments (``_LEGAL_MARK``) stay in the minified code, before the token that followed them
+    Legal comments (``_legal_spans``) stay in the minified code, before the token that followed them
     (``keep_legal``, esbuild's ``inline``), else they go and ``Minified.legal`` lists them.
     Cached by content hash in memory, under ``bosco.cache.cache_dir()`` and in the shared cache
     (``cache.remote``); never raises for bad input. ``cached_only`` returns None instead of
