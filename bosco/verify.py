@@ -235,7 +235,8 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     if css:
         a_nonws, b_nonws = _drop_semicolons(a, a_nonws), _drop_semicolons(b, b_nonws)
     count = min(len(a_nonws), len(b_nonws))
-    differ = np.flatnonzero(a[a_nonws[:count]] != b[b_nonws[:count]])
+    chars = a[a_nonws]  # the input's significant units, as the output must hold them
+    differ = np.flatnonzero(chars[:count] != b[b_nonws[:count]])
     if len(differ) or len(a_nonws) != len(b_nonws):
         k = int(differ[0]) if len(differ) else count
         at = int(a_nonws[min(k, len(a_nonws) - 1)]) if len(a_nonws) else 0
@@ -289,14 +290,15 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
             separated[gap_b] = True
     # joins whose input whitespace or comments all went (between ``a_nonws[k]`` and ``a_nonws[k + 1]``)
     removed = (np.diff(a_nonws) > 1) & ~separated[1:-1]
-    glued, merged = _glued(css, a, a_nonws, removed, literal, spaced)
+    in_lit = literal[a_nonws]
+    glued, merged = _glued(css, chars, a_nonws, removed, in_lit, spaced)
     if glued is not None:
         return f"the minifier joined two tokens at {_where(text, a, glued)}"
     origin = np.full(len(b), -1, dtype=np.int64)
     origin[b_nonws] = a_nonws
     origin[b_litws] = a_litws
     literal_b = np.zeros(len(b), dtype=bool)
-    literal_b[b_nonws] = literal[a_nonws]
+    literal_b[b_nonws] = in_lit
     literal_b[b_litws] = True  # whitespace is significant only inside a literal
     if len(merged):
         # Tokens that only a comment kept apart (``1px/**/2px``) keep an empty comment between them.
@@ -305,8 +307,8 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
         origin = np.insert(origin, at, -1)
         literal_b = np.insert(literal_b, at, False)
         repaired = from_units(b)
-    unproven, changed = (None, False) if css else _unproven(a, a_nonws, literal, removed, b, b_nonws,
-                                                            b_ws[~in_literal[gap_b]], text)
+    unproven, changed = (None, False) if css else _unproven(a, a_nonws, chars, literal, in_lit, removed, b,
+                                                            b_nonws, b_ws[~in_literal[gap_b]], text)
     if changed:
         return f"the minifier removed the line break that ends a statement at {_where(text, a, unproven)}"
     opened = None if css else _html_open(b, literal_b)
@@ -315,14 +317,16 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     return Alignment(origin, literal_b, repaired, reason if repaired and not css else None, unproven)
 
 
-def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, removed: np.ndarray, b: np.ndarray,
-              b_nonws: np.ndarray, b_sep: np.ndarray, text: str) -> tuple[int | None, bool]:
+def _unproven(a: np.ndarray, nonws: np.ndarray, chars: np.ndarray, literal: np.ndarray, in_lit: np.ndarray,
+              removed: np.ndarray, b: np.ndarray, b_nonws: np.ndarray, b_sep: np.ndarray,
+              text: str) -> tuple[int | None, bool]:
     """``(input position, changed)`` of the first join (between input tokens ``nonws[k]`` and
-    ``nonws[k + 1]``) the alignment cannot prove unchanged, else ``(None, False)``: a line break added
-    or removed where automatic semicolon insertion might read the two versions differently (see
-    ``_LT``), or whitespace removed between a number and a ``.`` (``1 .x``). ``changed`` is True when
-    the join certainly changed meaning: a line break removed after ``return``/``break``/``continue``/
-    ``throw``/``yield``. (A ``<!--`` the minifier made is ``_html_open``'s.)"""
+    ``nonws[k + 1]``; ``chars`` and ``in_lit`` are ``a`` and ``literal`` there) the alignment cannot
+    prove unchanged, else ``(None, False)``: a line break added or removed where automatic semicolon
+    insertion might read the two versions differently (see ``_LT``), or whitespace removed between a
+    number and a ``.`` (``1 .x``). ``changed`` is True when the join certainly changed meaning: a line
+    break removed after ``return``/``break``/``continue``/``throw``/``yield``. (A ``<!--`` the
+    minifier made is ``_html_open``'s.)"""
     if len(nonws) < 2:
         return None, False
     gaps = len(nonws) + 1
@@ -332,14 +336,13 @@ def _unproven(a: np.ndarray, nonws: np.ndarray, literal: np.ndarray, removed: np
     has = np.zeros(gaps, dtype=bool)
     has[np.searchsorted(b_nonws, b_sep[b[b_sep] == 10])] = True
     had, has = had[1:-1], has[1:-1]
-    chars = a[nonws]
     dot = chars == 46
     # Only joins whose line breaks differ, or with a ``.`` beside removed whitespace, can be risky:
     # the rest of the checks look at those alone (``k``: between ``nonws[k]`` and ``nonws[k + 1]``).
     k = np.flatnonzero((had != has) | (removed & (dot[:-1] | dot[1:])))
     had, has, removed = had[k], has[k], removed[k]
     left, right = chars[k], chars[k + 1]
-    lit_l, lit_r = literal[nonws[k]], literal[nonws[k + 1]]
+    lit_l, lit_r = in_lit[k], in_lit[k + 1]
     before = np.where(k > 0, chars[np.maximum(k - 1, 0)], 0)
     after = np.where(k + 2 < len(chars), chars[np.minimum(k + 2, len(chars) - 1)], 0)
     postfix = _in(left, [43, 45]) & (before == left)
@@ -411,20 +414,20 @@ def _css_separators(a: np.ndarray, a_nonws: np.ndarray, b: np.ndarray, b_nonws: 
     return np.insert(b, b_nonws[need] - shift, ord(" ")), True
 
 
-def _glued(css: bool, a: np.ndarray, nonws: np.ndarray, removed: np.ndarray, literal: np.ndarray,
+def _glued(css: bool, chars: np.ndarray, nonws: np.ndarray, removed: np.ndarray, in_lit: np.ndarray,
            spaced: np.ndarray) -> tuple[int | None, np.ndarray]:
     """``(input position where removing all whitespace between two tokens makes them one, else None;
     gaps where only comments kept two CSS tokens apart and the output needs an empty comment)``.
-    ``spaced[g]`` says whether the input's gap ``g`` (before ``nonws[g]``) holds whitespace."""
+    ``chars`` are the input's units at its significant positions ``nonws``, ``in_lit`` says which are
+    in a literal; ``spaced[g]`` says whether the input's gap ``g`` (before ``nonws[g]``) holds whitespace."""
     merged = np.zeros(0, dtype=np.int64)
     if len(nonws) < 2:
         return None, merged
     # gaps ``k`` (between ``nonws[k]`` and ``nonws[k + 1]``) whose whitespace or comments all went
-    k = np.flatnonzero(removed & ~literal[nonws[1:]])
-    left, right = a[nonws[k]].astype(np.int64), a[nonws[k + 1]].astype(np.int64)
+    k = np.flatnonzero(removed & ~in_lit[1:])
+    left, right = chars[k].astype(np.int64), chars[k + 1].astype(np.int64)
     if css:
         word = _CSS_GLUE_WORD
-        chars = a[nonws]
         depth = np.cumsum((chars == ord("(")).astype(np.int32) - (chars == ord(")")))[k]
         lw, rw = word[left], word[right]
         sign_l, sign_r = _in(left, [43, 45]), _in(right, [43, 45])
