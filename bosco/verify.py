@@ -294,7 +294,7 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     glued, merged = _glued(css, chars, a_nonws, removed, in_lit, spaced)
     if glued is not None:
         return f"the minifier joined two tokens at {_where(text, a, glued)}"
-    origin = np.full(len(b), -1, dtype=np.int64)
+    origin = np.full(len(b), -1, dtype=np.int32)  # a parsed file has at most syntax.LARGE_FILE units
     origin[b_nonws] = a_nonws
     origin[b_litws] = a_litws
     literal_b = np.zeros(len(b), dtype=bool)
