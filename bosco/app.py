@@ -285,14 +285,18 @@ def _provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool,
     return records, []
 
 
-def _bundle_sizes(asset_set: AssetSet, publish: PublishOptions, config: Config) -> dict[str, dict[str, int]]:
-    """Raw/gzip/brotli bytes of every bundle ``publish`` releases, compressed through the compression
-    cache (a later push reuses the bodies)."""
+def _bundle_sizes(asset_set: AssetSet, publish: PublishOptions, config: Config,
+                  cache: CompressionCache | None = None) -> dict[str, dict[str, int]]:
+    """Raw/gzip/brotli bytes of every bundle ``publish`` releases, compressed through ``cache`` (else
+    a compression cache of its own; a later push reuses the bodies)."""
     from bosco.publish.plan import released_outputs
     from bosco.sizes import compressed_sizes
 
-    with compression_cache(config) as cache:
-        return compressed_sizes([o for o in released_outputs(asset_set, publish) if o.kind == "bundle"], cache)
+    bundles = [o for o in released_outputs(asset_set, publish) if o.kind == "bundle"]
+    if cache is not None:
+        return compressed_sizes(bundles, cache)
+    with compression_cache(config) as own:
+        return compressed_sizes(bundles, own)
 
 
 def _local_side(asset_set: AssetSet, publish: PublishOptions, records: dict[str, Any],
@@ -525,7 +529,7 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = 
     store fails. ``verify_after`` re-reads the release (``PushResult.verify``; ``require_verified``
     fails on a difference)."""
     from bosco.diff import current_release, diff_releases
-    from bosco.publish.execute import dry_run_report
+    from bosco.publish.execute import dry_run_report, share_bodies
     from bosco.publish.plan import plan_release
     from bosco.publish.s3 import config_problems
 
@@ -549,20 +553,22 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = 
                     f"{plural(len(released), 'file')}, {sum(released.values()):,} bytes -> {target.description} "
                     f"({counts['upload']} objects to upload, {counts['copy']} to copy, {counts['skip']} unchanged; "
                     f"then {2 * len(plan.services)} release index files and index.html)")
-    sizes = _bundle_sizes(asset_set, publish, ws.config)
-    before = {n: current_release(st) for n, st in plan.services.items()}
-    changes = diff_releases(before, _local_side(asset_set, publish, records, sizes, build),
-                            {s.name: s.git for s in asset_set.services}, "current", build)
-    reporter.changes(changes)
-    over, violations = _budgets(ws, asset_set, sizes, before, build, ignore_budgets, reporter)
-    _gate([], over, f"nothing published to {target.description}", reporter)
-    result = PushResult(dry_run_report(plan, compression_cache(ws.config)), {n: r["git"] for n, r in records.items()},
-                        changes, violations, [d.to_json() for d in asset_set.duplicates])
-    if dry_run:
-        return result
-    if not reporter.confirm(f"Are you sure you want to publish build {build} in {env} (y/N)?"):
-        raise Cancelled("cancelled: nothing changed")
-    with compression_cache(ws.config) as cache:
+    with compression_cache(ws.config) as cache:  # one for the sizes and the uploads
+        if not dry_run:
+            share_bodies(plan, cache)  # fetched from the shared cache while the sizes are measured
+        sizes = _bundle_sizes(asset_set, publish, ws.config, cache)
+        before = {n: current_release(st) for n, st in plan.services.items()}
+        changes = diff_releases(before, _local_side(asset_set, publish, records, sizes, build),
+                                {s.name: s.git for s in asset_set.services}, "current", build)
+        reporter.changes(changes)
+        over, violations = _budgets(ws, asset_set, sizes, before, build, ignore_budgets, reporter)
+        _gate([], over, f"nothing published to {target.description}", reporter)
+        result = PushResult(dry_run_report(plan, cache), {n: r["git"] for n, r in records.items()},
+                            changes, violations, [d.to_json() for d in asset_set.duplicates])
+        if dry_run:
+            return result
+        if not reporter.confirm(f"Are you sure you want to publish build {build} in {env} (y/N)?"):
+            raise Cancelled("cancelled: nothing changed")
         report = _execute(plan, target, cache, reporter)
     checked = _verify(ws, target, publish, build, reporter) if verify_after else None
     return replace(result, report=report, verify=checked)

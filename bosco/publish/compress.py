@@ -11,6 +11,11 @@ about 5% more bytes: quality 10 and 11 are brotli's slow optimal-parsing mode). 
 computed once per content hash, encoding and level, however many keys hold them (services that
 ship the same bundle). Gzip bodies come from zlib-ng (``zlib_ng.gzip_ng``, RFC 1952 like zlib's,
 about 1.7x faster at the same levels and no larger); they are decoded with the standard library.
+
+With a shared cache (``cache.remote``), each body of at least ``SHARED_MINIMUM`` bytes is stored
+there on its own, and the bodies a push uploads for one service also together, as one ``pack``
+(``CompressionCache.packs``): a second runner publishing the same release fetches one object per
+service instead of one per body.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import json
 import threading
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -29,7 +35,8 @@ import brotli
 from zlib_ng import gzip_ng
 
 from bosco.assetset import type_info
-from bosco.cache import cache_dir, read_sealed, remote, seal
+from bosco.cache import cache_dir, envelope, open_envelope, read_sealed, remote, seal
+from bosco.cache import key as cache_key
 from bosco.config import BrotliSection
 from bosco.publish.local import write_file
 
@@ -59,6 +66,7 @@ PREPARE_THREADS = 16  # prepared bodies looked up at once in the local folder an
 # bytes; smaller bodies (fragments, small files) are not kept in the shared cache: encoding one costs
 # less than a round trip to the store, and a push has hundreds of them
 SHARED_MINIMUM = 4096
+PACK = "pack"  # shared-cache kind of the bodies of one group (a service) of a push, in one object
 
 
 def _is_map(key: str) -> bool:
@@ -106,6 +114,43 @@ def default_cache_dir(env: dict[str, str] | None = None) -> Path | None:
     return folder / "compressed" if folder else None
 
 
+def pack(bodies: dict[str, bytes]) -> bytes:
+    """``bodies`` (label -> compressed body) as one payload: the 4-byte big-endian length of a JSON
+    header ``[[label, size], ...]``, the header, then the bodies in that order (``unpack``)."""
+    header = json.dumps([[label, len(body)] for label, body in bodies.items()]).encode()
+    return len(header).to_bytes(4, "big") + header + b"".join(bodies.values())
+
+
+def unpack(payload: bytes) -> dict[str, bytes] | None:
+    """The bodies of a ``pack`` payload, label -> body; None when it is not one (sizes that do not
+    add up to its length, a malformed header)."""
+    size = int.from_bytes(payload[:4], "big")
+    try:
+        header = json.loads(payload[4:4 + size])
+        entries = [(str(label), int(length)) for label, length in header]
+    except (ValueError, TypeError):
+        return None
+    view, start, bodies = memoryview(payload), 4 + size, {}
+    for label, length in entries:
+        if length < 0 or label in bodies:
+            return None
+        bodies[label] = bytes(view[start:start + length])
+        start += length
+    return bodies if start == len(payload) else None
+
+
+class _Pack:
+    """One group's pack: its shared-cache name, the labels of its bodies, the future of its fetch
+    from the shared cache (label -> body, or None when absent or rejected) and, when it was not
+    there, the bodies got so far (it is stored once all are; None once stored)."""
+
+    def __init__(self, name: str, labels: frozenset[str], fetched: Future[dict[str, bytes] | None]) -> None:
+        self.name = name
+        self.labels = labels
+        self.fetched = fetched
+        self.got: dict[str, bytes] | None = {}
+
+
 def decode(body: bytes, encoding: Encoding) -> bytes | None:
     """The bytes ``body`` encodes in ``encoding``; None when it is not valid gzip or brotli."""
     try:
@@ -146,6 +191,78 @@ class CompressionCache:
         self._ahead: dict[tuple[str, str, int], list[Any]] = {}
         self._running: dict[tuple[str, str, int], Future[bytes]] = {}  # bodies being computed by ``body``
         self._threads: ThreadPoolExecutor | None = None
+        self._packs: dict[str, _Pack] = {}  # pack name -> pack (``packs``)
+        self._packed: dict[str, list[_Pack]] = {}  # body label -> the packs holding it
+        self._pack_threads: ThreadPoolExecutor | None = None  # fetch packs: never wait for anything
+
+    @staticmethod
+    def _label(name: tuple[str, str, int]) -> str:
+        """A body's name as text: ``<sha256>.<encoding><level>``, its file name in the cache folder."""
+        return f"{name[0]}.{name[1]}{name[2]}"
+
+    def packs(self, groups: Iterable[Iterable[tuple[bytes, str, Encoding, str]]]) -> None:
+        """Start fetching from the shared cache, one object per group, the ``(data, sha256, encoding,
+        key)`` bodies of at least ``SHARED_MINIMUM`` bytes that ``body`` will be asked for (a push
+        groups the bodies it uploads by service). A pack is named by the hash of its bodies' names,
+        so it holds exactly them; it is a self-checking entry (``bosco.cache.envelope``: a corrupt
+        or foreign one is ignored, and its bodies are looked for one by one). A group whose pack is
+        missing is stored as one once ``body`` got all its bodies (from anywhere: the local folder,
+        single shared entries, encoding). Groups of fewer than two such bodies and groups already
+        known are left alone; without a shared cache this does nothing."""
+        shared = remote()
+        if shared is None:
+            return
+        with self._lock:
+            if self._pack_threads is None:
+                self._pack_threads = ThreadPoolExecutor(PREPARE_THREADS, "bosco-packs")
+            for group in groups:
+                labels = frozenset(self._label(self._name(sha, enc, key, len(data))) for data, sha, enc, key in group
+                                   if enc != IDENTITY and len(data) >= SHARED_MINIMUM)
+                name = cache_key(PACK, *sorted(labels))
+                if len(labels) < 2 or name in self._packs:
+                    continue
+                fetched = self._pack_threads.submit(self._fetch_pack, name, labels)
+                found = self._packs[name] = _Pack(name, labels, fetched)
+                for label in labels:
+                    self._packed.setdefault(label, []).append(found)
+
+    @staticmethod
+    def _fetch_pack(name: str, labels: frozenset[str]) -> dict[str, bytes] | None:
+        shared = remote()
+        data = shared.get(PACK, name) if shared is not None else None
+        payload = open_envelope(name, data) if data is not None else None
+        bodies = unpack(payload) if payload is not None else None
+        return bodies if bodies is not None and bodies.keys() == labels else None
+
+    def _from_pack(self, label: str) -> bytes | None:
+        """The body ``label`` from a fetched pack holding it (waiting for the fetch), or None."""
+        for found in self._packed.get(label, ()):
+            try:
+                bodies = found.fetched.result()
+            except Exception:  # noqa: BLE001 - cancelled by close(): the body is got another way
+                continue
+            if bodies is not None:
+                return bodies[label]
+        return None
+
+    def _got(self, label: str, body: bytes) -> None:
+        """Record ``body`` for the packs holding it that were not in the shared cache; store each
+        pack that is now complete."""
+        for found in self._packed.get(label, ()):
+            try:
+                missing = found.fetched.result() is None
+            except Exception:  # noqa: BLE001 - cancelled by close(): the push is stopping
+                continue
+            with self._lock:
+                if not missing or found.got is None:
+                    continue
+                found.got[label] = body
+                if found.got.keys() != found.labels:
+                    continue
+                bodies, found.got = found.got, None
+            shared = remote()
+            if shared is not None:
+                shared.put(PACK, found.name, envelope(found.name, pack(dict(sorted(bodies.items())))))
 
     def _name(self, sha256: str, encoding: Encoding, key: str, size: int) -> tuple[str, str, int]:
         """What identifies a body: every key holding the same bytes gets the same body at one level."""
@@ -188,7 +305,10 @@ class CompressionCache:
         later callers of a large body ``CancelledError``."""
         with self._lock:
             threads, self._threads = self._threads, None
+            pack_threads, self._pack_threads = self._pack_threads, None
             self._stopped = self._stopped or abort
+        if pack_threads is not None:
+            pack_threads.shutdown(wait=not abort, cancel_futures=True)
         if threads is not None:  # prepared bodies first: they encode in the pool
             threads.shutdown(wait=not abort, cancel_futures=True)
         with self._lock:
@@ -234,10 +354,11 @@ class CompressionCache:
     def body(self, data: bytes, sha256: str, encoding: Encoding, key: str) -> bytes:
         """``data`` (whose hex SHA-256 is ``sha256``) of asset ``key`` in ``encoding``, from the cache
         folder when present, else from the shared cache (``cache.remote``, for ``data`` of at least
-        ``SHARED_MINIMUM`` bytes; a body that does not decode to bytes with that SHA-256 is
-        ignored), else encoded and stored in both. A local entry that is damaged (empty, cut short,
-        changed: its seal does not match) is encoded again, with a note at -v; a cache that cannot
-        be read or written is ignored (the body is still returned)."""
+        ``SHARED_MINIMUM`` bytes: from a pack ``packs`` fetched, else its own entry; a single body
+        that does not decode to bytes with that SHA-256 is ignored), else encoded and stored in both.
+        A local entry that is damaged (empty, cut short, changed: its seal does not match) is
+        encoded again, with a note at -v; a cache that cannot be read or written is ignored (the
+        body is still returned)."""
         if encoding == IDENTITY:
             return data
         name = self._name(sha256, encoding, key, len(data))
@@ -269,27 +390,42 @@ class CompressionCache:
 
     def _body(self, data: bytes, sha256: str, encoding: Encoding, key: str) -> bytes:
         path = self._path(sha256, encoding, key, len(data))
-        if path is not None:
-            try:
-                body = read_sealed(path)
-            except OSError:  # not cached (or unreadable)
-                pass
-            else:
-                if body is not None:
-                    return body
-                from bosco import ui
+        label = self._label(self._name(sha256, encoding, key, len(data)))
+        body = self._cached(path, key)
+        if body is None:
+            body = self._from_pack(label)
+            body = self._keep(path, body if body is not None else self._shared_or_encoded(data, sha256, encoding, key))
+        self._got(label, body)  # for the other packs holding it
+        return body
 
-                ui.detail(f"{path}: damaged compressed body of {key} in the cache folder; encoding it again")
+    @staticmethod
+    def _cached(path: Path | None, key: str) -> bytes | None:
+        """The body in the cache folder at ``path``, or None (absent, unreadable or damaged)."""
+        if path is None:
+            return None
+        try:
+            body = read_sealed(path)
+        except OSError:  # not cached (or unreadable)
+            return None
+        if body is None:
+            from bosco import ui
+
+            ui.detail(f"{path}: damaged compressed body of {key} in the cache folder; encoding it again")
+        return body
+
+    def _shared_or_encoded(self, data: bytes, sha256: str, encoding: Encoding, key: str) -> bytes:
+        """The body from its own shared entry (when it decodes to bytes with ``sha256``), else
+        encoded here and stored there."""
         shared = remote() if len(data) >= SHARED_MINIMUM else None
         kind = f"{encoding.name}{self._level(encoding, key, len(data))}"
         body = shared.get(kind, sha256) if shared is not None else None
         if body is not None and (decoded := decode(body, encoding)) is not None and (
                 hashlib.sha256(decoded).hexdigest() == sha256):
-            return self._keep(path, body)
+            return body
         body = self._encode(data, encoding, key)
         if shared is not None:
             shared.put(kind, sha256, body)
-        return self._keep(path, body)
+        return body
 
     @staticmethod
     def _keep(path: Path | None, body: bytes) -> bytes:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bosco.errors import PublishError
-from bosco.publish.compress import IDENTITY, CompressionCache
+from bosco.publish.compress import IDENTITY, CompressionCache, Encoding
 from bosco.publish.index_page import INDEX_PAGE, write_index_page
 from bosco.publish.plan import BUILD_KINDS, INDEX_STAGE, ReleasePlan, Step, decide, items_for
 from bosco.publish.release_index import (
@@ -57,6 +57,7 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     stale = [release_key(n, options.build) for n in changed if plan.services[n].current]
     if stale:
         target.delete(stale)
+    share_bodies(plan, cache)
     stages = sorted({s.item.stage for s in plan.steps})
     for stage in stages:  # every CPU compressing from the start, the bodies of the first stage first
         cache.prepare((s.item.data, s.item.sha256, s.item.encoding, s.item.asset_key) for s in plan.steps
@@ -89,6 +90,19 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
     results.sort(key=lambda r: (order.get(r.key, len(order)), next(
         (n for n, name in enumerate(last) if r.key.removesuffix(".br").rsplit("/", 1)[-1] == name), 0), r.key))
     return PublishReport(options.environment, options.build, plan.target, tuple(results))
+
+
+def share_bodies(plan: ReleasePlan, cache: CompressionCache) -> None:
+    """Start fetching the compressed bodies ``plan`` uploads from the shared cache, one pack per
+    service (``CompressionCache.packs``; libraries and site assets together); call it as soon as
+    the plan is known, so the fetches overlap what comes before the uploads. ``execute`` calls it
+    too (a second call does nothing)."""
+    groups: dict[str | None, list[tuple[bytes, str, Encoding, str]]] = {}
+    for step in plan.steps:
+        if step.action == "upload":
+            item = step.item
+            groups.setdefault(item.service, []).append((item.data, item.sha256, item.encoding, item.asset_key))
+    cache.packs(groups.values())
 
 
 def _apply(step: Step, target: Target, cache: CompressionCache) -> Result:

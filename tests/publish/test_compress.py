@@ -31,6 +31,8 @@ from bosco.publish.compress import (
     default_cache_dir,
     encode,
     encodings_for,
+    pack,
+    unpack,
 )
 from bosco.sizes import compressed_sizes
 
@@ -268,3 +270,18 @@ def test_a_damaged_cached_body_is_encoded_again(tmp_path: Path):
             assert compression.body(JS, sha, encoding, "a/1/js/top.js") == good, (encoding.name, len(damaged))
             assert path.read_bytes() == stored  # stored again, whole
             assert compression.size(sha, encoding, "a/1/js/top.js", len(JS)) == len(good)
+
+
+def test_a_pack_gives_back_exactly_its_bodies():
+    bodies = {"a.gzip9": encode(JS, GZIP), "a.br11": encode(JS, BROTLI), "empty.gzip6": b""}
+    payload = pack(bodies)
+    assert unpack(payload) == bodies and list(unpack(payload)) == list(bodies)
+    assert unpack(pack({})) == {}
+
+    def raw(header: bytes, rest: bytes = b"") -> bytes:
+        return len(header).to_bytes(4, "big") + header + rest
+
+    assert unpack(raw(b'[["a", 2]]', b"xy")) == {"a": b"xy"}
+    for broken in (payload[:-1], payload + b"x", payload[:3], raw(b"[[1]]"), raw(b'{"a": 1}', b"x"),
+                   raw(b'[["a", 1], ["a", 1]]', b"xy"), raw(b'[["a", -1]]'), raw(b"not json")):
+        assert unpack(broken) is None, broken

@@ -97,24 +97,24 @@ def test_corrupt_or_foreign_shared_entries_are_ignored(workspace, bucket, s3, tm
     assert build(workspace, tmp_path / "out-second") == first
 
 
-def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, monkeypatch):
-    """...but bodies under ``SHARED_MINIMUM`` bytes (fragments, small files): encoding one costs less
-    than a round trip to the store, so they are neither stored there nor asked for."""
-    (workspace / "app-web/public/js/a.js").write_bytes(b"".join(b"var answer%d = %d;\n" % (n, n) for n in range(400)))
+LARGE_JS = b"".join(b"var answer%d = %d;\n" % (n, n) for n in range(400))  # its bundle and map: >= 4 KiB
+
+
+def first_push(workspace: Path, bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Build 1 pushed by a first runner sharing its cache in ``bucket`` (app-web's top.js and its
+    map above ``SHARED_MINIMUM``)."""
+    (workspace / "app-web/public/js/a.js").write_bytes(LARGE_JS)
     share(workspace, bucket)
     new_runner(monkeypatch, tmp_path, "first")
     result = run(workspace, "s3push", "-n", "-b", "1")
     assert result.exit_code == 0, result.output
     cache.remote().flush()
-    bodies = {k for k in keys(s3, bucket, "team-cache/") if "/minified/" not in k}
-    assert {k.split("/")[2] for k in bodies} == {"gzip9", "gzip6", "br11", "br5"}  # gzip 6: source maps
-    shared = {k.rsplit("/", 1)[1] for k in bodies}
-    for key in keys(s3, bucket, "tes/"):
-        if key.endswith((".js", ".css", ".html", ".map")) and not key.endswith("index.html"):
-            data = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            assert (hashlib.sha256(data).hexdigest() in shared) == (len(data) >= compress.SHARED_MINIMUM), key
-    assert sum(1 for k in keys(s3, bucket, "tes/") if "/html/" in k) >= 2  # the fragments were among them
-    new_runner(monkeypatch, tmp_path, "second")  # publishes the same build to a mirror bucket
+
+
+def second_push(workspace: Path, bucket: str, s3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The same build pushed by a second runner with an empty local cache to a mirror bucket, which
+    may neither verify nor compress anything the shared cache holds; its objects are the first's."""
+    new_runner(monkeypatch, tmp_path, "second")
     s3.create_bucket(Bucket=bucket + "-mirror")
     settings = json.loads((workspace / ".bosco" / "tes.json").read_text())
     settings["aws"]["bucket"] = bucket + "-mirror"
@@ -131,6 +131,83 @@ def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, 
         if not key.endswith("release.json") and not key.endswith("releases.json"):
             assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == s3.get_object(
                 Bucket=bucket + "-mirror", Key=key)["Body"].read(), key
+
+
+def shared_bodies(s3, bucket: str) -> list[str]:
+    """Keys of the single compressed bodies in the shared cache."""
+    return [k for k in keys(s3, bucket, "team-cache/") if f"/{verify.MINIFIED}/" not in k
+            and f"/{compress.PACK}/" not in k]
+
+
+def test_second_runner_push_compresses_nothing(workspace, bucket, s3, tmp_path, monkeypatch):
+    """...but bodies under ``SHARED_MINIMUM`` bytes (fragments, small files): encoding one costs less
+    than a round trip to the store, so they are neither stored there nor asked for."""
+    first_push(workspace, bucket, monkeypatch, tmp_path)
+    bodies = shared_bodies(s3, bucket)
+    assert {k.split("/")[2] for k in bodies} == {"gzip9", "gzip6", "br11", "br5"}  # gzip 6: source maps
+    shared = {k.rsplit("/", 1)[1] for k in bodies}
+    for key in keys(s3, bucket, "tes/"):
+        if key.endswith((".js", ".css", ".html", ".map")) and not key.endswith("index.html"):
+            data = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            assert (hashlib.sha256(data).hexdigest() in shared) == (len(data) >= compress.SHARED_MINIMUM), key
+    assert sum(1 for k in keys(s3, bucket, "tes/") if "/html/" in k) >= 2  # the fragments were among them
+    second_push(workspace, bucket, s3, monkeypatch, tmp_path)
+
+
+def pack_of(s3, bucket: str) -> tuple[str, bytes]:
+    """The key and bytes of the one pack in the shared cache."""
+    packs = [k for k in keys(s3, bucket, "team-cache/") if f"/{compress.PACK}/" in k]
+    assert len(packs) == 1, packs
+    return packs[0], s3.get_object(Bucket=bucket, Key=packs[0])["Body"].read()
+
+
+def test_second_runner_fetches_the_bodies_of_a_service_as_one_pack(workspace, bucket, s3, tmp_path, monkeypatch):
+    first_push(workspace, bucket, monkeypatch, tmp_path)
+    # one pack: app-web's top.js and its map in gzip and brotli; app-other has no body that large
+    key, data = pack_of(s3, bucket)
+    bodies = compress.unpack(cache.open_envelope(key.rsplit("/", 1)[1], data))
+    published = {}
+    for stored in keys(s3, bucket, "tes/app-web/1/"):
+        body = s3.get_object(Bucket=bucket, Key=stored)["Body"].read()
+        decoded = compress.decode(body, compress.BROTLI if stored.endswith(".br") else compress.GZIP)
+        if decoded is not None and len(decoded) >= compress.SHARED_MINIMUM:
+            published[stored] = body
+    assert sorted(published) == ["tes/app-web/1/js/top.js", "tes/app-web/1/js/top.js.br",
+                                 "tes/app-web/1/js/top.js.map", "tes/app-web/1/js/top.js.map.br"]
+    assert sorted(bodies.values()) == sorted(published.values())
+    singles = {f"{k.rsplit('/', 1)[1]}.{k.split('/')[2]}": k for k in shared_bodies(s3, bucket)}
+    assert set(bodies) <= set(singles)  # each also has its own entry (for a push that changes one of them)
+    for label in bodies:  # the second runner can only get them from the pack
+        s3.delete_object(Bucket=bucket, Key=singles[label])
+    fetched = []
+    real_get = cache.RemoteCache.get
+    monkeypatch.setattr(cache.RemoteCache, "get", lambda self, kind, name: fetched.append(kind) or real_get(
+        self, kind, name))
+    second_push(workspace, bucket, s3, monkeypatch, tmp_path)
+    # four verified files, one pack, and the regenerated index.html (not among the planned uploads)
+    assert sorted(fetched) == sorted([verify.MINIFIED] * 4 + [compress.PACK, "gzip9", "br11"])
+
+
+@pytest.mark.parametrize("damage", ["flipped", "cut", "foreign", "other bodies"])
+def test_a_corrupt_or_foreign_pack_is_ignored(workspace, bucket, s3, tmp_path, monkeypatch, damage):
+    """A pack that is damaged, stored under another pack's name or holding other bodies than its
+    name says is not used: the bodies come from their single entries, and the second runner still
+    publishes the first's bytes (the damaged pack would ship a flipped or missing body)."""
+    first_push(workspace, bucket, monkeypatch, tmp_path)
+    key, data = pack_of(s3, bucket)
+    name = key.rsplit("/", 1)[1]
+    payload = cache.open_envelope(name, data)
+    bodies = compress.unpack(payload)
+    if damage == "flipped":
+        data = data[:-100] + bytes([data[-100] ^ 1]) + data[-99:]
+    elif damage == "cut":
+        data = data[:-1]
+    elif damage == "foreign":
+        data = cache.envelope(cache.key("another pack"), payload)
+    else:
+        data = cache.envelope(name, compress.pack(dict(list(bodies.items())[:-1])))
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    second_push(workspace, bucket, s3, monkeypatch, tmp_path)
 
 
 def test_cache_stats_and_prune(workspace, bucket, s3, tmp_path, monkeypatch):
