@@ -25,7 +25,7 @@ from bosco.publish.release_index import (
     RELEASES,
     drop,
     json_output,
-    release_index,
+    release_indexes,
     release_key,
     stored_entries,
     update_releases,
@@ -66,15 +66,16 @@ def execute(plan: ReleasePlan, target: Target, cache: CompressionCache,
         for stage in stages:
             _run([s for s in plan.steps if s.item.stage == stage], target, cache, pool, results, progress)
         now = datetime.now(timezone.utc)
-        indexes = {n: release_index(n, plan, results, now) for n in plan.services}
-        check_stored(target, indexes.values(), pool)
+        indexes = release_indexes(plan, results, now)
+        listings = check_stored(target, indexes.values(), pool)
         outputs = [json_output(release_key(n, options.build), i, "index", n) for n, i in indexes.items()]
         items = [i for o in outputs for i in items_for(o, options, False, INDEX_STAGE)]
-        _run(decide(items, target, plan.services, options.build, pool), target, cache, pool, results, progress)
+        _run(decide(items, target, plan.services, options.build, pool, listings), target, cache, pool, results,
+             progress)
 
         def record(name: str) -> Result:
             data, changed = update_releases(target, name, lambda old: with_release(old, name, options, indexes[name]),
-                                            options.short_cache_control)
+                                            options.short_cache_control, plan.services[name].releases is None)
             size = len(data or b"")
             key = f"{name}/{RELEASES}"
             return Result(key, key, "index", name, "", "upload" if changed else "skip", size, size,
@@ -169,22 +170,24 @@ def _listing_prefix(key: str) -> str:
     return f"{parts[0]}/" if len(parts) > 1 else ""
 
 
-def check_stored(target: Target, indexes: Iterable[dict[str, Any]], pool: ThreadPoolExecutor) -> None:
+def check_stored(target: Target, indexes: Iterable[dict[str, Any]],
+                 pool: ThreadPoolExecutor) -> dict[str, dict[str, int]]:
     """Confirm that every object the release ``indexes`` name is stored, with one listing per
     folder (``<service>/<build>/``, ``asset/``, ``vendor/``), before any index is written: an
     object deleted meanwhile (``s3delete --force`` of this build, a lifecycle rule) would otherwise
-    give a release index naming missing objects. Raises ``PublishError`` naming the missing keys."""
+    give a release index naming missing objects. Returns the listings (prefix -> ``Target.list``
+    result). Raises ``PublishError`` naming the missing keys."""
     wanted = {stored["key"] for index in indexes for _, stored in stored_entries(index)}
     prefixes = sorted({_listing_prefix(k) for k in wanted})
-    found: set[str] = set()
-    for listed in pool.map(target.list, prefixes):
-        found.update(listed)
+    listings = dict(zip(prefixes, pool.map(target.list, prefixes), strict=True))
+    found: set[str] = {key for listed in listings.values() for key in listed}
     missing = sorted(wanted - found)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise PublishError(f"{len(missing)} object(s) of this push vanished from {target.description} before its "
                            f"release index was written ({', '.join(missing[:3])}{more}); no release index written",
                            "another command deleted them (s3delete?); run the same push again to store them")
+    return listings
 
 
 def dry_run_report(plan: ReleasePlan, cache: CompressionCache) -> PublishReport:

@@ -126,17 +126,20 @@ def items_for(output: Output, options: PublishOptions, compress: bool, stage: in
 
 
 def decide(items: list[Item], target: Target, states: dict[str, ServiceState], build: str,
-           pool: ThreadPoolExecutor) -> list[Step]:
+           pool: ThreadPoolExecutor, listings: dict[str, dict[str, int]] | None = None) -> list[Step]:
     """Decide upload / copy / skip for ``items`` (reading the target only).
 
-    What is stored under a key is known from listing the ``<service>/<build>/`` folders plus the
-    SHA-256 recorded in the build's release index, else (and always for a target with
-    ``cheap_head``) from the object's own metadata (HEAD).
+    What is stored under a key is known from listing the ``<service>/<build>/`` folders (those in
+    ``listings``, prefix -> ``Target.list`` result, are not listed again) plus the SHA-256 recorded
+    in the build's release index, else (and always for a target with ``cheap_head``) from the
+    object's own metadata (HEAD).
     A copy source is any object of the service's previous release holding the same bytes in the
     same encoding."""
     prefixes = sorted({f"{i.service}/{build}/" for i in items if i.kind in BUILD_KINDS and i.service})
+    known = listings or {}
     listed: dict[str, int] = {}
-    for found in pool.map(target.list, prefixes):
+    for found in [*(known[p] for p in prefixes if p in known), *pool.map(target.list, [
+            p for p in prefixes if p not in known])]:
         listed.update(found)
     indexed = {s["key"]: o.get("sha256") for st in states.values() for o, s in stored_entries(st.current)}
     previous = {(o.get("sha256"), s.get("encoding", "")): (s["key"], s.get("size"))
@@ -211,7 +214,12 @@ def plan_release(asset_set: AssetSet, target: Target, options: PublishOptions,
     items.sort(key=lambda i: i.stage)
     names = sorted({o.service for o in outputs if o.service})
     with request_pool(options.concurrency) as pool:
-        states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build), names)}
-        steps = decide(items, target, states, options.build, pool)
+        # one listing of the services' folders: a service without one has nothing to read (a first
+        # push to an empty target reads nothing else)
+        present = set(target.folders("")) if names else set()
+        states = {s.name: s for s in pool.map(lambda n: read_service_state(target, n, options.build) if n in present
+                                              else ServiceState(n, None, None, None), names)}
+        steps = decide(items, target, states, options.build, pool,
+                       {f"{n}/{options.build}/": {} for n in names if n not in present})
     check_immutable(steps, options)
     return ReleasePlan(options, target.description, asset_set, tuple(steps), states, provenance or {})

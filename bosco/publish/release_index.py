@@ -135,18 +135,27 @@ def _index_time(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def release_index(service: str, plan: ReleasePlan, results: list[Result], now: datetime) -> dict[str, Any]:
-    """The release index of ``service``: bosco version, environment, build, time (UTC) and, per asset
-    key, its kind, SHA-256, size, content type, stored objects (key, encoding, size) and, for
-    bundles, the SRI ``sha384-…`` value. ``time`` keeps the existing index's value when nothing else
-    changed, so an unchanged release re-publishes byte-identical indexes."""
+def release_indexes(plan: ReleasePlan, results: list[Result], now: datetime) -> dict[str, dict[str, Any]]:
+    """The release index of every service of ``plan`` (``release_index``), from the ``results`` of
+    its content objects."""
     stored: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         stored.setdefault(r.asset_key, []).append({"key": r.key, "encoding": r.encoding, "size": r.size})
-    objects = []
+    outputs: dict[str | None, list[Output]] = {}
     for output in plan.asset_set.outputs.values():
-        if output.service != service:
-            continue
+        outputs.setdefault(output.service, []).append(output)
+    return {n: release_index(n, plan, stored, outputs.get(n, []), now) for n in plan.services}
+
+
+def release_index(service: str, plan: ReleasePlan, stored: dict[str, list[dict[str, Any]]], outputs: list[Output],
+                  now: datetime) -> dict[str, Any]:
+    """The release index of ``service`` (whose ``outputs`` are given; ``stored``: asset key -> its
+    stored objects): bosco version, environment, build, time (UTC) and, per asset key, its kind,
+    SHA-256, size, content type, stored objects (key, encoding, size) and, for bundles, the SRI
+    ``sha384-…`` value. ``time`` keeps the existing index's value when nothing else changed, so an
+    unchanged release re-publishes byte-identical indexes."""
+    objects = []
+    for output in outputs:
         entry: dict[str, Any] = {"key": output.key, "kind": output.kind, "sha256": output.sha256,
                                  "size": len(output.data), "contentType": content_type(output.key),
                                  "stored": sorted(stored.get(output.key, []), key=lambda s: s["key"])}
@@ -197,16 +206,18 @@ def without_build(releases: dict[str, Any], build: str) -> dict[str, Any] | None
 
 
 def update_releases(target: Target, service: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-                    short_cache_control: str) -> tuple[bytes | None, bool]:
+                    short_cache_control: str, absent: bool = False) -> tuple[bytes | None, bool]:
     """Read ``<service>/releases.json``, apply ``change`` (parsed record or None -> new record, None
     to delete the file) and write the result only if nobody changed the file since it was read
     (``Target.put_if``: S3 conditional writes); when another push did, read and apply again, so
-    concurrent pushes never drop each other's entries. Returns the stored bytes (None when there is
-    no file) and whether they changed. Raises ``PublishError`` after ``RELEASES_ATTEMPTS`` lost races.
-    Deleting the file (the last release deleted) is not conditional."""
+    concurrent pushes never drop each other's entries. ``absent``: the caller found no usable file
+    a moment ago, so the first attempt does not read it and writes only if there is still none.
+    Returns the stored bytes (None when there is no file) and whether they changed. Raises
+    ``PublishError`` after ``RELEASES_ATTEMPTS`` lost races. Deleting the file (the last release
+    deleted) is not conditional."""
     key = f"{service}/{RELEASES}"
-    for _ in range(RELEASES_ATTEMPTS):
-        found = target.read_versioned(key)
+    for attempt in range(RELEASES_ATTEMPTS):
+        found = None if absent and attempt == 0 else target.read_versioned(key)
         record = change(parse_json(found[0] if found else None))
         if record is None:
             if found:

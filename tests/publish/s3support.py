@@ -161,7 +161,8 @@ class FaultProxy:
     ``attempts`` counts the requests it failed. PUTs of keys ending with ``stall_suffix`` get no
     answer while it is set (then a 503: they are never forwarded), and so do multi-object deletes
     of objects other than release indexes while ``stall_delete`` is set (``stalled`` counts both).
-    ``log`` records every forwarded request: ``(method, path, If-None-Match or None, status)``."""
+    ``log`` records every forwarded request: ``(method, path, If-None-Match or None, status)``, and
+    ``listed`` the prefix of every forwarded ListObjectsV2 request."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -173,6 +174,7 @@ class FaultProxy:
         self.stall_delete = False
         self.stalled = 0
         self.log: list[tuple[str, str, str | None, int]] = []
+        self.listed: list[str] = []
         self._lock = threading.Lock()
         self.client = httpx.AsyncClient(base_url=upstream)
         app = Starlette(routes=[Route("/{path:path}", self.forward, methods=["GET", "HEAD", "PUT", "POST", "DELETE"])])
@@ -216,6 +218,8 @@ class FaultProxy:
         raw = b"".join([chunk async for chunk in upstream.aiter_raw()])
         await upstream.aclose()
         self.log.append((request.method, request.url.path, request.headers.get("if-none-match"), upstream.status_code))
+        if request.method == "GET" and request.query_params.get("list-type") == "2":
+            self.listed.append(request.query_params.get("prefix", ""))
         excluded = {"transfer-encoding", "connection"}
         return Response(raw, upstream.status_code,
                         headers={k: v for k, v in upstream.headers.items() if k.lower() not in excluded})

@@ -108,6 +108,30 @@ def proxied_workspace(tmp_path: Path, proxy, bucket: str) -> Path:
                                                   "cdn": "https://cdn.example.com", "attempts": 2})
 
 
+def test_first_push_to_an_empty_environment_reads_nothing_per_service(tmp_path, fault_proxy, s3, bucket):
+    """Planning lists the environment's folders once; a service without one has no release to read
+    (was: releases.json, the build folders and release.json read per service, then its build
+    folder listed). Each build folder is listed once more, to confirm its objects before the
+    release index is written, and not again to decide that index's upload; releases.json is
+    written with If-None-Match: * without reading it first."""
+    workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
+    result = run(workspace, "s3push", "-n", "-b", "55")
+    assert result.exit_code == 0, result.output
+    first_put = next(n for n, entry in enumerate(fault_proxy.log) if entry[0] == "PUT")
+    before = [(method, path) for method, path, _, _ in fault_proxy.log[:first_put]]
+    assert before[0] == ("GET", f"/{bucket}")  # libraries and site assets (asset/, vendor/) are asked per key
+    assert all(method == "HEAD" and path.startswith((f"/{bucket}/tes/asset/", f"/{bucket}/tes/vendor/"))
+               for method, path in before[1:]), before
+    assert fault_proxy.listed[0] == "tes/"
+    assert fault_proxy.listed.count("tes/app-web/55/") == fault_proxy.listed.count("tes/app-other/55/") == 1
+    assert "tes/app-web/55/release.json" in keys(s3, bucket)
+    releases = [(method, inm) for method, path, inm, _ in fault_proxy.log
+                if path == f"/{bucket}/tes/app-web/releases.json"]
+    assert releases[0] == ("PUT", "*")  # not read first: written only while there is still none
+    again = run(workspace, "s3push", "-n", "-b", "55")  # the services' folders exist now: read as before
+    assert again.exit_code == 0 and "0 objects to upload" in again.output, again.output
+
+
 def test_failing_put_stops_before_any_release_index_and_a_rerun_completes(tmp_path, fault_proxy, s3, bucket):
     workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
     fault_proxy.fail_suffix = f"/{bucket}/tes/app-web/55/css/main.css"
@@ -150,7 +174,7 @@ def test_endpoint_that_never_answers_fails_after_the_configured_timeouts(tmp_pat
         workspace = write_workspace(tmp_path / "ws", {"bucket": bucket, "endpoint": url, "region": REGION,
                                                       "attempts": 2, "connecttimeout": 1, "readtimeout": 1})
         result = failed_push(workspace)
-    assert "retry: retrying GetObject" in result.stderr and "(attempt 2 of 2) after: Read timeout" in result.stderr
+    assert "retry: retrying ListObjectsV2" in result.stderr and "(attempt 2 of 2) after: Read timeout" in result.stderr
     assert f'error: s3://{bucket}/tes/' in result.stderr and 'Read timeout on endpoint URL' in result.stderr
 
 
