@@ -130,23 +130,25 @@ def decide(items: list[Item], target: Target, states: dict[str, ServiceState], b
     """Decide upload / copy / skip for ``items`` (reading the target only).
 
     What is stored under a key is known from listing the ``<service>/<build>/`` folders (those in
-    ``listings``, prefix -> ``Target.list`` result, are not listed again) plus the SHA-256 recorded
-    in the build's release index, else (and always for a target with ``cheap_head``) from the
-    object's own metadata (HEAD).
+    ``listings``, prefix -> ``Target.list`` result, are not listed again; release indexes are
+    looked up there when their folder is in it) plus the SHA-256 recorded in the build's release
+    index, else (and always for a target with ``cheap_head``) from the object's own metadata (HEAD).
     A copy source is any object of the service's previous release holding the same bytes in the
     same encoding."""
-    prefixes = sorted({f"{i.service}/{build}/" for i in items if i.kind in BUILD_KINDS and i.service})
     known = listings or {}
+    folders = {f"{i.service}/{build}/" for i in items if i.service}
+    to_list = sorted({f"{i.service}/{build}/" for i in items if i.kind in BUILD_KINDS and i.service} - set(known))
+    covered = (folders & set(known)) | set(to_list)  # folders whose every key is in ``listed``
     listed: dict[str, int] = {}
-    for found in [*(known[p] for p in prefixes if p in known), *pool.map(target.list, [
-            p for p in prefixes if p not in known])]:
+    for found in [*(known[p] for p in folders & set(known)), *pool.map(target.list, to_list)]:
         listed.update(found)
     indexed = {s["key"]: o.get("sha256") for st in states.values() for o, s in stored_entries(st.current)}
     previous = {(o.get("sha256"), s.get("encoding", "")): (s["key"], s.get("size"))
                 for st in states.values() for o, s in stored_entries(st.previous)}
 
     def lookup(item: Item) -> StoredObject | None:
-        if item.kind in BUILD_KINDS and item.service:
+        folder = f"{item.service}/{build}/"
+        if item.service and item.key.startswith(folder) and folder in covered:
             if item.key not in listed:
                 return None
             if item.key in indexed and not target.cheap_head:

@@ -112,8 +112,8 @@ def test_first_push_to_an_empty_environment_reads_nothing_per_service(tmp_path, 
     """Planning lists the environment's folders once; a service without one has no release to read
     (was: releases.json, the build folders and release.json read per service, then its build
     folder listed). Each build folder is listed once more, to confirm its objects before the
-    release index is written, and not again to decide that index's upload; releases.json is
-    written with If-None-Match: * without reading it first."""
+    release index is written, and not again (nor the index asked for) to decide that index's
+    upload; releases.json is written with If-None-Match: * without reading it first."""
     workspace = proxied_workspace(tmp_path, fault_proxy, bucket)
     result = run(workspace, "s3push", "-n", "-b", "55")
     assert result.exit_code == 0, result.output
@@ -124,6 +124,7 @@ def test_first_push_to_an_empty_environment_reads_nothing_per_service(tmp_path, 
                for method, path in before[1:]), before
     assert fault_proxy.listed[0] == "tes/"
     assert fault_proxy.listed.count("tes/app-web/55/") == fault_proxy.listed.count("tes/app-other/55/") == 1
+    assert not [path for method, path, _, _ in fault_proxy.log if method == "HEAD" and path.endswith("release.json")]
     assert "tes/app-web/55/release.json" in keys(s3, bucket)
     releases = [(method, inm) for method, path, inm, _ in fault_proxy.log
                 if path == f"/{bucket}/tes/app-web/releases.json"]
