@@ -111,6 +111,11 @@ def first_push(workspace: Path, bucket: str, monkeypatch: pytest.MonkeyPatch, tm
     cache.remote().flush()
 
 
+def headers(stored: dict) -> tuple:
+    """The headers s3push sets on an object, as ``get_object`` returns them."""
+    return stored["ContentType"], stored.get("ContentEncoding"), stored["CacheControl"], stored["Metadata"]
+
+
 def second_push(workspace: Path, bucket: str, s3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The same build pushed by a second runner with an empty local cache to a mirror bucket, which
     may neither verify nor compress anything the shared cache holds; its objects are the first's."""
@@ -129,8 +134,9 @@ def second_push(workspace: Path, bucket: str, s3, monkeypatch: pytest.MonkeyPatc
     assert set(first) == set(second) and len(first) > 20
     for key in first:
         if not key.endswith("release.json") and not key.endswith("releases.json"):
-            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == s3.get_object(
-                Bucket=bucket + "-mirror", Key=key)["Body"].read(), key
+            mine, theirs = (s3.get_object(Bucket=b, Key=key) for b in (bucket, bucket + "-mirror"))
+            assert mine["Body"].read() == theirs["Body"].read(), key
+            assert headers(mine) == headers(theirs), key
 
 
 def shared_bodies(s3, bucket: str) -> list[str]:
@@ -186,6 +192,30 @@ def test_second_runner_fetches_the_bodies_of_a_service_as_one_pack(workspace, bu
     second_push(workspace, bucket, s3, monkeypatch, tmp_path)
     # four verified files, one pack, and the regenerated index.html (not among the planned uploads)
     assert sorted(fetched) == sorted([verify.MINIFIED] * 4 + [compress.PACK, "gzip9", "br11"])
+
+
+def test_a_pack_of_other_bytes_is_never_used(workspace, bucket, s3, tmp_path, monkeypatch):
+    """A pack is named by the hashes of the bodies it holds: after an input changed, the second
+    runner's bodies have other names, so the first runner's pack is not even asked for."""
+    first_push(workspace, bucket, monkeypatch, tmp_path)
+    old, _ = pack_of(s3, bucket)
+    (workspace / "app-web/public/js/a.js").write_bytes(LARGE_JS.replace(b"answer399", b"changed399"))
+    new_runner(monkeypatch, tmp_path, "second")
+    fetched = []
+    real_get = cache.RemoteCache.get
+    monkeypatch.setattr(cache.RemoteCache, "get", lambda self, kind, name: fetched.append(
+        self.object_key(kind, name)) or real_get(self, kind, name))
+    result = run(workspace, "s3push", "-n", "-b", "2")
+    assert result.exit_code == 0, result.output
+    cache.remote().flush()
+    top = s3.get_object(Bucket=bucket, Key="tes/app-web/2/js/top.js")
+    assert b"changed399=399" in gzip.decompress(top["Body"].read())
+    assert headers(top) == ("text/javascript; charset=utf-8", "gzip", "public, max-age=31536000, immutable",
+                            {"sha256": hashlib.sha256(gzip.decompress(s3.get_object(
+                                Bucket=bucket, Key="tes/app-web/2/js/top.js")["Body"].read())).hexdigest()})
+    asked = [k for k in fetched if f"/{compress.PACK}/" in k]
+    assert len(asked) == 1 and old not in asked  # build 2's pack: not there yet, then stored
+    assert len([k for k in keys(s3, bucket, "team-cache/") if f"/{compress.PACK}/" in k]) == 2
 
 
 @pytest.mark.parametrize("damage", ["flipped", "cut", "foreign", "other bodies"])
