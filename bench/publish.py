@@ -261,6 +261,11 @@ def main() -> None:
           f"{first / (build_t + sync_t):.2f}x; second runner / first push: {rows[3][1] / first:.2f}x")
     print(f"second runner / floor: {rows[3][1] / best:.2f}x; floor / first push: {best / first:.2f}x (the second "
           "runner cannot go below this fraction of the first push on this server)")
+    # CPU seconds of bosco and of the server together: steadier than wall time on a shared machine
+    first_cpu, second_cpu = rows[0][2] + rows[0][3], rows[3][2] + rows[3][3]
+    floor_cpu = min(cpu + moto_cpu for _, _, cpu, moto_cpu, _ in floors)
+    print(f"by CPU (client + moto): second runner / first push {second_cpu / first_cpu:.2f}x, floor / first push "
+          f"{floor_cpu / first_cpu:.2f}x, second runner / floor {second_cpu / floor_cpu:.2f}x")
     print(f"shared cache after push 1: {len(shared)} entries, {sum(shared) / 1e6:.2f} MB (sent once by push 1, "
           "fetched by the second runner)")
     print("cpu s: user + system seconds of the process and its workers (floor rows: of this script's threads); "
