@@ -57,6 +57,20 @@ def test_build_to_writes_the_release_and_returns_its_figures(example, tmp_path):
     assert (again.written, again.unchanged, again.bytes) == (0, len(written), 0)
 
 
+def test_build_to_renders_only_the_index_page_it_writes(example, tmp_path, monkeypatch):
+    # index.html is regenerated from the release indexes; the built set's own page (what cdn
+    # serves) was rendered too, only to be left out of the release
+    from bosco import fragments, pipeline
+    from bosco.publish import index_page
+
+    rendered: list[str] = []
+    for module in (pipeline, index_page):
+        monkeypatch.setattr(module, "render_index", lambda *a, name=module.__name__, **k: rendered.append(name)
+                            or fragments.render_index(*a, **k))
+    app.build_to(app.open_workspace(example), tmp_path / "out", build="7")
+    assert rendered == ["bosco.publish.index_page"]
+
+
 def test_build_to_refuses_a_broken_service_and_writes_nothing(example, tmp_path):
     (example / "app-home" / "public" / "js" / "polyfills.js").unlink()
     reporter = Events()

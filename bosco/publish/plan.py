@@ -183,13 +183,21 @@ def check_immutable(steps: list[Step], options: PublishOptions) -> None:
                            "publish a new build number (-b), or pass --force to replace them anyway")
 
 
+def built_outputs(asset_set: AssetSet) -> list[Output]:
+    """The outputs of ``asset_set`` but its own index page (``pipeline.INDEX_KEY``, rendered when it
+    is read: a release regenerates ``index.html`` from the release indexes instead)."""
+    from bosco.pipeline import INDEX_KEY
+
+    return [asset_set.outputs[key] for key in asset_set.outputs if key != INDEX_KEY]
+
+
 def released_outputs(asset_set: AssetSet, options: PublishOptions) -> list[Output]:
     """The outputs a push publishes: with ``options.bundle_tag``, only those of services that have a
     bundle with that tag (their libraries and site assets must not drag the others into a release),
     never ``index.html`` (it is regenerated from the release indexes, ``write_index_page``). Raises
     ``PublishError`` when no service has a bundle with that tag (a typo would otherwise publish
     empty releases)."""
-    outputs = [o for o in asset_set.outputs.values() if o.kind != "page"]
+    outputs = [o for o in built_outputs(asset_set) if o.kind != "page"]
     if options.bundle_tag is None:
         return outputs
     having = {s.name for s in asset_set.services if any(b.tag == options.bundle_tag for b in s.bundles)}

@@ -138,11 +138,13 @@ def _index_time(now: datetime) -> str:
 def release_indexes(plan: ReleasePlan, results: list[Result], now: datetime) -> dict[str, dict[str, Any]]:
     """The release index of every service of ``plan`` (``release_index``), from the ``results`` of
     its content objects."""
+    from bosco.publish.plan import built_outputs  # plan imports this module
+
     stored: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         stored.setdefault(r.asset_key, []).append({"key": r.key, "encoding": r.encoding, "size": r.size})
     outputs: dict[str | None, list[Output]] = {}
-    for output in plan.asset_set.outputs.values():
+    for output in built_outputs(plan.asset_set):
         outputs.setdefault(output.service, []).append(output)
     return {n: release_index(n, plan, stored, outputs.get(n, []), now) for n in plan.services}
 
