@@ -277,8 +277,11 @@ def align(type_: str, text: str, minified: str, info: Facts) -> Alignment | str:
     if css:
         # CSS comments are not whitespace: ``.a/**/.b`` is ``.a.b``. A separator where the input
         # had only comments goes, a custom property's whitespace-only value keeps one space.
-        spaced = np.bincount(np.searchsorted(a_nonws, np.flatnonzero(ws_a & ~comment & ~literal)),
-                             minlength=gaps) > 0
+        before = np.zeros(len(a), dtype=bool)
+        before[a_nonws] = True
+        before = np.cumsum(before)  # significant units up to each unit: a whitespace unit's gap
+        spaced = np.zeros(gaps, dtype=bool)
+        spaced[before[ws_a & ~comment & ~literal]] = True
         b, changed = _css_separators(a, a_nonws, b, b_nonws, b_ws, gap_b, separated, spaced, in_literal)
         if changed:
             repaired = from_units(b)
@@ -428,7 +431,9 @@ def _glued(css: bool, chars: np.ndarray, nonws: np.ndarray, removed: np.ndarray,
     left, right = chars[k].astype(np.int64), chars[k + 1].astype(np.int64)
     if css:
         word = _CSS_GLUE_WORD
-        depth = np.cumsum((chars == ord("(")).astype(np.int32) - (chars == ord(")")))[k]
+        # parentheses open at each join: those opened up to its left token less those closed
+        depth = (np.searchsorted(np.flatnonzero(chars == ord("(")), k, side="right")
+                 - np.searchsorted(np.flatnonzero(chars == ord(")")), k, side="right"))
         lw, rw = word[left], word[right]
         sign_l, sign_r = _in(left, [43, 45]), _in(right, [43, 45])
         # A selector (or at-rule prelude) is followed by ``{`` before any ``;``/``}``: there the
