@@ -969,8 +969,8 @@ class Cdn:
             asset_set = self.session.serve(lambda s: advance(s.name), quick=True)
         self.asset_set = asset_set
         _report_problems(asset_set, reporter)
-        reporter.event("serving", url=f"{self.base_url}/", services=[s.name for s in services],
-                       assets=sum(1 for o in asset_set.outputs.values() if o.kind != "page"), minified=self.minify,
+        reporter.event("serving", url=f"{self.base_url}/", services=[s.name for s in services.values()],
+                       assets=len(self.server.holder.asset_keys()), minified=self.minify,
                        warnings=[redact(w) for w in _warnings(asset_set)], errors=[redact(e) for e in asset_set.errors])
         if self.watched:
             reporter.event("watching", services=[s.name for s in self.watched], livereload=self.livereload)

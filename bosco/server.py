@@ -211,8 +211,8 @@ class AssetHolder:
         """Serve ``asset_set`` from now on. ``pending`` are keys it lacks that the next set will
         have (the concatenations a quick ``cdn -w`` pass leaves to the complete one): a request
         for one waits for that set (``wait_built``) instead of answering 404."""
-        self.current = asset_set
         with self._changed:
+            self.current = asset_set
             self.pending = pending
             self.ready.set()
             self._changed.notify_all()
@@ -225,6 +225,14 @@ class AssetHolder:
             self.partial = frozenset(services)
             self.pending = pending
             self._changed.notify_all()
+
+    def asset_keys(self) -> frozenset[str]:
+        """The keys of the assets served (pages such as the index page left out), the ``pending``
+        ones included: the same whether a quick pass, whose concatenations are pending, or its
+        complete pass is served."""
+        with self._changed:
+            current, pending = self.current, self.pending
+        return frozenset(k for k, o in current.outputs.items() if o.kind != "page") | pending
 
     def stop(self) -> None:
         """The server is shutting down: end the live-reload streams and wake requests that wait

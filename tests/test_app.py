@@ -83,6 +83,8 @@ def test_build_to_refuses_a_broken_service_and_writes_nothing(example, tmp_path)
 
 
 def test_cdn_serves_over_http_and_reports_events(example):
+    manifest = example / "app-checkout/bosco-service.json"  # the service's name is not its folder's
+    manifest.write_text(manifest.read_text().replace('"name": "app-checkout"', '"name": "checkout-web"'))
     reporter = Events()
     cdn = app.Cdn(app.open_workspace(example), port=0, watch="app-home", reporter=reporter).start()
     try:
@@ -95,7 +97,8 @@ def test_cdn_serves_over_http_and_reports_events(example):
     assert names == ["listening", "serving", "watching", "stopped"]
     serving = reporter.events[1][1]
     assert serving["url"] == f"http://localhost:{cdn.server.port}/" and serving["minified"] is False
-    assert serving["services"] == ["app-home", "app-checkout", "app-reports", "service-api"]
+    assert serving["services"] == ["app-home", "checkout-web", "app-reports", "service-api"]
+    assert serving["assets"] == 44 == len(cdn.server.holder.asset_keys())
     assert reporter.events[2][1] == {"services": ["app-home"], "livereload": False}
     with pytest.raises(BoscoError, match="-w 'nope' matches none of the 4 services"):
         app.Cdn(app.open_workspace(example), port=0, watch="nope")

@@ -658,6 +658,21 @@ def test_a_file_changed_between_the_passes_makes_the_rebuild_again(live, example
     assert rebuild.reasons == ("public/css/base.css", "public/js/app.js")
 
 
+def test_the_assets_counted_are_the_same_while_a_quick_pass_is_served(live, example: Path) -> None:
+    # bosco cdn's "serving N assets" counted the served set: fewer while a rebuild's quick pass,
+    # whose concatenations are pending, was served (a save during the first build)
+    w = live(watch=())  # the test runs the passes itself
+    repo = example / "app-home"
+    complete = w.holder.asset_keys()
+    assert "app-home/local/js/bottom.js" in complete and "index.html" not in complete
+    atomic_write(repo / "public/js/app.js", b"var x;\n")
+    done = w.session._first_pass(repo, ["public/js/app.js"])
+    assert sum(1 for o in w.holder.current.outputs.values() if o.kind != "page") < len(complete)
+    assert w.holder.asset_keys() == complete
+    w.session._second_pass(done)
+    assert w.holder.asset_keys() == complete and not w.holder.pending
+
+
 @pytest.mark.parametrize("where", ["unlisted, beside the file", "outside the basePath"])
 def test_editing_the_map_a_sourcemappingurl_names_rebuilds_its_bundle(live, example: Path, where: str) -> None:
     # an alreadyMinified file's map is the target of its own sourceMappingURL comment, listed in the
