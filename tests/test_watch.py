@@ -639,6 +639,54 @@ def test_a_complete_pass_finished_while_a_newer_first_pass_builds_is_not_served(
     assert rebuild.reasons == ("public/css/base.css", "public/js/app.js")
 
 
+def test_a_complete_pass_overtaken_while_it_builds_is_not_served(live, example: Path, tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    # the next save's first pass begins while the complete pass builds: the files the quick pass
+    # read are unchanged (a manifest edit adds a bundle), yet the complete pass must give way. The
+    # newer pass is held in its build.command (run for the new bundle's missing files)
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bosco import watch as watch_module
+
+    started, go = tmp_path / "started", tmp_path / "go"
+    script = (f"import pathlib, time; pathlib.Path({str(started)!r}).touch()\n"
+              f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)")
+    repo = example / "app-home"
+    path = repo / "bosco-service.json"
+    manifest = json.loads(path.read_text())
+    manifest["build"] = {"command": [sys.executable, "-c", script]}
+    path.write_text(json.dumps(manifest))
+    w = live(watch=())  # the test runs the passes itself
+    atomic_write(repo / "public/js/app.js", b"var x;\n")
+    done = w.session._first_pass(repo, ["public/js/app.js"])
+    quick = w.session._served[repo]
+    real_build = watch_module.build_service
+    newer = []
+
+    def overtaken(service, options, *args, **kwargs):
+        if not options.quick and not newer:  # the complete pass of the first save
+            manifest["assets"]["js"]["extra"] = ["js/missing/*.js"]
+            path.write_text(json.dumps(manifest))
+            newer.append(pool.submit(w.session._first_pass, repo, ["bosco-service.json"]))
+            until(started.exists, what="the newer first pass to run its build.command")
+        return real_build(service, options, *args, **kwargs)
+
+    monkeypatch.setattr(watch_module, "build_service", overtaken)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            assert w.session._second_pass(done) is None
+            assert w.session._served[repo] is quick and w.rebuilds == []
+            assert repo not in w.session._pending  # the newer pass makes the rebuild again
+        finally:
+            go.touch()
+        first = newer[0].result()
+    rebuild = w.session._second_pass(first)
+    assert rebuild is not None and w.rebuilds == [rebuild]
+    assert rebuild.errors == (f"js/extra: js/missing/*.js: no file matches under {repo / 'public'}",)
+    assert rebuild.reasons == ("bosco-service.json", "public/js/app.js")
+
+
 def test_a_file_changed_between_the_passes_makes_the_rebuild_again(live, example: Path) -> None:
     # the complete pass reads the files again: base.css deleted after the quick pass served the save
     # of app.js (its event not come yet, as under load) is no complete build of what was served;
