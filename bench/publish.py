@@ -37,6 +37,7 @@ import functools
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -241,6 +242,7 @@ def main() -> None:
         changed.write_bytes(original)
         moto.terminate()
         moto.wait(20)
+        shutil.rmtree(scratch, ignore_errors=True)  # caches and the build --out folder: ~300 MB a run
     load_after = Path("/proc/loadavg").read_text().split()[:3]
     print(f"workspace {ws}: {args.services} services; moto server {url}; one run each, wall seconds; "
           f"load average before {' '.join(load_before)}, after {' '.join(load_after)}")
