@@ -73,13 +73,34 @@ def start_server() -> None:
     context = multiprocessing.get_context(START_METHOD)
     context.set_forkserver_preload(PRELOAD)
     if threading.current_thread() is not threading.main_thread():
-        forkserver.ensure_running()
+        _ensure_running()
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        forkserver.ensure_running()
+        _ensure_running()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _ensure_running() -> None:
+    """``forkserver.ensure_running()`` with ``PYTHONSAFEPATH`` set for the server it starts: it runs
+    ``python -c``, whose first ``sys.path`` entry is the current folder (Python 3.11's forkserver
+    ignores the ``sys.path`` it is given), so a ``bosco`` package there (another checkout) was what
+    it preloaded and its workers ran. ``PYTHONSAFEPATH`` (Python 3.11+, "Command line and
+    environment" in the Python docs) leaves that entry out; the variable is set only while the
+    server starts."""
+    if getattr(forkserver._forkserver, "_forkserver_pid", None) is not None:  # running: nothing starts
+        forkserver.ensure_running()
+        return
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
 
 
 def _tune_malloc() -> None:

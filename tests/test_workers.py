@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import resource
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import bosco
 from bosco import workers
 
 
@@ -28,3 +31,27 @@ def test_workers_reuse_freed_memory_instead_of_mapping_new_pages():
     # reuses the first one's pages
     with workers.process_pool(1) as pool:
         assert pool.submit(_faults_of_a_second_block, 16 << 20).result() < 64
+
+
+SCRIPT = """
+import os, sys
+from bosco import workers
+os.chdir(sys.argv[1])
+with workers.process_pool(1) as pool:
+    print(pool.submit(eval, "__import__('bosco').__file__").result())
+"""
+
+
+def test_workers_ignore_a_bosco_package_in_the_current_folder(tmp_path: Path) -> None:
+    """A folder holding a package named ``bosco`` (a checkout of another bosco version, say) is not
+    where the workers' server imports bosco from when it is the current folder: the server runs
+    ``python -c``, whose first ``sys.path`` entry is the current folder, so its workers ran that
+    folder's code (minify results cached under this bosco's code version; a build failed with a
+    traceback when that code did not import)."""
+    (tmp_path / "bosco").mkdir()
+    (tmp_path / "bosco" / "__init__.py").write_text("FAKE = True\n")
+    (tmp_path / "elsewhere").mkdir()
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          cwd=tmp_path / "elsewhere", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == bosco.__file__
