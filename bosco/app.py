@@ -258,18 +258,19 @@ def compression_cache(config: Config) -> CompressionCache:
                             os.cpu_count() or 1)
 
 
-def _provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool,
-                reporter: Reporter) -> tuple[dict[str, Any], list[str]]:
+def _provenance(asset_set: AssetSet, publish: PublishOptions, strict: bool, reporter: Reporter,
+                seen: dict[tuple[str, str], str | None]) -> tuple[dict[str, Any], list[str]]:
     """The provenance of every service ``publish`` releases (README "Provenance"): a status line per
     service (branch, commit, origin), a warning naming the services outside git, and the published
     files with uncommitted changes: problems when ``strict`` (s3push without --allow-dirty), else
-    warnings. Returns (service -> release index keys, problems)."""
+    warnings. ``seen`` is the ``stamps.recording()`` of the build (the digests of the bytes it read).
+    Returns (service -> release index keys, problems)."""
     from bosco import provenance
     from bosco.publish.plan import released_outputs
 
     outputs = released_outputs(asset_set, publish)
     names = {o.service for o in outputs if o.service}
-    found = provenance.collect([s for s in asset_set.services if s.name in names], outputs)
+    found = provenance.collect([s for s in asset_set.services if s.name in names], outputs, seen)
     for name, p in found.items():
         if p.git:
             reporter.status(f"{name}: git {p.git.describe()}")
@@ -422,7 +423,7 @@ def build_to(ws: Workspace, out: Path, *, build: str = DEFAULT_BUILD, bundle_tag
             asset_set = _build_published(ws, build, bundle_tag, minify, base_url or "", recording, git=git,
                                          each=None if budgets else staging.stage)
             _gate(asset_set.errors, [], f"nothing written to {out}", recording, "fix the errors above and run again")
-            records, _ = _provenance(asset_set, publish, False, recording)
+            records, _ = _provenance(asset_set, publish, False, recording, record)
         target = DirectoryTarget(out)
         plan = plan_release(asset_set, target, publish, records)
         if budgets:
@@ -528,6 +529,7 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = 
     when an already published build other than ``default`` would change (unless ``force``) or the
     store fails. ``verify_after`` re-reads the release (``PushResult.verify``; ``require_verified``
     fails on a difference)."""
+    from bosco import stamps
     from bosco.diff import current_release, diff_releases
     from bosco.publish.execute import dry_run_report, share_bodies
     from bosco.publish.plan import plan_release
@@ -537,10 +539,12 @@ def push(ws: Workspace, *, build: str = DEFAULT_BUILD, bundle_tag: str | None = 
     publish = _publish_options(ws, build, concurrency, bundle_tag, force, f"/{env}")
     if not ws.config.aws.cdn:
         reporter.detail(f"aws.cdn is not set; fragments link root-relative /{env}/<key>")
-    asset_set = _build_published(ws, build, bundle_tag, True, f"/{env}", reporter, refuse_foreign=True)
+    with stamps.recording() as record:
+        asset_set = _build_published(ws, build, bundle_tag, True, f"/{env}", reporter, refuse_foreign=True)
     bucket = ws.config.aws.bucket
     config = config_problems(ws.config, env)
-    records, dirty = _provenance(asset_set, publish, not allow_dirty, reporter) if not asset_set.errors else ({}, [])
+    records, dirty = (_provenance(asset_set, publish, not allow_dirty, reporter, record) if not asset_set.errors
+                      else ({}, []))
     _gate(asset_set.errors, config + dirty, f"nothing published to s3://{bucket}/{env}/" if bucket
           else f"nothing published to environment {env}", reporter,
           ws.environment_hint() if config else "fix the problems above and run again")

@@ -168,6 +168,7 @@ def bundle_cache_key(service: Service, options: BuildOptions, b: BundleInput, kn
         digest = stamps.sha256(a.path)
         if digest is None:
             return None
+        stamps.saw("read", a.path, digest)  # what a result cached under this key was built from
         parts.append(f"{a.rel}\0{a.repo_rel}\0{a.already_minified:d}{a.source_map:d}\0{digest}")
     return cache.key(*parts)
 

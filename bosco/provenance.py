@@ -8,7 +8,8 @@ the last commit that touched it. Recorded in each service's ``release.json`` (se
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,28 +38,34 @@ class Provenance:
         return {"git": self.git.to_json() if self.git else None, "sources": self.sources}
 
 
-def service_provenance(build: ServiceResult, outputs: Iterable[Output]) -> Provenance:
+def service_provenance(build: ServiceResult, outputs: Iterable[Output],
+                       seen: Mapping[tuple[str, str], str | None] | None = None) -> Provenance:
     """The provenance of ``build``'s published ``outputs`` (their ``sources``): the SHA-256 of each
-    source file (``stamps.sha256``: known by stat when the build read it) and the repository history
-    read once (``gitinfo.last_commits``, cached per HEAD)."""
+    source file and the repository history read once (``gitinfo.last_commits``, cached per HEAD).
+    The SHA-256 is that of the bytes the build read, from ``seen`` (the ``stamps.recording()`` of
+    the build: a file saved again while it was built keeps the digest of what was built), else
+    the file's as it is now (``stamps.sha256``)."""
     names = sorted({s for o in outputs if o.service == build.name for s in o.sources})
     prefix = f"{build.name}/"
     paths = {name: name[len(prefix):] for name in names if name.startswith(prefix)}
     info = build.git
     commits = last_commits(info, list(paths.values())) if info else {}
     folder = Path(build.path)
-    sources = {name: {"sha256": stamps.sha256(folder / path), "commit": commits.get(path)}
-               for name, path in paths.items()}
+    seen = seen or {}
+    sources = {name: {"sha256": seen.get(("read", os.fspath(folder / path))) or stamps.sha256(folder / path),
+                      "commit": commits.get(path)} for name, path in paths.items()}
     uncommitted = tuple(f"{path} ({info.changes[path]})" for path in paths.values() if info and path in info.changes)
     return Provenance(build.name, info, sources, uncommitted)
 
 
-def collect(services: Iterable[ServiceResult], outputs: Iterable[Output]) -> dict[str, Provenance]:
-    """Service name -> ``Provenance`` for ``services`` (one thread per service: git and file reads)."""
+def collect(services: Iterable[ServiceResult], outputs: Iterable[Output],
+            seen: Mapping[tuple[str, str], str | None] | None = None) -> dict[str, Provenance]:
+    """Service name -> ``Provenance`` for ``services`` (one thread per service: git and file reads);
+    ``seen`` as ``service_provenance`` takes it."""
     outputs = list(outputs)
     services = list(services)
     with ThreadPoolExecutor(min(8, len(services) or 1)) as pool:
-        found = pool.map(lambda s: service_provenance(s, outputs), services)
+        found = pool.map(lambda s: service_provenance(s, outputs, seen), services)
         return {p.service: p for p in found}
 
 

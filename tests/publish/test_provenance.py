@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import runpy
 
-from bosco import stamps
+from bosco import app, stamps
 from bosco.gitinfo import last_commits, public_url, repo_info
 
 from .gitsupport import TOKEN, commit, git, git_workspace, init_repo
@@ -151,3 +152,34 @@ def test_the_example_workspace_script_makes_one_clean_repository_per_service(tmp
     assert result.exit_code == 0, result.output
     assert json.loads((out / "app-home/default/release.json").read_bytes())["git"]["commit"] == repo_info(
         repos[1]).commit
+
+
+class _SavesAfterBuilding(app.Reporter):
+    """A reporter that saves ``path`` with ``data`` as soon as the build reports ``service`` built,
+    before the release's provenance is read: an editor saving during a publish."""
+
+    def __init__(self, service, path, data):
+        self.service, self.path, self.data = service, path, data
+
+    @contextlib.contextmanager
+    def progress(self, label, total):
+        def advance(name):
+            if name == self.service:
+                self.path.write_bytes(self.data)
+        yield advance
+
+
+def test_release_json_records_the_bytes_built_not_a_file_saved_after_the_build(tmp_path):
+    """A source saved again between its bundle's build and the reading of the release's provenance:
+    ``sources`` records the SHA-256 of the bytes in the bundle (they came from the whole-bundle
+    cache, keyed by that digest), not of the new file (it recorded the new file's digest beside a
+    bundle built from the old bytes)."""
+    workspace = write_workspace(tmp_path / "ws", {})
+    a_js = workspace / "app-web/public/js/a.js"
+    old = FILES["app-web"]["public/js/a.js"]
+    ws = app.open_workspace(workspace)
+    app.build_to(ws, tmp_path / "first")  # the bundle of the old bytes is cached whole
+    app.build_to(ws, tmp_path / "out", reporter=_SavesAfterBuilding("app-web", a_js, b"var answer = 41;\n"))
+    index = json.loads((tmp_path / "out/app-web/default/release.json").read_bytes())
+    assert b"answer=40" in (tmp_path / "out/app-web/default/js/top.js").read_bytes()
+    assert index["sources"]["app-web/public/js/a.js"]["sha256"] == hashlib.sha256(old).hexdigest()
