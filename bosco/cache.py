@@ -517,7 +517,7 @@ class RemoteCache:
             data = self.client.get_object(Bucket=self.bucket, Key=self.object_key(kind, name))["Body"].read()
         except Exception as exc:  # a miss, no permission, no network: the cache only saves time
             self.misses += 1
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")  # a timeout has None
             if code not in ("NoSuchKey", "404", "NotFound"):
                 self.broken = True  # unreachable or forbidden: stop asking for the rest of the command
             return None

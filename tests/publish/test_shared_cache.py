@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -280,6 +281,25 @@ def test_unreachable_shared_cache_never_fails_a_build(workspace, tmp_path, monke
     result = run(workspace, "build", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert cache.remote().broken
+    new_runner(monkeypatch, tmp_path, "uncached")
+    monkeypatch.setenv("BOSCO_CACHE", "0")
+    (workspace / ".bosco" / "bosco.json").write_text("{}")
+    assert build(workspace, tmp_path / "out-uncached") == files(tmp_path / "out")
+
+
+def test_a_shared_cache_that_never_answers_never_fails_a_build(workspace, tmp_path, monkeypatch):
+    """A store that takes connections and never answers (a wrong port, a hung proxy): each request
+    times out, and the build goes on without the shared cache (a botocore timeout carries no
+    response: reading its error code raised AttributeError, a traceback that failed the build)."""
+    share(workspace, "team")
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel completes connections it never answers
+        for name, value in (("ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}"), ("READTIMEOUT", "1"),
+                            ("CONNECTTIMEOUT", "1"), ("ATTEMPTS", "1")):
+            monkeypatch.setenv(f"BOSCO_AWS_{name}", value)
+        new_runner(monkeypatch, tmp_path, "first")
+        result = run(workspace, "build", "--out", str(tmp_path / "out"))
+        assert result.exit_code == 0, result.output
+        assert cache.remote().broken
     new_runner(monkeypatch, tmp_path, "uncached")
     monkeypatch.setenv("BOSCO_CACHE", "0")
     (workspace / ".bosco" / "bosco.json").write_text("{}")
