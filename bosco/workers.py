@@ -145,11 +145,18 @@ class WorkerPool(ProcessPoolExecutor):
     def terminate(self) -> None:
         """Cancel queued work and terminate the workers (SIGTERM) without waiting for their tasks;
         every future not done then raises ``CancelledError`` or ``BrokenProcessPool``."""
-        # the live dict, read before shutdown() drops the attribute: shutdown() waits for a submit()
-        # still starting a worker (both hold the pool's shutdown lock), so that worker is in it too
-        running = getattr(self, "_processes", None)
-        manager = getattr(self, "_executor_manager_thread", None)
-        results = getattr(self, "_result_queue", None)
+        # Read under the pool's shutdown lock, which marks it shut down too: a submit() in another
+        # thread adds its work item, starts a worker and only then the manager thread, all under that
+        # lock. Read outside it, the manager could still be None while that submit() goes on to
+        # start it; closing the result queue below under a manager never joined then killed it
+        # ("OSError: handle is closed") before it failed the pending futures: their waiters hung.
+        # Once marked shut down, no later submit() starts a manager (it raises RuntimeError).
+        # ``running`` is the live dict, read before shutdown() drops the attribute.
+        with self._shutdown_lock:
+            self._shutdown_thread = True
+            running = getattr(self, "_processes", None)
+            manager = getattr(self, "_executor_manager_thread", None)
+            results = getattr(self, "_result_queue", None)
         self.shutdown(wait=False, cancel_futures=True)
         processes = list(running.values()) if running is not None else []
         for process in processes:
@@ -158,6 +165,9 @@ class WorkerPool(ProcessPoolExecutor):
         for process in processes:
             with contextlib.suppress(OSError, ValueError, AssertionError):
                 process.join(TERMINATE_WAIT)
+                if process.exitcode is None:  # still running (a loaded machine): SIGKILL cannot wait
+                    process.kill()
+                    process.join()
         # A worker terminated while sending its result leaves the pool's manager thread reading
         # the rest of that message, which never comes while this process holds the pipe's write
         # end too: its pending futures would never complete (their waiters, and Python's exit,

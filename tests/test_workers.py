@@ -5,6 +5,10 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import threading
+import time
+from concurrent.futures import CancelledError
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -55,3 +59,39 @@ def test_workers_ignore_a_bosco_package_in_the_current_folder(tmp_path: Path) ->
                           cwd=tmp_path / "elsewhere", timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == bosco.__file__
+
+
+def test_terminate_while_a_submit_is_starting_the_manager_fails_its_future():
+    """``terminate()`` while another thread's ``submit()`` has queued its work item but not yet
+    started the pool's manager thread (it starts a worker first: slow on a loaded machine): the
+    future still fails at once and the manager thread ends (it was left unjoined and then died on
+    the closed result queue, so the waiting thread hung)."""
+    pool = workers.process_pool(1)
+    starting = threading.Event()
+    start_worker = pool._adjust_process_count
+
+    def slow_start() -> None:  # holds the window between queueing the item and starting the manager
+        starting.set()
+        time.sleep(0.3)
+        start_worker()
+
+    pool._adjust_process_count = slow_start  # type: ignore[method-assign]
+    outcome: dict[str, BaseException] = {}
+
+    def wait_for_a_result() -> None:
+        try:
+            pool.submit(time.sleep, 60).result()
+        except (BrokenProcessPool, CancelledError) as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=wait_for_a_result, daemon=True)  # a hang must not hang pytest's exit
+    thread.start()
+    assert starting.wait(30.0)
+    manager_threads = {t for t in threading.enumerate() if "ExecutorManagerThread" in type(t).__name__}
+    pool.terminate()
+    thread.join(30.0)
+    assert not thread.is_alive()
+    assert isinstance(outcome["error"], (BrokenProcessPool, CancelledError))
+    assert not [  # the pool's manager thread ended
+        t for t in threading.enumerate() if "ExecutorManagerThread" in type(t).__name__ and t not in manager_threads
+    ]
