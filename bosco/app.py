@@ -985,9 +985,9 @@ class Cdn:
 
     def run(self) -> None:
         """Serve until Ctrl-C or SIGTERM (``stopped`` event), building once listening."""
-        self.reporter.event("listening", url=f"http://{self.server.host}:{self.server.port}/")
-        self._ready()  # the first build starts at once, while the server starts listening
-        try:
+        try:  # a Ctrl-C as the first build starts (before uvicorn takes the signals) stops it too
+            self.reporter.event("listening", url=f"http://{self.server.host}:{self.server.port}/")
+            self._ready()  # the first build starts at once, while the server starts listening
             self.server.run()
         except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C/SIGTERM after a clean shutdown: stopping is success
             pass

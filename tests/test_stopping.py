@@ -223,6 +223,43 @@ def test_ctrl_c_stops_cdn_while_its_first_build_is_stuck_and_a_request_waits(tmp
     until(lambda: group_gone(root), WAIT, "the build command's process group to end")
 
 
+CTRL_C_AS_CDN_STARTS = '''
+import os, sys
+from bosco import cli
+from bosco.app import Cdn
+
+sig, port = int(sys.argv[1]), sys.argv[2]
+start_first_build = Cdn._ready
+
+
+def start_first_build_then_ctrl_c(self):
+    start_first_build(self)
+    os.kill(os.getpid(), sig)  # before uvicorn installs its signal handlers
+
+
+Cdn._ready = start_first_build_then_ctrl_c
+sys.argv = ["bosco", "cdn", "--port", port]
+cli.main()
+'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_as_cdn_starts_its_first_build_stops_it_with_the_documented_status(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C (or SIGTERM) arriving while ``bosco cdn`` starts its first build, before its server
+    takes the signals, still prints ``stopped`` and exits 0 (it escaped as ``interrupted``, 130)."""
+    from conftest import free_port
+
+    root = hung_workspace(tmp_path / "ws", {"command": HANG})
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AS_CDN_STARTS, str(int(sig)), str(free_port())], cwd=root,
+                          env=private_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          stdin=subprocess.DEVNULL, timeout=120, start_new_session=True)
+    output = done.stdout.decode()
+    assert (done.returncode, output.splitlines()[-1]) == (0, "stopped"), output
+    assert "Traceback" not in output
+    if (root / "hung" / "pid").exists():  # the build command had started: it is stopped with bosco
+        until(lambda: group_gone(root), WAIT, "the build command's process group to end")
+
+
 HALF_SENT = '''
 import struct, sys, threading
 from pathlib import Path
