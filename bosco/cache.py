@@ -519,7 +519,7 @@ class RemoteCache:
             self.misses += 1
             code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")  # a timeout has None
             if code not in ("NoSuchKey", "404", "NotFound"):
-                self.broken = True  # unreachable or forbidden: stop asking for the rest of the command
+                self._give_up(exc)  # unreachable or forbidden: stop asking for the rest of the command
             return None
         self.hits += 1
         return data
@@ -530,9 +530,20 @@ class RemoteCache:
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
             self.sent += len(data)
-        except Exception:
+        except Exception as exc:
             self.failures += 1
+            self._give_up(exc)
+
+    def _give_up(self, exc: Exception) -> None:
+        """Stop using the store for the rest of the command, said once with ``-v`` (the build goes
+        on: the shared cache only saves time)."""
+        with self._lock:
+            if self.broken:
+                return
             self.broken = True
+        from bosco import ui
+
+        ui.detail(f"shared cache {self.url}: {type(exc).__name__}: {exc}; going on without it")
 
     def put(self, kind: str, name: str, data: bytes) -> None:
         if self.broken:

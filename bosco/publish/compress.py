@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import json
 import threading
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -161,6 +162,23 @@ def decode(body: bytes, encoding: Encoding) -> bytes | None:
     except (OSError, EOFError, ValueError, brotli.error):
         return None
     return body
+
+
+def decode_own(body: bytes, encoding: Encoding) -> bytes | None:
+    """The bytes ``body`` encodes when it has the form ``encode`` gives it, else None: for gzip one
+    member whose header (RFC 1952, 2.3) has no flags (no name, comment or extra field), a zero mtime
+    and OS 255, with nothing after it, so a shared body that decodes right but carries other bytes
+    is never published; brotli bodies as ``decode``."""
+    if encoding != GZIP:
+        return decode(body, encoding)
+    if body[:2] != b"\x1f\x8b" or body[3:8] != bytes(5) or body[9:10] != b"\xff":
+        return None
+    decoder = zlib.decompressobj(31)
+    try:
+        data = decoder.decompress(body)
+    except zlib.error:
+        return None
+    return data if decoder.eof and not decoder.unused_data else None
 
 
 class CompressionCache:
@@ -414,12 +432,12 @@ class CompressionCache:
         return body
 
     def _shared_or_encoded(self, data: bytes, sha256: str, encoding: Encoding, key: str) -> bytes:
-        """The body from its own shared entry (when it decodes to bytes with ``sha256``), else
-        encoded here and stored there."""
+        """The body from its own shared entry (when it is in bosco's own form and decodes to bytes
+        with ``sha256``: ``decode_own``), else encoded here and stored there."""
         shared = remote() if len(data) >= SHARED_MINIMUM else None
         kind = f"{encoding.name}{self._level(encoding, key, len(data))}"
         body = shared.get(kind, sha256) if shared is not None else None
-        if body is not None and (decoded := decode(body, encoding)) is not None and (
+        if body is not None and (decoded := decode_own(body, encoding)) is not None and (
                 hashlib.sha256(decoded).hexdigest() == sha256):
             return body
         body = self._encode(data, encoding, key)

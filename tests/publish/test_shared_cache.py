@@ -8,6 +8,8 @@ import gzip
 import hashlib
 import json
 import socket
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -117,17 +119,20 @@ def headers(stored: dict) -> tuple:
     return stored["ContentType"], stored.get("ContentEncoding"), stored["CacheControl"], stored["Metadata"]
 
 
-def second_push(workspace: Path, bucket: str, s3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def second_push(workspace: Path, bucket: str, s3, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                may_compress: bool = False) -> None:
     """The same build pushed by a second runner with an empty local cache to a mirror bucket, which
-    may neither verify nor compress anything the shared cache holds; its objects are the first's."""
+    may neither verify nor (unless ``may_compress``) compress anything the shared cache holds; its
+    objects are the first's."""
     new_runner(monkeypatch, tmp_path, "second")
     s3.create_bucket(Bucket=bucket + "-mirror")
     settings = json.loads((workspace / ".bosco" / "tes.json").read_text())
     settings["aws"]["bucket"] = bucket + "-mirror"
     (workspace / ".bosco" / "tes.json").write_text(json.dumps(settings))
     real_encode = compress.encode
-    monkeypatch.setattr(compress, "encode", lambda data, *args: real_encode(data, *args)
-                        if len(data) < compress.SHARED_MINIMUM else refuse())
+    if not may_compress:
+        monkeypatch.setattr(compress, "encode", lambda data, *args: real_encode(data, *args)
+                            if len(data) < compress.SHARED_MINIMUM else refuse())
     monkeypatch.setattr(verify, "_compute", refuse)
     again = run(workspace, "s3push", "-n", "-b", "1")
     assert again.exit_code == 0, again.output
@@ -281,6 +286,12 @@ def test_unreachable_shared_cache_never_fails_a_build(workspace, tmp_path, monke
     result = run(workspace, "build", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert cache.remote().broken
+    assert "no-such-bucket" not in result.stderr  # information that needs no action: -v only
+    new_runner(monkeypatch, tmp_path, "verbose")
+    verbose = run(workspace, "-v", "build", "--out", str(tmp_path / "out-verbose"))
+    assert verbose.exit_code == 0, verbose.output
+    told = [line for line in verbose.stderr.splitlines() if "s3://no-such-bucket/x" in line]
+    assert len(told) == 1 and "going on without it" in told[0], verbose.stderr
     new_runner(monkeypatch, tmp_path, "uncached")
     monkeypatch.setenv("BOSCO_CACHE", "0")
     (workspace / ".bosco" / "bosco.json").write_text("{}")
@@ -304,3 +315,24 @@ def test_a_shared_cache_that_never_answers_never_fails_a_build(workspace, tmp_pa
     monkeypatch.setenv("BOSCO_CACHE", "0")
     (workspace / ".bosco" / "bosco.json").write_text("{}")
     assert build(workspace, tmp_path / "out-uncached") == files(tmp_path / "out")
+
+
+def test_a_shared_gzip_body_with_other_header_bytes_is_never_published(workspace, bucket, s3, tmp_path,
+                                                                       monkeypatch):
+    """A shared gzip body that decodes to the right bytes but is not in bosco's own form (here a
+    header comment, RFC 1952 FCOMMENT) is encoded again: published objects stay byte-identical to
+    the first runner's."""
+    first_push(workspace, bucket, monkeypatch, tmp_path)
+    rewritten = 0
+    for key in keys(s3, bucket, "team-cache/"):
+        if f"/{compress.PACK}/" in key:
+            s3.delete_object(Bucket=bucket, Key=key)
+        elif "/gzip" in key:
+            raw = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+            body = (b"\x1f\x8b\x08\x10\0\0\0\0\0\xff" + b"INJECTED\0" + deflate.compress(raw) + deflate.flush()
+                    + struct.pack("<II", zlib.crc32(raw), len(raw)))
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            rewritten += 1
+    assert rewritten >= 2
+    second_push(workspace, bucket, s3, monkeypatch, tmp_path, may_compress=True)
