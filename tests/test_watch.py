@@ -599,6 +599,13 @@ def test_a_concatenation_asked_for_between_the_passes_waits_for_the_complete_one
     assert b"var edited = 42;" in answers[0].content and not w.holder.pending
 
 
+def quick_pass_of_a_save(w, repo: Path):
+    """Save ``public/js/app.js`` of ``repo`` atomically and run the rebuild's first (quick) pass, as
+    the watcher would; returns what ``_second_pass`` takes."""
+    atomic_write(repo / "public/js/app.js", b"var x;\n")
+    return w.session._first_pass(repo, ["public/js/app.js"])
+
+
 def test_a_complete_pass_finished_while_a_newer_first_pass_builds_is_not_served(live, example: Path,
                                                                             tmp_path: Path) -> None:
     # a complete pass reads the files again: finished while the next save's first pass was building,
@@ -617,8 +624,7 @@ def test_a_complete_pass_finished_while_a_newer_first_pass_builds_is_not_served(
     (repo / "bosco-service.json").write_text(json.dumps(manifest))
     w = live(watch=())  # the test runs the passes itself
     assert not started.exists()  # every declared asset exists: the command did not run
-    atomic_write(repo / "public/js/app.js", b"var x;\n")
-    done = w.session._first_pass(repo, ["public/js/app.js"])
+    done = quick_pass_of_a_save(w, repo)
     quick = w.session._served[repo]
     (repo / "public/css/base.css").unlink()
     with ThreadPoolExecutor(1) as pool:
@@ -658,8 +664,7 @@ def test_a_complete_pass_overtaken_while_it_builds_is_not_served(live, example: 
     manifest["build"] = {"command": [sys.executable, "-c", script]}
     path.write_text(json.dumps(manifest))
     w = live(watch=())  # the test runs the passes itself
-    atomic_write(repo / "public/js/app.js", b"var x;\n")
-    done = w.session._first_pass(repo, ["public/js/app.js"])
+    done = quick_pass_of_a_save(w, repo)
     quick = w.session._served[repo]
     real_build = watch_module.build_service
     newer = []
@@ -693,8 +698,7 @@ def test_a_file_changed_between_the_passes_makes_the_rebuild_again(live, example
     # the rebuild is asked for again instead of serving it
     w = live(watch=())  # the test runs the passes itself
     repo = example / "app-home"
-    atomic_write(repo / "public/js/app.js", b"var x;\n")
-    done = w.session._first_pass(repo, ["public/js/app.js"])
+    done = quick_pass_of_a_save(w, repo)
     quick = w.session._served[repo]
     (repo / "public/css/base.css").unlink()
     assert w.session._second_pass(done) is None
@@ -713,8 +717,7 @@ def test_the_assets_counted_are_the_same_while_a_quick_pass_is_served(live, exam
     repo = example / "app-home"
     complete = w.holder.asset_keys()
     assert "app-home/local/js/bottom.js" in complete and "index.html" not in complete
-    atomic_write(repo / "public/js/app.js", b"var x;\n")
-    done = w.session._first_pass(repo, ["public/js/app.js"])
+    done = quick_pass_of_a_save(w, repo)
     assert sum(1 for o in w.holder.current.outputs.values() if o.kind != "page") < len(complete)
     assert w.holder.asset_keys() == complete
     w.session._second_pass(done)
